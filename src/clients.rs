@@ -1,0 +1,274 @@
+//! Local credentials: who is calling, and which projects they may use.
+//!
+//! Clients prove themselves with a random key whose sha256 is in the
+//! config. A sha256 is the right hash here (not argon2): the keys are 256
+//! random bits, so there is nothing to brute-force, and the check must be
+//! cheap because it runs on every request. Comparison is constant time.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use http::{HeaderMap, header};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::config::{ANY_PROJECT, ClientSettings, Settings};
+use crate::error::ProxyError;
+
+/// The header OpenStack tools put their token in; legacy tools that know
+/// only "token + endpoint" send their local key here.
+pub const X_AUTH_TOKEN: &str = "x-auth-token";
+
+/// An authenticated caller.
+#[derive(Debug)]
+pub struct Client {
+    pub name: String,
+    pub cloud: String,
+    allowed: Allowed,
+    /// The project used when the request names none.
+    pub default_project: Option<String>,
+    pub export_token: bool,
+    key_sha256: [u8; 32],
+}
+
+#[derive(Debug)]
+enum Allowed {
+    Any,
+    Only(Vec<String>),
+}
+
+impl Client {
+    fn new(settings: &ClientSettings) -> Client {
+        let allowed = if settings.projects.iter().any(|p| p == ANY_PROJECT) {
+            Allowed::Any
+        } else {
+            Allowed::Only(settings.projects.clone())
+        };
+        Client {
+            name: settings.name.clone(),
+            cloud: settings.cloud.clone(),
+            allowed,
+            default_project: settings.default_project.clone(),
+            export_token: settings.export_token,
+            key_sha256: settings.key_sha256,
+        }
+    }
+
+    /// Whether this client may use `project`, as named in the request (an id
+    /// or a name: the allow-list is matched literally, before any Keystone
+    /// call, so list the form your tools use).
+    pub fn may_use(&self, project: &str) -> bool {
+        match &self.allowed {
+            Allowed::Any => true,
+            Allowed::Only(list) => list.iter().any(|p| p == project),
+        }
+    }
+}
+
+/// All configured clients.
+#[derive(Debug)]
+pub struct Clients {
+    clients: Vec<Arc<Client>>,
+    /// Sidecar mode: no keys configured; every caller is this client.
+    sidecar: Option<Arc<Client>>,
+}
+
+/// The name of the implicit client in sidecar mode.
+pub const SIDECAR_CLIENT: &str = "local";
+
+impl Clients {
+    pub fn new(settings: &Settings) -> Clients {
+        let clients: Vec<Arc<Client>> =
+            settings.clients.iter().map(|c| Arc::new(Client::new(c))).collect();
+        let sidecar = match (clients.is_empty(), settings.clouds.keys().next()) {
+            (true, Some(cloud)) => Some(Arc::new(Client {
+                name: SIDECAR_CLIENT.to_string(),
+                cloud: cloud.clone(),
+                allowed: Allowed::Any,
+                default_project: None,
+                export_token: false,
+                key_sha256: [0; 32],
+            })),
+            _ => None,
+        };
+        Clients { clients, sidecar }
+    }
+
+    /// Find the caller from the request headers alone, so an unknown caller
+    /// is turned away before its body is read (and before hyper sends
+    /// `100 Continue`).
+    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Arc<Client>, ProxyError> {
+        if let Some(client) = &self.sidecar {
+            return Ok(client.clone());
+        }
+        match presented(headers)? {
+            Presented::Key(key) => self.by_key(&sha256(key)),
+            Presented::NamedKey { name, key } => self.by_name_and_key(&name, &sha256(&key)),
+        }
+        .ok_or(ProxyError::BadCredential)
+    }
+
+    fn by_key(&self, hash: &[u8; 32]) -> Option<Arc<Client>> {
+        // Every entry is compared, so the time taken does not depend on
+        // which client (if any) matched.
+        let mut found = None;
+        for client in &self.clients {
+            if bool::from(client.key_sha256.ct_eq(hash)) {
+                found = Some(client.clone());
+            }
+        }
+        found
+    }
+
+    fn by_name_and_key(&self, name: &str, hash: &[u8; 32]) -> Option<Arc<Client>> {
+        let client = self.clients.iter().find(|c| c.name == name)?;
+        bool::from(client.key_sha256.ct_eq(hash)).then(|| client.clone())
+    }
+}
+
+/// A credential as found in the request.
+enum Presented<'a> {
+    Key(&'a [u8]),
+    NamedKey { name: String, key: Vec<u8> },
+}
+
+/// `Authorization: Bearer` or `Basic` first, then `X-Auth-Token`. Other
+/// `Authorization` schemes are not ours and are ignored.
+fn presented(headers: &HeaderMap) -> Result<Presented<'_>, ProxyError> {
+    if let Some(value) = headers.get(header::AUTHORIZATION) {
+        let value = value.as_bytes();
+        if let Some(key) = strip_scheme(value, b"bearer") {
+            return Ok(Presented::Key(key));
+        }
+        if let Some(encoded) = strip_scheme(value, b"basic") {
+            return basic(encoded);
+        }
+    }
+    match headers.get(X_AUTH_TOKEN) {
+        Some(key) if !key.is_empty() => Ok(Presented::Key(key.as_bytes())),
+        _ => Err(ProxyError::MissingCredential),
+    }
+}
+
+/// `Scheme value` with the scheme matched case-insensitively (RFC 9110 §11.1).
+fn strip_scheme<'a>(value: &'a [u8], scheme: &[u8]) -> Option<&'a [u8]> {
+    let (head, rest) = value.split_at_checked(scheme.len())?;
+    if !head.eq_ignore_ascii_case(scheme) || rest.first() != Some(&b' ') {
+        return None;
+    }
+    let key = rest.trim_ascii();
+    (!key.is_empty()).then_some(key)
+}
+
+fn basic(encoded: &[u8]) -> Result<Presented<'static>, ProxyError> {
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .map_err(|_| ProxyError::BadCredential)?;
+    let colon = decoded.iter().position(|&b| b == b':').ok_or(ProxyError::BadCredential)?;
+    let name = std::str::from_utf8(&decoded[..colon]).map_err(|_| ProxyError::BadCredential)?;
+    Ok(Presented::NamedKey { name: name.to_string(), key: decoded[colon + 1..].to_vec() })
+}
+
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+/// A new random local key and its sha256 in hex, for `keystone-proxy gen-key`.
+///
+/// The `kp_` prefix lets secret scanners and humans recognise a leaked key.
+pub fn generate_key() -> (String, String) {
+    let bytes: [u8; 32] = rand::random();
+    let key = format!("kp_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes));
+    let hash = hex::encode(sha256(key.as_bytes()));
+    (key, hash)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ConfigSource, Overrides, load};
+
+    fn clients() -> Clients {
+        let text = format!(
+            r#"
+            [clouds.c]
+            auth_url = "http://k/v3"
+            auth = {{ user_id = "u", password = "p" }}
+            [clients.alice]
+            key_sha256 = "{}"
+            projects = ["demo"]
+            [clients.bob]
+            key_sha256 = "{}"
+            "#,
+            hex::encode(sha256(b"alice-key")),
+            hex::encode(sha256(b"bob-key")),
+        );
+        let settings =
+            load(ConfigSource::Embedded { name: "t", text: &text }, &Overrides::default()).unwrap();
+        Clients::new(&settings)
+    }
+
+    fn headers(name: &'static str, value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(name, value.parse().unwrap());
+        headers
+    }
+
+    fn who(clients: &Clients, headers: &HeaderMap) -> Result<String, &'static str> {
+        clients.authenticate(headers).map(|c| c.name.clone()).map_err(|e| e.code())
+    }
+
+    #[test]
+    fn bearer_basic_and_x_auth_token() {
+        let clients = clients();
+        assert_eq!(who(&clients, &headers("authorization", "Bearer alice-key")), Ok("alice".into()));
+        assert_eq!(who(&clients, &headers("authorization", "bearer  bob-key")), Ok("bob".into()));
+        let basic = base64::engine::general_purpose::STANDARD.encode("alice:alice-key");
+        assert_eq!(
+            who(&clients, &headers("authorization", &format!("Basic {basic}"))),
+            Ok("alice".into())
+        );
+        assert_eq!(who(&clients, &headers("x-auth-token", "bob-key")), Ok("bob".into()));
+    }
+
+    #[test]
+    fn wrong_or_missing_keys() {
+        let clients = clients();
+        assert_eq!(who(&clients, &HeaderMap::new()), Err("missing-credential"));
+        assert_eq!(who(&clients, &headers("authorization", "Bearer nope")), Err("bad-credential"));
+        assert_eq!(who(&clients, &headers("x-auth-token", "alice-keyx")), Err("bad-credential"));
+        // The right key under someone else's name is not enough.
+        let basic = base64::engine::general_purpose::STANDARD.encode("bob:alice-key");
+        assert_eq!(
+            who(&clients, &headers("authorization", &format!("Basic {basic}"))),
+            Err("bad-credential")
+        );
+        assert_eq!(
+            who(&clients, &headers("authorization", "Basic !!!notbase64")),
+            Err("bad-credential")
+        );
+        // A foreign scheme is ignored, and nothing else was sent.
+        assert_eq!(
+            who(&clients, &headers("authorization", "AWS4-HMAC-SHA256 x")),
+            Err("missing-credential")
+        );
+    }
+
+    #[test]
+    fn allow_lists() {
+        let clients = clients();
+        let alice = clients.authenticate(&headers("x-auth-token", "alice-key")).unwrap();
+        assert!(alice.may_use("demo"));
+        assert!(!alice.may_use("ops"));
+        let bob = clients.authenticate(&headers("x-auth-token", "bob-key")).unwrap();
+        assert!(bob.may_use("anything"));
+    }
+
+    #[test]
+    fn generated_keys_verify_against_their_hash() {
+        let (key, hash) = generate_key();
+        assert!(key.starts_with("kp_") && key.len() > 40);
+        assert_eq!(hex::encode(sha256(key.as_bytes())), hash);
+        assert_ne!(generate_key().0, key);
+    }
+}

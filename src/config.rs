@@ -1,0 +1,919 @@
+//! Configuration: figment layers in, validated [`Settings`] out.
+//!
+//! The raw serde shapes mirror the TOML file (and, for clouds, a clouds.yaml
+//! entry) so users can paste what they already have. They are turned once,
+//! at start-up, into typed settings that the rest of the proxy uses; nothing
+//! else ever looks at a raw option. Every validation message names the key
+//! and where its value came from, because "invalid config" alone sends an
+//! operator hunting through three layers.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use jiff::SignedDuration;
+use secrecy::SecretString;
+use serde::Deserialize;
+
+/// Where `serve` looks when no `--config` is given.
+pub const DEFAULT_CONFIG_PATH: &str = "config/keystone-proxy.toml";
+/// Environment variables with this prefix override the file; `__` nests.
+pub const ENV_PREFIX: &str = "KEYSTONE_PROXY_";
+
+/// A configuration problem, phrased for the operator.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+// ---------------------------------------------------------------------------
+// Raw shapes (serde)
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    listen: RawListen,
+    #[serde(default)]
+    upstream: RawUpstream,
+    #[serde(default)]
+    token: RawToken,
+    #[serde(default)]
+    clouds: BTreeMap<String, RawCloud>,
+    #[serde(default)]
+    clients: BTreeMap<String, RawClient>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawListen {
+    address: String,
+    public_url: Option<String>,
+}
+
+impl Default for RawListen {
+    fn default() -> Self {
+        RawListen { address: "127.0.0.1:8080".into(), public_url: None }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawUpstream {
+    connect_timeout: SignedDuration,
+    timeout: SignedDuration,
+    retry_body_limit: bytesize::ByteSize,
+    cacert: Option<PathBuf>,
+    insecure: bool,
+}
+
+impl Default for RawUpstream {
+    fn default() -> Self {
+        RawUpstream {
+            connect_timeout: SignedDuration::from_secs(5),
+            timeout: SignedDuration::from_secs(120),
+            retry_body_limit: bytesize::ByteSize::mib(8),
+            cacert: None,
+            insecure: false,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawToken {
+    refresh_before: SignedDuration,
+    min_remaining: SignedDuration,
+    keystone_timeout: SignedDuration,
+}
+
+impl Default for RawToken {
+    fn default() -> Self {
+        RawToken {
+            refresh_before: SignedDuration::from_secs(300),
+            min_remaining: SignedDuration::from_secs(120),
+            keystone_timeout: SignedDuration::from_secs(30),
+        }
+    }
+}
+
+/// A cloud, shaped like a clouds.yaml entry. Unknown keys are ignored on
+/// purpose: clouds.yaml entries carry many client-side settings
+/// (`volume_api_version`, `image_format`, …) that mean nothing here.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct RawCloud {
+    auth_url: Option<String>,
+    auth_type: Option<String>,
+    region_name: Option<String>,
+    interface: Option<OneOrMany>,
+    identity_api_version: Option<StringOrNumber>,
+    cacert: Option<PathBuf>,
+    insecure: Option<bool>,
+    verify: Option<bool>,
+    auth: RawAuth,
+}
+
+/// The `auth` table of a clouds.yaml entry.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct RawAuth {
+    auth_url: Option<String>,
+    username: Option<String>,
+    user_id: Option<String>,
+    password: Option<SecretString>,
+    password_file: Option<PathBuf>,
+    user_domain_name: Option<String>,
+    user_domain_id: Option<String>,
+    project_name: Option<String>,
+    project_id: Option<String>,
+    tenant_name: Option<String>,
+    tenant_id: Option<String>,
+    project_domain_name: Option<String>,
+    project_domain_id: Option<String>,
+    domain_name: Option<String>,
+    domain_id: Option<String>,
+    application_credential_id: Option<String>,
+    application_credential_name: Option<String>,
+    application_credential_secret: Option<SecretString>,
+    application_credential_secret_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawClient {
+    key_sha256: String,
+    cloud: Option<String>,
+    #[serde(default = "any_project")]
+    projects: Vec<String>,
+    default_project: Option<String>,
+    #[serde(default)]
+    export_token: bool,
+}
+
+fn any_project() -> Vec<String> {
+    vec![ANY_PROJECT.to_string()]
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum StringOrNumber {
+    String(String),
+    Number(f64),
+}
+
+// ---------------------------------------------------------------------------
+// Validated settings
+
+/// The allow-list entry meaning "any project the identity can reach".
+pub const ANY_PROJECT: &str = "*";
+
+/// Everything the proxy needs, validated.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: ListenSettings,
+    pub upstream: UpstreamSettings,
+    pub token: TokenSettings,
+    pub clouds: BTreeMap<String, CloudSettings>,
+    /// Empty means sidecar mode: no local keys, loopback listeners only.
+    pub clients: Vec<ClientSettings>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ListenSettings {
+    pub address: SocketAddr,
+    /// How clients reach the proxy (used in `X-Forwarded-*` and rewritten links).
+    pub public_url: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct UpstreamSettings {
+    pub connect_timeout: Duration,
+    /// Time allowed for the upstream's response headers.
+    pub timeout: Duration,
+    /// Request bodies up to this size are kept so a 401 can be replayed.
+    pub retry_body_limit: usize,
+    pub cacert: Option<PathBuf>,
+    pub insecure: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct TokenSettings {
+    pub refresh_before: Duration,
+    /// A cached token is dropped this long before Keystone's expiry, so no
+    /// request leaves with a token that dies on the way.
+    pub min_remaining: Duration,
+    /// How long one Keystone call may take before the waiting requests give up.
+    pub keystone_timeout: Duration,
+}
+
+/// A domain named by id or by name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum DomainRef {
+    Id(String),
+    Name(String),
+}
+
+/// A user named by id, or by name within a domain.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum UserRef {
+    Id(String),
+    Name { name: String, domain: DomainRef },
+}
+
+/// A project named by id, or by name within a domain.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ProjectRef {
+    Id(String),
+    Name { name: String, domain: DomainRef },
+}
+
+impl ProjectRef {
+    /// How a client names a project in a URL or header: 32 hex digits are an
+    /// id (Keystone's format), anything else is a name in `domain`.
+    pub fn from_selector(selector: &str, domain: &DomainRef) -> ProjectRef {
+        if selector.len() == 32 && selector.bytes().all(|b| b.is_ascii_hexdigit()) {
+            ProjectRef::Id(selector.to_string())
+        } else {
+            ProjectRef::Name { name: selector.to_string(), domain: domain.clone() }
+        }
+    }
+}
+
+/// The secret a cloud logs in with.
+#[derive(Debug, Clone)]
+pub enum Credential {
+    Password { user: UserRef, password: SecretString },
+    ApplicationCredential { id: AppCredRef, secret: SecretString },
+}
+
+#[derive(Debug, Clone)]
+pub enum AppCredRef {
+    Id(String),
+    Name { name: String, user: UserRef },
+}
+
+#[derive(Debug, Clone)]
+pub struct CloudSettings {
+    pub name: String,
+    /// Keystone v3 base URL, ending in `/v3`, without a trailing slash.
+    pub auth_url: String,
+    pub region_name: Option<String>,
+    /// Endpoint interfaces in order of preference.
+    pub interfaces: Vec<String>,
+    pub credential: Credential,
+    /// The project the credential logs in to when a client names none.
+    pub project: Option<ProjectRef>,
+    /// The domain of project names given by clients.
+    pub project_domain: DomainRef,
+    pub cacert: Option<PathBuf>,
+    pub insecure: bool,
+}
+
+#[derive(Clone)]
+pub struct ClientSettings {
+    pub name: String,
+    pub key_sha256: [u8; 32],
+    pub cloud: String,
+    /// Project selectors (ids or names) this client may use; `"*"` = any.
+    pub projects: Vec<String>,
+    pub default_project: Option<String>,
+    pub export_token: bool,
+}
+
+impl std::fmt::Debug for ClientSettings {
+    /// The key hash is not a secret, but it is no use in a log either.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientSettings")
+            .field("name", &self.name)
+            .field("key_sha256", &"[REDACTED]")
+            .field("cloud", &self.cloud)
+            .field("projects", &self.projects)
+            .field("default_project", &self.default_project)
+            .field("export_token", &self.export_token)
+            .finish()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Loading
+
+/// Command-line values that override every other layer.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub listen: Option<String>,
+}
+
+/// Where the TOML layer comes from.
+pub enum ConfigSource<'a> {
+    /// `--config FILE`: must exist.
+    File(&'a Path),
+    /// No `--config`: [`DEFAULT_CONFIG_PATH`] if it exists.
+    Default,
+    /// A config compiled into the binary (the demo).
+    Embedded { name: &'a str, text: &'a str },
+}
+
+/// Build the figment layers: defaults → TOML → environment → flags.
+pub fn figment(source: ConfigSource<'_>, overrides: &Overrides) -> Result<Figment, ConfigError> {
+    let mut figment = Figment::new();
+    match source {
+        ConfigSource::File(path) => {
+            if !path.is_file() {
+                return Err(ConfigError(format!("config file {} does not exist", path.display())));
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        ConfigSource::Default => {
+            let path = Path::new(DEFAULT_CONFIG_PATH);
+            if path.is_file() {
+                figment = figment.merge(Toml::file_exact(path));
+            }
+        }
+        ConfigSource::Embedded { name, text } => {
+            figment = figment.merge(Named { name: name.to_string(), inner: Toml::string(text) });
+        }
+    }
+    figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__"));
+    if let Some(listen) = &overrides.listen {
+        figment = figment.merge(Named {
+            name: "--listen".into(),
+            inner: Serialized::default("listen.address", listen),
+        });
+    }
+    Ok(figment)
+}
+
+/// Load and validate.
+pub fn load(source: ConfigSource<'_>, overrides: &Overrides) -> Result<Settings, ConfigError> {
+    let figment = figment(source, overrides)?;
+    let raw: RawConfig = figment.extract().map_err(|e| ConfigError(describe_figment_error(e)))?;
+    Validator { figment: &figment }.settings(raw)
+}
+
+/// A provider under another name, so messages say `config/demo.toml` or
+/// `--listen` rather than "TOML source string".
+struct Named<P> {
+    name: String,
+    inner: P,
+}
+
+impl<P: figment::Provider> figment::Provider for Named<P> {
+    fn metadata(&self) -> figment::Metadata {
+        figment::Metadata::named(self.name.clone())
+    }
+
+    fn data(
+        &self,
+    ) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
+        self.inner.data()
+    }
+}
+
+fn describe_figment_error(error: figment::Error) -> String {
+    error.into_iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")
+}
+
+/// Turns raw shapes into settings, naming the key and its source on error.
+struct Validator<'a> {
+    figment: &'a Figment,
+}
+
+impl Validator<'_> {
+    fn error(&self, key: &str, problem: impl std::fmt::Display) -> ConfigError {
+        let origin = self
+            .figment
+            .find_metadata(key)
+            .map(|m| match &m.source {
+                Some(source) => format!(" (in {} {source})", m.name),
+                None => format!(" (from {})", m.name),
+            })
+            .unwrap_or_default();
+        ConfigError(format!("{key}: {problem}{origin}"))
+    }
+
+    fn settings(&self, raw: RawConfig) -> Result<Settings, ConfigError> {
+        let listen = self.listen(&raw.listen)?;
+        let upstream = self.upstream(raw.upstream)?;
+        let token = self.token(&raw.token)?;
+        if raw.clouds.is_empty() {
+            return Err(ConfigError(
+                "no cloud configured: add a [clouds.NAME] table (see config/example.toml)".into(),
+            ));
+        }
+        let clouds = raw
+            .clouds
+            .into_iter()
+            .map(|(name, cloud)| Ok((name.clone(), self.cloud(&name, cloud)?)))
+            .collect::<Result<BTreeMap<_, _>, ConfigError>>()?;
+        let clients = raw
+            .clients
+            .into_iter()
+            .map(|(name, client)| self.client(&name, client, &clouds))
+            .collect::<Result<Vec<_>, _>>()?;
+        if clients.is_empty() {
+            self.check_sidecar(&listen, &clouds)?;
+        }
+        Ok(Settings { listen, upstream, token, clouds, clients })
+    }
+
+    fn listen(&self, raw: &RawListen) -> Result<ListenSettings, ConfigError> {
+        let address: SocketAddr = raw.address.parse().map_err(|_| {
+            self.error("listen.address", format!("{:?} is not an IP:PORT address", raw.address))
+        })?;
+        let public_url = match &raw.public_url {
+            Some(url) => {
+                parse_http_url(url).map_err(|p| self.error("listen.public_url", p))?;
+                url.trim_end_matches('/').to_string()
+            }
+            None => format!("http://{address}"),
+        };
+        Ok(ListenSettings { address, public_url })
+    }
+
+    fn upstream(&self, raw: RawUpstream) -> Result<UpstreamSettings, ConfigError> {
+        Ok(UpstreamSettings {
+            connect_timeout: self.positive("upstream.connect_timeout", raw.connect_timeout)?,
+            timeout: self.positive("upstream.timeout", raw.timeout)?,
+            retry_body_limit: usize::try_from(raw.retry_body_limit.as_u64())
+                .map_err(|_| self.error("upstream.retry_body_limit", "too large"))?,
+            cacert: raw.cacert,
+            insecure: raw.insecure,
+        })
+    }
+
+    fn token(&self, raw: &RawToken) -> Result<TokenSettings, ConfigError> {
+        Ok(TokenSettings {
+            refresh_before: self.non_negative("token.refresh_before", raw.refresh_before)?,
+            min_remaining: self.non_negative("token.min_remaining", raw.min_remaining)?,
+            keystone_timeout: self.positive("token.keystone_timeout", raw.keystone_timeout)?,
+        })
+    }
+
+    fn non_negative(&self, key: &str, value: SignedDuration) -> Result<Duration, ConfigError> {
+        Duration::try_from(value).map_err(|_| self.error(key, "must not be negative"))
+    }
+
+    fn positive(&self, key: &str, value: SignedDuration) -> Result<Duration, ConfigError> {
+        let duration = self.non_negative(key, value)?;
+        if duration.is_zero() {
+            return Err(self.error(key, "must be greater than zero"));
+        }
+        Ok(duration)
+    }
+
+    fn cloud(&self, name: &str, raw: RawCloud) -> Result<CloudSettings, ConfigError> {
+        let key = |field: &str| format!("clouds.{name}.{field}");
+        let auth_url = raw
+            .auth_url
+            .clone()
+            .or(raw.auth.auth_url.clone())
+            .ok_or_else(|| self.error(&key("auth_url"), "missing"))?;
+        parse_http_url(&auth_url).map_err(|p| self.error(&key("auth_url"), p))?;
+        if let Some(version) = &raw.identity_api_version {
+            let v3 = match version {
+                StringOrNumber::String(s) => s == "3" || s == "3.0",
+                StringOrNumber::Number(n) => *n == 3.0,
+            };
+            if !v3 {
+                return Err(self.error(
+                    &key("identity_api_version"),
+                    "only Keystone v3 is supported so far",
+                ));
+            }
+        }
+        let interfaces = match raw.interface {
+            None => vec!["public".to_string()],
+            Some(OneOrMany::One(s)) => s.split(',').map(normalize_interface).collect(),
+            Some(OneOrMany::Many(list)) => list.iter().map(|s| normalize_interface(s)).collect(),
+        };
+        if interfaces.is_empty() || interfaces.iter().any(|i| i.is_empty()) {
+            return Err(self.error(&key("interface"), "must name public, internal or admin"));
+        }
+        let auth = raw.auth;
+        let credential = self.credential(name, raw.auth_type.as_deref(), &auth)?;
+        let (project, project_domain) = project_of(&auth);
+        Ok(CloudSettings {
+            name: name.to_string(),
+            auth_url: v3_url(&auth_url),
+            region_name: raw.region_name,
+            interfaces,
+            credential,
+            project,
+            project_domain,
+            cacert: raw.cacert,
+            insecure: raw.insecure.unwrap_or(false) || raw.verify == Some(false),
+        })
+    }
+
+    fn credential(
+        &self,
+        cloud: &str,
+        auth_type: Option<&str>,
+        auth: &RawAuth,
+    ) -> Result<Credential, ConfigError> {
+        let key = |field: &str| format!("clouds.{cloud}.auth.{field}");
+        let app_cred = match auth_type {
+            Some("v3applicationcredential" | "applicationcredential") => true,
+            Some("password" | "v3password") => false,
+            Some(other) => {
+                return Err(self.error(
+                    &format!("clouds.{cloud}.auth_type"),
+                    format!("{other:?} is not supported (use password or v3applicationcredential)"),
+                ));
+            }
+            None => {
+                auth.application_credential_id.is_some()
+                    || auth.application_credential_secret.is_some()
+                    || auth.application_credential_secret_file.is_some()
+            }
+        };
+        if app_cred {
+            let secret = self
+                .secret(
+                    &key("application_credential_secret"),
+                    &auth.application_credential_secret,
+                    &auth.application_credential_secret_file,
+                )?
+                .ok_or_else(|| self.error(&key("application_credential_secret"), "missing"))?;
+            let id = match (&auth.application_credential_id, &auth.application_credential_name) {
+                (Some(id), _) => AppCredRef::Id(id.clone()),
+                (None, Some(name)) => AppCredRef::Name {
+                    name: name.clone(),
+                    user: self.user(cloud, auth)?,
+                },
+                (None, None) => {
+                    return Err(self.error(
+                        &key("application_credential_id"),
+                        "missing (or give application_credential_name with a user)",
+                    ));
+                }
+            };
+            return Ok(Credential::ApplicationCredential { id, secret });
+        }
+        let password = self
+            .secret(&key("password"), &auth.password, &auth.password_file)?
+            .ok_or_else(|| self.error(&key("password"), "missing"))?;
+        Ok(Credential::Password { user: self.user(cloud, auth)?, password })
+    }
+
+    fn user(&self, cloud: &str, auth: &RawAuth) -> Result<UserRef, ConfigError> {
+        let key = |field: &str| format!("clouds.{cloud}.auth.{field}");
+        if let Some(id) = &auth.user_id {
+            return Ok(UserRef::Id(id.clone()));
+        }
+        let name = auth
+            .username
+            .clone()
+            .ok_or_else(|| self.error(&key("username"), "missing (or give user_id)"))?;
+        let domain = domain_of(&auth.user_domain_id, &auth.user_domain_name)
+            .or_else(|| domain_of(&auth.domain_id, &auth.domain_name))
+            .ok_or_else(|| {
+                self.error(&key("user_domain_name"), "missing: a user name needs its domain")
+            })?;
+        Ok(UserRef::Name { name, domain })
+    }
+
+    /// A secret given inline or as a file (one trailing newline is dropped,
+    /// as `echo secret > file` adds one).
+    fn secret(
+        &self,
+        key: &str,
+        inline: &Option<SecretString>,
+        file: &Option<PathBuf>,
+    ) -> Result<Option<SecretString>, ConfigError> {
+        match (inline, file) {
+            (Some(_), Some(_)) => Err(self.error(key, "given both inline and as a _file")),
+            (Some(secret), None) => Ok(Some(secret.clone())),
+            (None, Some(path)) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    self.error(&format!("{key}_file"), format!("cannot read {}: {e}", path.display()))
+                })?;
+                let text = text.strip_suffix('\n').unwrap_or(&text);
+                let text = text.strip_suffix('\r').unwrap_or(text);
+                Ok(Some(SecretString::from(text.to_string())))
+            }
+            (None, None) => Ok(None),
+        }
+    }
+
+    fn client(
+        &self,
+        name: &str,
+        raw: RawClient,
+        clouds: &BTreeMap<String, CloudSettings>,
+    ) -> Result<ClientSettings, ConfigError> {
+        let key = |field: &str| format!("clients.{name}.{field}");
+        let key_sha256 = parse_sha256(&raw.key_sha256).ok_or_else(|| {
+            self.error(
+                &key("key_sha256"),
+                "must be 64 hex digits (the sha256 of the key; see `keystone-proxy gen-key`)",
+            )
+        })?;
+        let cloud = match raw.cloud {
+            Some(cloud) if clouds.contains_key(&cloud) => cloud,
+            Some(cloud) => {
+                return Err(self.error(&key("cloud"), format!("no cloud named {cloud:?}")));
+            }
+            None if clouds.len() == 1 => clouds.keys().next().cloned().unwrap_or_default(),
+            None => return Err(self.error(&key("cloud"), "missing (more than one cloud is defined)")),
+        };
+        if raw.projects.is_empty() {
+            return Err(self.error(&key("projects"), "must list at least one project, or \"*\""));
+        }
+        if let Some(default) = &raw.default_project {
+            let allowed = raw.projects.iter().any(|p| p == ANY_PROJECT || p == default);
+            if !allowed {
+                return Err(self.error(&key("default_project"), "is not in `projects`"));
+            }
+        }
+        Ok(ClientSettings {
+            name: name.to_string(),
+            key_sha256,
+            cloud,
+            projects: raw.projects,
+            default_project: raw.default_project,
+            export_token: raw.export_token,
+        })
+    }
+
+    /// Without local keys anyone who can connect uses the cloud's identity,
+    /// so only the machine itself may connect.
+    fn check_sidecar(
+        &self,
+        listen: &ListenSettings,
+        clouds: &BTreeMap<String, CloudSettings>,
+    ) -> Result<(), ConfigError> {
+        if !listen.address.ip().is_loopback() {
+            return Err(self.error(
+                "listen.address",
+                format!(
+                    "{} is not a loopback address; without [clients] (local keys) the proxy \
+                     only listens on loopback",
+                    listen.address
+                ),
+            ));
+        }
+        if clouds.len() != 1 {
+            return Err(ConfigError(
+                "without [clients] exactly one cloud may be configured (which one would a \
+                 request use?)"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn normalize_interface(raw: &str) -> String {
+    let trimmed = raw.trim().to_ascii_lowercase();
+    trimmed.strip_suffix("url").unwrap_or(&trimmed).to_string()
+}
+
+fn domain_of(id: &Option<String>, name: &Option<String>) -> Option<DomainRef> {
+    match (id, name) {
+        (Some(id), _) => Some(DomainRef::Id(id.clone())),
+        (None, Some(name)) => Some(DomainRef::Name(name.clone())),
+        (None, None) => None,
+    }
+}
+
+/// The cloud's own project, and the domain that project names live in.
+/// Project names without a domain are taken from `Default`, as keystoneauth
+/// does for v2-style clouds.yaml entries.
+fn project_of(auth: &RawAuth) -> (Option<ProjectRef>, DomainRef) {
+    let domain = domain_of(&auth.project_domain_id, &auth.project_domain_name)
+        .or_else(|| domain_of(&auth.domain_id, &auth.domain_name))
+        .unwrap_or_else(|| DomainRef::Id("default".into()));
+    let project = match (
+        auth.project_id.as_ref().or(auth.tenant_id.as_ref()),
+        auth.project_name.as_ref().or(auth.tenant_name.as_ref()),
+    ) {
+        (Some(id), _) => Some(ProjectRef::Id(id.clone())),
+        (None, Some(name)) => Some(ProjectRef::Name { name: name.clone(), domain: domain.clone() }),
+        (None, None) => None,
+    };
+    (project, domain)
+}
+
+/// `https://k:5000` and `https://k:5000/v3/` both become `https://k:5000/v3`.
+fn v3_url(auth_url: &str) -> String {
+    let base = auth_url.trim_end_matches('/');
+    if base.ends_with("/v3") { base.to_string() } else { format!("{base}/v3") }
+}
+
+fn parse_http_url(url: &str) -> Result<http::Uri, String> {
+    let uri: http::Uri = url.parse().map_err(|e| format!("{url:?} is not a URL: {e}"))?;
+    match uri.scheme_str() {
+        Some("http" | "https") if uri.host().is_some() => Ok(uri),
+        _ => Err(format!("{url:?} must be an http:// or https:// URL")),
+    }
+}
+
+/// 64 hex digits → 32 bytes.
+pub fn parse_sha256(hex_digits: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(hex_digits.trim(), &mut out).ok()?;
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    fn load_str(text: &str) -> Result<Settings, ConfigError> {
+        load(ConfigSource::Embedded { name: "test.toml", text }, &Overrides::default())
+    }
+
+    const HASH: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+
+    fn minimal(extra: &str) -> String {
+        format!(
+            r#"
+            {extra}
+            [clouds.c]
+            auth_url = "https://keystone.example:5000"
+            [clouds.c.auth]
+            username = "svc"
+            password = "hunter2"
+            user_domain_name = "Default"
+            project_name = "demo"
+            project_domain_name = "Default"
+            "#
+        )
+    }
+
+    #[test]
+    fn defaults_and_normalisation() {
+        let settings = load_str(&minimal("")).unwrap();
+        assert_eq!(settings.listen.address.to_string(), "127.0.0.1:8080");
+        assert_eq!(settings.upstream.retry_body_limit, 8 * 1024 * 1024);
+        assert_eq!(settings.upstream.timeout, Duration::from_secs(120));
+        assert_eq!(settings.token.min_remaining, Duration::from_secs(120));
+        let cloud = &settings.clouds["c"];
+        assert_eq!(cloud.auth_url, "https://keystone.example:5000/v3");
+        assert_eq!(cloud.interfaces, ["public"]);
+        assert_eq!(
+            cloud.project,
+            Some(ProjectRef::Name { name: "demo".into(), domain: DomainRef::Name("Default".into()) })
+        );
+        assert!(settings.clients.is_empty());
+    }
+
+    #[test]
+    fn durations_sizes_and_interfaces_parse() {
+        let text = r#"
+            [upstream]
+            connect_timeout = "250ms"
+            timeout = "2m"
+            retry_body_limit = "1 MiB"
+            [token]
+            min_remaining = "PT30S"
+            [clouds.c]
+            auth_url = "http://k/v3"
+            interface = ["internalURL", "public"]
+            auth = { user_id = "u", password = "p" }
+        "#;
+        let settings = load_str(text).unwrap();
+        assert_eq!(settings.upstream.connect_timeout, Duration::from_millis(250));
+        assert_eq!(settings.upstream.timeout, Duration::from_secs(120));
+        assert_eq!(settings.upstream.retry_body_limit, 1024 * 1024);
+        assert_eq!(settings.token.min_remaining, Duration::from_secs(30));
+        assert_eq!(settings.clouds["c"].interfaces, ["internal", "public"]);
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug() {
+        let text = minimal(&format!(
+            "[clients.ci]\nkey_sha256 = \"{HASH}\"\nprojects = [\"demo\"]"
+        ));
+        let settings = load_str(&text).unwrap();
+        let debug = format!("{settings:?}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert!(!debug.contains(HASH), "{debug}");
+        match &settings.clouds["c"].credential {
+            Credential::Password { password, .. } => assert_eq!(password.expose_secret(), "hunter2"),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn errors_name_the_key_and_source() {
+        let text = minimal(&format!(
+            "[clients.ci]\nkey_sha256 = \"{HASH}\"\ncloud = \"nope\"\nprojects = [\"demo\"]"
+        ));
+        let error = load_str(&text).unwrap_err().to_string();
+        assert!(error.contains("clients.ci.cloud"), "{error}");
+        assert!(error.contains("nope"), "{error}");
+        assert!(error.contains("test.toml"), "{error}");
+
+        let text = minimal("[clients.ci]\nkey_sha256 = \"abc\"");
+        let error = load_str(&text).unwrap_err().to_string();
+        assert!(error.contains("clients.ci.key_sha256"), "{error}");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_types_are_reported() {
+        let error = load_str(&minimal("[listen]\nadress = \"x\"")).unwrap_err().to_string();
+        assert!(error.contains("adress"), "{error}");
+        let error = load_str(&minimal("[upstream]\ntimeout = \"soon\"")).unwrap_err().to_string();
+        assert!(error.contains("timeout"), "{error}");
+    }
+
+    #[test]
+    fn missing_user_domain_is_an_error() {
+        let text = r#"
+            [clouds.c]
+            auth_url = "http://k/v3"
+            auth = { username = "svc", password = "p" }
+        "#;
+        let error = load_str(text).unwrap_err().to_string();
+        assert!(error.contains("clouds.c.auth.user_domain_name"), "{error}");
+    }
+
+    #[test]
+    fn application_credentials_by_id_and_by_name() {
+        let text = r#"
+            [clouds.a]
+            auth_url = "http://k/v3"
+            auth = { application_credential_id = "abc", application_credential_secret = "s" }
+            [clouds.b]
+            auth_url = "http://k/v3"
+            auth_type = "v3applicationcredential"
+            [clouds.b.auth]
+            application_credential_name = "ac"
+            application_credential_secret = "s"
+            username = "u"
+            user_domain_id = "default"
+            [clients.x]
+            key_sha256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+            cloud = "a"
+        "#;
+        let settings = load_str(text).unwrap();
+        assert!(matches!(
+            &settings.clouds["a"].credential,
+            Credential::ApplicationCredential { id: AppCredRef::Id(id), .. } if id == "abc"
+        ));
+        assert!(matches!(
+            &settings.clouds["b"].credential,
+            Credential::ApplicationCredential { id: AppCredRef::Name { name, .. }, .. } if name == "ac"
+        ));
+        assert_eq!(settings.clients[0].projects, ["*"]);
+    }
+
+    #[test]
+    fn sidecar_mode_requires_loopback() {
+        let error = load_str(&minimal("[listen]\naddress = \"0.0.0.0:8080\"")).unwrap_err();
+        assert!(error.to_string().contains("loopback"), "{error}");
+        let with_client = minimal(&format!(
+            "[listen]\naddress = \"0.0.0.0:8080\"\n[clients.ci]\nkey_sha256 = \"{HASH}\""
+        ));
+        assert!(load_str(&with_client).is_ok());
+    }
+
+    #[test]
+    fn password_file_drops_one_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pw");
+        std::fs::write(&path, "s3cret\n").unwrap();
+        let text = format!(
+            r#"
+            [clouds.c]
+            auth_url = "http://k/v3"
+            auth = {{ user_id = "u1", password_file = "{}" }}
+            "#,
+            path.display()
+        );
+        let settings = load_str(&text).unwrap();
+        match &settings.clouds["c"].credential {
+            Credential::Password { password, user } => {
+                assert_eq!(password.expose_secret(), "s3cret");
+                assert_eq!(user, &UserRef::Id("u1".into()));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn selector_is_id_only_when_32_hex_digits() {
+        let domain = DomainRef::Id("default".into());
+        assert_eq!(
+            ProjectRef::from_selector("0123456789abcdef0123456789ABCDEF", &domain),
+            ProjectRef::Id("0123456789abcdef0123456789ABCDEF".into())
+        );
+        assert!(matches!(
+            ProjectRef::from_selector("demo", &domain),
+            ProjectRef::Name { .. }
+        ));
+    }
+}

@@ -1,0 +1,143 @@
+//! Outgoing connections (to Keystone and to catalog endpoints): TCP with a
+//! connect timeout, then TLS with rustls when the URL is https.
+//!
+//! OpenStack clouds often sit behind a private CA, so the trust roots are
+//! the system's plus an optional `cacert` file; `insecure` turns
+//! verification off, as keystoneauth's `insecure`/`verify: false` do.
+
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::client::legacy::connect::HttpConnector;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+
+pub type Connector = HttpsConnector<HttpConnector>;
+
+/// The one crypto provider of the process (ring: smaller and quicker to
+/// build than aws-lc-rs, and enough for a client and a listener).
+pub fn crypto_provider() -> Arc<CryptoProvider> {
+    static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
+    PROVIDER.get_or_init(|| Arc::new(rustls::crypto::ring::default_provider())).clone()
+}
+
+/// Install [`crypto_provider`] as the process default, so that no library
+/// can pick another one implicitly. Safe to call more than once.
+pub fn install_crypto_provider() {
+    let _already_installed = CryptoProvider::install_default((*crypto_provider()).clone());
+}
+
+/// How to verify a server.
+#[derive(Debug, Clone, Default)]
+pub struct TlsOptions<'a> {
+    pub cacert: Option<&'a Path>,
+    pub insecure: bool,
+}
+
+/// A connector for plain http and https URLs.
+pub fn build(tls: &TlsOptions<'_>, connect_timeout: Duration) -> Result<Connector, String> {
+    let config = client_config(tls)?;
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(connect_timeout));
+    http.set_nodelay(true);
+    Ok(HttpsConnectorBuilder::new()
+        .with_tls_config(config)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http))
+}
+
+fn client_config(tls: &TlsOptions<'_>) -> Result<ClientConfig, String> {
+    let builder = ClientConfig::builder_with_provider(crypto_provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS set-up: {e}"))?;
+    if tls.insecure {
+        return Ok(builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(NoVerification(crypto_provider())))
+            .with_no_client_auth());
+    }
+    let mut roots = system_roots().clone();
+    if let Some(path) = tls.cacert {
+        let certs = CertificateDer::pem_file_iter(path)
+            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| format!("cacert {}: {e}", path.display()))?;
+        if certs.is_empty() {
+            return Err(format!("cacert {}: no certificate in the file", path.display()));
+        }
+        for cert in certs {
+            roots.add(cert).map_err(|e| format!("cacert {}: {e}", path.display()))?;
+        }
+    }
+    Ok(builder.with_root_certificates(roots).with_no_client_auth())
+}
+
+/// The system's trust roots, read once (it walks the filesystem).
+fn system_roots() -> &'static RootCertStore {
+    static ROOTS: OnceLock<RootCertStore> = OnceLock::new();
+    ROOTS.get_or_init(|| {
+        let mut roots = RootCertStore::empty();
+        let found = rustls_native_certs::load_native_certs();
+        for error in &found.errors {
+            tracing::warn!(%error, "could not load some system CA certificates");
+        }
+        roots.add_parsable_certificates(found.certs);
+        roots
+    })
+}
+
+/// `insecure = true`: any certificate is accepted, but handshake signatures
+/// are still checked so the connection is at least encrypted end to end.
+#[derive(Debug)]
+struct NoVerification(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for NoVerification {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}

@@ -1,0 +1,156 @@
+//! Errors made by the proxy itself, and the one place that turns them into
+//! HTTP answers.
+//!
+//! Every answer the proxy invents (as opposed to one passed through from an
+//! upstream) carries `X-Proxy-Error: <code>` so that a client, a log reader or
+//! a test can tell "the proxy said no" from "nova said no" without parsing
+//! the body. The body has the shape OpenStack services use, so clients that
+//! print `error.message` show something useful.
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+use http_body_util::Full;
+
+/// The header that marks an answer made by the proxy.
+pub const PROXY_ERROR_HEADER: &str = "x-proxy-error";
+
+/// Something went wrong between the client and the upstream.
+///
+/// Messages never contain a secret: variants carry only names, ids and
+/// reasons written by the proxy or by Keystone's error text.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProxyError {
+    #[error("no local credential: send Authorization: Bearer KEY, Basic NAME:KEY or X-Auth-Token: KEY")]
+    MissingCredential,
+    #[error("the local credential is not valid")]
+    BadCredential,
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("project {project:?} is not allowed: {reason}")]
+    ForbiddenProject { project: String, reason: String },
+    #[error("no service {service:?} in the catalog for this project{detail}")]
+    UnknownService { service: String, detail: String },
+    #[error("Keystone rejected the configured credential of cloud {cloud:?}: {reason}")]
+    KeystoneRejected { cloud: String, reason: String },
+    #[error("Keystone of cloud {cloud:?} is unavailable: {reason}")]
+    KeystoneUnavailable { cloud: String, reason: String },
+    #[error("Keystone of cloud {cloud:?} asks for more authentication methods (MFA); a proxy cannot answer that")]
+    MfaRequired { cloud: String },
+    #[error("upstream unavailable: {0}")]
+    UpstreamUnavailable(String),
+    #[error("upstream did not answer within {0:?}")]
+    UpstreamTimeout(std::time::Duration),
+}
+
+impl ProxyError {
+    /// The status and `X-Proxy-Error` code of each error: the whole mapping,
+    /// in one table (pinned by a test below and documented in the README).
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+        use ProxyError::*;
+        match self {
+            MissingCredential => (StatusCode::UNAUTHORIZED, "missing-credential"),
+            BadCredential => (StatusCode::UNAUTHORIZED, "bad-credential"),
+            BadRequest(_) => (StatusCode::BAD_REQUEST, "bad-request"),
+            NotFound(_) => (StatusCode::NOT_FOUND, "not-found"),
+            ForbiddenProject { .. } => (StatusCode::FORBIDDEN, "forbidden-project"),
+            UnknownService { .. } => (StatusCode::NOT_FOUND, "unknown-service"),
+            KeystoneRejected { .. } => (StatusCode::BAD_GATEWAY, "keystone-rejected"),
+            KeystoneUnavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "keystone-unavailable"),
+            MfaRequired { .. } => (StatusCode::BAD_GATEWAY, "mfa-required"),
+            UpstreamUnavailable(_) => (StatusCode::BAD_GATEWAY, "upstream-unavailable"),
+            UpstreamTimeout(_) => (StatusCode::GATEWAY_TIMEOUT, "upstream-timeout"),
+        }
+    }
+
+    /// The code alone, for logs and metrics.
+    pub fn code(&self) -> &'static str {
+        self.status_and_code().1
+    }
+
+    /// The answer sent to the client.
+    pub fn to_response(&self) -> Response<Full<Bytes>> {
+        let (status, code) = self.status_and_code();
+        let body = serde_json::json!({
+            "error": {
+                "code": status.as_u16(),
+                "title": status.canonical_reason().unwrap_or("Error"),
+                "message": self.to_string(),
+            }
+        });
+        let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(PROXY_ERROR_HEADER, HeaderValue::from_static(code));
+        if status == StatusCode::UNAUTHORIZED {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"keystone-proxy\""),
+            );
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    #[test]
+    fn mapping_matches_the_design_table() {
+        let cloud = || "c".to_string();
+        let cases: Vec<(ProxyError, u16, &str)> = vec![
+            (ProxyError::MissingCredential, 401, "missing-credential"),
+            (ProxyError::BadCredential, 401, "bad-credential"),
+            (ProxyError::BadRequest("x".into()), 400, "bad-request"),
+            (ProxyError::NotFound("x".into()), 404, "not-found"),
+            (
+                ProxyError::ForbiddenProject { project: "a".into(), reason: "b".into() },
+                403,
+                "forbidden-project",
+            ),
+            (
+                ProxyError::UnknownService { service: "s".into(), detail: String::new() },
+                404,
+                "unknown-service",
+            ),
+            (
+                ProxyError::KeystoneRejected { cloud: cloud(), reason: "r".into() },
+                502,
+                "keystone-rejected",
+            ),
+            (
+                ProxyError::KeystoneUnavailable { cloud: cloud(), reason: "r".into() },
+                503,
+                "keystone-unavailable",
+            ),
+            (ProxyError::MfaRequired { cloud: cloud() }, 502, "mfa-required"),
+            (ProxyError::UpstreamUnavailable("x".into()), 502, "upstream-unavailable"),
+            (
+                ProxyError::UpstreamTimeout(std::time::Duration::from_secs(1)),
+                504,
+                "upstream-timeout",
+            ),
+        ];
+        for (error, status, code) in cases {
+            assert_eq!(error.status_and_code(), (StatusCode::from_u16(status).unwrap(), code));
+        }
+    }
+
+    #[tokio::test]
+    async fn response_has_header_and_openstack_body() {
+        let response = ProxyError::KeystoneUnavailable { cloud: "c".into(), reason: "down".into() }
+            .to_response();
+        assert_eq!(response.status(), 503);
+        assert_eq!(response.headers()[PROXY_ERROR_HEADER], "keystone-unavailable");
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["error"]["code"], 503);
+        assert_eq!(json["error"]["title"], "Service Unavailable");
+        assert!(json["error"]["message"].as_str().unwrap().contains("down"));
+    }
+}

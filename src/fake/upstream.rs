@@ -1,0 +1,181 @@
+//! The fake upstream: answers 401 unless the request carries a live token
+//! of the fake Keystone (as a service behind keystonemiddleware does), and
+//! otherwise echoes what it received as JSON. Every request is recorded, so
+//! a test can also assert on what never arrived.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use super::{TokenValidator, json_response, openstack_error, spawn_server};
+
+/// Ask the upstream for a response body of this many bytes (`i % 251`).
+pub const REPLY_BYTES_HEADER: &str = "x-reply-bytes";
+
+/// What the upstream saw of one request.
+#[derive(Debug, Clone, Serialize)]
+pub struct SeenRequest {
+    pub method: String,
+    /// Raw path, as received.
+    pub path: String,
+    /// Raw query, as received.
+    pub query: Option<String>,
+    /// Header names (lower case) and values, in order; `x-auth-token` as
+    /// `{SHA256}<hex>`.
+    pub headers: Vec<(String, String)>,
+    pub token_accepted: bool,
+    /// The project of the token, when it was accepted.
+    pub project_id: Option<String>,
+    /// Sha256 of the token, so tests can tell tokens apart without seeing them.
+    pub token_sha256: Option<String>,
+    pub body_len: u64,
+    pub body_sha256: String,
+}
+
+impl SeenRequest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+}
+
+struct State {
+    validator: TokenValidator,
+    seen: Mutex<Vec<SeenRequest>>,
+    always_401: AtomicBool,
+}
+
+/// A running fake upstream; stops when dropped.
+pub struct EchoUpstream {
+    addr: SocketAddr,
+    state: Arc<State>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for EchoUpstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl EchoUpstream {
+    pub async fn start(validator: TokenValidator) -> std::io::Result<EchoUpstream> {
+        EchoUpstream::start_on("127.0.0.1:0".parse().expect("a valid address"), validator).await
+    }
+
+    pub async fn start_on(addr: SocketAddr, validator: TokenValidator) -> std::io::Result<EchoUpstream> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(State {
+            validator,
+            seen: Mutex::new(Vec::new()),
+            always_401: AtomicBool::new(false),
+        });
+        let handler_state = state.clone();
+        let task = spawn_server(listener, move |request| handle(handler_state.clone(), request));
+        Ok(EchoUpstream { addr, state, task })
+    }
+
+    /// `http://127.0.0.1:PORT`, no trailing slash.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Every request received so far.
+    pub fn seen(&self) -> Vec<SeenRequest> {
+        self.state.seen.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Reject every token, valid or not.
+    pub fn set_always_401(&self, on: bool) {
+        self.state.always_401.store(on, Ordering::SeqCst);
+    }
+}
+
+async fn handle(state: Arc<State>, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let (parts, body) = request.into_parts();
+    let token = parts.headers.get("x-auth-token").and_then(|v| v.to_str().ok());
+    let project_id = token.and_then(|t| state.validator.project_of(t));
+    let accepted = project_id.is_some() && !state.always_401.load(Ordering::SeqCst);
+    let mut seen = SeenRequest {
+        method: parts.method.to_string(),
+        path: parts.uri.path().to_string(),
+        query: parts.uri.query().map(str::to_string),
+        headers: parts.headers.iter().map(|(n, v)| (n.to_string(), shown(n, v))).collect(),
+        token_accepted: accepted,
+        project_id: project_id.filter(|_| accepted),
+        token_sha256: token.map(|t| hex::encode(Sha256::digest(t.as_bytes()))),
+        body_len: 0,
+        body_sha256: String::new(),
+    };
+    if !accepted {
+        // Like keystonemiddleware: refuse before reading the body.
+        record(&state, seen);
+        let mut response =
+            openstack_error(401, "Unauthorized", "The request you have made requires authentication.");
+        response
+            .headers_mut()
+            .insert("www-authenticate", http::HeaderValue::from_static("Keystone uri=\"fake\""));
+        return response;
+    }
+    let (len, sha) = match digest(body).await {
+        Ok(pair) => pair,
+        Err(error) => return openstack_error(400, "Bad Request", &error),
+    };
+    seen.body_len = len;
+    seen.body_sha256 = sha;
+    let reply_bytes = parts
+        .headers
+        .get(REPLY_BYTES_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    record(&state, seen.clone());
+    match reply_bytes {
+        Some(n) => Response::new(Full::new((0..n).map(|i| (i % 251) as u8).collect::<Bytes>())),
+        None => {
+            let mut response = json_response(200, &serde_json::to_value(&seen).unwrap_or_default());
+            response
+                .headers_mut()
+                .insert("x-openstack-request-id", http::HeaderValue::from_static("req-fake"));
+            response
+        }
+    }
+}
+
+/// Header values as recorded; the token is shown as its sha256 only, so
+/// the demo's echo does not hand tokens to whoever calls it.
+fn shown(name: &http::HeaderName, value: &http::HeaderValue) -> String {
+    if name == "x-auth-token" {
+        format!("{{SHA256}}{}", hex::encode(Sha256::digest(value.as_bytes())))
+    } else {
+        String::from_utf8_lossy(value.as_bytes()).into_owned()
+    }
+}
+
+fn record(state: &State, seen: SeenRequest) {
+    if let Ok(mut all) = state.seen.lock() {
+        all.push(seen);
+    }
+}
+
+/// Length and sha256 of a body, read as a stream.
+async fn digest(mut body: Incoming) -> Result<(u64, String), String> {
+    let mut hasher = Sha256::new();
+    let mut len = 0u64;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| e.to_string())?;
+        if let Some(data) = frame.data_ref() {
+            hasher.update(data);
+            len += data.len() as u64;
+        }
+    }
+    Ok((len, hex::encode(hasher.finalize())))
+}

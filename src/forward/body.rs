@@ -1,0 +1,263 @@
+//! A request body that can be sent a second time.
+//!
+//! A 401 from the upstream means "renew the token and try again", which
+//! needs the request body again. Buffering every body up front would add
+//! latency and memory to every upload, so [`ReplayBody`] streams the body
+//! as it arrives and keeps a reference to each chunk it passes on (a
+//! `Bytes` clone: no copy) until `limit` bytes are kept. Past the limit it
+//! lets go of them and the request can no longer be replayed; a 401 is then
+//! passed to the client. A replay yields the kept chunks, then continues
+//! reading the client's body where the first attempt stopped (an upstream
+//! often answers 401 before reading the body at all).
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::HeaderMap;
+use http_body::{Body, Frame, SizeHint};
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The body handed to the upstream client.
+pub struct ReplayBody<B> {
+    shared: Arc<Mutex<Shared<B>>>,
+    /// Only the body of the newest attempt may read; an older one that the
+    /// HTTP client still holds ends at once.
+    attempt: u32,
+    /// For a replay: the next kept chunk to yield.
+    replay_at: Option<usize>,
+    size_hint: SizeHint,
+}
+
+/// Makes the replay after the first attempt.
+pub struct ReplayHandle<B> {
+    shared: Arc<Mutex<Shared<B>>>,
+    size_hint: SizeHint,
+}
+
+struct Shared<B> {
+    source: Option<B>,
+    kept: VecDeque<Kept>,
+    kept_bytes: usize,
+    limit: usize,
+    /// More than `limit` bytes went by: no replay possible.
+    overflowed: bool,
+    attempt: u32,
+}
+
+#[derive(Clone)]
+enum Kept {
+    Data(Bytes),
+    Trailers(HeaderMap),
+}
+
+impl<B> ReplayBody<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    /// Wrap `source`; a body whose declared length exceeds `limit` is never
+    /// kept at all.
+    pub fn new(source: B, limit: usize) -> (ReplayBody<B>, ReplayHandle<B>) {
+        let size_hint = source.size_hint();
+        let too_big = size_hint.lower() > limit as u64;
+        let source = (!source.is_end_stream()).then_some(source);
+        let shared = Arc::new(Mutex::new(Shared {
+            source,
+            kept: VecDeque::new(),
+            kept_bytes: 0,
+            limit,
+            overflowed: too_big,
+            attempt: 0,
+        }));
+        let body = ReplayBody { shared: shared.clone(), attempt: 0, replay_at: None, size_hint: size_hint.clone() };
+        (body, ReplayHandle { shared, size_hint })
+    }
+}
+
+impl<B> ReplayHandle<B> {
+    /// A body for the second attempt, if the first one's bytes were kept.
+    pub fn replay(&self) -> Option<ReplayBody<B>> {
+        let mut shared = lock(&self.shared);
+        if shared.overflowed {
+            return None;
+        }
+        shared.attempt += 1;
+        Some(ReplayBody {
+            shared: self.shared.clone(),
+            attempt: shared.attempt,
+            replay_at: Some(0),
+            size_hint: self.size_hint.clone(),
+        })
+    }
+}
+
+/// The lock is never held across an await and poisoning would only mean a
+/// panic in a poll of the same request, so the inner value is still sound.
+fn lock<B>(shared: &Mutex<Shared<B>>) -> MutexGuard<'_, Shared<B>> {
+    shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl<B> Body for ReplayBody<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        let mut shared = lock(&this.shared);
+        if shared.attempt != this.attempt {
+            return Poll::Ready(None);
+        }
+        if let Some(at) = this.replay_at.as_mut() {
+            if let Some(kept) = shared.kept.get(*at).cloned() {
+                *at += 1;
+                return Poll::Ready(Some(Ok(match kept {
+                    Kept::Data(data) => Frame::data(data),
+                    Kept::Trailers(trailers) => Frame::trailers(trailers),
+                })));
+            }
+        }
+        let is_first = this.replay_at.is_none();
+        let Some(source) = shared.source.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match Pin::new(source).poll_frame(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(None) => {
+                shared.source = None;
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(Err(error))) => {
+                shared.source = None;
+                Poll::Ready(Some(Err(error.into())))
+            }
+            Poll::Ready(Some(Ok(frame))) => {
+                if is_first {
+                    shared.keep(&frame);
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        let shared = lock(&self.shared);
+        let nothing_kept_left = self.replay_at.is_none_or(|at| at >= shared.kept.len());
+        shared.source.is_none() && nothing_kept_left
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.size_hint.clone()
+    }
+}
+
+impl<B> Shared<B> {
+    fn keep(&mut self, frame: &Frame<Bytes>) {
+        if self.overflowed {
+            return;
+        }
+        let kept = if let Some(data) = frame.data_ref() {
+            self.kept_bytes += data.len();
+            Kept::Data(data.clone())
+        } else if let Some(trailers) = frame.trailers_ref() {
+            Kept::Trailers(trailers.clone())
+        } else {
+            return;
+        };
+        if self.kept_bytes > self.limit {
+            self.overflowed = true;
+            self.kept = VecDeque::new();
+            return;
+        }
+        self.kept.push_back(kept);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    /// A body that yields the given chunks one poll at a time.
+    struct Chunks(VecDeque<Bytes>);
+
+    impl Body for Chunks {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+            Poll::Ready(self.0.pop_front().map(|c| Ok(Frame::data(c))))
+        }
+
+        fn is_end_stream(&self) -> bool {
+            self.0.is_empty()
+        }
+    }
+
+    fn chunks(parts: &[&'static [u8]]) -> Chunks {
+        Chunks(parts.iter().map(|p| Bytes::from_static(p)).collect())
+    }
+
+    async fn read_all<B: Body<Data = Bytes> + Unpin>(body: B) -> Vec<u8>
+    where
+        B::Error: std::fmt::Debug,
+    {
+        body.collect().await.unwrap().to_bytes().to_vec()
+    }
+
+    #[tokio::test]
+    async fn replay_after_full_send() {
+        let (body, handle) = ReplayBody::new(chunks(&[b"ab", b"cd"]), 10);
+        assert_eq!(read_all(body).await, b"abcd");
+        let replay = handle.replay().expect("small body is replayable");
+        assert_eq!(read_all(replay).await, b"abcd");
+    }
+
+    #[tokio::test]
+    async fn replay_continues_where_the_first_attempt_stopped() {
+        let (mut body, handle) = ReplayBody::new(chunks(&[b"ab", b"cd", b"ef"]), 10);
+        let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(first, "ab");
+        let replay = handle.replay().unwrap();
+        // The superseded body ends; the replay gets everything.
+        assert!(body.frame().await.is_none());
+        assert_eq!(read_all(replay).await, b"abcdef");
+    }
+
+    #[tokio::test]
+    async fn no_replay_past_the_limit() {
+        let (body, handle) = ReplayBody::new(chunks(&[b"abc", b"def"]), 4);
+        assert_eq!(read_all(body).await, b"abcdef");
+        assert!(handle.replay().is_none());
+    }
+
+    #[tokio::test]
+    async fn declared_length_over_the_limit_keeps_nothing() {
+        let (body, handle) = ReplayBody::new(http_body_util::Full::new(Bytes::from_static(b"abcdef")), 4);
+        assert!(handle.replay().is_none());
+        assert_eq!(read_all(body).await, b"abcdef");
+    }
+
+    #[tokio::test]
+    async fn empty_body_replays_empty() {
+        let (body, handle) = ReplayBody::new(http_body_util::Empty::<Bytes>::new(), 4);
+        assert!(body.is_end_stream());
+        assert_eq!(body.size_hint().exact(), Some(0));
+        let replay = handle.replay().unwrap();
+        assert!(replay.is_end_stream());
+        assert_eq!(read_all(replay).await, b"");
+    }
+}

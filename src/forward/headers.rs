@@ -1,0 +1,226 @@
+//! Header hygiene between the client and the upstream.
+//!
+//! Three kinds of header never cross the proxy:
+//! * hop-by-hop headers (RFC 9110 §7.6.1), and any header the `Connection`
+//!   header names: they describe one connection, not the message;
+//! * the local credential (`Authorization`, `X-Auth-Token`) and the
+//!   project selector (`X-Auth-Project-Id`): they were for the proxy;
+//! * identity headers that keystonemiddleware sets after validating a token
+//!   (`X-Roles`, `X-Project-Id`, …). A client could otherwise pose as an
+//!   admin to a service that trusts them. WSGI turns `X_Roles` into the same
+//!   variable as `X-Roles`, so underscore spellings are dropped too.
+
+use std::net::IpAddr;
+
+use http::header::{self, HeaderName};
+use http::{HeaderMap, HeaderValue};
+
+use crate::clients::X_AUTH_TOKEN;
+use crate::route::X_AUTH_PROJECT_ID;
+
+/// Hop-by-hop headers of RFC 9110 §7.6.1 plus the non-standard ones that
+/// proxies in the wild still send.
+static HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Exact names (in `-` spelling) a client may not send upstream.
+static SPOOFABLE: &[&str] = &[
+    "authorization",
+    X_AUTH_TOKEN,
+    X_AUTH_PROJECT_ID,
+    "x-subject-token",
+    "x-identity-status",
+    "x-roles",
+    "x-role",
+    "x-user",
+    "x-tenant",
+    "x-is-admin-project",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+];
+
+/// Prefixes (in `-` spelling) of keystonemiddleware's identity headers:
+/// `X-User-*`, `X-Project-*`, `X-Domain-*`, `X-Tenant-*` and the service
+/// token's `X-Service-*` (which includes `X-Service-Token`).
+static SPOOFABLE_PREFIXES: &[&str] = &["x-user-", "x-project-", "x-domain-", "x-tenant-", "x-service-"];
+
+/// What the proxy knows about the client connection.
+#[derive(Debug, Clone)]
+pub struct Forwarded {
+    pub client_ip: Option<IpAddr>,
+    /// `http` or `https`: how the client reached the proxy.
+    pub proto: &'static str,
+}
+
+/// The headers to send upstream for `incoming`, with `token` injected.
+pub fn request_headers(
+    incoming: &HeaderMap,
+    host: Option<&HeaderValue>,
+    forwarded: &Forwarded,
+    token: &HeaderValue,
+) -> HeaderMap {
+    let named_by_connection = connection_names(incoming);
+    let mut out = HeaderMap::with_capacity(incoming.keys_len() + 4);
+    for (name, value) in incoming {
+        if name == header::HOST
+            || is_hop_by_hop(name.as_str())
+            || is_spoofable(name.as_str())
+            || named_by_connection.iter().any(|n| n == name.as_str())
+        {
+            continue;
+        }
+        out.append(name.clone(), value.clone());
+    }
+    add_forwarded(&mut out, host, forwarded);
+    out.insert(HeaderName::from_static(X_AUTH_TOKEN), token.clone());
+    out
+}
+
+/// Remove hop-by-hop headers from an upstream response.
+pub fn clean_response_headers(headers: &mut HeaderMap) {
+    for name in connection_names(headers) {
+        headers.remove(name.as_str());
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(*name);
+    }
+}
+
+fn add_forwarded(out: &mut HeaderMap, host: Option<&HeaderValue>, forwarded: &Forwarded) {
+    if let Some(ip) = forwarded.client_ip {
+        let chain = match out.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+            Some(previous) => format!("{previous}, {ip}"),
+            None => ip.to_string(),
+        };
+        if let Ok(value) = HeaderValue::from_str(&chain) {
+            out.insert("x-forwarded-for", value);
+        }
+    }
+    out.insert("x-forwarded-proto", HeaderValue::from_static(forwarded.proto));
+    if let Some(host) = host {
+        out.insert("x-forwarded-host", host.clone());
+    }
+}
+
+/// Lower-cased header names listed in `Connection`.
+fn connection_names(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|name| name.trim().to_ascii_lowercase())
+        .filter(|name| !name.is_empty())
+        .collect()
+}
+
+fn is_hop_by_hop(name: &str) -> bool {
+    HOP_BY_HOP.contains(&name)
+}
+
+/// `name` is lower case (http's `HeaderName` guarantees it).
+fn is_spoofable(name: &str) -> bool {
+    let dashed;
+    let name = if name.contains('_') {
+        dashed = name.replace('_', "-");
+        dashed.as_str()
+    } else {
+        name
+    };
+    SPOOFABLE.contains(&name) || SPOOFABLE_PREFIXES.iter().any(|p| name.starts_with(p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.append(HeaderName::from_bytes(name.as_bytes()).unwrap(), value.parse().unwrap());
+        }
+        headers
+    }
+
+    #[test]
+    fn strips_credentials_identity_and_hop_by_hop() {
+        let incoming = map(&[
+            ("authorization", "Bearer local"),
+            ("x-auth-token", "local"),
+            ("x_auth_token", "local"),
+            ("x-roles", "admin"),
+            ("x_roles", "admin"),
+            ("x-project-id", "p"),
+            ("x_project_id", "p"),
+            ("x-user-name", "u"),
+            ("x-domain-id", "d"),
+            ("x-service-token", "t"),
+            ("x-service-roles", "admin"),
+            ("x-identity-status", "Confirmed"),
+            ("x-is-admin-project", "True"),
+            ("x-tenant-id", "t"),
+            ("x-auth-project-id", "p"),
+            ("connection", "keep-alive, x-custom-hop"),
+            ("x-custom-hop", "1"),
+            ("keep-alive", "timeout=5"),
+            ("transfer-encoding", "chunked"),
+            ("te", "trailers"),
+            ("upgrade", "h2c"),
+            ("host", "proxy:8080"),
+            ("accept", "application/json"),
+            ("x-openstack-nova-api-version", "2.79"),
+            ("content-length", "5"),
+        ]);
+        let mut token = HeaderValue::from_static("real-token");
+        token.set_sensitive(true);
+        let forwarded = Forwarded { client_ip: Some("10.0.0.7".parse().unwrap()), proto: "http" };
+        let out = request_headers(&incoming, incoming.get("host"), &forwarded, &token);
+        let names: Vec<&str> = out.keys().map(|k| k.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "accept",
+                "x-openstack-nova-api-version",
+                "content-length",
+                "x-forwarded-for",
+                "x-forwarded-proto",
+                "x-forwarded-host",
+                "x-auth-token"
+            ]
+        );
+        assert_eq!(out["x-auth-token"], "real-token");
+        assert!(out["x-auth-token"].is_sensitive());
+        assert_eq!(out["x-forwarded-for"], "10.0.0.7");
+        assert_eq!(out["x-forwarded-host"], "proxy:8080");
+    }
+
+    #[test]
+    fn forwarded_for_is_appended() {
+        let incoming = map(&[("x-forwarded-for", "1.2.3.4"), ("x-forwarded-proto", "https")]);
+        let forwarded = Forwarded { client_ip: Some("127.0.0.1".parse().unwrap()), proto: "http" };
+        let out = request_headers(&incoming, None, &forwarded, &HeaderValue::from_static("t"));
+        assert_eq!(out["x-forwarded-for"], "1.2.3.4, 127.0.0.1");
+        assert_eq!(out["x-forwarded-proto"], "http");
+    }
+
+    #[test]
+    fn response_hop_by_hop_removed() {
+        let mut headers = map(&[
+            ("connection", "close, x-hop"),
+            ("x-hop", "1"),
+            ("transfer-encoding", "chunked"),
+            ("x-openstack-request-id", "req-1"),
+        ]);
+        clean_response_headers(&mut headers);
+        assert_eq!(headers.keys().map(|k| k.as_str()).collect::<Vec<_>>(), ["x-openstack-request-id"]);
+    }
+}

@@ -1,0 +1,89 @@
+//! Sending one attempt of a request to a catalog endpoint.
+
+pub mod body;
+pub mod headers;
+
+use std::time::Duration;
+
+use http::uri::{PathAndQuery, Uri};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, Version};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+use crate::connector::Connector;
+use crate::error::ProxyError;
+use crate::keystone::catalog::Endpoint;
+use crate::keystone::describe_client_error;
+pub use body::{ReplayBody, ReplayHandle};
+pub use headers::Forwarded;
+
+/// The request body type sent upstream.
+pub type UpstreamBody = ReplayBody<Incoming>;
+
+/// A pooled client for one cloud's endpoints.
+#[derive(Debug)]
+pub struct Upstream {
+    client: Client<Connector, UpstreamBody>,
+    timeout: Duration,
+}
+
+/// What stays the same across the attempts of one request.
+pub struct Outgoing<'a> {
+    pub method: &'a Method,
+    pub headers: &'a HeaderMap,
+    pub host: Option<&'a HeaderValue>,
+    pub forwarded: &'a Forwarded,
+    /// Raw rest of the path (empty or starting with `/`) and raw query.
+    pub rest: &'a str,
+    pub query: Option<&'a str>,
+}
+
+impl Upstream {
+    pub fn new(connector: Connector, timeout: Duration) -> Upstream {
+        let client = Client::builder(TokioExecutor::new())
+            // Redirects are the client's business: the legacy client never
+            // follows them, and the pool keeps connections warm between requests.
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build(connector);
+        Upstream { client, timeout }
+    }
+
+    /// Send `outgoing` to `endpoint` with `token`, waiting at most the
+    /// configured timeout for the response headers.
+    pub async fn send(
+        &self,
+        endpoint: &Endpoint,
+        outgoing: &Outgoing<'_>,
+        token: &HeaderValue,
+        body: UpstreamBody,
+    ) -> Result<Response<Incoming>, ProxyError> {
+        let uri = target_uri(endpoint, outgoing.rest, outgoing.query)?;
+        let mut request = Request::new(body);
+        *request.method_mut() = outgoing.method.clone();
+        *request.uri_mut() = uri;
+        *request.version_mut() = Version::HTTP_11;
+        *request.headers_mut() =
+            headers::request_headers(outgoing.headers, outgoing.host, outgoing.forwarded, token);
+        match tokio::time::timeout(self.timeout, self.client.request(request)).await {
+            Err(_elapsed) => Err(ProxyError::UpstreamTimeout(self.timeout)),
+            Ok(Err(error)) => Err(ProxyError::UpstreamUnavailable(format!(
+                "{}: {}",
+                endpoint.authority,
+                describe_client_error(&error)
+            ))),
+            Ok(Ok(response)) => Ok(response),
+        }
+    }
+}
+
+fn target_uri(endpoint: &Endpoint, rest: &str, query: Option<&str>) -> Result<Uri, ProxyError> {
+    let path = PathAndQuery::try_from(endpoint.join(rest, query))
+        .map_err(|e| ProxyError::BadRequest(format!("cannot build the upstream path: {e}")))?;
+    Uri::builder()
+        .scheme(endpoint.scheme.clone())
+        .authority(endpoint.authority.clone())
+        .path_and_query(path)
+        .build()
+        .map_err(|e| ProxyError::BadRequest(format!("cannot build the upstream URI: {e}")))
+}

@@ -1,0 +1,309 @@
+//! The service catalog: finding the endpoint a request is for.
+//!
+//! Selection follows keystoneauth: the service is found by its type, by an
+//! alias from the service-types authority (so `/block-storage/…` finds a
+//! catalog that still says `volumev3`), or by its catalog name (`nova`);
+//! then the first interface in the preference list that has an endpoint in
+//! the configured region wins.
+
+use http::uri::{Authority, Scheme};
+use serde::Deserialize;
+
+/// One service-types-authority entry: the official type and its historical
+/// aliases, in the authority's order of preference.
+/// Source: opendev.org/openstack/service-types-authority, service-types.yaml.
+static SERVICE_TYPE_ALIASES: &[(&str, &[&str])] = &[
+    ("block-storage", &["volumev3", "volumev2", "volume", "block-store"]),
+    ("shared-file-system", &["sharev2", "share"]),
+    ("clustering", &["resource-cluster", "cluster"]),
+    ("baremetal", &["bare-metal"]),
+    ("resource-optimization", &["infra-optim"]),
+    ("message", &["messaging"]),
+    ("container-infrastructure-management", &["container-infrastructure", "container-infra"]),
+    ("workflow", &["workflowv2"]),
+    ("operator-policy", &["policy"]),
+    ("alarm", &["alarming"]),
+    ("meter", &["metering", "telemetry"]),
+    ("event", &["events"]),
+    ("application-deployment", &["application_deployment"]),
+    ("multi-region-network-automation", &["tricircle"]),
+    ("application-container", &["container"]),
+    ("root-cause-analysis", &["rca"]),
+    ("monitoring-logging", &["monitoring-log-api"]),
+    ("instance-ha", &["ha"]),
+    ("admin-logic", &["registration"]),
+];
+
+/// A parsed catalog, as Keystone v3 returns it in `token.catalog`.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    services: Vec<Service>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Service {
+    pub service_type: String,
+    pub name: String,
+    pub endpoints: Vec<Endpoint>,
+}
+
+/// An endpoint, with its URL split once so that joining a request onto it
+/// costs no parsing.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub interface: String,
+    pub region: Option<String>,
+    pub url: String,
+    pub scheme: Scheme,
+    pub authority: Authority,
+    /// The URL's path, as written (`/` when it has none; may end in `/`).
+    pub path: String,
+}
+
+/// Why no endpoint was found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum LookupError {
+    /// No service of that type, alias or name.
+    NoService,
+    /// The service exists but has no endpoint for these interfaces/region.
+    NoEndpoint,
+}
+
+#[derive(Deserialize)]
+struct RawService {
+    #[serde(rename = "type", default)]
+    service_type: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    endpoints: Vec<RawEndpoint>,
+}
+
+#[derive(Deserialize)]
+struct RawEndpoint {
+    #[serde(default)]
+    interface: String,
+    region: Option<String>,
+    region_id: Option<String>,
+    #[serde(default)]
+    url: String,
+}
+
+impl Catalog {
+    /// Parse Keystone v3's `catalog` array leniently: entries that cannot
+    /// be used (no type, unparsable URL) are skipped rather than failing the
+    /// whole login.
+    pub fn from_v3(value: &serde_json::Value) -> Catalog {
+        let raw: Vec<RawService> = match value {
+            serde_json::Value::Array(items) => items
+                .iter()
+                .filter_map(|item| RawService::deserialize(item).ok())
+                .collect(),
+            _ => Vec::new(),
+        };
+        let services = raw
+            .into_iter()
+            .filter(|s| !s.service_type.is_empty())
+            .map(|s| Service {
+                service_type: s.service_type,
+                name: s.name,
+                endpoints: s
+                    .endpoints
+                    .into_iter()
+                    .filter_map(|e| {
+                        Endpoint::new(
+                            &e.interface,
+                            e.region.or(e.region_id),
+                            &e.url,
+                        )
+                    })
+                    .collect(),
+            })
+            .collect();
+        Catalog { services }
+    }
+
+    pub fn services(&self) -> &[Service] {
+        &self.services
+    }
+
+    /// The endpoint for `wanted` (type, alias or name), trying `interfaces`
+    /// in order and keeping to `region` when one is set.
+    pub fn endpoint(
+        &self,
+        wanted: &str,
+        interfaces: &[String],
+        region: Option<&str>,
+    ) -> Result<&Endpoint, LookupError> {
+        let mut found_service = false;
+        for service in self.candidates(wanted) {
+            found_service = true;
+            for interface in interfaces {
+                let hit = service.endpoints.iter().find(|e| {
+                    e.interface == *interface && region.is_none_or(|r| e.region.as_deref() == Some(r))
+                });
+                if let Some(endpoint) = hit {
+                    return Ok(endpoint);
+                }
+            }
+        }
+        Err(if found_service { LookupError::NoEndpoint } else { LookupError::NoService })
+    }
+
+    /// Services that could be meant by `wanted`, best first: the exact type,
+    /// then the official type and its aliases in the authority's order,
+    /// then a service whose catalog name matches.
+    fn candidates(&self, wanted: &str) -> Vec<&Service> {
+        let wanted = normalize(wanted);
+        let mut types = vec![wanted.clone()];
+        if let Some(family) = family_of(&wanted) {
+            types.extend(family.map(str::to_string));
+        }
+        let by_type = types
+            .iter()
+            .flat_map(|t| self.services.iter().filter(move |s| normalize(&s.service_type) == *t));
+        let by_name = self.services.iter().filter(|s| normalize(&s.name) == wanted);
+        by_type.chain(by_name).collect()
+    }
+}
+
+/// `Volume_V3` and `volume-v3` mean the same: lower case, `_` as `-`.
+fn normalize(name: &str) -> String {
+    name.to_ascii_lowercase().replace('_', "-")
+}
+
+/// The official type followed by its aliases, if `wanted` is either.
+fn family_of(wanted: &str) -> Option<impl Iterator<Item = &'static str>> {
+    SERVICE_TYPE_ALIASES
+        .iter()
+        .find(|(official, aliases)| {
+            *official == wanted || aliases.iter().any(|a| normalize(a) == wanted)
+        })
+        .map(|(official, aliases)| std::iter::once(*official).chain(aliases.iter().copied()))
+}
+
+impl Endpoint {
+    /// `interface` may be v3 style (`public`) or v2 style (`publicURL`).
+    pub fn new(interface: &str, region: Option<String>, url: &str) -> Option<Endpoint> {
+        let uri: http::Uri = url.parse().ok()?;
+        let scheme = uri.scheme()?.clone();
+        if scheme != Scheme::HTTP && scheme != Scheme::HTTPS {
+            return None;
+        }
+        let authority = uri.authority()?.clone();
+        let path = uri.path_and_query().map(|p| p.path()).unwrap_or("/");
+        let interface = interface.to_ascii_lowercase();
+        let interface = interface.strip_suffix("url").unwrap_or(&interface).to_string();
+        Some(Endpoint {
+            interface,
+            region,
+            url: url.to_string(),
+            scheme,
+            authority,
+            path: path.to_string(),
+        })
+    }
+
+    /// The upstream path and query for `rest` (raw, empty or starting with
+    /// `/`) and the request's raw `query`: the endpoint path is kept, `rest`
+    /// is appended with exactly one `/` between, nothing is decoded.
+    pub fn join(&self, rest: &str, query: Option<&str>) -> String {
+        let mut out = String::with_capacity(self.path.len() + rest.len() + 2 + query.map_or(0, str::len));
+        if rest.is_empty() {
+            out.push_str(&self.path);
+        } else {
+            out.push_str(self.path.strip_suffix('/').unwrap_or(&self.path));
+            out.push_str(rest);
+        }
+        if let Some(query) = query {
+            out.push('?');
+            out.push_str(query);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn catalog() -> Catalog {
+        Catalog::from_v3(&json!([
+            {"type": "compute", "name": "nova", "endpoints": [
+                {"interface": "public", "region": "RegionOne", "url": "https://nova.r1/v2.1"},
+                {"interface": "internal", "region": "RegionOne", "url": "http://nova.int.r1/v2.1"},
+                {"interface": "public", "region": "RegionTwo", "url": "https://nova.r2/v2.1"}
+            ]},
+            {"type": "volumev3", "name": "cinderv3", "endpoints": [
+                {"interface": "public", "region_id": "RegionOne", "url": "https://cinder/v3/abc"}
+            ]},
+            {"type": "volumev2", "name": "cinderv2", "endpoints": [
+                {"interface": "public", "region_id": "RegionOne", "url": "https://cinder/v2/abc"}
+            ]},
+            {"type": "image", "name": "glance", "endpoints": [
+                {"interface": "public", "region": "RegionOne", "url": "https://glance:9292"}
+            ]},
+            {"type": "bogus", "endpoints": [{"interface": "public", "url": "not a url"}]},
+            "garbage"
+        ]))
+    }
+
+    fn url(wanted: &str, interfaces: &[&str], region: Option<&str>) -> Result<String, LookupError> {
+        let interfaces: Vec<String> = interfaces.iter().map(|s| s.to_string()).collect();
+        catalog().endpoint(wanted, &interfaces, region).map(|e| e.url.clone())
+    }
+
+    #[test]
+    fn by_type_alias_and_name() {
+        assert_eq!(url("compute", &["public"], Some("RegionOne")).unwrap(), "https://nova.r1/v2.1");
+        assert_eq!(url("nova", &["public"], Some("RegionOne")).unwrap(), "https://nova.r1/v2.1");
+        assert_eq!(url("block-storage", &["public"], None).unwrap(), "https://cinder/v3/abc");
+        assert_eq!(url("block_storage", &["public"], None).unwrap(), "https://cinder/v3/abc");
+        assert_eq!(url("volume", &["public"], None).unwrap(), "https://cinder/v3/abc");
+        // An exact type beats the family order.
+        assert_eq!(url("volumev2", &["public"], None).unwrap(), "https://cinder/v2/abc");
+        assert_eq!(url("cinderv2", &["public"], None).unwrap(), "https://cinder/v2/abc");
+        assert_eq!(url("network", &["public"], None), Err(LookupError::NoService));
+        assert_eq!(url("bogus", &["public"], None), Err(LookupError::NoEndpoint));
+    }
+
+    #[test]
+    fn interface_preference_and_region() {
+        assert_eq!(
+            url("compute", &["internal", "public"], Some("RegionOne")).unwrap(),
+            "http://nova.int.r1/v2.1"
+        );
+        assert_eq!(
+            url("compute", &["internal", "public"], Some("RegionTwo")).unwrap(),
+            "https://nova.r2/v2.1"
+        );
+        assert_eq!(url("compute", &["admin"], None), Err(LookupError::NoEndpoint));
+        assert_eq!(url("compute", &["public"], Some("RegionThree")), Err(LookupError::NoEndpoint));
+    }
+
+    #[test]
+    fn v2_interface_names_are_understood() {
+        let e = Endpoint::new("publicURL", None, "http://h/x").unwrap();
+        assert_eq!(e.interface, "public");
+    }
+
+    fn join(endpoint: &str, rest: &str, query: Option<&str>) -> String {
+        Endpoint::new("public", None, endpoint).unwrap().join(rest, query)
+    }
+
+    #[test]
+    fn join_keeps_paths_and_one_slash() {
+        assert_eq!(join("https://h/compute/v2.1", "/servers", None), "/compute/v2.1/servers");
+        assert_eq!(join("https://h/compute/v2.1/", "/servers", None), "/compute/v2.1/servers");
+        assert_eq!(join("https://h/v2/abc", "/volumes/detail", None), "/v2/abc/volumes/detail");
+        assert_eq!(join("https://h:9292", "/v2/images", None), "/v2/images");
+        assert_eq!(join("https://h:9292/", "/v2/images", None), "/v2/images");
+        assert_eq!(join("https://h/compute/v2.1", "", None), "/compute/v2.1");
+        assert_eq!(join("https://h/compute/v2.1/", "", None), "/compute/v2.1/");
+        assert_eq!(join("https://h:9292", "", None), "/");
+        assert_eq!(join("https://h/v1/AUTH_a", "/c//o%2Fp", None), "/v1/AUTH_a/c//o%2Fp");
+        assert_eq!(join("https://h/x", "/y", Some("a=1&b=%2F&c")), "/x/y?a=1&b=%2F&c");
+        assert_eq!(join("https://h/x", "/y", Some("")), "/x/y?");
+    }
+}

@@ -1,0 +1,259 @@
+//! Keystone v3 wire shapes: the `POST /v3/auth/tokens` request body and
+//! the token response.
+//!
+//! Parsing is lenient where Keystone deployments differ (fractional seconds
+//! or not, fields present or absent) and strict only about what the proxy
+//! cannot work without: the token and its expiry.
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::catalog::Catalog;
+use crate::config::{AppCredRef, Credential, DomainRef, ProjectRef, UserRef};
+
+/// What a successful login gives.
+#[derive(Debug)]
+pub struct IssuedToken {
+    pub token: SecretString,
+    pub expires_at: jiff::Timestamp,
+    /// Keystone's clock at issue; with `expires_at` it gives the lifetime
+    /// independently of how far our clock is from Keystone's.
+    pub issued_at: Option<jiff::Timestamp>,
+    pub project: Option<ProjectInfo>,
+    pub catalog: Catalog,
+}
+
+/// The project a token is scoped to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectInfo {
+    pub id: String,
+    pub name: String,
+}
+
+impl ProjectInfo {
+    /// Whether this is the project `wanted` refers to.
+    pub fn is(&self, wanted: &ProjectRef) -> bool {
+        match wanted {
+            ProjectRef::Id(id) => &self.id == id,
+            ProjectRef::Name { name, .. } => &self.name == name,
+        }
+    }
+}
+
+/// The JSON body of `POST /v3/auth/tokens`.
+///
+/// Application credentials carry their project and cannot ask for a scope
+/// (Keystone answers 401), so `scope` is only sent with passwords.
+pub fn auth_request(credential: &Credential, scope: Option<&ProjectRef>) -> Value {
+    let (identity, scope) = match credential {
+        Credential::Password { user, password } => (
+            json!({
+                "methods": ["password"],
+                "password": { "user": user_json(user, Some(password)) },
+            }),
+            scope.map(|project| json!({ "project": project_json(project) })),
+        ),
+        Credential::ApplicationCredential { id, secret } => {
+            let mut body = match id {
+                AppCredRef::Id(id) => json!({ "id": id }),
+                AppCredRef::Name { name, user } => json!({ "name": name, "user": user_json(user, None) }),
+            };
+            body["secret"] = Value::String(secret.expose_secret().to_string());
+            (json!({ "methods": ["application_credential"], "application_credential": body }), None)
+        }
+    };
+    let mut auth = json!({ "identity": identity });
+    if let Some(scope) = scope {
+        auth["scope"] = scope;
+    }
+    json!({ "auth": auth })
+}
+
+fn user_json(user: &UserRef, password: Option<&SecretString>) -> Value {
+    let mut value = match user {
+        UserRef::Id(id) => json!({ "id": id }),
+        UserRef::Name { name, domain } => json!({ "name": name, "domain": domain_json(domain) }),
+    };
+    if let Some(password) = password {
+        value["password"] = Value::String(password.expose_secret().to_string());
+    }
+    value
+}
+
+fn project_json(project: &ProjectRef) -> Value {
+    match project {
+        ProjectRef::Id(id) => json!({ "id": id }),
+        ProjectRef::Name { name, domain } => json!({ "name": name, "domain": domain_json(domain) }),
+    }
+}
+
+fn domain_json(domain: &DomainRef) -> Value {
+    match domain {
+        DomainRef::Id(id) => json!({ "id": id }),
+        DomainRef::Name(name) => json!({ "name": name }),
+    }
+}
+
+#[derive(Deserialize)]
+struct TokenBody {
+    token: TokenFields,
+}
+
+#[derive(Deserialize)]
+struct TokenFields {
+    expires_at: String,
+    issued_at: Option<String>,
+    project: Option<RawProject>,
+    #[serde(default)]
+    catalog: Value,
+}
+
+#[derive(Deserialize)]
+struct RawProject {
+    id: String,
+    #[serde(default)]
+    name: String,
+}
+
+/// Parse a 201 answer: `subject_token` is the `X-Subject-Token` header.
+/// Errors say what was wrong, never what the token was.
+pub fn parse_token_response(subject_token: Option<&[u8]>, body: &[u8]) -> Result<IssuedToken, String> {
+    let token = subject_token
+        .and_then(|t| std::str::from_utf8(t).ok())
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or("the answer has no X-Subject-Token header")?;
+    let parsed: TokenBody =
+        serde_json::from_slice(body).map_err(|e| format!("the token body is not valid: {e}"))?;
+    let fields = parsed.token;
+    Ok(IssuedToken {
+        token: SecretString::from(token.to_string()),
+        expires_at: parse_time(&fields.expires_at)?,
+        issued_at: fields.issued_at.as_deref().map(parse_time).transpose()?,
+        project: fields.project.map(|p| ProjectInfo { id: p.id, name: p.name }),
+        catalog: Catalog::from_v3(&fields.catalog),
+    })
+}
+
+/// Keystone writes `2026-11-23T10:00:00.000000Z`; older releases and v2.0
+/// write `2015-11-05T23:23:27Z`; some proxies rewrite to an offset. A time
+/// without any zone is taken as UTC, as Keystone means it.
+pub fn parse_time(text: &str) -> Result<jiff::Timestamp, String> {
+    let text = text.trim();
+    if let Ok(timestamp) = text.parse::<jiff::Timestamp>() {
+        return Ok(timestamp);
+    }
+    text.parse::<jiff::civil::DateTime>()
+        .ok()
+        .and_then(|dt| dt.to_zoned(jiff::tz::TimeZone::UTC).ok())
+        .map(|zoned| zoned.timestamp())
+        .ok_or_else(|| format!("{text:?} is not a time Keystone would write"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn domain() -> DomainRef {
+        DomainRef::Name("Default".into())
+    }
+
+    #[test]
+    fn password_by_name_with_project_scope() {
+        let credential = Credential::Password {
+            user: UserRef::Name { name: "svc".into(), domain: domain() },
+            password: SecretString::from("pw"),
+        };
+        let scope = ProjectRef::Name { name: "demo".into(), domain: domain() };
+        let body = auth_request(&credential, Some(&scope));
+        assert_eq!(
+            body,
+            json!({"auth": {
+                "identity": {"methods": ["password"], "password": {"user": {
+                    "name": "svc", "domain": {"name": "Default"}, "password": "pw"}}},
+                "scope": {"project": {"name": "demo", "domain": {"name": "Default"}}}
+            }})
+        );
+    }
+
+    #[test]
+    fn password_by_id_and_scope_by_id() {
+        let credential =
+            Credential::Password { user: UserRef::Id("u1".into()), password: SecretString::from("pw") };
+        let body = auth_request(&credential, Some(&ProjectRef::Id("p1".into())));
+        assert_eq!(body["auth"]["identity"]["password"]["user"], json!({"id": "u1", "password": "pw"}));
+        assert_eq!(body["auth"]["scope"], json!({"project": {"id": "p1"}}));
+        assert!(auth_request(&credential, None)["auth"].get("scope").is_none());
+    }
+
+    #[test]
+    fn application_credentials_never_send_a_scope() {
+        let by_id = Credential::ApplicationCredential {
+            id: AppCredRef::Id("ac1".into()),
+            secret: SecretString::from("s"),
+        };
+        let body = auth_request(&by_id, Some(&ProjectRef::Id("p".into())));
+        assert_eq!(
+            body,
+            json!({"auth": {"identity": {"methods": ["application_credential"],
+                "application_credential": {"id": "ac1", "secret": "s"}}}})
+        );
+        let by_name = Credential::ApplicationCredential {
+            id: AppCredRef::Name {
+                name: "ci".into(),
+                user: UserRef::Name { name: "svc".into(), domain: DomainRef::Id("default".into()) },
+            },
+            secret: SecretString::from("s"),
+        };
+        assert_eq!(
+            auth_request(&by_name, None)["auth"]["identity"]["application_credential"],
+            json!({"name": "ci", "user": {"name": "svc", "domain": {"id": "default"}}, "secret": "s"})
+        );
+    }
+
+    #[test]
+    fn times_with_and_without_fraction_or_zone() {
+        let expected: jiff::Timestamp = "2015-11-05T23:23:27Z".parse().unwrap();
+        for text in [
+            "2015-11-05T23:23:27Z",
+            "2015-11-05T23:23:27.000000Z",
+            "2015-11-05T23:23:27.000000",
+            "2015-11-05T23:23:27+00:00",
+            "2015-11-06T00:23:27+01:00",
+        ] {
+            assert_eq!(parse_time(text).unwrap(), expected, "{text}");
+        }
+        assert!(parse_time("tomorrow").is_err());
+    }
+
+    #[test]
+    fn token_response() {
+        let body = json!({"token": {
+            "expires_at": "2030-01-01T00:00:00.000000Z",
+            "issued_at": "2029-12-31T23:00:00.000000Z",
+            "project": {"id": "p1", "name": "demo", "domain": {"id": "default"}},
+            "catalog": [{"type": "compute", "name": "nova", "endpoints": [
+                {"interface": "public", "region": "R", "url": "http://n/v2.1"}]}],
+            "roles": [{"name": "member"}]
+        }});
+        let body = serde_json::to_vec(&body).unwrap();
+        let issued = parse_token_response(Some(b"tok"), &body).unwrap();
+        assert_eq!(issued.token.expose_secret(), "tok");
+        assert_eq!(issued.project, Some(ProjectInfo { id: "p1".into(), name: "demo".into() }));
+        assert_eq!(issued.catalog.services().len(), 1);
+        let lifetime = issued.expires_at.duration_since(issued.issued_at.unwrap());
+        assert_eq!(lifetime.as_secs(), 3600);
+    }
+
+    #[test]
+    fn bad_token_responses_say_why() {
+        let body = br#"{"token": {"expires_at": "2030-01-01T00:00:00Z"}}"#;
+        assert!(parse_token_response(None, body).unwrap_err().contains("X-Subject-Token"));
+        assert!(parse_token_response(Some(b"t"), b"<html>").unwrap_err().contains("not valid"));
+        assert!(parse_token_response(Some(b"t"), br#"{"token": {}}"#).is_err());
+        // An unscoped token has no catalog and no project; that is still a token.
+        let issued = parse_token_response(Some(b"t"), body).unwrap();
+        assert!(issued.project.is_none());
+    }
+}

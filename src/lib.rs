@@ -1,0 +1,16 @@
+//! keystone-proxy: an authenticating reverse proxy and token broker for
+//! OpenStack. See README.md for what it does and DESIGN.md for the contract.
+#![forbid(unsafe_code)]
+
+pub mod clients;
+pub mod config;
+pub mod connector;
+pub mod demo;
+pub mod error;
+pub mod fake;
+pub mod forward;
+pub mod keystone;
+pub mod proxy;
+pub mod route;
+pub mod server;
+pub mod tokens;

@@ -1,0 +1,162 @@
+//! The token cache: one Keystone token per (cloud, project), shared by
+//! every request and every client that uses that scope.
+//!
+//! * Concurrent misses for one scope share one login (`try_get_with`), so a
+//!   cold start with 200 requests in flight costs Keystone one bcrypt.
+//! * An entry lives until `min_remaining` before the token expires, measured
+//!   on the local monotonic clock from Keystone's own `issued_at`, so a
+//!   skewed clock on either side does not matter.
+//! * Failed logins are returned to the waiting requests, never cached as
+//!   tokens.
+//! * After an upstream 401, the entry is removed only if it still holds the
+//!   token that failed: a burst of 401s for one token causes one new login.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use http::HeaderValue;
+use moka::Expiry;
+use moka::future::Cache;
+use moka::ops::compute::Op;
+use secrecy::ExposeSecret;
+
+use crate::config::{ProjectRef, TokenSettings};
+use crate::error::ProxyError;
+use crate::keystone::catalog::Catalog;
+use crate::keystone::{IssuedToken, Keystone, KeystoneError, ProjectInfo};
+
+/// How many scopes are kept at most. A scope costs a catalog (a few KiB),
+/// so this bounds memory even for a `"*"` client that names many projects.
+const MAX_SCOPES: u64 = 10_000;
+
+/// Which token: a cloud, and a project in it (`None`: the credential's own).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Scope {
+    pub cloud: Arc<str>,
+    pub project: Option<ProjectRef>,
+}
+
+/// A cached token, ready to be put on requests.
+#[derive(Debug)]
+pub struct Token {
+    /// `X-Auth-Token` value, marked sensitive (hyper and `Debug` hide it).
+    pub header: HeaderValue,
+    /// Tells two tokens for one scope apart without comparing secrets.
+    pub generation: u64,
+    pub catalog: Catalog,
+    pub project: Option<ProjectInfo>,
+    /// When the cache lets go of it (`min_remaining` before expiry).
+    fresh_until: Instant,
+}
+
+/// See the module documentation.
+pub struct TokenCache {
+    cache: Cache<Scope, Arc<Token>>,
+    keystones: HashMap<Arc<str>, Arc<Keystone>>,
+    generation: AtomicU64,
+    min_remaining: Duration,
+}
+
+struct TokenExpiry;
+
+impl Expiry<Scope, Arc<Token>> for TokenExpiry {
+    fn expire_after_create(&self, _: &Scope, token: &Arc<Token>, now: Instant) -> Option<Duration> {
+        Some(token.fresh_until.saturating_duration_since(now))
+    }
+}
+
+impl TokenCache {
+    pub fn new(keystones: HashMap<Arc<str>, Arc<Keystone>>, settings: &TokenSettings) -> TokenCache {
+        let cache = Cache::builder().max_capacity(MAX_SCOPES).expire_after(TokenExpiry).build();
+        TokenCache {
+            cache,
+            keystones,
+            generation: AtomicU64::new(1),
+            min_remaining: settings.min_remaining,
+        }
+    }
+
+    /// The token for `scope`, logging in if there is none.
+    pub async fn get(&self, scope: &Scope) -> Result<Arc<Token>, ProxyError> {
+        self.cache
+            .try_get_with_by_ref(scope, self.login(scope))
+            .await
+            .map_err(|error| (*error).clone())
+    }
+
+    /// Forget `failed` if it is still the cached token for `scope`.
+    pub async fn invalidate(&self, scope: &Scope, failed: &Token) {
+        let generation = failed.generation;
+        self.cache
+            .entry_by_ref(scope)
+            .and_compute_with(|entry| async move {
+                match entry {
+                    Some(entry) if entry.value().generation == generation => Op::Remove,
+                    _ => Op::Nop,
+                }
+            })
+            .await;
+    }
+
+    async fn login(&self, scope: &Scope) -> Result<Arc<Token>, ProxyError> {
+        let keystone = self.keystones.get(&scope.cloud).ok_or_else(|| {
+            ProxyError::KeystoneUnavailable {
+                cloud: scope.cloud.to_string(),
+                reason: "no such cloud".into(),
+            }
+        })?;
+        let issued = keystone
+            .login(scope.project.as_ref())
+            .await
+            .map_err(|e| e.for_cloud(&scope.cloud))?;
+        let received = Instant::now();
+        check_project(scope, &issued)?;
+        let lifetime = lifetime(&issued).ok_or_else(|| {
+            KeystoneError::Unavailable("Keystone issued a token that has already expired".into())
+                .for_cloud(&scope.cloud)
+        })?;
+        let mut header = HeaderValue::from_str(issued.token.expose_secret()).map_err(|_| {
+            KeystoneError::Unavailable("the token is not a valid header value".into())
+                .for_cloud(&scope.cloud)
+        })?;
+        header.set_sensitive(true);
+        // A token shorter-lived than twice `min_remaining` is still used for
+        // the first half of its life rather than never.
+        let margin = self.min_remaining.min(lifetime / 2);
+        Ok(Arc::new(Token {
+            header,
+            generation: self.generation.fetch_add(1, Ordering::Relaxed),
+            catalog: issued.catalog,
+            project: issued.project,
+            fresh_until: received + lifetime - margin,
+        }))
+    }
+}
+
+/// `expires_at − issued_at` (Keystone's clock on both sides), or, without
+/// `issued_at`, the time left by our clock. `None` if nothing is left.
+fn lifetime(issued: &IssuedToken) -> Option<Duration> {
+    let start = issued.issued_at.unwrap_or_else(jiff::Timestamp::now);
+    let left = issued.expires_at.duration_since(start);
+    Duration::try_from(left).ok().filter(|d| !d.is_zero())
+}
+
+/// An application credential is bound to one project; asking it for
+/// another gives a token for the wrong project, which must not be used.
+fn check_project(scope: &Scope, issued: &IssuedToken) -> Result<(), ProxyError> {
+    match (&scope.project, &issued.project) {
+        (Some(wanted), Some(got)) if !got.is(wanted) => Err(ProxyError::ForbiddenProject {
+            project: match wanted {
+                ProjectRef::Id(id) => id.clone(),
+                ProjectRef::Name { name, .. } => name.clone(),
+            },
+            reason: format!(
+                "the credential of cloud {:?} is bound to project {:?} ({})",
+                scope.cloud, got.name, got.id
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
