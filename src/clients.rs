@@ -78,8 +78,11 @@ pub const SIDECAR_CLIENT: &str = "local";
 
 impl Clients {
     pub fn new(settings: &Settings) -> Clients {
-        let clients: Vec<Arc<Client>> =
-            settings.clients.iter().map(|c| Arc::new(Client::new(c))).collect();
+        let clients: Vec<Arc<Client>> = settings
+            .clients
+            .iter()
+            .map(|c| Arc::new(Client::new(c)))
+            .collect();
         let sidecar = match (clients.is_empty(), settings.clouds.keys().next()) {
             (true, Some(cloud)) => Some(Arc::new(Client {
                 name: SIDECAR_CLIENT.to_string(),
@@ -164,9 +167,15 @@ fn basic(encoded: &[u8]) -> Result<Presented<'static>, ProxyError> {
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(encoded)
         .map_err(|_| ProxyError::BadCredential)?;
-    let colon = decoded.iter().position(|&b| b == b':').ok_or(ProxyError::BadCredential)?;
+    let colon = decoded
+        .iter()
+        .position(|&b| b == b':')
+        .ok_or(ProxyError::BadCredential)?;
     let name = std::str::from_utf8(&decoded[..colon]).map_err(|_| ProxyError::BadCredential)?;
-    Ok(Presented::NamedKey { name: name.to_string(), key: decoded[colon + 1..].to_vec() })
+    Ok(Presented::NamedKey {
+        name: name.to_string(),
+        key: decoded[colon + 1..].to_vec(),
+    })
 }
 
 fn sha256(bytes: &[u8]) -> [u8; 32] {
@@ -178,7 +187,10 @@ fn sha256(bytes: &[u8]) -> [u8; 32] {
 /// The `kp_` prefix lets secret scanners and humans recognise a leaked key.
 pub fn generate_key() -> (String, String) {
     let bytes: [u8; 32] = rand::random();
-    let key = format!("kp_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes));
+    let key = format!(
+        "kp_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    );
     let hash = hex::encode(sha256(key.as_bytes()));
     (key, hash)
 }
@@ -203,8 +215,14 @@ mod tests {
             hex::encode(sha256(b"alice-key")),
             hex::encode(sha256(b"bob-key")),
         );
-        let settings =
-            load(ConfigSource::Embedded { name: "t", text: &text }, &Overrides::default()).unwrap();
+        let settings = load(
+            ConfigSource::Embedded {
+                name: "t",
+                text: &text,
+            },
+            &Overrides::default(),
+        )
+        .unwrap();
         Clients::new(&settings)
     }
 
@@ -215,32 +233,56 @@ mod tests {
     }
 
     fn who(clients: &Clients, headers: &HeaderMap) -> Result<String, &'static str> {
-        clients.authenticate(headers).map(|c| c.name.clone()).map_err(|e| e.code())
+        clients
+            .authenticate(headers)
+            .map(|c| c.name.clone())
+            .map_err(|e| e.code())
     }
 
     #[test]
     fn bearer_basic_and_x_auth_token() {
         let clients = clients();
-        assert_eq!(who(&clients, &headers("authorization", "Bearer alice-key")), Ok("alice".into()));
-        assert_eq!(who(&clients, &headers("authorization", "bearer  bob-key")), Ok("bob".into()));
-        let basic = base64::engine::general_purpose::STANDARD.encode("alice:alice-key");
         assert_eq!(
-            who(&clients, &headers("authorization", &format!("Basic {basic}"))),
+            who(&clients, &headers("authorization", "Bearer alice-key")),
             Ok("alice".into())
         );
-        assert_eq!(who(&clients, &headers("x-auth-token", "bob-key")), Ok("bob".into()));
+        assert_eq!(
+            who(&clients, &headers("authorization", "bearer  bob-key")),
+            Ok("bob".into())
+        );
+        let basic = base64::engine::general_purpose::STANDARD.encode("alice:alice-key");
+        assert_eq!(
+            who(
+                &clients,
+                &headers("authorization", &format!("Basic {basic}"))
+            ),
+            Ok("alice".into())
+        );
+        assert_eq!(
+            who(&clients, &headers("x-auth-token", "bob-key")),
+            Ok("bob".into())
+        );
     }
 
     #[test]
     fn wrong_or_missing_keys() {
         let clients = clients();
         assert_eq!(who(&clients, &HeaderMap::new()), Err("missing-credential"));
-        assert_eq!(who(&clients, &headers("authorization", "Bearer nope")), Err("bad-credential"));
-        assert_eq!(who(&clients, &headers("x-auth-token", "alice-keyx")), Err("bad-credential"));
+        assert_eq!(
+            who(&clients, &headers("authorization", "Bearer nope")),
+            Err("bad-credential")
+        );
+        assert_eq!(
+            who(&clients, &headers("x-auth-token", "alice-keyx")),
+            Err("bad-credential")
+        );
         // The right key under someone else's name is not enough.
         let basic = base64::engine::general_purpose::STANDARD.encode("bob:alice-key");
         assert_eq!(
-            who(&clients, &headers("authorization", &format!("Basic {basic}"))),
+            who(
+                &clients,
+                &headers("authorization", &format!("Basic {basic}"))
+            ),
             Err("bad-credential")
         );
         assert_eq!(
@@ -257,10 +299,14 @@ mod tests {
     #[test]
     fn allow_lists() {
         let clients = clients();
-        let alice = clients.authenticate(&headers("x-auth-token", "alice-key")).unwrap();
+        let alice = clients
+            .authenticate(&headers("x-auth-token", "alice-key"))
+            .unwrap();
         assert!(alice.may_use("demo"));
         assert!(!alice.may_use("ops"));
-        let bob = clients.authenticate(&headers("x-auth-token", "bob-key")).unwrap();
+        let bob = clients
+            .authenticate(&headers("x-auth-token", "bob-key"))
+            .unwrap();
         assert!(bob.may_use("anything"));
     }
 

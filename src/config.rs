@@ -55,7 +55,10 @@ struct RawListen {
 
 impl Default for RawListen {
     fn default() -> Self {
-        RawListen { address: "127.0.0.1:8080".into(), public_url: None }
+        RawListen {
+            address: "127.0.0.1:8080".into(),
+            public_url: None,
+        }
     }
 }
 
@@ -244,7 +247,10 @@ impl ProjectRef {
         if selector.len() == 32 && selector.bytes().all(|b| b.is_ascii_hexdigit()) {
             ProjectRef::Id(selector.to_string())
         } else {
-            ProjectRef::Name { name: selector.to_string(), domain: domain.clone() }
+            ProjectRef::Name {
+                name: selector.to_string(),
+                domain: domain.clone(),
+            }
         }
     }
 }
@@ -252,8 +258,14 @@ impl ProjectRef {
 /// The secret a cloud logs in with.
 #[derive(Debug, Clone)]
 pub enum Credential {
-    Password { user: UserRef, password: SecretString },
-    ApplicationCredential { id: AppCredRef, secret: SecretString },
+    Password {
+        user: UserRef,
+        password: SecretString,
+    },
+    ApplicationCredential {
+        id: AppCredRef,
+        secret: SecretString,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -329,7 +341,10 @@ pub fn figment(source: ConfigSource<'_>, overrides: &Overrides) -> Result<Figmen
     match source {
         ConfigSource::File(path) => {
             if !path.is_file() {
-                return Err(ConfigError(format!("config file {} does not exist", path.display())));
+                return Err(ConfigError(format!(
+                    "config file {} does not exist",
+                    path.display()
+                )));
             }
             figment = figment.merge(Toml::file_exact(path));
         }
@@ -340,7 +355,10 @@ pub fn figment(source: ConfigSource<'_>, overrides: &Overrides) -> Result<Figmen
             }
         }
         ConfigSource::Embedded { name, text } => {
-            figment = figment.merge(Named { name: name.to_string(), inner: Toml::string(text) });
+            figment = figment.merge(Named {
+                name: name.to_string(),
+                inner: Toml::string(text),
+            });
         }
     }
     figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__"));
@@ -356,7 +374,9 @@ pub fn figment(source: ConfigSource<'_>, overrides: &Overrides) -> Result<Figmen
 /// Load and validate.
 pub fn load(source: ConfigSource<'_>, overrides: &Overrides) -> Result<Settings, ConfigError> {
     let figment = figment(source, overrides)?;
-    let raw: RawConfig = figment.extract().map_err(|e| ConfigError(describe_figment_error(e)))?;
+    let raw: RawConfig = figment
+        .extract()
+        .map_err(|e| ConfigError(describe_figment_error(e)))?;
     Validator { figment: &figment }.settings(raw)
 }
 
@@ -380,7 +400,11 @@ impl<P: figment::Provider> figment::Provider for Named<P> {
 }
 
 fn describe_figment_error(error: figment::Error) -> String {
-    error.into_iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")
+    error
+        .into_iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Turns raw shapes into settings, naming the key and its source on error.
@@ -423,12 +447,21 @@ impl Validator<'_> {
         if clients.is_empty() {
             self.check_sidecar(&listen, &clouds)?;
         }
-        Ok(Settings { listen, upstream, token, clouds, clients })
+        Ok(Settings {
+            listen,
+            upstream,
+            token,
+            clouds,
+            clients,
+        })
     }
 
     fn listen(&self, raw: &RawListen) -> Result<ListenSettings, ConfigError> {
         let address: SocketAddr = raw.address.parse().map_err(|_| {
-            self.error("listen.address", format!("{:?} is not an IP:PORT address", raw.address))
+            self.error(
+                "listen.address",
+                format!("{:?} is not an IP:PORT address", raw.address),
+            )
         })?;
         let public_url = match &raw.public_url {
             Some(url) => {
@@ -437,7 +470,10 @@ impl Validator<'_> {
             }
             None => format!("http://{address}"),
         };
-        Ok(ListenSettings { address, public_url })
+        Ok(ListenSettings {
+            address,
+            public_url,
+        })
     }
 
     fn upstream(&self, raw: RawUpstream) -> Result<UpstreamSettings, ConfigError> {
@@ -545,7 +581,10 @@ impl Validator<'_> {
                     &auth.application_credential_secret_file,
                 )?
                 .ok_or_else(|| self.error(&key("application_credential_secret"), "missing"))?;
-            let id = match (&auth.application_credential_id, &auth.application_credential_name) {
+            let id = match (
+                &auth.application_credential_id,
+                &auth.application_credential_name,
+            ) {
                 (Some(id), _) => AppCredRef::Id(id.clone()),
                 (None, Some(name)) => AppCredRef::Name {
                     name: name.clone(),
@@ -563,7 +602,10 @@ impl Validator<'_> {
         let password = self
             .secret(&key("password"), &auth.password, &auth.password_file)?
             .ok_or_else(|| self.error(&key("password"), "missing"))?;
-        Ok(Credential::Password { user: self.user(cloud, auth)?, password })
+        Ok(Credential::Password {
+            user: self.user(cloud, auth)?,
+            password,
+        })
     }
 
     fn user(&self, cloud: &str, auth: &RawAuth) -> Result<UserRef, ConfigError> {
@@ -578,7 +620,10 @@ impl Validator<'_> {
         let domain = domain_of(&auth.user_domain_id, &auth.user_domain_name)
             .or_else(|| domain_of(&auth.domain_id, &auth.domain_name))
             .ok_or_else(|| {
-                self.error(&key("user_domain_name"), "missing: a user name needs its domain")
+                self.error(
+                    &key("user_domain_name"),
+                    "missing: a user name needs its domain",
+                )
             })?;
         Ok(UserRef::Name { name, domain })
     }
@@ -596,7 +641,10 @@ impl Validator<'_> {
             (Some(secret), None) => Ok(Some(secret.clone())),
             (None, Some(path)) => {
                 let text = std::fs::read_to_string(path).map_err(|e| {
-                    self.error(&format!("{key}_file"), format!("cannot read {}: {e}", path.display()))
+                    self.error(
+                        &format!("{key}_file"),
+                        format!("cannot read {}: {e}", path.display()),
+                    )
                 })?;
                 let text = text.strip_suffix('\n').unwrap_or(&text);
                 let text = text.strip_suffix('\r').unwrap_or(text);
@@ -625,13 +673,18 @@ impl Validator<'_> {
                 return Err(self.error(&key("cloud"), format!("no cloud named {cloud:?}")));
             }
             None if clouds.len() == 1 => clouds.keys().next().cloned().unwrap_or_default(),
-            None => return Err(self.error(&key("cloud"), "missing (more than one cloud is defined)")),
+            None => {
+                return Err(self.error(&key("cloud"), "missing (more than one cloud is defined)"));
+            }
         };
         if raw.projects.is_empty() {
             return Err(self.error(&key("projects"), "must list at least one project, or \"*\""));
         }
         if let Some(default) = &raw.default_project {
-            let allowed = raw.projects.iter().any(|p| p == ANY_PROJECT || p == default);
+            let allowed = raw
+                .projects
+                .iter()
+                .any(|p| p == ANY_PROJECT || p == default);
             if !allowed {
                 return Err(self.error(&key("default_project"), "is not in `projects`"));
             }
@@ -699,7 +752,10 @@ fn project_of(auth: &RawAuth) -> (Option<ProjectRef>, DomainRef) {
         auth.project_name.as_ref().or(auth.tenant_name.as_ref()),
     ) {
         (Some(id), _) => Some(ProjectRef::Id(id.clone())),
-        (None, Some(name)) => Some(ProjectRef::Name { name: name.clone(), domain: domain.clone() }),
+        (None, Some(name)) => Some(ProjectRef::Name {
+            name: name.clone(),
+            domain: domain.clone(),
+        }),
         (None, None) => None,
     };
     (project, domain)
@@ -708,11 +764,17 @@ fn project_of(auth: &RawAuth) -> (Option<ProjectRef>, DomainRef) {
 /// `https://k:5000` and `https://k:5000/v3/` both become `https://k:5000/v3`.
 fn v3_url(auth_url: &str) -> String {
     let base = auth_url.trim_end_matches('/');
-    if base.ends_with("/v3") { base.to_string() } else { format!("{base}/v3") }
+    if base.ends_with("/v3") {
+        base.to_string()
+    } else {
+        format!("{base}/v3")
+    }
 }
 
 fn parse_http_url(url: &str) -> Result<http::Uri, String> {
-    let uri: http::Uri = url.parse().map_err(|e| format!("{url:?} is not a URL: {e}"))?;
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| format!("{url:?} is not a URL: {e}"))?;
     match uri.scheme_str() {
         Some("http" | "https") if uri.host().is_some() => Ok(uri),
         _ => Err(format!("{url:?} must be an http:// or https:// URL")),
@@ -732,7 +794,13 @@ mod tests {
     use secrecy::ExposeSecret;
 
     fn load_str(text: &str) -> Result<Settings, ConfigError> {
-        load(ConfigSource::Embedded { name: "test.toml", text }, &Overrides::default())
+        load(
+            ConfigSource::Embedded {
+                name: "test.toml",
+                text,
+            },
+            &Overrides::default(),
+        )
     }
 
     const HASH: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
@@ -765,7 +833,10 @@ mod tests {
         assert_eq!(cloud.interfaces, ["public"]);
         assert_eq!(
             cloud.project,
-            Some(ProjectRef::Name { name: "demo".into(), domain: DomainRef::Name("Default".into()) })
+            Some(ProjectRef::Name {
+                name: "demo".into(),
+                domain: DomainRef::Name("Default".into())
+            })
         );
         assert!(settings.clients.is_empty());
     }
@@ -785,7 +856,10 @@ mod tests {
             auth = { user_id = "u", password = "p" }
         "#;
         let settings = load_str(text).unwrap();
-        assert_eq!(settings.upstream.connect_timeout, Duration::from_millis(250));
+        assert_eq!(
+            settings.upstream.connect_timeout,
+            Duration::from_millis(250)
+        );
         assert_eq!(settings.upstream.timeout, Duration::from_secs(120));
         assert_eq!(settings.upstream.retry_body_limit, 1024 * 1024);
         assert_eq!(settings.token.min_remaining, Duration::from_secs(30));
@@ -802,7 +876,9 @@ mod tests {
         assert!(!debug.contains("hunter2"), "{debug}");
         assert!(!debug.contains(HASH), "{debug}");
         match &settings.clouds["c"].credential {
-            Credential::Password { password, .. } => assert_eq!(password.expose_secret(), "hunter2"),
+            Credential::Password { password, .. } => {
+                assert_eq!(password.expose_secret(), "hunter2")
+            }
             other => panic!("unexpected {other:?}"),
         }
     }
@@ -824,9 +900,13 @@ mod tests {
 
     #[test]
     fn unknown_keys_and_bad_types_are_reported() {
-        let error = load_str(&minimal("[listen]\nadress = \"x\"")).unwrap_err().to_string();
+        let error = load_str(&minimal("[listen]\nadress = \"x\""))
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("adress"), "{error}");
-        let error = load_str(&minimal("[upstream]\ntimeout = \"soon\"")).unwrap_err().to_string();
+        let error = load_str(&minimal("[upstream]\ntimeout = \"soon\""))
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("timeout"), "{error}");
     }
 

@@ -23,7 +23,9 @@ pub type Connector = HttpsConnector<HttpConnector>;
 /// build than aws-lc-rs, and enough for a client and a listener).
 pub fn crypto_provider() -> Arc<CryptoProvider> {
     static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
-    PROVIDER.get_or_init(|| Arc::new(rustls::crypto::ring::default_provider())).clone()
+    PROVIDER
+        .get_or_init(|| Arc::new(rustls::crypto::ring::default_provider()))
+        .clone()
 }
 
 /// Install [`crypto_provider`] as the process default, so that no library
@@ -69,10 +71,15 @@ fn client_config(tls: &TlsOptions<'_>) -> Result<ClientConfig, String> {
             .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
             .map_err(|e| format!("cacert {}: {e}", path.display()))?;
         if certs.is_empty() {
-            return Err(format!("cacert {}: no certificate in the file", path.display()));
+            return Err(format!(
+                "cacert {}: no certificate in the file",
+                path.display()
+            ));
         }
         for cert in certs {
-            roots.add(cert).map_err(|e| format!("cacert {}: {e}", path.display()))?;
+            roots
+                .add(cert)
+                .map_err(|e| format!("cacert {}: {e}", path.display()))?;
         }
     }
     Ok(builder.with_root_certificates(roots).with_no_client_auth())

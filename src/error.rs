@@ -21,7 +21,9 @@ pub const PROXY_ERROR_HEADER: &str = "x-proxy-error";
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum ProxyError {
-    #[error("no local credential: send Authorization: Bearer KEY, Basic NAME:KEY or X-Auth-Token: KEY")]
+    #[error(
+        "no local credential: send Authorization: Bearer KEY, Basic NAME:KEY or X-Auth-Token: KEY"
+    )]
     MissingCredential,
     #[error("the local credential is not valid")]
     BadCredential,
@@ -37,7 +39,9 @@ pub enum ProxyError {
     KeystoneRejected { cloud: String, reason: String },
     #[error("Keystone of cloud {cloud:?} is unavailable: {reason}")]
     KeystoneUnavailable { cloud: String, reason: String },
-    #[error("Keystone of cloud {cloud:?} asks for more authentication methods (MFA); a proxy cannot answer that")]
+    #[error(
+        "Keystone of cloud {cloud:?} asks for more authentication methods (MFA); a proxy cannot answer that"
+    )]
     MfaRequired { cloud: String },
     #[error("upstream unavailable: {0}")]
     UpstreamUnavailable(String),
@@ -83,7 +87,10 @@ impl ProxyError {
         let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
         *response.status_mut() = status;
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         headers.insert(PROXY_ERROR_HEADER, HeaderValue::from_static(code));
         if status == StatusCode::UNAUTHORIZED {
             headers.insert(
@@ -109,27 +116,47 @@ mod tests {
             (ProxyError::BadRequest("x".into()), 400, "bad-request"),
             (ProxyError::NotFound("x".into()), 404, "not-found"),
             (
-                ProxyError::ForbiddenProject { project: "a".into(), reason: "b".into() },
+                ProxyError::ForbiddenProject {
+                    project: "a".into(),
+                    reason: "b".into(),
+                },
                 403,
                 "forbidden-project",
             ),
             (
-                ProxyError::UnknownService { service: "s".into(), detail: String::new() },
+                ProxyError::UnknownService {
+                    service: "s".into(),
+                    detail: String::new(),
+                },
                 404,
                 "unknown-service",
             ),
             (
-                ProxyError::KeystoneRejected { cloud: cloud(), reason: "r".into() },
+                ProxyError::KeystoneRejected {
+                    cloud: cloud(),
+                    reason: "r".into(),
+                },
                 502,
                 "keystone-rejected",
             ),
             (
-                ProxyError::KeystoneUnavailable { cloud: cloud(), reason: "r".into() },
+                ProxyError::KeystoneUnavailable {
+                    cloud: cloud(),
+                    reason: "r".into(),
+                },
                 503,
                 "keystone-unavailable",
             ),
-            (ProxyError::MfaRequired { cloud: cloud() }, 502, "mfa-required"),
-            (ProxyError::UpstreamUnavailable("x".into()), 502, "upstream-unavailable"),
+            (
+                ProxyError::MfaRequired { cloud: cloud() },
+                502,
+                "mfa-required",
+            ),
+            (
+                ProxyError::UpstreamUnavailable("x".into()),
+                502,
+                "upstream-unavailable",
+            ),
             (
                 ProxyError::UpstreamTimeout(std::time::Duration::from_secs(1)),
                 504,
@@ -137,16 +164,25 @@ mod tests {
             ),
         ];
         for (error, status, code) in cases {
-            assert_eq!(error.status_and_code(), (StatusCode::from_u16(status).unwrap(), code));
+            assert_eq!(
+                error.status_and_code(),
+                (StatusCode::from_u16(status).unwrap(), code)
+            );
         }
     }
 
     #[tokio::test]
     async fn response_has_header_and_openstack_body() {
-        let response = ProxyError::KeystoneUnavailable { cloud: "c".into(), reason: "down".into() }
-            .to_response();
+        let response = ProxyError::KeystoneUnavailable {
+            cloud: "c".into(),
+            reason: "down".into(),
+        }
+        .to_response();
         assert_eq!(response.status(), 503);
-        assert_eq!(response.headers()[PROXY_ERROR_HEADER], "keystone-unavailable");
+        assert_eq!(
+            response.headers()[PROXY_ERROR_HEADER],
+            "keystone-unavailable"
+        );
         let body = response.into_body().collect().await.unwrap().to_bytes();
         let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(json["error"]["code"], 503);

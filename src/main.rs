@@ -10,7 +10,11 @@ use keystone_proxy::config::{self, ConfigSource, Overrides, Settings};
 use keystone_proxy::{clients, connector, demo, proxy::Proxy, server};
 
 #[derive(Parser)]
-#[command(name = "keystone-proxy", version, about = "Authenticating reverse proxy and token broker for OpenStack")]
+#[command(
+    name = "keystone-proxy",
+    version,
+    about = "Authenticating reverse proxy and token broker for OpenStack"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -85,9 +89,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("key_sha256: {hash}");
             Ok(())
         }
-        Some(Command::Demo { listen, log_format }) => {
-            serve(ServeArgs { config: None, listen, log_format }, Some(demo::CONFIG))
-        }
+        Some(Command::Demo { listen, log_format }) => serve(
+            ServeArgs {
+                config: None,
+                listen,
+                log_format,
+            },
+            Some(demo::CONFIG),
+        ),
     }
 }
 
@@ -102,9 +111,17 @@ fn load(path: Option<&std::path::Path>, overrides: &Overrides) -> anyhow::Result
 fn serve(args: ServeArgs, embedded: Option<&str>) -> anyhow::Result<()> {
     init_logging(args.log_format);
     connector::install_crypto_provider();
-    let overrides = Overrides { listen: args.listen };
+    let overrides = Overrides {
+        listen: args.listen,
+    };
     let settings = match embedded {
-        Some(text) => config::load(ConfigSource::Embedded { name: "config/demo.toml", text }, &overrides)?,
+        Some(text) => config::load(
+            ConfigSource::Embedded {
+                name: "config/demo.toml",
+                text,
+            },
+            &overrides,
+        )?,
         None => load(args.config.as_deref(), &overrides)?,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -140,7 +157,9 @@ fn serve(args: ServeArgs, embedded: Option<&str>) -> anyhow::Result<()> {
 fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Pretty => builder.init(),

@@ -52,17 +52,30 @@ impl Proxy {
         let mut keystones = HashMap::new();
         for (name, cloud) in &settings.clouds {
             let tls = TlsOptions {
-                cacert: cloud.cacert.as_deref().or(settings.upstream.cacert.as_deref()),
+                cacert: cloud
+                    .cacert
+                    .as_deref()
+                    .or(settings.upstream.cacert.as_deref()),
                 insecure: cloud.insecure || settings.upstream.insecure,
             };
             let connector = connector::build(&tls, settings.upstream.connect_timeout)
                 .map_err(|e| format!("cloud {name}: {e}"))?;
             let name: Arc<str> = Arc::from(name.as_str());
-            let keystone =
-                Keystone::new(cloud.clone(), connector.clone(), settings.token.keystone_timeout);
+            let keystone = Keystone::new(
+                cloud.clone(),
+                connector.clone(),
+                settings.token.keystone_timeout,
+            );
             keystones.insert(name.clone(), Arc::new(keystone));
             let upstream = Upstream::new(connector, settings.upstream.timeout);
-            clouds.insert(name.to_string(), Cloud { name, settings: cloud.clone(), upstream });
+            clouds.insert(
+                name.to_string(),
+                Cloud {
+                    name,
+                    settings: cloud.clone(),
+                    upstream,
+                },
+            );
         }
         Ok(Proxy {
             clients: Clients::new(settings),
@@ -79,7 +92,10 @@ impl Proxy {
         let result = self.forward(request, peer).await;
         let (response, outcome) = match result {
             Ok((response, retried)) => (response, Outcome::Forwarded { retried }),
-            Err(error) => (error.to_response().map(Either::Right), Outcome::Failed(error)),
+            Err(error) => (
+                error.to_response().map(Either::Right),
+                Outcome::Failed(error),
+            ),
         };
         outcome.log(&method, response.status(), started);
         response
@@ -116,38 +132,59 @@ impl Proxy {
         let token = self.tokens.get(&scope).await?;
         let (body, replay) = ReplayBody::new(body, self.retry_body_limit);
         let endpoint = find_endpoint(&token, cloud, &route)?;
-        let response = cloud.upstream.send(endpoint, &outgoing, &token.header, body).await?;
+        let response = cloud
+            .upstream
+            .send(endpoint, &outgoing, &token.header, body)
+            .await?;
         if response.status() != StatusCode::UNAUTHORIZED {
             return Ok((into_client_response(response), false));
         }
+        // The token was refused: whatever happens to this request, the
+        // next one should not use it (unless another request renewed it).
+        self.tokens.invalidate(&scope, &token).await;
         let Some(body) = replay.replay() else {
             return Ok((into_client_response(response), false));
         };
         drop(response);
-        self.tokens.invalidate(&scope, &token).await;
         let token = self.tokens.get(&scope).await?;
         let endpoint = find_endpoint(&token, cloud, &route)?;
-        let response = cloud.upstream.send(endpoint, &outgoing, &token.header, body).await?;
+        let response = cloud
+            .upstream
+            .send(endpoint, &outgoing, &token.header, body)
+            .await?;
         Ok((into_client_response(response), true))
     }
 
     fn cloud(&self, client: &Client) -> Result<&Cloud, ProxyError> {
-        self.clouds.get(&client.cloud).ok_or_else(|| ProxyError::KeystoneUnavailable {
-            cloud: client.cloud.clone(),
-            reason: "the cloud is not configured".into(),
-        })
+        self.clouds
+            .get(&client.cloud)
+            .ok_or_else(|| ProxyError::KeystoneUnavailable {
+                cloud: client.cloud.clone(),
+                reason: "the cloud is not configured".into(),
+            })
     }
 
     /// Which token the request needs, after checking the client may use it.
-    fn scope(&self, client: &Client, cloud: &Cloud, route: &Route<'_>) -> Result<Scope, ProxyError> {
-        let selector = route.project.as_deref().or(client.default_project.as_deref());
+    fn scope(
+        &self,
+        client: &Client,
+        cloud: &Cloud,
+        route: &Route<'_>,
+    ) -> Result<Scope, ProxyError> {
+        let selector = route
+            .project
+            .as_deref()
+            .or(client.default_project.as_deref());
         let project = match selector {
-            Some(selector) => {
-                Some(ProjectRef::from_selector(selector, &cloud.settings.project_domain))
-            }
+            Some(selector) => Some(ProjectRef::from_selector(
+                selector,
+                &cloud.settings.project_domain,
+            )),
             None => cloud.settings.project.clone(),
         };
-        let named = selector.map(str::to_string).or_else(|| project.as_ref().map(project_label));
+        let named = selector
+            .map(str::to_string)
+            .or_else(|| project.as_ref().map(project_label));
         match &named {
             Some(name) if !client.may_use(name) => {
                 return Err(ProxyError::ForbiddenProject {
@@ -163,7 +200,10 @@ impl Proxy {
             }
             _ => {}
         }
-        Ok(Scope { cloud: cloud.name.clone(), project })
+        Ok(Scope {
+            cloud: cloud.name.clone(),
+            project,
+        })
     }
 }
 
@@ -175,11 +215,19 @@ fn project_label(project: &ProjectRef) -> String {
     }
 }
 
-fn find_endpoint<'t>(token: &'t Token, cloud: &Cloud, route: &Route<'_>) -> Result<&'t Endpoint, ProxyError> {
+fn find_endpoint<'t>(
+    token: &'t Token,
+    cloud: &Cloud,
+    route: &Route<'_>,
+) -> Result<&'t Endpoint, ProxyError> {
     let settings = &cloud.settings;
     token
         .catalog
-        .endpoint(route.service, &settings.interfaces, settings.region_name.as_deref())
+        .endpoint(
+            route.service,
+            &settings.interfaces,
+            settings.region_name.as_deref(),
+        )
         .map_err(|error| {
             let detail = match (error, &token.project) {
                 (_, None) => " (the token is not scoped to a project: set the cloud's \
@@ -189,10 +237,17 @@ fn find_endpoint<'t>(token: &'t Token, cloud: &Cloud, route: &Route<'_>) -> Resu
                 (LookupError::NoEndpoint, _) => format!(
                     " (no {} endpoint{})",
                     settings.interfaces.join("/"),
-                    settings.region_name.as_ref().map(|r| format!(" in region {r}")).unwrap_or_default()
+                    settings
+                        .region_name
+                        .as_ref()
+                        .map(|r| format!(" in region {r}"))
+                        .unwrap_or_default()
                 ),
             };
-            ProxyError::UnknownService { service: route.service.to_string(), detail }
+            ProxyError::UnknownService {
+                service: route.service.to_string(),
+                detail,
+            }
         })
 }
 

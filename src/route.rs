@@ -42,12 +42,17 @@ pub fn parse<'a>(path: &'a str, headers: &'a HeaderMap) -> Result<Target<'a>, Pr
         return Ok(Target::Health);
     }
     let Some(path) = path.strip_prefix('/') else {
-        return Err(ProxyError::BadRequest("the request target must be a path".into()));
+        return Err(ProxyError::BadRequest(
+            "the request target must be a path".into(),
+        ));
     };
     let (project, path) = match path.strip_prefix("projects/") {
         Some(after) => {
             let (segment, rest) = split_segment(after);
-            (Some(project_selector(segment)?), rest.strip_prefix('/').unwrap_or(rest))
+            (
+                Some(project_selector(segment)?),
+                rest.strip_prefix('/').unwrap_or(rest),
+            )
         }
         None => (None, path),
     };
@@ -57,7 +62,10 @@ pub fn parse<'a>(path: &'a str, headers: &'a HeaderMap) -> Result<Target<'a>, Pr
             "use /{service}/… or /projects/{project}/{service}/…".into(),
         ));
     }
-    if !service.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+    if !service
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
         return Err(ProxyError::BadRequest(format!(
             "{service:?} is not a service type or name (letters, digits, - and _ only)"
         )));
@@ -70,7 +78,11 @@ pub fn parse<'a>(path: &'a str, headers: &'a HeaderMap) -> Result<Target<'a>, Pr
         }
         (path, header) => path.or(header),
     };
-    Ok(Target::Service(Route { project, service, rest }))
+    Ok(Target::Service(Route {
+        project,
+        service,
+        rest,
+    }))
 }
 
 /// `abc/def` → (`abc`, `/def`); `abc` → (`abc`, ``).
@@ -107,9 +119,13 @@ fn check_selector(selector: &str) -> Result<(), ProxyError> {
     let bad = selector.is_empty()
         || selector == "."
         || selector == ".."
-        || selector.chars().any(|c| c == '/' || c == '\\' || c.is_control());
+        || selector
+            .chars()
+            .any(|c| c == '/' || c == '\\' || c.is_control());
     if bad {
-        return Err(ProxyError::BadRequest(format!("{selector:?} is not a project id or name")));
+        return Err(ProxyError::BadRequest(format!(
+            "{selector:?} is not a project id or name"
+        )));
     }
     Ok(())
 }
@@ -127,9 +143,11 @@ mod tests {
         headers: &HeaderMap,
     ) -> Result<(Option<String>, String, String), &'static str> {
         match parse(path, headers).map_err(|e| e.code())? {
-            Target::Service(r) => {
-                Ok((r.project.map(|p| p.into_owned()), r.service.into(), r.rest.into()))
-            }
+            Target::Service(r) => Ok((
+                r.project.map(|p| p.into_owned()),
+                r.service.into(),
+                r.rest.into(),
+            )),
             Target::Health => Ok((None, "<health>".into(), String::new())),
         }
     }
@@ -140,10 +158,16 @@ mod tests {
 
     #[test]
     fn service_and_rest() {
-        assert_eq!(route("/compute/servers/detail"), Ok(ok(None, "compute", "/servers/detail")));
+        assert_eq!(
+            route("/compute/servers/detail"),
+            Ok(ok(None, "compute", "/servers/detail"))
+        );
         assert_eq!(route("/compute"), Ok(ok(None, "compute", "")));
         assert_eq!(route("/compute/"), Ok(ok(None, "compute", "/")));
-        assert_eq!(route("/object-store/AUTH_x/c//o%2Fp"), Ok(ok(None, "object-store", "/AUTH_x/c//o%2Fp")));
+        assert_eq!(
+            route("/object-store/AUTH_x/c//o%2Fp"),
+            Ok(ok(None, "object-store", "/AUTH_x/c//o%2Fp"))
+        );
         assert_eq!(route("/healthz"), Ok(ok(None, "<health>", "")));
     }
 
@@ -153,7 +177,10 @@ mod tests {
             route("/projects/demo/compute/servers"),
             Ok(ok(Some("demo"), "compute", "/servers"))
         );
-        assert_eq!(route("/projects/my%20proj/image"), Ok(ok(Some("my proj"), "image", "")));
+        assert_eq!(
+            route("/projects/my%20proj/image"),
+            Ok(ok(Some("my proj"), "image", ""))
+        );
     }
 
     #[test]
@@ -181,12 +208,18 @@ mod tests {
     fn project_header() {
         let mut headers = HeaderMap::new();
         headers.insert(X_AUTH_PROJECT_ID, "ops".parse().unwrap());
-        assert_eq!(route_with("/compute/x", &headers), Ok(ok(Some("ops"), "compute", "/x")));
+        assert_eq!(
+            route_with("/compute/x", &headers),
+            Ok(ok(Some("ops"), "compute", "/x"))
+        );
         assert_eq!(
             route_with("/projects/ops/compute/x", &headers),
             Ok(ok(Some("ops"), "compute", "/x"))
         );
-        assert_eq!(route_with("/projects/demo/compute/x", &headers), Err("bad-request"));
+        assert_eq!(
+            route_with("/projects/demo/compute/x", &headers),
+            Err("bad-request")
+        );
         headers.insert(X_AUTH_PROJECT_ID, "..".parse().unwrap());
         assert_eq!(route_with("/compute/x", &headers), Err("bad-request"));
     }

@@ -53,7 +53,9 @@ pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>, shutdown: impl Futu
             let peer = peer.clone();
             async move { Ok::<_, std::convert::Infallible>(proxy.handle(request, &peer).await) }
         });
-        let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+        let connection = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .into_owned();
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(error) = connection.await {
@@ -63,13 +65,21 @@ pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>, shutdown: impl Futu
     }
     drop(listener);
     tracing::info!(connections = graceful.count(), "draining");
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("drain timed out; closing the remaining connections");
     }
 }
 
 fn peer_of(remote: SocketAddr) -> Peer {
-    Peer { forwarded: Forwarded { client_ip: Some(remote.ip()), proto: "http" } }
+    Peer {
+        forwarded: Forwarded {
+            client_ip: Some(remote.ip()),
+            proto: "http",
+        },
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -68,8 +68,14 @@ impl Expiry<Scope, Arc<Token>> for TokenExpiry {
 }
 
 impl TokenCache {
-    pub fn new(keystones: HashMap<Arc<str>, Arc<Keystone>>, settings: &TokenSettings) -> TokenCache {
-        let cache = Cache::builder().max_capacity(MAX_SCOPES).expire_after(TokenExpiry).build();
+    pub fn new(
+        keystones: HashMap<Arc<str>, Arc<Keystone>>,
+        settings: &TokenSettings,
+    ) -> TokenCache {
+        let cache = Cache::builder()
+            .max_capacity(MAX_SCOPES)
+            .expire_after(TokenExpiry)
+            .build();
         TokenCache {
             cache,
             keystones,
@@ -101,12 +107,13 @@ impl TokenCache {
     }
 
     async fn login(&self, scope: &Scope) -> Result<Arc<Token>, ProxyError> {
-        let keystone = self.keystones.get(&scope.cloud).ok_or_else(|| {
-            ProxyError::KeystoneUnavailable {
-                cloud: scope.cloud.to_string(),
-                reason: "no such cloud".into(),
-            }
-        })?;
+        let keystone =
+            self.keystones
+                .get(&scope.cloud)
+                .ok_or_else(|| ProxyError::KeystoneUnavailable {
+                    cloud: scope.cloud.to_string(),
+                    reason: "no such cloud".into(),
+                })?;
         let issued = keystone
             .login(scope.project.as_ref())
             .await

@@ -79,14 +79,15 @@ impl FakeCloud {
     /// endpoints all point at `upstream` (with distinct paths, so a test
     /// can see which endpoint was chosen).
     pub fn demo(upstream: &str) -> FakeCloud {
-        let service = |service_type: &str, name: &str, endpoints: &[(&str, &str, &str)]| FakeService {
-            service_type: service_type.into(),
-            name: name.into(),
-            endpoints: endpoints
-                .iter()
-                .map(|(i, r, path)| (i.to_string(), r.to_string(), format!("{upstream}{path}")))
-                .collect(),
-        };
+        let service =
+            |service_type: &str, name: &str, endpoints: &[(&str, &str, &str)]| FakeService {
+                service_type: service_type.into(),
+                name: name.into(),
+                endpoints: endpoints
+                    .iter()
+                    .map(|(i, r, path)| (i.to_string(), r.to_string(), format!("{upstream}{path}")))
+                    .collect(),
+            };
         FakeCloud {
             users: vec![FakeUser {
                 id: USER_ID.into(),
@@ -96,9 +97,18 @@ impl FakeCloud {
                 projects: vec![DEMO_PROJECT_ID.into(), OPS_PROJECT_ID.into()],
             }],
             projects: vec![
-                FakeProject { id: DEMO_PROJECT_ID.into(), name: "demo".into() },
-                FakeProject { id: OPS_PROJECT_ID.into(), name: "ops".into() },
-                FakeProject { id: OTHER_PROJECT_ID.into(), name: "other".into() },
+                FakeProject {
+                    id: DEMO_PROJECT_ID.into(),
+                    name: "demo".into(),
+                },
+                FakeProject {
+                    id: OPS_PROJECT_ID.into(),
+                    name: "ops".into(),
+                },
+                FakeProject {
+                    id: OTHER_PROJECT_ID.into(),
+                    name: "other".into(),
+                },
             ],
             app_creds: vec![FakeAppCred {
                 id: APP_CRED_ID.into(),
@@ -108,7 +118,11 @@ impl FakeCloud {
                 project_id: DEMO_PROJECT_ID.into(),
             }],
             services: vec![
-                service("identity", "keystone", &[("public", "RegionOne", "/identity/v3")]),
+                service(
+                    "identity",
+                    "keystone",
+                    &[("public", "RegionOne", "/identity/v3")],
+                ),
                 service(
                     "compute",
                     "nova",
@@ -118,7 +132,11 @@ impl FakeCloud {
                         ("public", "RegionTwo", "/r2/compute/v2.1"),
                     ],
                 ),
-                service("volumev3", "cinderv3", &[("public", "RegionOne", "/volume/v3/$(project_id)s")]),
+                service(
+                    "volumev3",
+                    "cinderv3",
+                    &[("public", "RegionOne", "/volume/v3/$(project_id)s")],
+                ),
                 service("image", "glance", &[("public", "RegionOne", "/image/")]),
                 service("network", "neutron", &[("public", "RegionOne", "")]),
                 service(
@@ -158,7 +176,9 @@ struct State {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Checks tokens for the fake upstream, as keystonemiddleware would.
@@ -205,7 +225,9 @@ impl FakeKeystone {
             fault: Mutex::new(None),
         });
         let handler_state = state.clone();
-        let task = spawn_server(listener, move |request| handle(handler_state.clone(), request));
+        let task = spawn_server(listener, move |request| {
+            handle(handler_state.clone(), request)
+        });
         Ok(FakeKeystone { addr, state, task })
     }
 
@@ -269,7 +291,9 @@ async fn handle(state: Arc<State>, request: Request<Incoming>) -> Response<Full<
         Some(Fault::Garbage) => {
             let mut response = Response::new(Full::new(Bytes::from_static(b"<html>oops")));
             *response.status_mut() = http::StatusCode::CREATED;
-            response.headers_mut().insert("x-subject-token", http::HeaderValue::from_static("x"));
+            response
+                .headers_mut()
+                .insert("x-subject-token", http::HeaderValue::from_static("x"));
             response
         }
         Some(Fault::NoSubjectToken) | None => {
@@ -289,7 +313,11 @@ fn unauthorized(message: &str) -> Response<Full<Bytes>> {
 /// Check the credential and scope, then answer like Keystone.
 fn issue(state: &State, body: &[u8]) -> Response<Full<Bytes>> {
     let Ok(request) = serde_json::from_slice::<Value>(body) else {
-        return openstack_error(400, "Bad Request", "Expecting to find auth in request body.");
+        return openstack_error(
+            400,
+            "Bad Request",
+            "Expecting to find auth in request body.",
+        );
     };
     let auth = &request["auth"];
     let cloud = lock(&state.cloud).clone();
@@ -316,8 +344,13 @@ fn issue(state: &State, body: &[u8]) -> Response<Full<Bytes>> {
     }
     let token = format!("gAAAAA{}", hex::encode(rand::random::<[u8; 24]>()));
     let lifetime = *lock(&state.lifetime);
-    lock(&state.tokens)
-        .insert(token.clone(), Issued { project_id: project.clone(), expires: Instant::now() + lifetime });
+    lock(&state.tokens).insert(
+        token.clone(),
+        Issued {
+            project_id: project.clone(),
+            expires: Instant::now() + lifetime,
+        },
+    );
     let body = token_body(&cloud, &user, project.as_deref(), lifetime);
     let mut response = json_response(201, &body);
     response.headers_mut().insert(
@@ -329,7 +362,10 @@ fn issue(state: &State, body: &[u8]) -> Response<Full<Bytes>> {
 
 /// The user behind `identity`, and the project an application credential is
 /// bound to.
-fn authenticate(cloud: &FakeCloud, identity: &Value) -> Result<(FakeUser, Option<String>), &'static str> {
+fn authenticate(
+    cloud: &FakeCloud,
+    identity: &Value,
+) -> Result<(FakeUser, Option<String>), &'static str> {
     let denied = "The request you have made requires authentication.";
     let methods = identity["methods"].as_array().ok_or(denied)?;
     match methods.first().and_then(Value::as_str) {
@@ -356,7 +392,11 @@ fn authenticate(cloud: &FakeCloud, identity: &Value) -> Result<(FakeUser, Option
             if given["secret"].as_str() != Some(cred.secret.as_str()) {
                 return Err(denied);
             }
-            let user = cloud.users.iter().find(|u| u.id == cred.user_id).ok_or(denied)?;
+            let user = cloud
+                .users
+                .iter()
+                .find(|u| u.id == cred.user_id)
+                .ok_or(denied)?;
             Ok((user.clone(), Some(cred.project_id.clone())))
         }
         _ => Err(denied),
@@ -389,9 +429,15 @@ fn find_project<'a>(cloud: &'a FakeCloud, project: &Value) -> Option<&'a FakePro
     }
 }
 
-fn token_body(cloud: &FakeCloud, user: &FakeUser, project: Option<&str>, lifetime: Duration) -> Value {
+fn token_body(
+    cloud: &FakeCloud,
+    user: &FakeUser,
+    project: Option<&str>,
+    lifetime: Duration,
+) -> Value {
     let now = jiff::Timestamp::now();
-    let expires = now + jiff::SignedDuration::try_from(lifetime).unwrap_or(jiff::SignedDuration::ZERO);
+    let expires =
+        now + jiff::SignedDuration::try_from(lifetime).unwrap_or(jiff::SignedDuration::ZERO);
     let domain = json!({"id": DOMAIN_ID, "name": DOMAIN_NAME});
     let mut token = json!({
         "methods": ["password"],
@@ -401,7 +447,11 @@ fn token_body(cloud: &FakeCloud, user: &FakeUser, project: Option<&str>, lifetim
         "audit_ids": ["fake"],
     });
     if let Some(project_id) = project {
-        let name = cloud.projects.iter().find(|p| p.id == project_id).map(|p| p.name.clone());
+        let name = cloud
+            .projects
+            .iter()
+            .find(|p| p.id == project_id)
+            .map(|p| p.name.clone());
         token["project"] = json!({"id": project_id, "name": name, "domain": domain});
         token["roles"] = json!([{"id": "r1", "name": "member"}]);
         token["catalog"] = catalog_json(cloud, project_id);

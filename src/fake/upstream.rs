@@ -43,7 +43,10 @@ pub struct SeenRequest {
 
 impl SeenRequest {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -71,7 +74,10 @@ impl EchoUpstream {
         EchoUpstream::start_on("127.0.0.1:0".parse().expect("a valid address"), validator).await
     }
 
-    pub async fn start_on(addr: SocketAddr, validator: TokenValidator) -> std::io::Result<EchoUpstream> {
+    pub async fn start_on(
+        addr: SocketAddr,
+        validator: TokenValidator,
+    ) -> std::io::Result<EchoUpstream> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(State {
@@ -80,7 +86,9 @@ impl EchoUpstream {
             always_401: AtomicBool::new(false),
         });
         let handler_state = state.clone();
-        let task = spawn_server(listener, move |request| handle(handler_state.clone(), request));
+        let task = spawn_server(listener, move |request| {
+            handle(handler_state.clone(), request)
+        });
         Ok(EchoUpstream { addr, state, task })
     }
 
@@ -91,7 +99,11 @@ impl EchoUpstream {
 
     /// Every request received so far.
     pub fn seen(&self) -> Vec<SeenRequest> {
-        self.state.seen.lock().map(|s| s.clone()).unwrap_or_default()
+        self.state
+            .seen
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default()
     }
 
     /// Reject every token, valid or not.
@@ -102,14 +114,21 @@ impl EchoUpstream {
 
 async fn handle(state: Arc<State>, request: Request<Incoming>) -> Response<Full<Bytes>> {
     let (parts, body) = request.into_parts();
-    let token = parts.headers.get("x-auth-token").and_then(|v| v.to_str().ok());
+    let token = parts
+        .headers
+        .get("x-auth-token")
+        .and_then(|v| v.to_str().ok());
     let project_id = token.and_then(|t| state.validator.project_of(t));
     let accepted = project_id.is_some() && !state.always_401.load(Ordering::SeqCst);
     let mut seen = SeenRequest {
         method: parts.method.to_string(),
         path: parts.uri.path().to_string(),
         query: parts.uri.query().map(str::to_string),
-        headers: parts.headers.iter().map(|(n, v)| (n.to_string(), shown(n, v))).collect(),
+        headers: parts
+            .headers
+            .iter()
+            .map(|(n, v)| (n.to_string(), shown(n, v)))
+            .collect(),
         token_accepted: accepted,
         project_id: project_id.filter(|_| accepted),
         token_sha256: token.map(|t| hex::encode(Sha256::digest(t.as_bytes()))),
@@ -119,11 +138,15 @@ async fn handle(state: Arc<State>, request: Request<Incoming>) -> Response<Full<
     if !accepted {
         // Like keystonemiddleware: refuse before reading the body.
         record(&state, seen);
-        let mut response =
-            openstack_error(401, "Unauthorized", "The request you have made requires authentication.");
-        response
-            .headers_mut()
-            .insert("www-authenticate", http::HeaderValue::from_static("Keystone uri=\"fake\""));
+        let mut response = openstack_error(
+            401,
+            "Unauthorized",
+            "The request you have made requires authentication.",
+        );
+        response.headers_mut().insert(
+            "www-authenticate",
+            http::HeaderValue::from_static("Keystone uri=\"fake\""),
+        );
         return response;
     }
     let (len, sha) = match digest(body).await {
@@ -139,12 +162,15 @@ async fn handle(state: Arc<State>, request: Request<Incoming>) -> Response<Full<
         .and_then(|v| v.parse::<usize>().ok());
     record(&state, seen.clone());
     match reply_bytes {
-        Some(n) => Response::new(Full::new((0..n).map(|i| (i % 251) as u8).collect::<Bytes>())),
+        Some(n) => Response::new(Full::new(
+            (0..n).map(|i| (i % 251) as u8).collect::<Bytes>(),
+        )),
         None => {
             let mut response = json_response(200, &serde_json::to_value(&seen).unwrap_or_default());
-            response
-                .headers_mut()
-                .insert("x-openstack-request-id", http::HeaderValue::from_static("req-fake"));
+            response.headers_mut().insert(
+                "x-openstack-request-id",
+                http::HeaderValue::from_static("req-fake"),
+            );
             response
         }
     }
@@ -154,7 +180,10 @@ async fn handle(state: Arc<State>, request: Request<Incoming>) -> Response<Full<
 /// the demo's echo does not hand tokens to whoever calls it.
 fn shown(name: &http::HeaderName, value: &http::HeaderValue) -> String {
     if name == "x-auth-token" {
-        format!("{{SHA256}}{}", hex::encode(Sha256::digest(value.as_bytes())))
+        format!(
+            "{{SHA256}}{}",
+            hex::encode(Sha256::digest(value.as_bytes()))
+        )
     } else {
         String::from_utf8_lossy(value.as_bytes()).into_owned()
     }

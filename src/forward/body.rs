@@ -73,7 +73,12 @@ where
             overflowed: too_big,
             attempt: 0,
         }));
-        let body = ReplayBody { shared: shared.clone(), attempt: 0, replay_at: None, size_hint: size_hint.clone() };
+        let body = ReplayBody {
+            shared: shared.clone(),
+            attempt: 0,
+            replay_at: None,
+            size_hint,
+        };
         (body, ReplayHandle { shared, size_hint })
     }
 }
@@ -90,7 +95,7 @@ impl<B> ReplayHandle<B> {
             shared: self.shared.clone(),
             attempt: shared.attempt,
             replay_at: Some(0),
-            size_hint: self.size_hint.clone(),
+            size_hint: self.size_hint,
         })
     }
 }
@@ -98,7 +103,9 @@ impl<B> ReplayHandle<B> {
 /// The lock is never held across an await and poisoning would only mean a
 /// panic in a poll of the same request, so the inner value is still sound.
 fn lock<B>(shared: &Mutex<Shared<B>>) -> MutexGuard<'_, Shared<B>> {
-    shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    shared
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl<B> Body for ReplayBody<B>
@@ -157,7 +164,7 @@ where
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.size_hint.clone()
+        self.size_hint
     }
 }
 
@@ -246,7 +253,8 @@ mod tests {
 
     #[tokio::test]
     async fn declared_length_over_the_limit_keeps_nothing() {
-        let (body, handle) = ReplayBody::new(http_body_util::Full::new(Bytes::from_static(b"abcdef")), 4);
+        let (body, handle) =
+            ReplayBody::new(http_body_util::Full::new(Bytes::from_static(b"abcdef")), 4);
         assert!(handle.replay().is_none());
         assert_eq!(read_all(body).await, b"abcdef");
     }

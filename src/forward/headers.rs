@@ -51,7 +51,13 @@ static SPOOFABLE: &[&str] = &[
 /// Prefixes (in `-` spelling) of keystonemiddleware's identity headers:
 /// `X-User-*`, `X-Project-*`, `X-Domain-*`, `X-Tenant-*` and the service
 /// token's `X-Service-*` (which includes `X-Service-Token`).
-static SPOOFABLE_PREFIXES: &[&str] = &["x-user-", "x-project-", "x-domain-", "x-tenant-", "x-service-"];
+static SPOOFABLE_PREFIXES: &[&str] = &[
+    "x-user-",
+    "x-project-",
+    "x-domain-",
+    "x-tenant-",
+    "x-service-",
+];
 
 /// What the proxy knows about the client connection.
 #[derive(Debug, Clone)]
@@ -105,7 +111,10 @@ fn add_forwarded(out: &mut HeaderMap, host: Option<&HeaderValue>, forwarded: &Fo
             out.insert("x-forwarded-for", value);
         }
     }
-    out.insert("x-forwarded-proto", HeaderValue::from_static(forwarded.proto));
+    out.insert(
+        "x-forwarded-proto",
+        HeaderValue::from_static(forwarded.proto),
+    );
     if let Some(host) = host {
         out.insert("x-forwarded-host", host.clone());
     }
@@ -146,7 +155,10 @@ mod tests {
     fn map(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut headers = HeaderMap::new();
         for (name, value) in pairs {
-            headers.append(HeaderName::from_bytes(name.as_bytes()).unwrap(), value.parse().unwrap());
+            headers.append(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                value.parse().unwrap(),
+            );
         }
         headers
     }
@@ -182,7 +194,10 @@ mod tests {
         ]);
         let mut token = HeaderValue::from_static("real-token");
         token.set_sensitive(true);
-        let forwarded = Forwarded { client_ip: Some("10.0.0.7".parse().unwrap()), proto: "http" };
+        let forwarded = Forwarded {
+            client_ip: Some("10.0.0.7".parse().unwrap()),
+            proto: "http",
+        };
         let out = request_headers(&incoming, incoming.get("host"), &forwarded, &token);
         let names: Vec<&str> = out.keys().map(|k| k.as_str()).collect();
         assert_eq!(
@@ -205,8 +220,14 @@ mod tests {
 
     #[test]
     fn forwarded_for_is_appended() {
-        let incoming = map(&[("x-forwarded-for", "1.2.3.4"), ("x-forwarded-proto", "https")]);
-        let forwarded = Forwarded { client_ip: Some("127.0.0.1".parse().unwrap()), proto: "http" };
+        let incoming = map(&[
+            ("x-forwarded-for", "1.2.3.4"),
+            ("x-forwarded-proto", "https"),
+        ]);
+        let forwarded = Forwarded {
+            client_ip: Some("127.0.0.1".parse().unwrap()),
+            proto: "http",
+        };
         let out = request_headers(&incoming, None, &forwarded, &HeaderValue::from_static("t"));
         assert_eq!(out["x-forwarded-for"], "1.2.3.4, 127.0.0.1");
         assert_eq!(out["x-forwarded-proto"], "http");
@@ -221,6 +242,9 @@ mod tests {
             ("x-openstack-request-id", "req-1"),
         ]);
         clean_response_headers(&mut headers);
-        assert_eq!(headers.keys().map(|k| k.as_str()).collect::<Vec<_>>(), ["x-openstack-request-id"]);
+        assert_eq!(
+            headers.keys().map(|k| k.as_str()).collect::<Vec<_>>(),
+            ["x-openstack-request-id"]
+        );
     }
 }

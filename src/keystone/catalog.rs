@@ -13,13 +13,19 @@ use serde::Deserialize;
 /// aliases, in the authority's order of preference.
 /// Source: opendev.org/openstack/service-types-authority, service-types.yaml.
 static SERVICE_TYPE_ALIASES: &[(&str, &[&str])] = &[
-    ("block-storage", &["volumev3", "volumev2", "volume", "block-store"]),
+    (
+        "block-storage",
+        &["volumev3", "volumev2", "volume", "block-store"],
+    ),
     ("shared-file-system", &["sharev2", "share"]),
     ("clustering", &["resource-cluster", "cluster"]),
     ("baremetal", &["bare-metal"]),
     ("resource-optimization", &["infra-optim"]),
     ("message", &["messaging"]),
-    ("container-infrastructure-management", &["container-infrastructure", "container-infra"]),
+    (
+        "container-infrastructure-management",
+        &["container-infrastructure", "container-infra"],
+    ),
     ("workflow", &["workflowv2"]),
     ("operator-policy", &["policy"]),
     ("alarm", &["alarming"]),
@@ -110,13 +116,7 @@ impl Catalog {
                 endpoints: s
                     .endpoints
                     .into_iter()
-                    .filter_map(|e| {
-                        Endpoint::new(
-                            &e.interface,
-                            e.region.or(e.region_id),
-                            &e.url,
-                        )
-                    })
+                    .filter_map(|e| Endpoint::new(&e.interface, e.region.or(e.region_id), &e.url))
                     .collect(),
             })
             .collect();
@@ -140,14 +140,19 @@ impl Catalog {
             found_service = true;
             for interface in interfaces {
                 let hit = service.endpoints.iter().find(|e| {
-                    e.interface == *interface && region.is_none_or(|r| e.region.as_deref() == Some(r))
+                    e.interface == *interface
+                        && region.is_none_or(|r| e.region.as_deref() == Some(r))
                 });
                 if let Some(endpoint) = hit {
                     return Ok(endpoint);
                 }
             }
         }
-        Err(if found_service { LookupError::NoEndpoint } else { LookupError::NoService })
+        Err(if found_service {
+            LookupError::NoEndpoint
+        } else {
+            LookupError::NoService
+        })
     }
 
     /// Services that could be meant by `wanted`, best first: the exact type,
@@ -159,10 +164,15 @@ impl Catalog {
         if let Some(family) = family_of(&wanted) {
             types.extend(family.map(str::to_string));
         }
-        let by_type = types
+        let by_type = types.iter().flat_map(|t| {
+            self.services
+                .iter()
+                .filter(move |s| normalize(&s.service_type) == *t)
+        });
+        let by_name = self
+            .services
             .iter()
-            .flat_map(|t| self.services.iter().filter(move |s| normalize(&s.service_type) == *t));
-        let by_name = self.services.iter().filter(|s| normalize(&s.name) == wanted);
+            .filter(|s| normalize(&s.name) == wanted);
         by_type.chain(by_name).collect()
     }
 }
@@ -193,7 +203,10 @@ impl Endpoint {
         let authority = uri.authority()?.clone();
         let path = uri.path_and_query().map(|p| p.path()).unwrap_or("/");
         let interface = interface.to_ascii_lowercase();
-        let interface = interface.strip_suffix("url").unwrap_or(&interface).to_string();
+        let interface = interface
+            .strip_suffix("url")
+            .unwrap_or(&interface)
+            .to_string();
         Some(Endpoint {
             interface,
             region,
@@ -208,7 +221,8 @@ impl Endpoint {
     /// `/`) and the request's raw `query`: the endpoint path is kept, `rest`
     /// is appended with exactly one `/` between, nothing is decoded.
     pub fn join(&self, rest: &str, query: Option<&str>) -> String {
-        let mut out = String::with_capacity(self.path.len() + rest.len() + 2 + query.map_or(0, str::len));
+        let mut out =
+            String::with_capacity(self.path.len() + rest.len() + 2 + query.map_or(0, str::len));
         if rest.is_empty() {
             out.push_str(&self.path);
         } else {
@@ -251,21 +265,50 @@ mod tests {
 
     fn url(wanted: &str, interfaces: &[&str], region: Option<&str>) -> Result<String, LookupError> {
         let interfaces: Vec<String> = interfaces.iter().map(|s| s.to_string()).collect();
-        catalog().endpoint(wanted, &interfaces, region).map(|e| e.url.clone())
+        catalog()
+            .endpoint(wanted, &interfaces, region)
+            .map(|e| e.url.clone())
     }
 
     #[test]
     fn by_type_alias_and_name() {
-        assert_eq!(url("compute", &["public"], Some("RegionOne")).unwrap(), "https://nova.r1/v2.1");
-        assert_eq!(url("nova", &["public"], Some("RegionOne")).unwrap(), "https://nova.r1/v2.1");
-        assert_eq!(url("block-storage", &["public"], None).unwrap(), "https://cinder/v3/abc");
-        assert_eq!(url("block_storage", &["public"], None).unwrap(), "https://cinder/v3/abc");
-        assert_eq!(url("volume", &["public"], None).unwrap(), "https://cinder/v3/abc");
+        assert_eq!(
+            url("compute", &["public"], Some("RegionOne")).unwrap(),
+            "https://nova.r1/v2.1"
+        );
+        assert_eq!(
+            url("nova", &["public"], Some("RegionOne")).unwrap(),
+            "https://nova.r1/v2.1"
+        );
+        assert_eq!(
+            url("block-storage", &["public"], None).unwrap(),
+            "https://cinder/v3/abc"
+        );
+        assert_eq!(
+            url("block_storage", &["public"], None).unwrap(),
+            "https://cinder/v3/abc"
+        );
+        assert_eq!(
+            url("volume", &["public"], None).unwrap(),
+            "https://cinder/v3/abc"
+        );
         // An exact type beats the family order.
-        assert_eq!(url("volumev2", &["public"], None).unwrap(), "https://cinder/v2/abc");
-        assert_eq!(url("cinderv2", &["public"], None).unwrap(), "https://cinder/v2/abc");
-        assert_eq!(url("network", &["public"], None), Err(LookupError::NoService));
-        assert_eq!(url("bogus", &["public"], None), Err(LookupError::NoEndpoint));
+        assert_eq!(
+            url("volumev2", &["public"], None).unwrap(),
+            "https://cinder/v2/abc"
+        );
+        assert_eq!(
+            url("cinderv2", &["public"], None).unwrap(),
+            "https://cinder/v2/abc"
+        );
+        assert_eq!(
+            url("network", &["public"], None),
+            Err(LookupError::NoService)
+        );
+        assert_eq!(
+            url("bogus", &["public"], None),
+            Err(LookupError::NoEndpoint)
+        );
     }
 
     #[test]
@@ -278,8 +321,14 @@ mod tests {
             url("compute", &["internal", "public"], Some("RegionTwo")).unwrap(),
             "https://nova.r2/v2.1"
         );
-        assert_eq!(url("compute", &["admin"], None), Err(LookupError::NoEndpoint));
-        assert_eq!(url("compute", &["public"], Some("RegionThree")), Err(LookupError::NoEndpoint));
+        assert_eq!(
+            url("compute", &["admin"], None),
+            Err(LookupError::NoEndpoint)
+        );
+        assert_eq!(
+            url("compute", &["public"], Some("RegionThree")),
+            Err(LookupError::NoEndpoint)
+        );
     }
 
     #[test]
@@ -289,21 +338,38 @@ mod tests {
     }
 
     fn join(endpoint: &str, rest: &str, query: Option<&str>) -> String {
-        Endpoint::new("public", None, endpoint).unwrap().join(rest, query)
+        Endpoint::new("public", None, endpoint)
+            .unwrap()
+            .join(rest, query)
     }
 
     #[test]
     fn join_keeps_paths_and_one_slash() {
-        assert_eq!(join("https://h/compute/v2.1", "/servers", None), "/compute/v2.1/servers");
-        assert_eq!(join("https://h/compute/v2.1/", "/servers", None), "/compute/v2.1/servers");
-        assert_eq!(join("https://h/v2/abc", "/volumes/detail", None), "/v2/abc/volumes/detail");
+        assert_eq!(
+            join("https://h/compute/v2.1", "/servers", None),
+            "/compute/v2.1/servers"
+        );
+        assert_eq!(
+            join("https://h/compute/v2.1/", "/servers", None),
+            "/compute/v2.1/servers"
+        );
+        assert_eq!(
+            join("https://h/v2/abc", "/volumes/detail", None),
+            "/v2/abc/volumes/detail"
+        );
         assert_eq!(join("https://h:9292", "/v2/images", None), "/v2/images");
         assert_eq!(join("https://h:9292/", "/v2/images", None), "/v2/images");
         assert_eq!(join("https://h/compute/v2.1", "", None), "/compute/v2.1");
         assert_eq!(join("https://h/compute/v2.1/", "", None), "/compute/v2.1/");
         assert_eq!(join("https://h:9292", "", None), "/");
-        assert_eq!(join("https://h/v1/AUTH_a", "/c//o%2Fp", None), "/v1/AUTH_a/c//o%2Fp");
-        assert_eq!(join("https://h/x", "/y", Some("a=1&b=%2F&c")), "/x/y?a=1&b=%2F&c");
+        assert_eq!(
+            join("https://h/v1/AUTH_a", "/c//o%2Fp", None),
+            "/v1/AUTH_a/c//o%2Fp"
+        );
+        assert_eq!(
+            join("https://h/x", "/y", Some("a=1&b=%2F&c")),
+            "/x/y?a=1&b=%2F&c"
+        );
         assert_eq!(join("https://h/x", "/y", Some("")), "/x/y?");
     }
 }

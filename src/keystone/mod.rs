@@ -56,7 +56,11 @@ pub struct Keystone {
 impl Keystone {
     pub fn new(cloud: CloudSettings, connector: Connector, timeout: Duration) -> Keystone {
         let http = Client::builder(TokioExecutor::new()).build(connector);
-        Keystone { cloud, http, timeout }
+        Keystone {
+            cloud,
+            http,
+            timeout,
+        }
     }
 
     pub fn cloud(&self) -> &CloudSettings {
@@ -73,15 +77,17 @@ impl Keystone {
             .uri(format!("{}/auth/tokens", self.cloud.auth_url))
             .header(header::CONTENT_TYPE, "application/json")
             .header(header::ACCEPT, "application/json")
-            .header(header::USER_AGENT, concat!("keystone-proxy/", env!("CARGO_PKG_VERSION")))
+            .header(
+                header::USER_AGENT,
+                concat!("keystone-proxy/", env!("CARGO_PKG_VERSION")),
+            )
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| KeystoneError::Unavailable(format!("bad auth_url: {e}")))?;
-        let (status, headers, body) =
-            tokio::time::timeout(self.timeout, self.exchange(request))
-                .await
-                .map_err(|_| {
-                    KeystoneError::Unavailable(format!("no answer within {:?}", self.timeout))
-                })??;
+        let (status, headers, body) = tokio::time::timeout(self.timeout, self.exchange(request))
+            .await
+            .map_err(|_| {
+                KeystoneError::Unavailable(format!("no answer within {:?}", self.timeout))
+            })??;
         if status.is_success() {
             let subject = headers.get("x-subject-token").map(|v| v.as_bytes());
             return v3::parse_token_response(subject, &body).map_err(KeystoneError::Unavailable);

@@ -57,10 +57,15 @@ pub fn auth_request(credential: &Credential, scope: Option<&ProjectRef>) -> Valu
         Credential::ApplicationCredential { id, secret } => {
             let mut body = match id {
                 AppCredRef::Id(id) => json!({ "id": id }),
-                AppCredRef::Name { name, user } => json!({ "name": name, "user": user_json(user, None) }),
+                AppCredRef::Name { name, user } => {
+                    json!({ "name": name, "user": user_json(user, None) })
+                }
             };
             body["secret"] = Value::String(secret.expose_secret().to_string());
-            (json!({ "methods": ["application_credential"], "application_credential": body }), None)
+            (
+                json!({ "methods": ["application_credential"], "application_credential": body }),
+                None,
+            )
         }
     };
     let mut auth = json!({ "identity": identity });
@@ -118,7 +123,10 @@ struct RawProject {
 
 /// Parse a 201 answer: `subject_token` is the `X-Subject-Token` header.
 /// Errors say what was wrong, never what the token was.
-pub fn parse_token_response(subject_token: Option<&[u8]>, body: &[u8]) -> Result<IssuedToken, String> {
+pub fn parse_token_response(
+    subject_token: Option<&[u8]>,
+    body: &[u8],
+) -> Result<IssuedToken, String> {
     let token = subject_token
         .and_then(|t| std::str::from_utf8(t).ok())
         .map(str::trim)
@@ -131,7 +139,10 @@ pub fn parse_token_response(subject_token: Option<&[u8]>, body: &[u8]) -> Result
         token: SecretString::from(token.to_string()),
         expires_at: parse_time(&fields.expires_at)?,
         issued_at: fields.issued_at.as_deref().map(parse_time).transpose()?,
-        project: fields.project.map(|p| ProjectInfo { id: p.id, name: p.name }),
+        project: fields.project.map(|p| ProjectInfo {
+            id: p.id,
+            name: p.name,
+        }),
         catalog: Catalog::from_v3(&fields.catalog),
     })
 }
@@ -162,10 +173,16 @@ mod tests {
     #[test]
     fn password_by_name_with_project_scope() {
         let credential = Credential::Password {
-            user: UserRef::Name { name: "svc".into(), domain: domain() },
+            user: UserRef::Name {
+                name: "svc".into(),
+                domain: domain(),
+            },
             password: SecretString::from("pw"),
         };
-        let scope = ProjectRef::Name { name: "demo".into(), domain: domain() };
+        let scope = ProjectRef::Name {
+            name: "demo".into(),
+            domain: domain(),
+        };
         let body = auth_request(&credential, Some(&scope));
         assert_eq!(
             body,
@@ -179,12 +196,21 @@ mod tests {
 
     #[test]
     fn password_by_id_and_scope_by_id() {
-        let credential =
-            Credential::Password { user: UserRef::Id("u1".into()), password: SecretString::from("pw") };
+        let credential = Credential::Password {
+            user: UserRef::Id("u1".into()),
+            password: SecretString::from("pw"),
+        };
         let body = auth_request(&credential, Some(&ProjectRef::Id("p1".into())));
-        assert_eq!(body["auth"]["identity"]["password"]["user"], json!({"id": "u1", "password": "pw"}));
+        assert_eq!(
+            body["auth"]["identity"]["password"]["user"],
+            json!({"id": "u1", "password": "pw"})
+        );
         assert_eq!(body["auth"]["scope"], json!({"project": {"id": "p1"}}));
-        assert!(auth_request(&credential, None)["auth"].get("scope").is_none());
+        assert!(
+            auth_request(&credential, None)["auth"]
+                .get("scope")
+                .is_none()
+        );
     }
 
     #[test]
@@ -202,7 +228,10 @@ mod tests {
         let by_name = Credential::ApplicationCredential {
             id: AppCredRef::Name {
                 name: "ci".into(),
-                user: UserRef::Name { name: "svc".into(), domain: DomainRef::Id("default".into()) },
+                user: UserRef::Name {
+                    name: "svc".into(),
+                    domain: DomainRef::Id("default".into()),
+                },
             },
             secret: SecretString::from("s"),
         };
@@ -240,7 +269,13 @@ mod tests {
         let body = serde_json::to_vec(&body).unwrap();
         let issued = parse_token_response(Some(b"tok"), &body).unwrap();
         assert_eq!(issued.token.expose_secret(), "tok");
-        assert_eq!(issued.project, Some(ProjectInfo { id: "p1".into(), name: "demo".into() }));
+        assert_eq!(
+            issued.project,
+            Some(ProjectInfo {
+                id: "p1".into(),
+                name: "demo".into()
+            })
+        );
         assert_eq!(issued.catalog.services().len(), 1);
         let lifetime = issued.expires_at.duration_since(issued.issued_at.unwrap());
         assert_eq!(lifetime.as_secs(), 3600);
@@ -249,8 +284,16 @@ mod tests {
     #[test]
     fn bad_token_responses_say_why() {
         let body = br#"{"token": {"expires_at": "2030-01-01T00:00:00Z"}}"#;
-        assert!(parse_token_response(None, body).unwrap_err().contains("X-Subject-Token"));
-        assert!(parse_token_response(Some(b"t"), b"<html>").unwrap_err().contains("not valid"));
+        assert!(
+            parse_token_response(None, body)
+                .unwrap_err()
+                .contains("X-Subject-Token")
+        );
+        assert!(
+            parse_token_response(Some(b"t"), b"<html>")
+                .unwrap_err()
+                .contains("not valid")
+        );
         assert!(parse_token_response(Some(b"t"), br#"{"token": {}}"#).is_err());
         // An unscoped token has no catalog and no project; that is still a token.
         let issued = parse_token_response(Some(b"t"), body).unwrap();

@@ -1,0 +1,431 @@
+//! Shared set-up for the integration tests: a fake cloud in this process and
+//! the real `keystone-proxy` binary in a child process, talking over real
+//! sockets on 127.0.0.1.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, StatusCode};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use keystone_proxy::fake::{EchoUpstream, FakeCloud, FakeKeystone, SeenRequest};
+use sha2::{Digest, Sha256};
+
+pub use keystone_proxy::fake::keystone::{
+    APP_CRED_ID, APP_CRED_NAME, APP_CRED_SECRET, DEMO_PROJECT_ID, OPS_PROJECT_ID, PASSWORD,
+    USER_ID, USER_NAME,
+};
+
+/// Keys of the clients every test config has.
+pub const ALICE_KEY: &str = "alice-local-key";
+/// Alice may use `demo` and `ops` only.
+pub const ALICE_PROJECTS: &str = r#"["demo", "ops"]"#;
+pub const ANY_KEY: &str = "any-local-key";
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// The parts of the proxy's TOML config a test may change.
+pub struct TestConfig {
+    /// Lines of `[clouds.test]` besides `auth_url` (e.g. `region_name`).
+    pub cloud: String,
+    /// The `[clouds.test.auth]` table body.
+    pub auth: String,
+    /// `[upstream]` body.
+    pub upstream: String,
+    /// `[token]` body.
+    pub token: String,
+    /// Client tables; `None` = sidecar mode (no clients).
+    pub clients: Option<String>,
+    /// Override the auth URL (e.g. a dead port).
+    pub auth_url: Option<String>,
+}
+
+impl Default for TestConfig {
+    fn default() -> Self {
+        TestConfig {
+            cloud: "region_name = \"RegionOne\"".into(),
+            auth: format!(
+                "username = \"{USER_NAME}\"\npassword = \"{PASSWORD}\"\nuser_domain_name = \"Default\"\n\
+                 project_name = \"demo\"\nproject_domain_name = \"Default\""
+            ),
+            upstream: "timeout = \"3s\"\nconnect_timeout = \"1s\"".into(),
+            token: "keystone_timeout = \"3s\"".into(),
+            clients: Some(format!(
+                "[clients.alice]\nkey_sha256 = \"{}\"\nprojects = {ALICE_PROJECTS}\n\n\
+                 [clients.any]\nkey_sha256 = \"{}\"\nprojects = [\"*\"]\n",
+                sha256_hex(ALICE_KEY.as_bytes()),
+                sha256_hex(ANY_KEY.as_bytes()),
+            )),
+            auth_url: None,
+        }
+    }
+}
+
+impl TestConfig {
+    fn render(&self, keystone_url: &str) -> String {
+        let auth_url = self.auth_url.as_deref().unwrap_or(keystone_url);
+        format!(
+            "[upstream]\n{}\n\n[token]\n{}\n\n[clouds.test]\nauth_url = \"{auth_url}\"\n{}\n\n\
+             [clouds.test.auth]\n{}\n\n{}",
+            self.upstream,
+            self.token,
+            self.cloud,
+            self.auth,
+            self.clients.as_deref().unwrap_or(""),
+        )
+    }
+}
+
+/// A fake cloud plus a running proxy in front of it.
+pub struct Stack {
+    pub keystone: FakeKeystone,
+    pub upstream: EchoUpstream,
+    pub proxy: ProxyProcess,
+    client: Client<HttpConnector, Full<Bytes>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Stack {
+    pub async fn start() -> Stack {
+        Stack::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(change: impl FnOnce(&mut TestConfig)) -> Stack {
+        Stack::start_with_cloud(|_| {}, change).await
+    }
+
+    /// Start with changes to the fake cloud (which knows the upstream URL)
+    /// and to the proxy's config.
+    pub async fn start_with_cloud(
+        change_cloud: impl FnOnce(&mut FakeCloud),
+        change_config: impl FnOnce(&mut TestConfig),
+    ) -> Stack {
+        let keystone = FakeKeystone::start(FakeCloud::default())
+            .await
+            .expect("fake keystone");
+        let upstream = EchoUpstream::start(keystone.validator())
+            .await
+            .expect("fake upstream");
+        let mut cloud = FakeCloud::demo(&upstream.url());
+        change_cloud(&mut cloud);
+        keystone.update_cloud(|c| *c = cloud);
+        let mut config = TestConfig::default();
+        change_config(&mut config);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("keystone-proxy.toml");
+        std::fs::write(&path, config.render(&keystone.url())).expect("write config");
+        let proxy = ProxyProcess::spawn(&path, &[]);
+        Stack {
+            keystone,
+            upstream,
+            proxy,
+            client: http_client(),
+            _dir: dir,
+        }
+    }
+
+    /// Send a request to the proxy.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> TestResponse {
+        let mut request = Request::new(Full::new(body.into()));
+        *request.method_mut() = method;
+        *request.uri_mut() = format!("{}{path}", self.proxy.url)
+            .parse()
+            .expect("a valid URI");
+        for (name, value) in headers {
+            request.headers_mut().append(
+                http::HeaderName::from_bytes(name.as_bytes()).expect("header name"),
+                value.parse().expect("header value"),
+            );
+        }
+        let response = self
+            .client
+            .request(request)
+            .await
+            .expect("the proxy answers");
+        TestResponse::read(response).await
+    }
+
+    /// GET with a key as a Bearer token.
+    pub async fn get(&self, path: &str, key: &str) -> TestResponse {
+        let auth = format!("Bearer {key}");
+        self.send(Method::GET, path, &[("authorization", &auth)], Bytes::new())
+            .await
+    }
+
+    pub fn seen(&self) -> Vec<SeenRequest> {
+        self.upstream.seen()
+    }
+}
+
+pub fn http_client<B>() -> Client<HttpConnector, B>
+where
+    B: Body + Send + 'static + Unpin,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+/// A whole response, read.
+#[derive(Debug)]
+pub struct TestResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl TestResponse {
+    pub async fn read(response: http::Response<hyper::body::Incoming>) -> TestResponse {
+        let (parts, body) = response.into_parts();
+        let body = body.collect().await.expect("the whole body").to_bytes();
+        TestResponse {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        }
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    /// The `X-Proxy-Error` code, if the proxy made this answer.
+    pub fn proxy_error(&self) -> Option<&str> {
+        self.headers
+            .get("x-proxy-error")
+            .and_then(|v| v.to_str().ok())
+    }
+
+    /// What the echo upstream saw, from its answer.
+    pub fn echoed(&self) -> SeenEcho {
+        let json = self.json();
+        SeenEcho {
+            path: json["path"].as_str().unwrap_or_default().to_string(),
+            query: json["query"].as_str().map(str::to_string),
+            project_id: json["project_id"].as_str().map(str::to_string),
+            body_sha256: json["body_sha256"].as_str().unwrap_or_default().to_string(),
+        }
+    }
+}
+
+/// The parts of the upstream's echo that tests compare.
+#[derive(Debug, PartialEq, Eq)]
+pub struct SeenEcho {
+    pub path: String,
+    pub query: Option<String>,
+    pub project_id: Option<String>,
+    pub body_sha256: String,
+}
+
+/// The real binary, started with a config file; killed when dropped.
+pub struct ProxyProcess {
+    pub url: String,
+    pub addr: SocketAddr,
+    child: Child,
+    /// Everything the proxy wrote to stderr (its logs).
+    pub stderr: Arc<Mutex<String>>,
+}
+
+impl ProxyProcess {
+    /// `keystone-proxy serve --config PATH --listen 127.0.0.1:0 EXTRA…`;
+    /// returns once the proxy says where it listens.
+    pub fn spawn(config: &Path, extra: &[&str]) -> ProxyProcess {
+        let mut command = Command::new(binary());
+        command
+            .args(["serve", "--config"])
+            .arg(config)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(extra);
+        ProxyProcess::spawn_command(command)
+    }
+
+    pub fn spawn_command(mut command: Command) -> ProxyProcess {
+        command
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().expect("start keystone-proxy");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let sink = stderr.clone();
+        let pipe = child.stderr.take().expect("stderr is piped");
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                if let Ok(mut all) = sink.lock() {
+                    all.push_str(&line);
+                    all.push('\n');
+                }
+            }
+        });
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let mut lines = BufReader::new(stdout).lines();
+        let url = loop {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(url) = line.strip_prefix("keystone-proxy listening on ") {
+                        break url.trim().to_string();
+                    }
+                }
+                _ => {
+                    let _ = child.wait();
+                    let logs = stderr.lock().map(|s| s.clone()).unwrap_or_default();
+                    panic!("keystone-proxy exited before listening:\n{logs}");
+                }
+            }
+        };
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
+        let addr = url
+            .trim_start_matches("http://")
+            .parse()
+            .expect("an address");
+        ProxyProcess {
+            url,
+            addr,
+            child,
+            stderr,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn logs(&self) -> String {
+        self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// A field of /proc/PID/status in KiB (VmRSS, VmHWM).
+    pub fn memory_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("/proc/PID/status");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {field} in /proc status"))
+    }
+}
+
+impl Drop for ProxyProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The binary under test.
+pub fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_keystone-proxy"))
+}
+
+/// A listener that accepts connections and never answers.
+pub async fn silent_listener() -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    (addr, task)
+}
+
+/// A port on which nothing listens.
+pub fn closed_port() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr")
+}
+
+/// A request body of `len` deterministic bytes, produced in chunks as it is
+/// sent, so a test can upload more than it wants to hold in memory.
+pub struct PatternBody {
+    sent: u64,
+    len: u64,
+}
+
+pub const PATTERN_CHUNK: usize = 64 * 1024;
+
+impl PatternBody {
+    pub fn new(len: u64) -> PatternBody {
+        PatternBody { sent: 0, len }
+    }
+
+    /// The sha256 the body will have.
+    pub fn sha256(len: u64) -> String {
+        let mut hasher = Sha256::new();
+        let mut done = 0;
+        while done < len {
+            let n = (len - done).min(PATTERN_CHUNK as u64);
+            hasher.update(chunk(done, n as usize));
+            done += n;
+        }
+        hex::encode(hasher.finalize())
+    }
+}
+
+fn chunk(offset: u64, n: usize) -> Bytes {
+    (0..n).map(|i| ((offset + i as u64) % 253) as u8).collect()
+}
+
+impl Body for PatternBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        if self.sent >= self.len {
+            return Poll::Ready(None);
+        }
+        let n = (self.len - self.sent).min(PATTERN_CHUNK as u64);
+        let data = chunk(self.sent, n as usize);
+        self.sent += n;
+        Poll::Ready(Some(Ok(Frame::data(data))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.sent >= self.len
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.len - self.sent)
+    }
+}
+
+/// Wait until `condition` holds, checking every 20 ms for up to `limit`.
+pub async fn eventually(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    condition()
+}

@@ -1,0 +1,171 @@
+//! Requests reach the right endpoint with the right token, byte for byte.
+
+use bytes::Bytes;
+use http::Method;
+
+use crate::common::*;
+
+#[tokio::test]
+async fn get_reaches_the_endpoint_with_a_valid_token() {
+    let stack = Stack::start().await;
+    let response = stack.get("/compute/servers/detail", ALICE_KEY).await;
+    assert_eq!(response.status, 200, "{response:?}");
+    let echoed = response.echoed();
+    assert_eq!(echoed.path, "/compute/v2.1/servers/detail");
+    assert_eq!(echoed.project_id.as_deref(), Some(DEMO_PROJECT_ID));
+    let seen = stack.seen();
+    assert_eq!(seen.len(), 1);
+    assert!(seen[0].token_accepted);
+    assert_eq!(seen[0].method, "GET");
+    // The upstream's own headers come back.
+    assert_eq!(response.headers["x-openstack-request-id"], "req-fake");
+}
+
+#[tokio::test]
+async fn post_body_arrives_identical() {
+    let stack = Stack::start().await;
+    let body: Vec<u8> = (0..100_000u32).map(|i| (i % 256) as u8).collect();
+    let auth = format!("Bearer {ALICE_KEY}");
+    let response = stack
+        .send(
+            Method::POST,
+            "/compute/servers",
+            &[
+                ("authorization", &auth),
+                ("content-type", "application/json"),
+            ],
+            Bytes::from(body.clone()),
+        )
+        .await;
+    assert_eq!(response.status, 200);
+    let seen = &stack.seen()[0];
+    assert_eq!(seen.method, "POST");
+    assert_eq!(seen.body_len, body.len() as u64);
+    assert_eq!(seen.body_sha256, sha256_hex(&body));
+    assert_eq!(seen.header("content-type"), Some("application/json"));
+}
+
+#[tokio::test]
+async fn response_body_is_streamed_back_unchanged() {
+    let stack = Stack::start().await;
+    let auth = format!("Bearer {ALICE_KEY}");
+    let size = 3 * 1024 * 1024 + 17;
+    let response = stack
+        .send(
+            Method::GET,
+            "/image/v2/images/x/file",
+            &[
+                ("authorization", &auth),
+                ("x-reply-bytes", &size.to_string()),
+            ],
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!(response.status, 200);
+    let expected: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+    assert_eq!(response.body.len(), size);
+    assert_eq!(sha256_hex(&response.body), sha256_hex(&expected));
+}
+
+#[tokio::test]
+async fn endpoint_paths_project_ids_and_slashes_are_joined_once() {
+    let stack = Stack::start().await;
+    let cases = [
+        // Endpoint with a path prefix.
+        ("/compute/servers", "/compute/v2.1/servers".to_string()),
+        ("/compute", "/compute/v2.1".to_string()),
+        // Endpoint with the project id in it.
+        (
+            "/volumev3/volumes/detail",
+            format!("/volume/v3/{DEMO_PROJECT_ID}/volumes/detail"),
+        ),
+        // Endpoint with a trailing slash.
+        ("/image/v2/images", "/image/v2/images".to_string()),
+        ("/image", "/image/".to_string()),
+        // Endpoint with no path at all.
+        ("/network/v2.0/networks", "/v2.0/networks".to_string()),
+        ("/network", "/".to_string()),
+        // Swift object names keep double slashes and encoded slashes.
+        (
+            "/object-store/c//o%2Fp%20q",
+            format!("/swift/v1/AUTH_{DEMO_PROJECT_ID}/c//o%2Fp%20q"),
+        ),
+    ];
+    for (path, expected) in cases {
+        let response = stack.get(path, ALICE_KEY).await;
+        assert_eq!(response.status, 200, "{path}: {response:?}");
+        assert_eq!(response.echoed().path, expected, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn query_and_percent_encoding_arrive_byte_for_byte() {
+    let stack = Stack::start().await;
+    let response = stack
+        .get("/compute/servers/a%2Fb?a=1&b=%2F&c", ALICE_KEY)
+        .await;
+    assert_eq!(response.status, 200);
+    let echoed = response.echoed();
+    assert_eq!(echoed.path, "/compute/v2.1/servers/a%2Fb");
+    assert_eq!(echoed.query.as_deref(), Some("a=1&b=%2F&c"));
+    let response = stack.get("/compute/servers?", ALICE_KEY).await;
+    assert_eq!(response.echoed().query.as_deref(), Some(""));
+    let response = stack.get("/compute/servers", ALICE_KEY).await;
+    assert_eq!(response.echoed().query, None);
+}
+
+#[tokio::test]
+async fn forwarded_headers_are_set_and_hop_by_hop_removed() {
+    let stack = Stack::start().await;
+    let auth = format!("Bearer {ALICE_KEY}");
+    let response = stack
+        .send(
+            Method::GET,
+            "/compute/servers",
+            &[
+                ("authorization", &auth),
+                ("connection", "x-private-hop"),
+                ("x-private-hop", "1"),
+                ("x-openstack-nova-api-version", "2.79"),
+            ],
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!(response.status, 200);
+    let seen = &stack.seen()[0];
+    assert_eq!(seen.header("x-forwarded-for"), Some("127.0.0.1"));
+    assert_eq!(seen.header("x-forwarded-proto"), Some("http"));
+    assert_eq!(
+        seen.header("x-forwarded-host"),
+        Some(stack.proxy.addr.to_string().as_str())
+    );
+    assert_eq!(seen.header("x-private-hop"), None);
+    assert_eq!(seen.header("x-openstack-nova-api-version"), Some("2.79"));
+    let upstream_host = stack
+        .upstream
+        .url()
+        .trim_start_matches("http://")
+        .to_string();
+    assert_eq!(seen.header("host"), Some(upstream_host.as_str()));
+}
+
+#[tokio::test]
+async fn sidecar_mode_needs_no_key_and_strips_whatever_is_sent() {
+    let stack = Stack::start_with(|config| config.clients = None).await;
+    let response = stack
+        .send(Method::GET, "/compute/servers", &[], Bytes::new())
+        .await;
+    assert_eq!(response.status, 200, "{response:?}");
+    let response = stack
+        .send(
+            Method::GET,
+            "/compute/servers",
+            &[("x-auth-token", "app-junk")],
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!(response.status, 200, "{response:?}");
+    let seen = stack.seen();
+    assert!(seen.iter().all(|s| s.token_accepted));
+    assert_ne!(seen[1].token_sha256, Some(sha256_hex(b"app-junk")));
+}

@@ -1,0 +1,13 @@
+//! Integration tests: the real binary, over real sockets, in front of the
+//! in-process fake cloud (see tests/common).
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod auth;
+mod bodies;
+mod cli;
+mod faults;
+mod forwarding;
+mod routing;
+mod tokens;

@@ -1,0 +1,157 @@
+//! Service lookup (type, alias, name), interface and region choice, and
+//! project selection by path prefix or header.
+
+use bytes::Bytes;
+use http::Method;
+
+use crate::common::*;
+
+#[tokio::test]
+async fn services_by_type_alias_and_name() {
+    let stack = Stack::start().await;
+    let volumes = format!("/volume/v3/{DEMO_PROJECT_ID}/volumes");
+    for (path, expected) in [
+        ("/volumev3/volumes", volumes.as_str()),
+        ("/block-storage/volumes", volumes.as_str()),
+        ("/block_storage/volumes", volumes.as_str()),
+        ("/volume/volumes", volumes.as_str()),
+        ("/cinderv3/volumes", volumes.as_str()),
+        ("/nova/servers", "/compute/v2.1/servers"),
+        ("/compute/servers", "/compute/v2.1/servers"),
+        ("/glance/v2/images", "/image/v2/images"),
+    ] {
+        let response = stack.get(path, ALICE_KEY).await;
+        assert_eq!(response.status, 200, "{path}: {response:?}");
+        assert_eq!(response.echoed().path, expected, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn unknown_service_is_404_and_reaches_no_upstream() {
+    let stack = Stack::start().await;
+    let response = stack.get("/dns/v2/zones", ALICE_KEY).await;
+    assert_eq!(response.status, 404);
+    assert_eq!(response.proxy_error(), Some("unknown-service"));
+    assert_eq!(response.json()["error"]["code"], 404);
+    assert!(
+        response.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("dns")
+    );
+    assert!(stack.seen().is_empty());
+}
+
+#[tokio::test]
+async fn interface_preference_list_is_followed() {
+    let stack = Stack::start_with(|config| {
+        config.cloud = "region_name = \"RegionOne\"\ninterface = [\"internal\", \"public\"]".into();
+    })
+    .await;
+    // compute has an internal endpoint: it wins.
+    let response = stack.get("/compute/servers", ALICE_KEY).await;
+    assert_eq!(response.echoed().path, "/internal/compute/v2.1/servers");
+    // image has only a public one: the next preference is used.
+    let response = stack.get("/image/v2/images", ALICE_KEY).await;
+    assert_eq!(response.echoed().path, "/image/v2/images");
+}
+
+#[tokio::test]
+async fn region_is_honoured() {
+    let stack =
+        Stack::start_with(|config| config.cloud = "region_name = \"RegionTwo\"".into()).await;
+    let response = stack.get("/compute/servers", ALICE_KEY).await;
+    assert_eq!(response.status, 200);
+    assert_eq!(response.echoed().path, "/r2/compute/v2.1/servers");
+    // No image endpoint in RegionTwo.
+    let response = stack.get("/image/v2/images", ALICE_KEY).await;
+    assert_eq!(response.status, 404);
+    assert_eq!(response.proxy_error(), Some("unknown-service"));
+    assert!(
+        response.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("RegionTwo")
+    );
+}
+
+#[tokio::test]
+async fn project_by_path_prefix_and_by_header() {
+    let stack = Stack::start().await;
+    let response = stack.get("/projects/ops/compute/servers", ALICE_KEY).await;
+    assert_eq!(response.status, 200);
+    assert_eq!(
+        response.echoed().project_id.as_deref(),
+        Some(OPS_PROJECT_ID)
+    );
+    assert_eq!(response.echoed().path, "/compute/v2.1/servers");
+
+    let auth = format!("Bearer {ALICE_KEY}");
+    let response = stack
+        .send(
+            Method::GET,
+            "/compute/servers",
+            &[("authorization", &auth), ("x-auth-project-id", "ops")],
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!(
+        response.echoed().project_id.as_deref(),
+        Some(OPS_PROJECT_ID)
+    );
+    // The selector header is the proxy's; it is not forwarded.
+    assert!(
+        stack
+            .seen()
+            .iter()
+            .all(|s| s.header("x-auth-project-id").is_none())
+    );
+
+    // A project id (32 hex digits) works for a client allowed any project.
+    let path = format!("/projects/{OPS_PROJECT_ID}/compute/servers");
+    let response = stack.get(&path, ANY_KEY).await;
+    assert_eq!(
+        response.echoed().project_id.as_deref(),
+        Some(OPS_PROJECT_ID)
+    );
+}
+
+#[tokio::test]
+async fn project_outside_the_allow_list_is_403_without_keystone() {
+    let stack = Stack::start().await;
+    let response = stack
+        .get("/projects/other/compute/servers", ALICE_KEY)
+        .await;
+    assert_eq!(response.status, 403);
+    assert_eq!(response.proxy_error(), Some("forbidden-project"));
+    let path = format!("/projects/{OPS_PROJECT_ID}/compute/servers");
+    let response = stack.get(&path, ALICE_KEY).await;
+    assert_eq!(response.status, 403, "ids are matched literally");
+    assert_eq!(stack.keystone.logins(), 0);
+    assert!(stack.seen().is_empty());
+}
+
+#[tokio::test]
+async fn project_without_a_role_is_a_clear_error() {
+    let stack = Stack::start().await;
+    let response = stack.get("/projects/other/compute/servers", ANY_KEY).await;
+    assert_eq!(response.status, 502);
+    assert_eq!(response.proxy_error(), Some("keystone-rejected"));
+    assert!(stack.seen().is_empty());
+}
+
+#[tokio::test]
+async fn traversal_in_selectors_is_refused() {
+    let stack = Stack::start().await;
+    for path in [
+        "/projects/%2e%2e/compute/servers",
+        "/projects/a%2Fb/compute/servers",
+        "/comp%75te/servers",
+        "/../compute/servers",
+    ] {
+        let response = stack.get(path, ANY_KEY).await;
+        assert!(response.status.is_client_error(), "{path}: {response:?}");
+    }
+    assert!(stack.seen().is_empty());
+    assert_eq!(stack.keystone.logins(), 0);
+}

@@ -1,0 +1,175 @@
+//! The token cache: single-flight logins, renewal after a 401, one retry.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::Method;
+
+use crate::common::*;
+
+async fn concurrent_gets(stack: &Arc<Stack>, paths: &[&str], n: usize) -> Vec<u16> {
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let stack = stack.clone();
+            let path = paths[i % paths.len()].to_string();
+            tokio::spawn(async move { stack.get(&path, ANY_KEY).await.status.as_u16() })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for task in tasks {
+        statuses.push(task.await.unwrap());
+    }
+    statuses
+}
+
+#[tokio::test]
+async fn cold_cache_burst_logs_in_once() {
+    let stack = Arc::new(Stack::start().await);
+    // Make the login slow enough that all requests are waiting for it.
+    stack
+        .keystone
+        .set_login_delay(std::time::Duration::from_millis(300));
+    let statuses = concurrent_gets(&stack, &["/compute/servers"], 200).await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    assert_eq!(stack.keystone.logins(), 1);
+    assert_eq!(stack.seen().len(), 200);
+}
+
+#[tokio::test]
+async fn two_projects_two_logins() {
+    let stack = Arc::new(Stack::start().await);
+    stack
+        .keystone
+        .set_login_delay(std::time::Duration::from_millis(200));
+    let statuses = concurrent_gets(
+        &stack,
+        &[
+            "/projects/demo/compute/servers",
+            "/projects/ops/compute/servers",
+        ],
+        100,
+    )
+    .await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    assert_eq!(stack.keystone.logins(), 2);
+    let projects: std::collections::BTreeSet<_> = stack
+        .seen()
+        .into_iter()
+        .filter_map(|s| s.project_id)
+        .collect();
+    assert_eq!(projects.len(), 2);
+}
+
+#[tokio::test]
+async fn revoked_token_is_renewed_once_for_a_burst() {
+    let stack = Arc::new(Stack::start().await);
+    assert_eq!(stack.get("/compute/servers", ANY_KEY).await.status, 200);
+    assert_eq!(stack.keystone.logins(), 1);
+    stack.keystone.revoke_all();
+    stack
+        .keystone
+        .set_login_delay(std::time::Duration::from_millis(200));
+    let statuses = concurrent_gets(&stack, &["/compute/servers"], 50).await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    assert_eq!(stack.keystone.logins(), 2, "exactly one extra login");
+}
+
+#[tokio::test]
+async fn post_body_is_replayed_after_a_401() {
+    let stack = Stack::start().await;
+    assert_eq!(stack.get("/compute/servers", ANY_KEY).await.status, 200);
+    stack.keystone.revoke_all();
+    let body: Vec<u8> = (0..1_000_000u32).map(|i| (i * 7 % 256) as u8).collect();
+    let auth = format!("Bearer {ANY_KEY}");
+    let response = stack
+        .send(
+            Method::POST,
+            "/compute/servers",
+            &[("authorization", &auth)],
+            Bytes::from(body.clone()),
+        )
+        .await;
+    assert_eq!(response.status, 200, "{response:?}");
+    let seen = stack.seen();
+    assert_eq!(seen.len(), 3, "one GET, then the POST twice");
+    assert!(!seen[1].token_accepted);
+    assert!(seen[2].token_accepted);
+    assert_eq!(seen[2].body_sha256, sha256_hex(&body));
+    assert_eq!(seen[2].body_len, body.len() as u64);
+    assert_ne!(
+        seen[1].token_sha256, seen[2].token_sha256,
+        "a new token was used"
+    );
+}
+
+#[tokio::test]
+async fn upstream_that_always_says_401_is_tried_exactly_twice() {
+    let stack = Stack::start().await;
+    stack.upstream.set_always_401(true);
+    let response = stack.get("/compute/servers", ANY_KEY).await;
+    assert_eq!(response.status, 401);
+    assert_eq!(
+        response.proxy_error(),
+        None,
+        "the upstream's 401, passed through"
+    );
+    assert!(response.headers.contains_key("www-authenticate"));
+    assert_eq!(stack.seen().len(), 2);
+    assert_eq!(stack.keystone.logins(), 2);
+}
+
+#[tokio::test]
+async fn keystone_errors_are_not_cached() {
+    let stack = Stack::start().await;
+    stack
+        .keystone
+        .set_fault(Some(keystone_proxy::fake::Fault::Status(500)));
+    let response = stack.get("/compute/servers", ANY_KEY).await;
+    assert_eq!(response.status, 503);
+    assert_eq!(response.proxy_error(), Some("keystone-unavailable"));
+    stack.keystone.set_fault(None);
+    let response = stack.get("/compute/servers", ANY_KEY).await;
+    assert_eq!(response.status, 200);
+    assert_eq!(stack.keystone.logins(), 2);
+}
+
+#[tokio::test]
+async fn password_by_user_id() {
+    let stack = Stack::start_with(|config| {
+        config.auth = format!(
+            "user_id = \"{USER_ID}\"\npassword = \"{PASSWORD}\"\nproject_id = \"{OPS_PROJECT_ID}\""
+        );
+    })
+    .await;
+    let response = stack.get("/compute/servers", ANY_KEY).await;
+    assert_eq!(response.status, 200, "{response:?}");
+    assert_eq!(
+        response.echoed().project_id.as_deref(),
+        Some(OPS_PROJECT_ID)
+    );
+}
+
+#[tokio::test]
+async fn application_credential_by_id_and_by_name() {
+    for auth in [
+        format!(
+            "application_credential_id = \"{APP_CRED_ID}\"\napplication_credential_secret = \"{APP_CRED_SECRET}\""
+        ),
+        format!(
+            "application_credential_name = \"{APP_CRED_NAME}\"\napplication_credential_secret = \"{APP_CRED_SECRET}\"\n\
+             username = \"{USER_NAME}\"\nuser_domain_name = \"Default\""
+        ),
+    ] {
+        let stack = Stack::start_with(|config| config.auth = auth.clone()).await;
+        let response = stack.get("/compute/servers", ANY_KEY).await;
+        assert_eq!(response.status, 200, "{auth}: {response:?}");
+        assert_eq!(
+            response.echoed().project_id.as_deref(),
+            Some(DEMO_PROJECT_ID)
+        );
+        // It is bound to its project: asking for another one is refused.
+        let response = stack.get("/projects/ops/compute/servers", ANY_KEY).await;
+        assert_eq!(response.status, 403, "{response:?}");
+        assert_eq!(response.proxy_error(), Some("forbidden-project"));
+    }
+}
