@@ -6,6 +6,10 @@
 //! * An entry lives until `min_remaining` before the token expires, measured
 //!   on the local monotonic clock from Keystone's own `issued_at`, so a
 //!   skewed clock on either side does not matter.
+//! * `refresh_before` the expiry (capped at half the lifetime) the first
+//!   request that sees the token starts a background renewal and goes on
+//!   with the still-valid token, so requests almost never wait for Keystone.
+//!   While a renewal fails, the valid token keeps being served.
 //! * Failed logins are returned to the waiting requests, never cached as
 //!   tokens.
 //! * After an upstream 401, the entry is removed only if it still holds the
@@ -13,7 +17,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use http::HeaderValue;
@@ -49,15 +53,29 @@ pub struct Token {
     pub project: Option<ProjectInfo>,
     /// When the cache lets go of it (`min_remaining` before expiry).
     fresh_until: Instant,
+    /// When a background renewal should start (`refresh_before` expiry).
+    refresh_at: Instant,
+    /// Set while a renewal of this token is under way (or backing off).
+    refreshing: AtomicBool,
 }
 
-/// See the module documentation.
+/// See the module documentation. Cheap to clone.
+#[derive(Clone)]
 pub struct TokenCache {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     cache: Cache<Scope, Arc<Token>>,
     keystones: HashMap<Arc<str>, Arc<Keystone>>,
     generation: AtomicU64,
     min_remaining: Duration,
+    refresh_before: Duration,
 }
+
+/// After a failed background renewal, wait this long before the next try,
+/// so a Keystone outage does not turn every request into a login attempt.
+const REFRESH_RETRY: Duration = Duration::from_secs(5);
 
 struct TokenExpiry;
 
@@ -77,25 +95,53 @@ impl TokenCache {
             .expire_after(TokenExpiry)
             .build();
         TokenCache {
-            cache,
-            keystones,
-            generation: AtomicU64::new(1),
-            min_remaining: settings.min_remaining,
+            inner: Arc::new(Inner {
+                cache,
+                keystones,
+                generation: AtomicU64::new(1),
+                min_remaining: settings.min_remaining,
+                refresh_before: settings.refresh_before,
+            }),
         }
     }
 
     /// The token for `scope`, logging in if there is none.
     pub async fn get(&self, scope: &Scope) -> Result<Arc<Token>, ProxyError> {
-        self.cache
-            .try_get_with_by_ref(scope, self.login(scope))
+        let token = self
+            .inner
+            .cache
+            .try_get_with_by_ref(scope, self.inner.login(scope))
             .await
-            .map_err(|error| (*error).clone())
+            .map_err(|error| (*error).clone())?;
+        if Instant::now() >= token.refresh_at && !token.refreshing.swap(true, Ordering::AcqRel) {
+            let this = self.clone();
+            let scope = scope.clone();
+            let old = token.clone();
+            tokio::spawn(async move { this.refresh(scope, old).await });
+        }
+        Ok(token)
+    }
+
+    /// Replace `old` with a new token, in the background.
+    async fn refresh(&self, scope: Scope, old: Arc<Token>) {
+        match self.inner.login(&scope).await {
+            Ok(token) => {
+                tracing::debug!(cloud = %scope.cloud, "token renewed ahead of expiry");
+                self.inner.cache.insert(scope, token).await;
+            }
+            Err(error) => {
+                tracing::warn!(cloud = %scope.cloud, %error, "renewing a token ahead of expiry failed");
+                tokio::time::sleep(REFRESH_RETRY).await;
+                old.refreshing.store(false, Ordering::Release);
+            }
+        }
     }
 
     /// Forget `failed` if it is still the cached token for `scope`.
     pub async fn invalidate(&self, scope: &Scope, failed: &Token) {
         let generation = failed.generation;
-        self.cache
+        self.inner
+            .cache
             .entry_by_ref(scope)
             .and_compute_with(|entry| async move {
                 match entry {
@@ -105,7 +151,9 @@ impl TokenCache {
             })
             .await;
     }
+}
 
+impl Inner {
     async fn login(&self, scope: &Scope) -> Result<Arc<Token>, ProxyError> {
         let keystone =
             self.keystones
@@ -129,15 +177,19 @@ impl TokenCache {
                 .for_cloud(&scope.cloud)
         })?;
         header.set_sensitive(true);
-        // A token shorter-lived than twice `min_remaining` is still used for
-        // the first half of its life rather than never.
-        let margin = self.min_remaining.min(lifetime / 2);
+        // Both margins are capped at half the lifetime: a token that lives
+        // shorter than the configured margins is still used for a while.
+        let expires = received + lifetime;
+        let keep_margin = self.min_remaining.min(lifetime / 2);
+        let refresh_margin = self.refresh_before.min(lifetime / 2).max(keep_margin);
         Ok(Arc::new(Token {
             header,
             generation: self.generation.fetch_add(1, Ordering::Relaxed),
             catalog: issued.catalog,
             project: issued.project,
-            fresh_until: received + lifetime - margin,
+            fresh_until: expires - keep_margin,
+            refresh_at: expires - refresh_margin,
+            refreshing: AtomicBool::new(false),
         }))
     }
 }

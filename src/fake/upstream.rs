@@ -136,7 +136,10 @@ async fn handle(state: Arc<State>, request: Request<Incoming>) -> Response<Full<
         body_sha256: String::new(),
     };
     if !accepted {
-        // Like keystonemiddleware: refuse before reading the body.
+        // Like keystonemiddleware: refuse before reading the body. Like the
+        // WSGI servers it runs in (gunicorn), read and discard the body
+        // afterwards rather than resetting the connection under the client.
+        tokio::spawn(digest(body));
         record(&state, seen);
         let mut response = openstack_error(
             401,

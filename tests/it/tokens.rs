@@ -173,3 +173,44 @@ async fn application_credential_by_id_and_by_name() {
         assert_eq!(response.proxy_error(), Some("forbidden-project"));
     }
 }
+
+#[tokio::test]
+async fn tokens_are_renewed_in_the_background_before_they_expire() {
+    let stack = Stack::start_with(|config| {
+        config.token = "refresh_before = \"3s\"\nmin_remaining = \"1s\"".into();
+    })
+    .await;
+    stack
+        .keystone
+        .set_token_lifetime(std::time::Duration::from_secs(8));
+    assert_eq!(stack.get("/compute/servers", ANY_KEY).await.status, 200);
+    let first = stack.seen()[0].token_sha256.clone();
+    assert_eq!(stack.keystone.logins(), 1);
+
+    // Past refresh_at (8 s − 3 s) but well before expiry: the request is
+    // served at once with the old token and starts a renewal.
+    tokio::time::sleep(std::time::Duration::from_millis(5300)).await;
+    assert_eq!(stack.get("/compute/servers", ANY_KEY).await.status, 200);
+    assert_eq!(
+        stack.seen()[1].token_sha256,
+        first,
+        "served with the still-valid token"
+    );
+    assert!(
+        eventually(std::time::Duration::from_secs(2), || stack
+            .keystone
+            .logins()
+            == 2)
+        .await,
+        "one background login"
+    );
+
+    let response = stack.get("/compute/servers", ANY_KEY).await;
+    assert_eq!(response.status, 200);
+    assert_ne!(
+        stack.seen()[2].token_sha256,
+        first,
+        "the renewed token is used"
+    );
+    assert_eq!(stack.keystone.logins(), 2);
+}
