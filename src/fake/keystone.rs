@@ -225,7 +225,7 @@ impl FakeKeystone {
             fault: Mutex::new(None),
         });
         let handler_state = state.clone();
-        let task = spawn_server(listener, move |request| {
+        let task = spawn_server(listener, None, move |request| {
             handle(handler_state.clone(), request)
         });
         Ok(FakeKeystone { addr, state, task })

@@ -21,12 +21,18 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
 
 pub use keystone::{FakeCloud, FakeKeystone, Fault, TokenValidator};
 pub use upstream::{EchoUpstream, SeenRequest};
 
-/// Serve `handler` on `listener` until the returned task is aborted.
-fn spawn_server<F, Fut>(listener: TcpListener, handler: F) -> JoinHandle<()>
+/// Serve `handler` on `listener` (with TLS when `tls` is given) until the
+/// returned task is aborted.
+fn spawn_server<F, Fut>(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    handler: F,
+) -> JoinHandle<()>
 where
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Response<Full<Bytes>>> + Send + 'static,
@@ -37,17 +43,34 @@ where
                 continue;
             };
             let handler = handler.clone();
+            let tls = tls.clone();
             tokio::spawn(async move {
-                let service = service_fn(move |request| {
-                    let handler = handler.clone();
-                    async move { Ok::<_, Infallible>(handler(request).await) }
-                });
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
+                match tls {
+                    Some(acceptor) => {
+                        if let Ok(stream) = acceptor.accept(stream).await {
+                            serve_connection(stream, handler).await;
+                        }
+                    }
+                    None => serve_connection(stream, handler).await,
+                }
             });
         }
     })
+}
+
+async fn serve_connection<I, F, Fut>(io: I, handler: F)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
+    let service = service_fn(move |request| {
+        let handler = handler.clone();
+        async move { Ok::<_, Infallible>(handler(request).await) }
+    });
+    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+        .serve_connection(TokioIo::new(io), service)
+        .await;
 }
 
 /// A JSON answer.

@@ -20,6 +20,9 @@ use super::{TokenValidator, json_response, openstack_error, spawn_server};
 
 /// Ask the upstream for a response body of this many bytes (`i % 251`).
 pub const REPLY_BYTES_HEADER: &str = "x-reply-bytes";
+/// Ask the upstream to answer with this status (and `x-reply-location` as
+/// its `Location`), e.g. to see that redirects are passed back.
+pub const REPLY_STATUS_HEADER: &str = "x-reply-status";
 
 /// What the upstream saw of one request.
 #[derive(Debug, Clone, Serialize)]
@@ -59,6 +62,7 @@ struct State {
 /// A running fake upstream; stops when dropped.
 pub struct EchoUpstream {
     addr: SocketAddr,
+    scheme: &'static str,
     state: Arc<State>,
     task: JoinHandle<()>,
 }
@@ -78,6 +82,23 @@ impl EchoUpstream {
         addr: SocketAddr,
         validator: TokenValidator,
     ) -> std::io::Result<EchoUpstream> {
+        EchoUpstream::start_with(addr, validator, None).await
+    }
+
+    /// Start on a free loopback port, serving HTTPS with `tls`.
+    pub async fn start_tls(
+        validator: TokenValidator,
+        tls: Arc<rustls::ServerConfig>,
+    ) -> std::io::Result<EchoUpstream> {
+        let addr = "127.0.0.1:0".parse().expect("a valid address");
+        EchoUpstream::start_with(addr, validator, Some(tls)).await
+    }
+
+    async fn start_with(
+        addr: SocketAddr,
+        validator: TokenValidator,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> std::io::Result<EchoUpstream> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(State {
@@ -86,15 +107,22 @@ impl EchoUpstream {
             always_401: AtomicBool::new(false),
         });
         let handler_state = state.clone();
-        let task = spawn_server(listener, move |request| {
+        let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+        let scheme = if acceptor.is_some() { "https" } else { "http" };
+        let task = spawn_server(listener, acceptor, move |request| {
             handle(handler_state.clone(), request)
         });
-        Ok(EchoUpstream { addr, state, task })
+        Ok(EchoUpstream {
+            addr,
+            scheme,
+            state,
+            task,
+        })
     }
 
-    /// `http://127.0.0.1:PORT`, no trailing slash.
+    /// `http://127.0.0.1:PORT` (or `https://…`), no trailing slash.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     /// Every request received so far.
@@ -158,25 +186,31 @@ async fn handle(state: Arc<State>, request: Request<Incoming>) -> Response<Full<
     };
     seen.body_len = len;
     seen.body_sha256 = sha;
-    let reply_bytes = parts
-        .headers
-        .get(REPLY_BYTES_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
+    let reply_bytes =
+        header_str(&parts.headers, REPLY_BYTES_HEADER).and_then(|v| v.parse::<usize>().ok());
     record(&state, seen.clone());
-    match reply_bytes {
-        Some(n) => Response::new(Full::new(
+    if let Some(n) = reply_bytes {
+        return Response::new(Full::new(
             (0..n).map(|i| (i % 251) as u8).collect::<Bytes>(),
-        )),
-        None => {
-            let mut response = json_response(200, &serde_json::to_value(&seen).unwrap_or_default());
-            response.headers_mut().insert(
-                "x-openstack-request-id",
-                http::HeaderValue::from_static("req-fake"),
-            );
-            response
-        }
+        ));
     }
+    let status = header_str(&parts.headers, REPLY_STATUS_HEADER)
+        .and_then(|v| v.parse::<u16>().ok())
+        .unwrap_or(200);
+    let mut response = json_response(status, &serde_json::to_value(&seen).unwrap_or_default());
+    let headers = response.headers_mut();
+    headers.insert(
+        "x-openstack-request-id",
+        http::HeaderValue::from_static("req-fake"),
+    );
+    if let Some(location) = parts.headers.get("x-reply-location") {
+        headers.insert(http::header::LOCATION, location.clone());
+    }
+    response
+}
+
+fn header_str<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
 }
 
 /// Header values as recorded; the token is shown as its sha256 only, so

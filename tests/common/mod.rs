@@ -429,3 +429,26 @@ pub async fn eventually(limit: Duration, mut condition: impl FnMut() -> bool) ->
     }
     condition()
 }
+
+/// A throwaway certificate for 127.0.0.1: the rustls server config that
+/// presents it, and the PEM file a client must trust (`cacert`).
+pub fn throwaway_tls(dir: &Path) -> (Arc<rustls::ServerConfig>, PathBuf) {
+    use rustls::pki_types::PrivateKeyDer;
+    use rustls::pki_types::pem::PemObject;
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+            .expect("a certificate");
+    let cert_pem = certified.cert.pem();
+    let key_pem = certified.signing_key.serialize_pem();
+    let path = dir.join("ca.pem");
+    std::fs::write(&path, &cert_pem).expect("write the certificate");
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).expect("a key");
+    let config =
+        rustls::ServerConfig::builder_with_provider(keystone_proxy::connector::crypto_provider())
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_no_client_auth()
+            .with_single_cert(vec![certified.cert.der().clone()], key)
+            .expect("a server config");
+    (Arc::new(config), path)
+}

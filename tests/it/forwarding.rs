@@ -169,3 +169,72 @@ async fn sidecar_mode_needs_no_key_and_strips_whatever_is_sent() {
     assert!(seen.iter().all(|s| s.token_accepted));
     assert_ne!(seen[1].token_sha256, Some(sha256_hex(b"app-junk")));
 }
+
+/// An https endpoint signed by a private CA: reachable with the cloud's
+/// `cacert`, refused without it, reachable again with `insecure`.
+#[tokio::test]
+async fn https_upstream_with_private_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tls, cacert) = throwaway_tls(dir.path());
+    for (cloud_tls, expected) in [
+        (format!("cacert = \"{}\"", cacert.display()), 200),
+        (String::new(), 502),
+        ("insecure = true".to_string(), 200),
+    ] {
+        let stack = Stack::start_with(|config| {
+            config.cloud = format!("region_name = \"RegionOne\"\n{cloud_tls}");
+        })
+        .await;
+        let secure =
+            keystone_proxy::fake::EchoUpstream::start_tls(stack.keystone.validator(), tls.clone())
+                .await
+                .unwrap();
+        let url = format!("{}/secure/v1", secure.url());
+        assert!(url.starts_with("https://"));
+        stack.keystone.update_cloud(|cloud| {
+            cloud
+                .services
+                .push(keystone_proxy::fake::keystone::FakeService {
+                    service_type: "secure".into(),
+                    name: "secure".into(),
+                    endpoints: vec![("public".into(), "RegionOne".into(), url.clone())],
+                })
+        });
+        let response = stack.get("/secure/things?x=1", ANY_KEY).await;
+        assert_eq!(response.status, expected, "{cloud_tls:?}: {response:?}");
+        if expected == 200 {
+            assert_eq!(response.echoed().path, "/secure/v1/things");
+            assert!(secure.seen()[0].token_accepted);
+        } else {
+            assert_eq!(response.proxy_error(), Some("upstream-unavailable"));
+            assert!(secure.seen().is_empty());
+        }
+    }
+}
+
+#[tokio::test]
+async fn redirects_are_passed_back_not_followed() {
+    let stack = Stack::start().await;
+    let auth = format!("Bearer {ANY_KEY}");
+    let response = stack
+        .send(
+            Method::GET,
+            "/compute/servers",
+            &[
+                ("authorization", &auth),
+                ("x-reply-status", "302"),
+                (
+                    "x-reply-location",
+                    "http://elsewhere.example/compute/servers",
+                ),
+            ],
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!(response.status, 302);
+    assert_eq!(
+        response.headers["location"],
+        "http://elsewhere.example/compute/servers"
+    );
+    assert_eq!(stack.seen().len(), 1);
+}
