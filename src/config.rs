@@ -418,6 +418,10 @@ impl Validator<'_> {
             .figment
             .find_metadata(key)
             .map(|m| match &m.source {
+                Some(figment::Source::File(path)) => {
+                    let path = std::path::absolute(path).unwrap_or_else(|_| path.clone());
+                    format!(" (in {} {})", m.name, path.display())
+                }
                 Some(source) => format!(" (in {} {source})", m.name),
                 None => format!(" (from {})", m.name),
             })
