@@ -142,6 +142,7 @@ struct RawAuth {
     application_credential_name: Option<String>,
     application_credential_secret: Option<SecretString>,
     application_credential_secret_file: Option<PathBuf>,
+    token: Option<SecretString>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -266,6 +267,45 @@ pub enum Credential {
         id: AppCredRef,
         secret: SecretString,
     },
+    /// A token given in the config (`auth_type: token`): used to get
+    /// project tokens until it expires; it cannot be renewed.
+    Token(SecretString),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AuthKind {
+    Password,
+    ApplicationCredential,
+    Token,
+}
+
+/// An identity API version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiVersion {
+    V2,
+    V3,
+}
+
+impl ApiVersion {
+    fn parse(value: &StringOrNumber) -> Option<ApiVersion> {
+        let text = match value {
+            StringOrNumber::String(s) => s.trim().trim_start_matches('v').to_string(),
+            StringOrNumber::Number(n) => n.to_string(),
+        };
+        match text.as_str() {
+            "3" | "3.0" => Some(ApiVersion::V3),
+            "2" | "2.0" => Some(ApiVersion::V2),
+            _ => None,
+        }
+    }
+
+    /// The URL path segment of this version.
+    pub fn path(self) -> &'static str {
+        match self {
+            ApiVersion::V2 => "v2.0",
+            ApiVersion::V3 => "v3",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -277,8 +317,11 @@ pub enum AppCredRef {
 #[derive(Debug, Clone)]
 pub struct CloudSettings {
     pub name: String,
-    /// Keystone v3 base URL, ending in `/v3`, without a trailing slash.
+    /// As configured, without a trailing slash (it may or may not end in
+    /// a version: see `keystone::discovery`).
     pub auth_url: String,
+    /// `identity_api_version`, if given.
+    pub api_version: Option<ApiVersion>,
     pub region_name: Option<String>,
     /// Endpoint interfaces in order of preference.
     pub interfaces: Vec<String>,
@@ -519,17 +562,20 @@ impl Validator<'_> {
             .or(raw.auth.auth_url.clone())
             .ok_or_else(|| self.error(&key("auth_url"), "missing"))?;
         parse_http_url(&auth_url).map_err(|p| self.error(&key("auth_url"), p))?;
-        if let Some(version) = &raw.identity_api_version {
-            let v3 = match version {
-                StringOrNumber::String(s) => s == "3" || s == "3.0",
-                StringOrNumber::Number(n) => *n == 3.0,
-            };
-            if !v3 {
-                return Err(self.error(
-                    &key("identity_api_version"),
-                    "only Keystone v3 is supported so far",
-                ));
-            }
+        let kind = self.auth_kind(name, raw.auth_type.as_deref(), &raw.auth)?;
+        let api_version = match &raw.identity_api_version {
+            Some(version) => Some(
+                ApiVersion::parse(version)
+                    .ok_or_else(|| self.error(&key("identity_api_version"), "must be 3 or 2.0"))?,
+            ),
+            None if raw.auth_type.as_deref() == Some("v2password") => Some(ApiVersion::V2),
+            None => None,
+        };
+        if api_version == Some(ApiVersion::V2) && kind == AuthKind::ApplicationCredential {
+            return Err(self.error(
+                &key("auth_type"),
+                "application credentials need Keystone v3 (identity_api_version = 2.0 is set)",
+            ));
         }
         let interfaces = match raw.interface {
             None => vec!["public".to_string()],
@@ -540,11 +586,13 @@ impl Validator<'_> {
             return Err(self.error(&key("interface"), "must name public, internal or admin"));
         }
         let auth = raw.auth;
-        let credential = self.credential(name, raw.auth_type.as_deref(), &auth)?;
+        let v2 = api_version == Some(ApiVersion::V2);
+        let credential = self.credential(name, kind, v2, &auth)?;
         let (project, project_domain) = project_of(&auth);
         Ok(CloudSettings {
             name: name.to_string(),
-            auth_url: v3_url(&auth_url),
+            auth_url: auth_url.trim_end_matches('/').to_string(),
+            api_version,
             region_name: raw.region_name,
             interfaces,
             credential,
@@ -555,64 +603,96 @@ impl Validator<'_> {
         })
     }
 
-    fn credential(
+    /// Which kind of secret: `auth_type` when given (clouds.yaml names),
+    /// else whatever the `auth` table holds.
+    fn auth_kind(
         &self,
         cloud: &str,
         auth_type: Option<&str>,
         auth: &RawAuth,
-    ) -> Result<Credential, ConfigError> {
-        let key = |field: &str| format!("clouds.{cloud}.auth.{field}");
-        let app_cred = match auth_type {
-            Some("v3applicationcredential" | "applicationcredential") => true,
-            Some("password" | "v3password") => false,
+    ) -> Result<AuthKind, ConfigError> {
+        Ok(match auth_type {
+            Some("v3applicationcredential" | "applicationcredential") => {
+                AuthKind::ApplicationCredential
+            }
+            Some("password" | "v3password" | "v2password") => AuthKind::Password,
+            Some("token" | "v3token" | "v2token") => AuthKind::Token,
             Some(other) => {
                 return Err(self.error(
                     &format!("clouds.{cloud}.auth_type"),
-                    format!("{other:?} is not supported (use password or v3applicationcredential)"),
+                    format!(
+                        "{other:?} is not supported (use password, v2password, \
+                         v3applicationcredential or token)"
+                    ),
                 ));
             }
-            None => {
-                auth.application_credential_id.is_some()
-                    || auth.application_credential_secret.is_some()
-                    || auth.application_credential_secret_file.is_some()
+            None if auth.application_credential_id.is_some()
+                || auth.application_credential_secret.is_some()
+                || auth.application_credential_secret_file.is_some() =>
+            {
+                AuthKind::ApplicationCredential
             }
-        };
-        if app_cred {
-            let secret = self
-                .secret(
-                    &key("application_credential_secret"),
-                    &auth.application_credential_secret,
-                    &auth.application_credential_secret_file,
-                )?
-                .ok_or_else(|| self.error(&key("application_credential_secret"), "missing"))?;
-            let id = match (
-                &auth.application_credential_id,
-                &auth.application_credential_name,
-            ) {
-                (Some(id), _) => AppCredRef::Id(id.clone()),
-                (None, Some(name)) => AppCredRef::Name {
-                    name: name.clone(),
-                    user: self.user(cloud, auth)?,
-                },
-                (None, None) => {
-                    return Err(self.error(
-                        &key("application_credential_id"),
-                        "missing (or give application_credential_name with a user)",
-                    ));
-                }
-            };
-            return Ok(Credential::ApplicationCredential { id, secret });
-        }
-        let password = self
-            .secret(&key("password"), &auth.password, &auth.password_file)?
-            .ok_or_else(|| self.error(&key("password"), "missing"))?;
-        Ok(Credential::Password {
-            user: self.user(cloud, auth)?,
-            password,
+            None if auth.token.is_some() && auth.password.is_none() => AuthKind::Token,
+            None => AuthKind::Password,
         })
     }
 
-    fn user(&self, cloud: &str, auth: &RawAuth) -> Result<UserRef, ConfigError> {
+    fn credential(
+        &self,
+        cloud: &str,
+        kind: AuthKind,
+        v2: bool,
+        auth: &RawAuth,
+    ) -> Result<Credential, ConfigError> {
+        let key = |field: &str| format!("clouds.{cloud}.auth.{field}");
+        match kind {
+            AuthKind::ApplicationCredential => {
+                let secret = self
+                    .secret(
+                        &key("application_credential_secret"),
+                        &auth.application_credential_secret,
+                        &auth.application_credential_secret_file,
+                    )?
+                    .ok_or_else(|| self.error(&key("application_credential_secret"), "missing"))?;
+                let id = match (
+                    &auth.application_credential_id,
+                    &auth.application_credential_name,
+                ) {
+                    (Some(id), _) => AppCredRef::Id(id.clone()),
+                    (None, Some(name)) => AppCredRef::Name {
+                        name: name.clone(),
+                        user: self.user(cloud, auth, false)?,
+                    },
+                    (None, None) => {
+                        return Err(self.error(
+                            &key("application_credential_id"),
+                            "missing (or give application_credential_name with a user)",
+                        ));
+                    }
+                };
+                Ok(Credential::ApplicationCredential { id, secret })
+            }
+            AuthKind::Token => {
+                let token = auth
+                    .token
+                    .clone()
+                    .ok_or_else(|| self.error(&key("token"), "missing"))?;
+                Ok(Credential::Token(token))
+            }
+            AuthKind::Password => {
+                let password = self
+                    .secret(&key("password"), &auth.password, &auth.password_file)?
+                    .ok_or_else(|| self.error(&key("password"), "missing"))?;
+                Ok(Credential::Password {
+                    user: self.user(cloud, auth, v2)?,
+                    password,
+                })
+            }
+        }
+    }
+
+    /// The user; a name needs its domain, except on v2.0 (no domains there).
+    fn user(&self, cloud: &str, auth: &RawAuth, v2: bool) -> Result<UserRef, ConfigError> {
         let key = |field: &str| format!("clouds.{cloud}.auth.{field}");
         if let Some(id) = &auth.user_id {
             return Ok(UserRef::Id(id.clone()));
@@ -623,6 +703,7 @@ impl Validator<'_> {
             .ok_or_else(|| self.error(&key("username"), "missing (or give user_id)"))?;
         let domain = domain_of(&auth.user_domain_id, &auth.user_domain_name)
             .or_else(|| domain_of(&auth.domain_id, &auth.domain_name))
+            .or_else(|| v2.then(|| DomainRef::Id("default".into())))
             .ok_or_else(|| {
                 self.error(
                     &key("user_domain_name"),
@@ -765,16 +846,6 @@ fn project_of(auth: &RawAuth) -> (Option<ProjectRef>, DomainRef) {
     (project, domain)
 }
 
-/// `https://k:5000` and `https://k:5000/v3/` both become `https://k:5000/v3`.
-fn v3_url(auth_url: &str) -> String {
-    let base = auth_url.trim_end_matches('/');
-    if base.ends_with("/v3") {
-        base.to_string()
-    } else {
-        format!("{base}/v3")
-    }
-}
-
 fn parse_http_url(url: &str) -> Result<http::Uri, String> {
     let uri: http::Uri = url
         .parse()
@@ -833,7 +904,8 @@ mod tests {
         assert_eq!(settings.upstream.timeout, Duration::from_secs(120));
         assert_eq!(settings.token.min_remaining, Duration::from_secs(120));
         let cloud = &settings.clouds["c"];
-        assert_eq!(cloud.auth_url, "https://keystone.example:5000/v3");
+        assert_eq!(cloud.auth_url, "https://keystone.example:5000");
+        assert_eq!(cloud.api_version, None);
         assert_eq!(cloud.interfaces, ["public"]);
         assert_eq!(
             cloud.project,

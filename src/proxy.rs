@@ -134,7 +134,7 @@ impl Proxy {
         let endpoint = find_endpoint(&token, cloud, &route)?;
         let response = cloud
             .upstream
-            .send(endpoint, &outgoing, &token.header, body)
+            .send(endpoint, &outgoing, &token.header, body, replay.body_read())
             .await?;
         if response.status() != StatusCode::UNAUTHORIZED {
             return Ok((into_client_response(response), false));
@@ -150,7 +150,7 @@ impl Proxy {
         let endpoint = find_endpoint(&token, cloud, &route)?;
         let response = cloud
             .upstream
-            .send(endpoint, &outgoing, &token.header, body)
+            .send(endpoint, &outgoing, &token.header, body, replay.body_read())
             .await?;
         Ok((into_client_response(response), true))
     }

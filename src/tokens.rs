@@ -29,7 +29,7 @@ use secrecy::ExposeSecret;
 use crate::config::{ProjectRef, TokenSettings};
 use crate::error::ProxyError;
 use crate::keystone::catalog::Catalog;
-use crate::keystone::{IssuedToken, Keystone, KeystoneError, ProjectInfo};
+use crate::keystone::{IssuedToken, Keystone, KeystoneError, ProjectInfo, lifetime};
 
 /// How many scopes are kept at most. A scope costs a catalog (a few KiB),
 /// so this bounds memory even for a `"*"` client that names many projects.
@@ -163,7 +163,7 @@ impl Inner {
                     reason: "no such cloud".into(),
                 })?;
         let issued = keystone
-            .login(scope.project.as_ref())
+            .token_for(scope.project.as_ref())
             .await
             .map_err(|e| e.for_cloud(&scope.cloud))?;
         let received = Instant::now();
@@ -192,14 +192,6 @@ impl Inner {
             refreshing: AtomicBool::new(false),
         }))
     }
-}
-
-/// `expires_at − issued_at` (Keystone's clock on both sides), or, without
-/// `issued_at`, the time left by our clock. `None` if nothing is left.
-fn lifetime(issued: &IssuedToken) -> Option<Duration> {
-    let start = issued.issued_at.unwrap_or_else(jiff::Timestamp::now);
-    let left = issued.expires_at.duration_since(start);
-    Duration::try_from(left).ok().filter(|d| !d.is_zero())
 }
 
 /// An application credential is bound to one project; asking it for

@@ -1,6 +1,8 @@
-//! The fake Keystone v3: `POST /v3/auth/tokens` with password or
-//! application credential, project scope by id or name, a catalog with
-//! `$(project_id)s` filled in, and knobs for tests.
+//! The fake Keystone: v3 (`POST /v3/auth/tokens` with password,
+//! application credential or token; project scope by id or name, or
+//! explicitly unscoped) and v2.0 (`POST /v2.0/tokens` in the shapes the
+//! OpenStack docs show), version discovery, a catalog with
+//! `$(project_id)s`/`$(tenant_id)s` filled in, and knobs for tests.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -60,7 +62,8 @@ pub struct FakeAppCred {
 pub struct FakeService {
     pub service_type: String,
     pub name: String,
-    /// (interface, region, url); `$(project_id)s` in the URL is filled in.
+    /// (interface, region, url); `$(project_id)s` and `$(tenant_id)s` in
+    /// the URL are filled in.
     pub endpoints: Vec<(String, String, String)>,
 }
 
@@ -147,6 +150,50 @@ impl FakeCloud {
             ],
         }
     }
+
+    /// The 13-service catalog of the Keystone v2.0 API documentation's
+    /// example (nova, neutron, cinderv2, trove, swift_s3, glance, novav3,
+    /// manila, ceilometer, cinder, nova_ec2, swift, keystone), every
+    /// endpoint on `upstream` under a path named after the service, with
+    /// `/internal` and `/admin` prefixes for those interfaces.
+    pub fn v2_docs_catalog(upstream: &str) -> Vec<FakeService> {
+        let services = [
+            ("compute", "nova", "/nova/v2/$(tenant_id)s"),
+            ("network", "neutron", "/neutron"),
+            ("volumev2", "cinderv2", "/cinderv2/v2/$(tenant_id)s"),
+            ("database", "trove", "/trove/v1.0/$(tenant_id)s"),
+            ("s3", "swift_s3", "/swift_s3"),
+            ("image", "glance", "/glance"),
+            ("computev3", "novav3", "/novav3/v3"),
+            ("share", "manila", "/manila/v1/$(tenant_id)s"),
+            ("metering", "ceilometer", "/ceilometer"),
+            ("volume", "cinder", "/cinder/v1/$(tenant_id)s"),
+            ("ec2", "nova_ec2", "/nova_ec2/services/Cloud"),
+            ("object-store", "swift", "/swift/v1/AUTH_$(tenant_id)s"),
+            ("identity", "keystone", "/keystone/v2.0"),
+        ];
+        services
+            .iter()
+            .map(|(service_type, name, path)| FakeService {
+                service_type: service_type.to_string(),
+                name: name.to_string(),
+                endpoints: [
+                    ("public", ""),
+                    ("internal", "/internal"),
+                    ("admin", "/admin"),
+                ]
+                .iter()
+                .map(|(interface, prefix)| {
+                    (
+                        interface.to_string(),
+                        "RegionOne".into(),
+                        format!("{upstream}{prefix}{path}"),
+                    )
+                })
+                .collect(),
+            })
+            .collect()
+    }
 }
 
 /// A way a test can make Keystone misbehave.
@@ -158,21 +205,38 @@ pub enum Fault {
     Garbage,
     /// Answer 201 without `X-Subject-Token`.
     NoSubjectToken,
+    /// Answer 401 with `Openstack-Auth-Receipt`: another factor is needed.
+    MfaReceipt,
+}
+
+/// Which identity APIs the fake serves and advertises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Versions {
+    V3Only,
+    V2Only,
+    Both,
 }
 
 #[derive(Debug)]
 struct Issued {
+    user_id: String,
     project_id: Option<String>,
     expires: Instant,
+    expires_at: jiff::Timestamp,
 }
 
 struct State {
     cloud: Mutex<FakeCloud>,
     tokens: Mutex<HashMap<String, Issued>>,
     logins: AtomicUsize,
+    secret_logins: AtomicUsize,
+    rescopes: AtomicUsize,
+    discoveries: AtomicUsize,
     lifetime: Mutex<Duration>,
     delay: Mutex<Duration>,
     fault: Mutex<Option<Fault>>,
+    versions: Mutex<Versions>,
+    clock_offset: Mutex<jiff::SignedDuration>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -220,9 +284,14 @@ impl FakeKeystone {
             cloud: Mutex::new(cloud),
             tokens: Mutex::new(HashMap::new()),
             logins: AtomicUsize::new(0),
+            secret_logins: AtomicUsize::new(0),
+            rescopes: AtomicUsize::new(0),
+            discoveries: AtomicUsize::new(0),
             lifetime: Mutex::new(Duration::from_secs(3600)),
             delay: Mutex::new(Duration::ZERO),
             fault: Mutex::new(None),
+            versions: Mutex::new(Versions::V3Only),
+            clock_offset: Mutex::new(jiff::SignedDuration::ZERO),
         });
         let handler_state = state.clone();
         let task = spawn_server(listener, None, move |request| {
@@ -240,14 +309,42 @@ impl FakeKeystone {
         format!("http://{}/v3", self.addr)
     }
 
-    /// `POST /v3/auth/tokens` calls so far, successful or not.
+    /// The root URL, for version discovery.
+    pub fn root_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Auth calls so far (v3 and v2.0), successful or not.
     pub fn logins(&self) -> usize {
         self.state.logins.load(Ordering::SeqCst)
+    }
+
+    /// Auth calls with a password or an application credential secret,
+    /// accepted or not: the expensive ones (bcrypt), and the ones that
+    /// count for lockout.
+    pub fn secret_logins(&self) -> usize {
+        self.state.secret_logins.load(Ordering::SeqCst)
+    }
+
+    /// Auth calls with the `token` method (rescoping: cheap), accepted or not.
+    pub fn rescopes(&self) -> usize {
+        self.state.rescopes.load(Ordering::SeqCst)
+    }
+
+    /// `GET` requests for version discovery.
+    pub fn discoveries(&self) -> usize {
+        self.state.discoveries.load(Ordering::SeqCst)
     }
 
     /// Revoke every token issued so far.
     pub fn revoke_all(&self) {
         lock(&self.state.tokens).clear();
+    }
+
+    /// Revoke the tokens scoped to a project, as Keystone does when a role
+    /// on it is removed; unscoped tokens survive.
+    pub fn revoke_project_tokens(&self) {
+        lock(&self.state.tokens).retain(|_, issued| issued.project_id.is_none());
     }
 
     pub fn set_token_lifetime(&self, lifetime: Duration) {
@@ -262,6 +359,15 @@ impl FakeKeystone {
         *lock(&self.state.fault) = fault;
     }
 
+    pub fn set_versions(&self, versions: Versions) {
+        *lock(&self.state.versions) = versions;
+    }
+
+    /// Make the fake's clock (the times it writes) run ahead or behind.
+    pub fn set_clock_offset(&self, offset: jiff::SignedDuration) {
+        *lock(&self.state.clock_offset) = offset;
+    }
+
     pub fn update_cloud(&self, change: impl FnOnce(&mut FakeCloud)) {
         change(&mut lock(&self.state.cloud));
     }
@@ -271,12 +377,25 @@ impl FakeKeystone {
     }
 }
 
+/// The API version of an auth request.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Api {
+    V2,
+    V3,
+}
+
 async fn handle(state: Arc<State>, request: Request<Incoming>) -> Response<Full<Bytes>> {
-    let is_login = request.method() == Method::POST
-        && request.uri().path().trim_end_matches('/') == "/v3/auth/tokens";
-    if !is_login {
-        return openstack_error(404, "Not Found", "The resource could not be found.");
-    }
+    let versions = *lock(&state.versions);
+    let path = request.uri().path().trim_end_matches('/').to_string();
+    let api = match (request.method(), path.as_str()) {
+        (&Method::GET, "" | "/v3" | "/v2.0") => {
+            state.discoveries.fetch_add(1, Ordering::SeqCst);
+            return discovery(versions, &request);
+        }
+        (&Method::POST, "/v3/auth/tokens") if versions != Versions::V2Only => Api::V3,
+        (&Method::POST, "/v2.0/tokens") if versions != Versions::V3Only => Api::V2,
+        _ => return openstack_error(404, "Not Found", "The resource could not be found."),
+    };
     state.logins.fetch_add(1, Ordering::SeqCst);
     let delay = *lock(&state.delay);
     if !delay.is_zero() {
@@ -288,6 +407,14 @@ async fn handle(state: Arc<State>, request: Request<Incoming>) -> Response<Full<
     let fault = *lock(&state.fault);
     match fault {
         Some(Fault::Status(status)) => openstack_error(status, "Error", "fake fault"),
+        Some(Fault::MfaReceipt) => {
+            let mut response = unauthorized("Additional authentications steps required.");
+            response.headers_mut().insert(
+                "openstack-auth-receipt",
+                http::HeaderValue::from_static("receipt"),
+            );
+            response
+        }
         Some(Fault::Garbage) => {
             let mut response = Response::new(Full::new(Bytes::from_static(b"<html>oops")));
             *response.status_mut() = http::StatusCode::CREATED;
@@ -297,7 +424,7 @@ async fn handle(state: Arc<State>, request: Request<Incoming>) -> Response<Full<
             response
         }
         Some(Fault::NoSubjectToken) | None => {
-            let mut response = issue(&state, &body);
+            let mut response = issue(&state, api, &body);
             if fault == Some(Fault::NoSubjectToken) {
                 response.headers_mut().remove("x-subject-token");
             }
@@ -306,12 +433,57 @@ async fn handle(state: Arc<State>, request: Request<Incoming>) -> Response<Full<
     }
 }
 
+/// `GET /`: the versions this fake serves, like Keystone's 300 answer.
+fn discovery(versions: Versions, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+    let host = request
+        .headers()
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    let entry = |id: &str, status: &str, path: &str| {
+        json!({"id": id, "status": status, "updated": "2013-03-06T00:00:00Z",
+               "links": [{"rel": "self", "href": format!("http://{host}/{path}/")}]})
+    };
+    let mut values = Vec::new();
+    if versions != Versions::V2Only {
+        values.push(entry("v3.14", "stable", "v3"));
+    }
+    if versions != Versions::V3Only {
+        values.push(entry("v2.0", "deprecated", "v2.0"));
+    }
+    json_response(300, &json!({"versions": {"values": values}}))
+}
+
 fn unauthorized(message: &str) -> Response<Full<Bytes>> {
     openstack_error(401, "Unauthorized", message)
 }
 
+const DENIED: &str = "The request you have made requires authentication.";
+
+/// Who is logging in, and with what.
+enum Proof {
+    /// Password or application credential; the latter's bound project.
+    Secret {
+        user: FakeUser,
+        bound_project: Option<String>,
+    },
+    /// The token method: the parent's user and expiry.
+    Token {
+        user: FakeUser,
+        expires_at: jiff::Timestamp,
+        expires: Instant,
+    },
+}
+
+/// What the request asked to be scoped to.
+enum Wanted {
+    Default,
+    Unscoped,
+    Project(Value),
+}
+
 /// Check the credential and scope, then answer like Keystone.
-fn issue(state: &State, body: &[u8]) -> Response<Full<Bytes>> {
+fn issue(state: &State, api: Api, body: &[u8]) -> Response<Full<Bytes>> {
     let Ok(request) = serde_json::from_slice::<Value>(body) else {
         return openstack_error(
             400,
@@ -320,61 +492,102 @@ fn issue(state: &State, body: &[u8]) -> Response<Full<Bytes>> {
         );
     };
     let auth = &request["auth"];
+    let rescope = match api {
+        Api::V3 => auth["identity"]["methods"][0] == "token",
+        Api::V2 => !auth["token"].is_null(),
+    };
+    let counter = if rescope {
+        &state.rescopes
+    } else {
+        &state.secret_logins
+    };
+    counter.fetch_add(1, Ordering::SeqCst);
     let cloud = lock(&state.cloud).clone();
-    let (user, bound_project) = match authenticate(&cloud, &auth["identity"]) {
-        Ok(found) => found,
+    let parsed = match api {
+        Api::V3 => parse_v3(state, &cloud, auth),
+        Api::V2 => parse_v2(state, &cloud, auth),
+    };
+    let (proof, wanted) = match parsed {
+        Ok(parsed) => parsed,
         Err(message) => return unauthorized(message),
     };
-    let scope = &auth["scope"]["project"];
-    if bound_project.is_some() && !scope.is_null() {
+    let (user, bound_project, parent_expiry) = match proof {
+        Proof::Secret {
+            user,
+            bound_project,
+        } => (user, bound_project, None),
+        Proof::Token {
+            user,
+            expires_at,
+            expires,
+        } => (user, None, Some((expires_at, expires))),
+    };
+    if bound_project.is_some() && !matches!(wanted, Wanted::Default) {
         return unauthorized("Application credentials cannot request a scope.");
     }
-    let project = if scope.is_null() {
-        bound_project.or(user.default_project.clone())
-    } else {
-        match find_project(&cloud, scope) {
+    let project = match wanted {
+        Wanted::Default => bound_project.or(user.default_project.clone()),
+        Wanted::Unscoped => None,
+        Wanted::Project(scope) => match find_project(&cloud, &scope) {
             Some(project) => Some(project.id.clone()),
-            None => return unauthorized("The request you have made requires authentication."),
-        }
-    };
-    if let Some(project) = &project {
-        if !user.projects.contains(project) {
-            return unauthorized("The request you have made requires authentication.");
-        }
-    }
-    let token = format!("gAAAAA{}", hex::encode(rand::random::<[u8; 24]>()));
-    let lifetime = *lock(&state.lifetime);
-    lock(&state.tokens).insert(
-        token.clone(),
-        Issued {
-            project_id: project.clone(),
-            expires: Instant::now() + lifetime,
+            None => return unauthorized(DENIED),
         },
-    );
-    let body = token_body(&cloud, &user, project.as_deref(), lifetime);
-    let mut response = json_response(201, &body);
-    response.headers_mut().insert(
-        "x-subject-token",
-        http::HeaderValue::from_str(&token).expect("hex is a valid header value"),
-    );
-    response
+    };
+    if project.as_ref().is_some_and(|p| !user.projects.contains(p)) {
+        return unauthorized(DENIED);
+    }
+    let offset = *lock(&state.clock_offset);
+    let now = jiff::Timestamp::now() + offset;
+    // A rescoped token keeps its parent's expiry, as Keystone does.
+    let (expires_at, expires) = parent_expiry.unwrap_or_else(|| {
+        let lifetime = *lock(&state.lifetime);
+        let signed = jiff::SignedDuration::try_from(lifetime).unwrap_or(jiff::SignedDuration::ZERO);
+        (now + signed, Instant::now() + lifetime)
+    });
+    let token = format!("gAAAAA{}", hex::encode(rand::random::<[u8; 24]>()));
+    let issued = Issued {
+        user_id: user.id.clone(),
+        project_id: project.clone(),
+        expires,
+        expires_at,
+    };
+    lock(&state.tokens).insert(token.clone(), issued);
+    let times = (now, expires_at);
+    match api {
+        Api::V3 => {
+            let mut response =
+                json_response(201, &v3_body(&cloud, &user, project.as_deref(), times));
+            response.headers_mut().insert(
+                "x-subject-token",
+                http::HeaderValue::from_str(&token).expect("hex is a valid header value"),
+            );
+            response
+        }
+        Api::V2 => json_response(
+            200,
+            &v2_body(&cloud, &user, project.as_deref(), times, &token),
+        ),
+    }
 }
 
-/// The user behind `identity`, and the project an application credential is
-/// bound to.
-fn authenticate(
+fn parse_v3(
+    state: &State,
     cloud: &FakeCloud,
-    identity: &Value,
-) -> Result<(FakeUser, Option<String>), &'static str> {
-    let denied = "The request you have made requires authentication.";
-    let methods = identity["methods"].as_array().ok_or(denied)?;
-    match methods.first().and_then(Value::as_str) {
+    auth: &Value,
+) -> Result<(Proof, Wanted), &'static str> {
+    let identity = &auth["identity"];
+    let methods = identity["methods"].as_array().ok_or(DENIED)?;
+    let proof = match methods.first().and_then(Value::as_str) {
         Some("password") => {
             let user = &identity["password"]["user"];
-            let found = find_user(cloud, user).ok_or(denied)?;
-            (user["password"].as_str() == Some(found.password.as_str()))
-                .then(|| (found.clone(), None))
-                .ok_or(denied)
+            let found = find_user(cloud, user).ok_or(DENIED)?;
+            if user["password"].as_str() != Some(found.password.as_str()) {
+                return Err(DENIED);
+            }
+            Proof::Secret {
+                user: found.clone(),
+                bound_project: None,
+            }
         }
         Some("application_credential") => {
             let given = &identity["application_credential"];
@@ -388,19 +601,86 @@ fn authenticate(
                             && find_user(cloud, &given["user"]).is_some_and(|u| u.id == c.user_id)
                     }
                 })
-                .ok_or(denied)?;
+                .ok_or(DENIED)?;
             if given["secret"].as_str() != Some(cred.secret.as_str()) {
-                return Err(denied);
+                return Err(DENIED);
             }
             let user = cloud
                 .users
                 .iter()
                 .find(|u| u.id == cred.user_id)
-                .ok_or(denied)?;
-            Ok((user.clone(), Some(cred.project_id.clone())))
+                .ok_or(DENIED)?;
+            Proof::Secret {
+                user: user.clone(),
+                bound_project: Some(cred.project_id.clone()),
+            }
         }
-        _ => Err(denied),
+        Some("token") => token_proof(state, cloud, identity["token"]["id"].as_str())?,
+        _ => return Err(DENIED),
+    };
+    let wanted = match &auth["scope"] {
+        Value::Null => Wanted::Default,
+        Value::String(s) if s == "unscoped" => Wanted::Unscoped,
+        scope => Wanted::Project(scope["project"].clone()),
+    };
+    Ok((proof, wanted))
+}
+
+fn parse_v2(
+    state: &State,
+    cloud: &FakeCloud,
+    auth: &Value,
+) -> Result<(Proof, Wanted), &'static str> {
+    let proof = if let Some(token) = auth["token"]["id"].as_str() {
+        token_proof(state, cloud, Some(token))?
+    } else {
+        let credentials = &auth["passwordCredentials"];
+        let found = match (
+            credentials["userId"].as_str(),
+            credentials["username"].as_str(),
+        ) {
+            (Some(id), _) => cloud.users.iter().find(|u| u.id == id),
+            (None, Some(name)) => cloud.users.iter().find(|u| u.name == name),
+            (None, None) => None,
+        }
+        .ok_or(DENIED)?;
+        if credentials["password"].as_str() != Some(found.password.as_str()) {
+            return Err(DENIED);
+        }
+        Proof::Secret {
+            user: found.clone(),
+            bound_project: None,
+        }
+    };
+    let wanted = match (auth["tenantId"].as_str(), auth["tenantName"].as_str()) {
+        (Some(id), _) => Wanted::Project(json!({"id": id})),
+        (None, Some(name)) => Wanted::Project(json!({"name": name, "domain": {"id": DOMAIN_ID}})),
+        // v2.0 without a tenant gives an unscoped token.
+        (None, None) => Wanted::Unscoped,
+    };
+    Ok((proof, wanted))
+}
+
+fn token_proof(
+    state: &State,
+    cloud: &FakeCloud,
+    token: Option<&str>,
+) -> Result<Proof, &'static str> {
+    let tokens = lock(&state.tokens);
+    let parent = tokens.get(token.ok_or(DENIED)?).ok_or(DENIED)?;
+    if parent.expires <= Instant::now() {
+        return Err(DENIED);
     }
+    let user = cloud
+        .users
+        .iter()
+        .find(|u| u.id == parent.user_id)
+        .ok_or(DENIED)?;
+    Ok(Proof::Token {
+        user: user.clone(),
+        expires_at: parent.expires_at,
+        expires: parent.expires,
+    })
 }
 
 fn in_domain(domain: &Value) -> bool {
@@ -429,37 +709,43 @@ fn find_project<'a>(cloud: &'a FakeCloud, project: &Value) -> Option<&'a FakePro
     }
 }
 
-fn token_body(
+fn project_name(cloud: &FakeCloud, project_id: &str) -> Option<String> {
+    cloud
+        .projects
+        .iter()
+        .find(|p| p.id == project_id)
+        .map(|p| p.name.clone())
+}
+
+fn fill(url: &str, project_id: &str) -> String {
+    url.replace("$(project_id)s", project_id)
+        .replace("$(tenant_id)s", project_id)
+}
+
+fn v3_body(
     cloud: &FakeCloud,
     user: &FakeUser,
     project: Option<&str>,
-    lifetime: Duration,
+    (issued_at, expires_at): (jiff::Timestamp, jiff::Timestamp),
 ) -> Value {
-    let now = jiff::Timestamp::now();
-    let expires =
-        now + jiff::SignedDuration::try_from(lifetime).unwrap_or(jiff::SignedDuration::ZERO);
     let domain = json!({"id": DOMAIN_ID, "name": DOMAIN_NAME});
     let mut token = json!({
         "methods": ["password"],
         "user": {"id": user.id, "name": user.name, "domain": domain},
-        "issued_at": format!("{:.6}", now),
-        "expires_at": format!("{:.6}", expires),
+        "issued_at": format!("{:.6}", issued_at),
+        "expires_at": format!("{:.6}", expires_at),
         "audit_ids": ["fake"],
     });
     if let Some(project_id) = project {
-        let name = cloud
-            .projects
-            .iter()
-            .find(|p| p.id == project_id)
-            .map(|p| p.name.clone());
+        let name = project_name(cloud, project_id);
         token["project"] = json!({"id": project_id, "name": name, "domain": domain});
         token["roles"] = json!([{"id": "r1", "name": "member"}]);
-        token["catalog"] = catalog_json(cloud, project_id);
+        token["catalog"] = v3_catalog(cloud, project_id);
     }
     json!({ "token": token })
 }
 
-fn catalog_json(cloud: &FakeCloud, project_id: &str) -> Value {
+fn v3_catalog(cloud: &FakeCloud, project_id: &str) -> Value {
     let services: Vec<Value> = cloud
         .services
         .iter()
@@ -475,7 +761,7 @@ fn catalog_json(cloud: &FakeCloud, project_id: &str) -> Value {
                         "interface": interface,
                         "region": region,
                         "region_id": region,
-                        "url": url.replace("$(project_id)s", project_id),
+                        "url": fill(url, project_id),
                     })
                 })
                 .collect();
@@ -483,4 +769,64 @@ fn catalog_json(cloud: &FakeCloud, project_id: &str) -> Value {
         })
         .collect();
     Value::Array(services)
+}
+
+/// The v2.0 answer: `expires` without fractional seconds, as the
+/// documentation's example writes it.
+fn v2_body(
+    cloud: &FakeCloud,
+    user: &FakeUser,
+    project: Option<&str>,
+    (issued_at, expires_at): (jiff::Timestamp, jiff::Timestamp),
+    token: &str,
+) -> Value {
+    let mut token = json!({
+        "id": token,
+        "issued_at": format!("{:.6}", issued_at).trim_end_matches('Z').to_string(),
+        "expires": format!("{:.0}", expires_at),
+        "audit_ids": ["fake"],
+    });
+    let mut catalog = Vec::new();
+    if let Some(project_id) = project {
+        token["tenant"] = json!({"id": project_id, "name": project_name(cloud, project_id),
+                                 "enabled": true, "description": null});
+        catalog = cloud
+            .services
+            .iter()
+            .map(|s| v2_service(s, project_id))
+            .collect();
+    }
+    json!({"access": {
+        "token": token,
+        "serviceCatalog": catalog,
+        "user": {"id": user.id, "name": user.name, "username": user.name,
+                 "roles": [{"name": "member"}], "roles_links": []},
+        "metadata": {"is_admin": 0, "roles": ["r1"]},
+    }})
+}
+
+/// v2.0 groups a service's endpoints by region, one URL per interface.
+fn v2_service(service: &FakeService, project_id: &str) -> Value {
+    let mut regions: Vec<(String, serde_json::Map<String, Value>)> = Vec::new();
+    for (interface, region, url) in &service.endpoints {
+        let position = match regions.iter().position(|(r, _)| r == region) {
+            Some(position) => position,
+            None => {
+                let mut entry = serde_json::Map::new();
+                entry.insert("region".into(), json!(region));
+                entry.insert("id".into(), json!(format!("{}-{region}", service.name)));
+                regions.push((region.clone(), entry));
+                regions.len() - 1
+            }
+        };
+        regions[position]
+            .1
+            .insert(format!("{interface}URL"), json!(fill(url, project_id)));
+    }
+    json!({
+        "type": service.service_type,
+        "name": service.name,
+        "endpoints": regions.into_iter().map(|(_, e)| Value::Object(e)).collect::<Vec<_>>(),
+        "endpoints_links": [],
+    })
 }

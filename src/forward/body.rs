@@ -18,6 +18,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
+use tokio::sync::watch;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -32,10 +33,12 @@ pub struct ReplayBody<B> {
     size_hint: SizeHint,
 }
 
-/// Makes the replay after the first attempt.
+/// Makes the replay after the first attempt, and tells when the client's
+/// body has been read to its end.
 pub struct ReplayHandle<B> {
     shared: Arc<Mutex<Shared<B>>>,
     size_hint: SizeHint,
+    finished: watch::Receiver<bool>,
 }
 
 struct Shared<B> {
@@ -46,6 +49,8 @@ struct Shared<B> {
     /// More than `limit` bytes went by: no replay possible.
     overflowed: bool,
     attempt: u32,
+    /// Set once the client's body has ended (or failed).
+    finished: watch::Sender<bool>,
 }
 
 #[derive(Clone)]
@@ -65,6 +70,7 @@ where
         let size_hint = source.size_hint();
         let too_big = size_hint.lower() > limit as u64;
         let source = (!source.is_end_stream()).then_some(source);
+        let (finished, finished_rx) = watch::channel(source.is_none());
         let shared = Arc::new(Mutex::new(Shared {
             source,
             kept: VecDeque::new(),
@@ -72,6 +78,7 @@ where
             limit,
             overflowed: too_big,
             attempt: 0,
+            finished,
         }));
         let body = ReplayBody {
             shared: shared.clone(),
@@ -79,11 +86,29 @@ where
             replay_at: None,
             size_hint,
         };
-        (body, ReplayHandle { shared, size_hint })
+        (
+            body,
+            ReplayHandle {
+                shared,
+                size_hint,
+                finished: finished_rx,
+            },
+        )
     }
 }
 
 impl<B> ReplayHandle<B> {
+    /// Resolves once the client's body has been read to its end: the
+    /// upstream's time to answer is counted from then, so a long upload is
+    /// not cut short by `upstream.timeout`.
+    pub fn body_read(&self) -> impl Future<Output = ()> + use<B> {
+        let mut finished = self.finished.clone();
+        async move {
+            // An error means the sender (the request) is gone: nothing to wait for.
+            let _ = finished.wait_for(|done| *done).await;
+        }
+    }
+
     /// A body for the second attempt, if the first one's bytes were kept.
     pub fn replay(&self) -> Option<ReplayBody<B>> {
         let mut shared = lock(&self.shared);
@@ -141,11 +166,11 @@ where
         match Pin::new(source).poll_frame(cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(None) => {
-                shared.source = None;
+                shared.end_of_source();
                 Poll::Ready(None)
             }
             Poll::Ready(Some(Err(error))) => {
-                shared.source = None;
+                shared.end_of_source();
                 Poll::Ready(Some(Err(error.into())))
             }
             Poll::Ready(Some(Ok(frame))) => {
@@ -169,6 +194,11 @@ where
 }
 
 impl<B> Shared<B> {
+    fn end_of_source(&mut self) {
+        self.source = None;
+        self.finished.send_replace(true);
+    }
+
     fn keep(&mut self, frame: &Frame<Bytes>) {
         if self.overflowed {
             return;
@@ -257,6 +287,22 @@ mod tests {
             ReplayBody::new(http_body_util::Full::new(Bytes::from_static(b"abcdef")), 4);
         assert!(handle.replay().is_none());
         assert_eq!(read_all(body).await, b"abcdef");
+    }
+
+    #[tokio::test]
+    async fn body_read_resolves_at_the_end_of_the_source() {
+        let (body, handle) = ReplayBody::new(chunks(&[b"ab"]), 10);
+        let read = handle.body_read();
+        tokio::pin!(read);
+        assert!(futures_poll_once(read.as_mut()).await.is_pending());
+        assert_eq!(read_all(body).await, b"ab");
+        read.await;
+        let (_body, handle) = ReplayBody::new(http_body_util::Empty::<Bytes>::new(), 4);
+        handle.body_read().await;
+    }
+
+    async fn futures_poll_once<F: Future + Unpin>(mut future: F) -> Poll<F::Output> {
+        std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut future).poll(cx))).await
     }
 
     #[tokio::test]

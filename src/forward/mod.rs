@@ -49,14 +49,17 @@ impl Upstream {
         Upstream { client, timeout }
     }
 
-    /// Send `outgoing` to `endpoint` with `token`, waiting at most the
-    /// configured timeout for the response headers.
+    /// Send `outgoing` to `endpoint` with `token`. The upstream gets
+    /// `timeout` for its response headers, counted from when `body_read`
+    /// says the client's body has been read (an upload takes as long as
+    /// the client needs to send it).
     pub async fn send(
         &self,
         endpoint: &Endpoint,
         outgoing: &Outgoing<'_>,
         token: &HeaderValue,
         body: UpstreamBody,
+        body_read: impl Future<Output = ()>,
     ) -> Result<Response<Incoming>, ProxyError> {
         let uri = target_uri(endpoint, outgoing.rest, outgoing.query)?;
         let mut request = Request::new(body);
@@ -65,15 +68,22 @@ impl Upstream {
         *request.version_mut() = Version::HTTP_11;
         *request.headers_mut() =
             headers::request_headers(outgoing.headers, outgoing.host, outgoing.forwarded, token);
-        match tokio::time::timeout(self.timeout, self.client.request(request)).await {
-            Err(_elapsed) => Err(ProxyError::UpstreamTimeout(self.timeout)),
-            Ok(Err(error)) => Err(ProxyError::UpstreamUnavailable(format!(
+        let response = self.client.request(request);
+        tokio::pin!(response);
+        let result = tokio::select! {
+            result = &mut response => result,
+            () = body_read => match tokio::time::timeout(self.timeout, &mut response).await {
+                Ok(result) => result,
+                Err(_elapsed) => return Err(ProxyError::UpstreamTimeout(self.timeout)),
+            },
+        };
+        result.map_err(|error| {
+            ProxyError::UpstreamUnavailable(format!(
                 "{}: {}",
                 endpoint.authority,
                 describe_client_error(&error)
-            ))),
-            Ok(Ok(response)) => Ok(response),
-        }
+            ))
+        })
     }
 }
 

@@ -85,21 +85,46 @@ struct RawService {
     endpoints: Vec<RawEndpoint>,
 }
 
+/// An endpoint in either shape: v3 (`interface` + `url`) or v2.0
+/// (`publicURL`, `internalURL`, `adminURL` in one entry).
 #[derive(Deserialize)]
 struct RawEndpoint {
     #[serde(default)]
     interface: String,
-    region: Option<String>,
-    region_id: Option<String>,
     #[serde(default)]
     url: String,
+    region: Option<String>,
+    region_id: Option<String>,
+    #[serde(rename = "publicURL")]
+    public_url: Option<String>,
+    #[serde(rename = "internalURL")]
+    internal_url: Option<String>,
+    #[serde(rename = "adminURL")]
+    admin_url: Option<String>,
+}
+
+impl RawEndpoint {
+    fn into_endpoints(self) -> impl Iterator<Item = Endpoint> {
+        let region = self.region.or(self.region_id);
+        let v3 = (!self.url.is_empty()).then_some((self.interface, self.url));
+        let v2 = [
+            ("public", self.public_url),
+            ("internal", self.internal_url),
+            ("admin", self.admin_url),
+        ]
+        .into_iter()
+        .filter_map(|(interface, url)| Some((interface.to_string(), url?)));
+        v3.into_iter()
+            .chain(v2)
+            .filter_map(move |(interface, url)| Endpoint::new(&interface, region.clone(), &url))
+    }
 }
 
 impl Catalog {
-    /// Parse Keystone v3's `catalog` array leniently: entries that cannot
-    /// be used (no type, unparsable URL) are skipped rather than failing the
-    /// whole login.
-    pub fn from_v3(value: &serde_json::Value) -> Catalog {
+    /// Parse a catalog leniently: Keystone v3's `token.catalog` or v2.0's
+    /// `access.serviceCatalog`. Entries that cannot be used (no type,
+    /// unparsable URL) are skipped rather than failing the whole login.
+    pub fn parse(value: &serde_json::Value) -> Catalog {
         let raw: Vec<RawService> = match value {
             serde_json::Value::Array(items) => items
                 .iter()
@@ -116,7 +141,7 @@ impl Catalog {
                 endpoints: s
                     .endpoints
                     .into_iter()
-                    .filter_map(|e| Endpoint::new(&e.interface, e.region.or(e.region_id), &e.url))
+                    .flat_map(RawEndpoint::into_endpoints)
                     .collect(),
             })
             .collect();
@@ -243,7 +268,7 @@ mod tests {
     use serde_json::json;
 
     fn catalog() -> Catalog {
-        Catalog::from_v3(&json!([
+        Catalog::parse(&json!([
             {"type": "compute", "name": "nova", "endpoints": [
                 {"interface": "public", "region": "RegionOne", "url": "https://nova.r1/v2.1"},
                 {"interface": "internal", "region": "RegionOne", "url": "http://nova.int.r1/v2.1"},
@@ -332,7 +357,25 @@ mod tests {
     }
 
     #[test]
-    fn v2_interface_names_are_understood() {
+    fn v2_catalogs_are_understood() {
+        let catalog = Catalog::parse(&json!([
+            {"type": "compute", "name": "nova", "endpoints": [{
+                "region": "RegionOne",
+                "publicURL": "http://nova:8774/v2/t1",
+                "internalURL": "http://nova.int:8774/v2/t1",
+                "adminURL": "http://nova.adm:8774/v2/t1",
+                "id": "1"
+            }]}
+        ]));
+        let pick = |interface: &str| {
+            catalog
+                .endpoint("compute", &[interface.to_string()], Some("RegionOne"))
+                .map(|e| e.url.clone())
+                .unwrap()
+        };
+        assert_eq!(pick("public"), "http://nova:8774/v2/t1");
+        assert_eq!(pick("internal"), "http://nova.int:8774/v2/t1");
+        assert_eq!(pick("admin"), "http://nova.adm:8774/v2/t1");
         let e = Endpoint::new("publicURL", None, "http://h/x").unwrap();
         assert_eq!(e.interface, "public");
     }

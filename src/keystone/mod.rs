@@ -1,24 +1,38 @@
-//! Talking to a cloud's Keystone.
+//! Talking to a cloud's Keystone: which API, which auth method, and how to
+//! get a token for a project with as little Keystone work as possible.
+//!
+//! A password identity logs in **once**, explicitly unscoped, and every
+//! project token is then a rescope of that token with the `token` method.
+//! Rescoping costs Keystone no password hashing, so N projects cost one
+//! bcrypt, not N. Keeping the password login unscoped also tells the two
+//! kinds of rejection apart: a failed password login is the secret's fault
+//! (remembered for the whole cloud, so a wrong password cannot lock the
+//! account), a failed rescope is that project's (remembered for it alone).
+//! A rescoped token keeps its parent's expiry, so the parent is only reused
+//! during the first half of its life; later a fresh password login starts a
+//! new generation. Application credentials cannot rescope: one login each,
+//! for their own project.
 
+pub mod backoff;
 pub mod catalog;
+pub mod discovery;
+pub mod transport;
+pub mod v2;
 pub mod v3;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http::{Method, Request, StatusCode, header};
-use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::{Mutex, OnceCell};
 
-use crate::config::{CloudSettings, ProjectRef};
+use crate::config::{ApiVersion, AppCredRef, CloudSettings, Credential, ProjectRef, UserRef};
 use crate::connector::Connector;
 use crate::error::ProxyError;
+use backoff::{Backoff, Subject};
+use discovery::Api;
+use transport::Transport;
+pub use transport::describe_client_error;
 pub use v3::{IssuedToken, ProjectInfo};
-
-/// Keystone answers larger than this are refused: a catalog of a big
-/// public cloud is a few hundred KiB, so this only stops a runaway peer.
-const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
 
 /// Why a login failed; whether it is worth retrying soon differs.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -43,23 +57,107 @@ impl KeystoneError {
             KeystoneError::MfaRequired => ProxyError::MfaRequired { cloud },
         }
     }
+
+    /// The same error with a remark appended to its reason.
+    pub fn with_note(self, note: &str) -> KeystoneError {
+        match self {
+            KeystoneError::Rejected(reason) => {
+                KeystoneError::Rejected(format!("{reason} ({note})"))
+            }
+            KeystoneError::Unavailable(reason) => {
+                KeystoneError::Unavailable(format!("{reason} ({note})"))
+            }
+            KeystoneError::MfaRequired => KeystoneError::MfaRequired,
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            KeystoneError::Rejected(_) => "rejected",
+            KeystoneError::Unavailable(_) => "unavailable",
+            KeystoneError::MfaRequired => "mfa-required",
+        }
+    }
 }
 
-/// One cloud's Keystone, with its own connection pool.
-#[derive(Debug)]
+/// How one auth request proves who it is.
+pub enum Method<'a> {
+    Password {
+        user: &'a UserRef,
+        password: &'a SecretString,
+    },
+    ApplicationCredential {
+        id: &'a AppCredRef,
+        secret: &'a SecretString,
+    },
+    Token(&'a SecretString),
+}
+
+impl Method<'_> {
+    fn name(&self) -> &'static str {
+        match self {
+            Method::Password { .. } => "password",
+            Method::ApplicationCredential { .. } => "application_credential",
+            Method::Token(_) => "token",
+        }
+    }
+}
+
+/// What one auth request asks to be scoped to.
+pub enum Scoping<'a> {
+    Project(&'a ProjectRef),
+    /// Explicitly no project, even if the user has a default one.
+    Unscoped,
+    /// Whatever Keystone picks: the user's default project, or an
+    /// application credential's own.
+    KeystoneDefault,
+}
+
+impl std::fmt::Display for Scoping<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Scoping::Project(ProjectRef::Id(id)) => write!(f, "project {id}"),
+            Scoping::Project(ProjectRef::Name { name, .. }) => write!(f, "project {name}"),
+            Scoping::Unscoped => f.write_str("unscoped"),
+            Scoping::KeystoneDefault => f.write_str("default"),
+        }
+    }
+}
+
+/// The token project tokens are rescoped from.
+struct Parent {
+    token: SecretString,
+    /// The first half of its life: a rescoped token keeps the parent's
+    /// expiry, so a late parent would give short-lived children.
+    usable_until: Instant,
+}
+
+/// One cloud's Keystone.
 pub struct Keystone {
     cloud: CloudSettings,
-    http: Client<Connector, Full<Bytes>>,
-    timeout: Duration,
+    transport: Transport,
+    api: OnceCell<Api>,
+    /// Held across a password login so concurrent misses share it.
+    parent: Mutex<Option<Parent>>,
+    backoff: Backoff,
+}
+
+impl std::fmt::Debug for Keystone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keystone")
+            .field("cloud", &self.cloud.name)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Keystone {
     pub fn new(cloud: CloudSettings, connector: Connector, timeout: Duration) -> Keystone {
-        let http = Client::builder(TokioExecutor::new()).build(connector);
         Keystone {
             cloud,
-            http,
-            timeout,
+            transport: Transport::new(connector, timeout),
+            api: OnceCell::new(),
+            parent: Mutex::new(None),
+            backoff: Backoff::default(),
         }
     }
 
@@ -67,117 +165,179 @@ impl Keystone {
         &self.cloud
     }
 
-    /// Log in with the cloud's credential, scoped to `scope` (or to whatever
-    /// Keystone picks when `None`: the user's default project, or the
-    /// application credential's project).
-    pub async fn login(&self, scope: Option<&ProjectRef>) -> Result<IssuedToken, KeystoneError> {
-        let body = v3::auth_request(&self.cloud.credential, scope).to_string();
-        let request = Request::builder()
-            .method(Method::POST)
-            .uri(format!("{}/auth/tokens", self.cloud.auth_url))
-            .header(header::CONTENT_TYPE, "application/json")
-            .header(header::ACCEPT, "application/json")
-            .header(
-                header::USER_AGENT,
-                concat!("keystone-proxy/", env!("CARGO_PKG_VERSION")),
-            )
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| KeystoneError::Unavailable(format!("bad auth_url: {e}")))?;
-        let (status, headers, body) = tokio::time::timeout(self.timeout, self.exchange(request))
-            .await
-            .map_err(|_| {
-                KeystoneError::Unavailable(format!("no answer within {:?}", self.timeout))
-            })??;
-        if status.is_success() {
-            let subject = headers.get("x-subject-token").map(|v| v.as_bytes());
-            return v3::parse_token_response(subject, &body).map_err(KeystoneError::Unavailable);
+    /// A token for `project`, or for whatever Keystone picks when `None`.
+    pub async fn token_for(
+        &self,
+        project: Option<&ProjectRef>,
+    ) -> Result<IssuedToken, KeystoneError> {
+        match (&self.cloud.credential, project) {
+            (Credential::ApplicationCredential { id, secret }, _) => {
+                let method = Method::ApplicationCredential { id, secret };
+                self.guarded(Subject::Credential, method, Scoping::KeystoneDefault)
+                    .await
+            }
+            (Credential::Password { user, password }, None) => {
+                let method = Method::Password { user, password };
+                self.guarded(Subject::Credential, method, Scoping::KeystoneDefault)
+                    .await
+            }
+            (Credential::Token(token), None) => {
+                self.guarded(
+                    Subject::Credential,
+                    Method::Token(token),
+                    Scoping::KeystoneDefault,
+                )
+                .await
+            }
+            (_, Some(project)) => self.rescoped(project).await,
         }
-        Err(classify_failure(status, &headers, &body))
+    }
+
+    /// A project token from the parent token. If the parent was not made
+    /// just now and the rescope is refused, the parent may have been
+    /// revoked (a password change does that): one more try with a new one.
+    async fn rescoped(&self, project: &ProjectRef) -> Result<IssuedToken, KeystoneError> {
+        let subject = Subject::Project(project.clone());
+        self.backoff.check(&subject)?;
+        let (parent, fresh) = self.parent().await?;
+        let mut result = self
+            .call(Method::Token(&parent), Scoping::Project(project))
+            .await;
+        if matches!(result, Err(KeystoneError::Rejected(_))) && !fresh {
+            self.forget_parent(&parent).await;
+            let (parent, _) = self.parent().await?;
+            result = self
+                .call(Method::Token(&parent), Scoping::Project(project))
+                .await;
+        }
+        self.backoff.record(&subject, &result);
+        result
+    }
+
+    /// The parent token, logging in with the password if there is none
+    /// usable; `true` if it was made by this call.
+    async fn parent(&self) -> Result<(SecretString, bool), KeystoneError> {
+        let mut parent = self.parent.lock().await;
+        if let Some(current) = parent.as_ref().filter(|p| Instant::now() < p.usable_until) {
+            return Ok((current.token.clone(), false));
+        }
+        let issued = match &self.cloud.credential {
+            Credential::Password { user, password } => {
+                let method = Method::Password { user, password };
+                self.guarded(Subject::Credential, method, Scoping::Unscoped)
+                    .await?
+            }
+            // A configured token is its own parent, and there is no other.
+            Credential::Token(token) => return Ok((token.clone(), true)),
+            Credential::ApplicationCredential { .. } => {
+                return Err(KeystoneError::Rejected(
+                    "application credentials cannot be rescoped to another project".into(),
+                ));
+            }
+        };
+        let half_life = lifetime(&issued).unwrap_or_default() / 2;
+        *parent = Some(Parent {
+            token: issued.token.clone(),
+            usable_until: Instant::now() + half_life,
+        });
+        Ok((issued.token, true))
+    }
+
+    async fn forget_parent(&self, failed: &SecretString) {
+        let mut parent = self.parent.lock().await;
+        if parent
+            .as_ref()
+            .is_some_and(|p| p.token.expose_secret() == failed.expose_secret())
+        {
+            *parent = None;
+        }
+    }
+
+    /// A call that is not made while an earlier rejection of `subject` is
+    /// remembered, and whose rejection is remembered in turn.
+    async fn guarded(
+        &self,
+        subject: Subject,
+        method: Method<'_>,
+        scoping: Scoping<'_>,
+    ) -> Result<IssuedToken, KeystoneError> {
+        self.backoff.check(&subject)?;
+        let result = self.call(method, scoping).await;
+        self.backoff.record(&subject, &result);
+        result
+    }
+
+    /// One auth request, logged (without secrets).
+    async fn call(
+        &self,
+        method: Method<'_>,
+        scoping: Scoping<'_>,
+    ) -> Result<IssuedToken, KeystoneError> {
+        let started = Instant::now();
+        let result = self.exchange(&method, &scoping).await;
+        let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let (cloud, method, scope) = (&self.cloud.name, method.name(), scoping.to_string());
+        match &result {
+            Ok(_) => tracing::info!(
+                cloud,
+                method,
+                scope,
+                result = "ok",
+                elapsed_ms,
+                "keystone login"
+            ),
+            Err(error) => tracing::warn!(
+                cloud, method, scope, result = error.kind(), reason = %error, elapsed_ms,
+                "keystone login"
+            ),
+        }
+        result
     }
 
     async fn exchange(
         &self,
-        request: Request<Full<Bytes>>,
-    ) -> Result<(StatusCode, http::HeaderMap, Bytes), KeystoneError> {
-        let response = self
-            .http
-            .request(request)
-            .await
-            .map_err(|e| KeystoneError::Unavailable(describe_client_error(&e)))?;
-        let (parts, body) = response.into_parts();
-        let body = Limited::new(body, MAX_ANSWER_BYTES)
-            .collect()
-            .await
-            .map_err(|e| KeystoneError::Unavailable(format!("reading the answer: {e}")))?
-            .to_bytes();
-        Ok((parts.status, parts.headers, body))
-    }
-}
-
-/// Keystone said no: is it about our credential, or is Keystone unwell?
-fn classify_failure(status: StatusCode, headers: &http::HeaderMap, body: &[u8]) -> KeystoneError {
-    if status == StatusCode::UNAUTHORIZED && headers.contains_key("openstack-auth-receipt") {
-        return KeystoneError::MfaRequired;
-    }
-    let message = keystone_message(body);
-    let reason = match message {
-        Some(message) => format!("{} {message}", status.as_u16()),
-        None => format!("{status}"),
-    };
-    match status {
-        StatusCode::BAD_REQUEST
-        | StatusCode::UNAUTHORIZED
-        | StatusCode::FORBIDDEN
-        | StatusCode::NOT_FOUND => KeystoneError::Rejected(reason),
-        _ => KeystoneError::Unavailable(reason),
-    }
-}
-
-/// `error.message` from an OpenStack error body, shortened: it is shown to
-/// clients and written to logs.
-fn keystone_message(body: &[u8]) -> Option<String> {
-    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
-    let message = value.get("error")?.get("message")?.as_str()?;
-    Some(message.chars().take(300).collect())
-}
-
-/// A transport error in words, with its causes (connection refused, TLS…).
-pub fn describe_client_error(error: &hyper_util::client::legacy::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn failures_are_classified() {
-        let none = http::HeaderMap::new();
-        let body = br#"{"error": {"code": 401, "message": "The request you have made requires authentication.", "title": "Unauthorized"}}"#;
-        match classify_failure(StatusCode::UNAUTHORIZED, &none, body) {
-            KeystoneError::Rejected(reason) => assert!(reason.contains("requires authentication")),
-            other => panic!("{other:?}"),
+        method: &Method<'_>,
+        scoping: &Scoping<'_>,
+    ) -> Result<IssuedToken, KeystoneError> {
+        let api = self.api().await?;
+        match api.version {
+            ApiVersion::V3 => {
+                let body = v3::auth_request(method, scoping).to_string();
+                let url = format!("{}/auth/tokens", api.base_url);
+                let answer = self.transport.post_json(&url, body).await?;
+                let subject = answer.headers.get("x-subject-token").map(|v| v.as_bytes());
+                v3::parse_token_response(subject, &answer.body).map_err(KeystoneError::Unavailable)
+            }
+            ApiVersion::V2 => {
+                let body = v2::auth_request(method, scoping).map_err(KeystoneError::Rejected)?;
+                let url = format!("{}/tokens", api.base_url);
+                let answer = self.transport.post_json(&url, body.to_string()).await?;
+                v2::parse_token_response(&answer.body).map_err(KeystoneError::Unavailable)
+            }
         }
-        let mut receipt = http::HeaderMap::new();
-        receipt.insert("openstack-auth-receipt", "r".parse().unwrap());
-        assert!(matches!(
-            classify_failure(StatusCode::UNAUTHORIZED, &receipt, b""),
-            KeystoneError::MfaRequired
-        ));
-        assert!(matches!(
-            classify_failure(StatusCode::SERVICE_UNAVAILABLE, &none, b"<html>"),
-            KeystoneError::Unavailable(_)
-        ));
-        assert!(matches!(
-            classify_failure(StatusCode::TOO_MANY_REQUESTS, &none, b""),
-            KeystoneError::Unavailable(_)
-        ));
     }
+
+    /// The identity API, found once (a failed discovery is retried later).
+    async fn api(&self) -> Result<&Api, KeystoneError> {
+        self.api
+            .get_or_try_init(|| async {
+                let (url, version) = (&self.cloud.auth_url, self.cloud.api_version);
+                if let Some(api) = discovery::without_discovery(url, version) {
+                    return Ok(api);
+                }
+                let answer = self.transport.get(url).await?;
+                let api = discovery::choose(&answer.body, url).map_err(KeystoneError::Unavailable)?;
+                tracing::info!(cloud = %self.cloud.name, version = api.version.path(), base_url = %api.base_url, "identity API discovered");
+                Ok(api)
+            })
+            .await
+    }
+}
+
+/// `expires_at − issued_at` (Keystone's clock on both sides), or, without
+/// `issued_at`, the time left by our clock. `None` if nothing is left.
+pub fn lifetime(issued: &IssuedToken) -> Option<Duration> {
+    let start = issued.issued_at.unwrap_or_else(jiff::Timestamp::now);
+    let left = issued.expires_at.duration_since(start);
+    Duration::try_from(left).ok().filter(|d| !d.is_zero())
 }

@@ -10,7 +10,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::catalog::Catalog;
-use crate::config::{AppCredRef, Credential, DomainRef, ProjectRef, UserRef};
+use super::{Method, Scoping};
+use crate::config::{AppCredRef, DomainRef, ProjectRef, UserRef};
 
 /// What a successful login gives.
 #[derive(Debug)]
@@ -42,19 +43,13 @@ impl ProjectInfo {
 }
 
 /// The JSON body of `POST /v3/auth/tokens`.
-///
-/// Application credentials carry their project and cannot ask for a scope
-/// (Keystone answers 401), so `scope` is only sent with passwords.
-pub fn auth_request(credential: &Credential, scope: Option<&ProjectRef>) -> Value {
-    let (identity, scope) = match credential {
-        Credential::Password { user, password } => (
-            json!({
-                "methods": ["password"],
-                "password": { "user": user_json(user, Some(password)) },
-            }),
-            scope.map(|project| json!({ "project": project_json(project) })),
-        ),
-        Credential::ApplicationCredential { id, secret } => {
+pub fn auth_request(method: &Method<'_>, scoping: &Scoping<'_>) -> Value {
+    let identity = match method {
+        Method::Password { user, password } => json!({
+            "methods": ["password"],
+            "password": { "user": user_json(user, Some(password)) },
+        }),
+        Method::ApplicationCredential { id, secret } => {
             let mut body = match id {
                 AppCredRef::Id(id) => json!({ "id": id }),
                 AppCredRef::Name { name, user } => {
@@ -62,15 +57,21 @@ pub fn auth_request(credential: &Credential, scope: Option<&ProjectRef>) -> Valu
                 }
             };
             body["secret"] = Value::String(secret.expose_secret().to_string());
-            (
-                json!({ "methods": ["application_credential"], "application_credential": body }),
-                None,
-            )
+            json!({ "methods": ["application_credential"], "application_credential": body })
         }
+        Method::Token(token) => json!({
+            "methods": ["token"],
+            "token": { "id": token.expose_secret() },
+        }),
     };
     let mut auth = json!({ "identity": identity });
-    if let Some(scope) = scope {
-        auth["scope"] = scope;
+    match scoping {
+        Scoping::Project(project) => auth["scope"] = json!({ "project": project_json(project) }),
+        // Explicitly unscoped: without it Keystone scopes to the user's
+        // default project, and such a token may not be rescoped on clouds
+        // with `allow_rescope_scoped_token = false`.
+        Scoping::Unscoped => auth["scope"] = json!("unscoped"),
+        Scoping::KeystoneDefault => {}
     }
     json!({ "auth": auth })
 }
@@ -143,7 +144,7 @@ pub fn parse_token_response(
             id: p.id,
             name: p.name,
         }),
-        catalog: Catalog::from_v3(&fields.catalog),
+        catalog: Catalog::parse(&fields.catalog),
     })
 }
 
@@ -172,18 +173,22 @@ mod tests {
 
     #[test]
     fn password_by_name_with_project_scope() {
-        let credential = Credential::Password {
-            user: UserRef::Name {
-                name: "svc".into(),
-                domain: domain(),
-            },
-            password: SecretString::from("pw"),
+        let user = UserRef::Name {
+            name: "svc".into(),
+            domain: domain(),
         };
+        let password = SecretString::from("pw");
         let scope = ProjectRef::Name {
             name: "demo".into(),
             domain: domain(),
         };
-        let body = auth_request(&credential, Some(&scope));
+        let body = auth_request(
+            &Method::Password {
+                user: &user,
+                password: &password,
+            },
+            &Scoping::Project(&scope),
+        );
         assert_eq!(
             body,
             json!({"auth": {
@@ -195,48 +200,74 @@ mod tests {
     }
 
     #[test]
-    fn password_by_id_and_scope_by_id() {
-        let credential = Credential::Password {
-            user: UserRef::Id("u1".into()),
-            password: SecretString::from("pw"),
+    fn password_by_id_scoped_unscoped_and_default() {
+        let user = UserRef::Id("u1".into());
+        let password = SecretString::from("pw");
+        let method = Method::Password {
+            user: &user,
+            password: &password,
         };
-        let body = auth_request(&credential, Some(&ProjectRef::Id("p1".into())));
+        let project = ProjectRef::Id("p1".into());
+        let body = auth_request(&method, &Scoping::Project(&project));
         assert_eq!(
             body["auth"]["identity"]["password"]["user"],
             json!({"id": "u1", "password": "pw"})
         );
         assert_eq!(body["auth"]["scope"], json!({"project": {"id": "p1"}}));
+        assert_eq!(
+            auth_request(&method, &Scoping::Unscoped)["auth"]["scope"],
+            json!("unscoped")
+        );
         assert!(
-            auth_request(&credential, None)["auth"]
+            auth_request(&method, &Scoping::KeystoneDefault)["auth"]
                 .get("scope")
                 .is_none()
         );
     }
 
     #[test]
-    fn application_credentials_never_send_a_scope() {
-        let by_id = Credential::ApplicationCredential {
-            id: AppCredRef::Id("ac1".into()),
-            secret: SecretString::from("s"),
-        };
-        let body = auth_request(&by_id, Some(&ProjectRef::Id("p".into())));
+    fn rescoping_with_a_token() {
+        let token = SecretString::from("base-token");
+        let project = ProjectRef::Id("p1".into());
+        assert_eq!(
+            auth_request(&Method::Token(&token), &Scoping::Project(&project)),
+            json!({"auth": {"identity": {"methods": ["token"], "token": {"id": "base-token"}},
+                   "scope": {"project": {"id": "p1"}}}})
+        );
+    }
+
+    #[test]
+    fn application_credentials_by_id_and_name() {
+        let secret = SecretString::from("s");
+        let id = AppCredRef::Id("ac1".into());
+        let body = auth_request(
+            &Method::ApplicationCredential {
+                id: &id,
+                secret: &secret,
+            },
+            &Scoping::KeystoneDefault,
+        );
         assert_eq!(
             body,
             json!({"auth": {"identity": {"methods": ["application_credential"],
                 "application_credential": {"id": "ac1", "secret": "s"}}}})
         );
-        let by_name = Credential::ApplicationCredential {
-            id: AppCredRef::Name {
-                name: "ci".into(),
-                user: UserRef::Name {
-                    name: "svc".into(),
-                    domain: DomainRef::Id("default".into()),
-                },
+        let by_name = AppCredRef::Name {
+            name: "ci".into(),
+            user: UserRef::Name {
+                name: "svc".into(),
+                domain: DomainRef::Id("default".into()),
             },
-            secret: SecretString::from("s"),
         };
+        let body = auth_request(
+            &Method::ApplicationCredential {
+                id: &by_name,
+                secret: &secret,
+            },
+            &Scoping::KeystoneDefault,
+        );
         assert_eq!(
-            auth_request(&by_name, None)["auth"]["identity"]["application_credential"],
+            body["auth"]["identity"]["application_credential"],
             json!({"name": "ci", "user": {"name": "svc", "domain": {"id": "default"}}, "secret": "s"})
         );
     }

@@ -31,7 +31,8 @@ async fn cold_cache_burst_logs_in_once() {
         .set_login_delay(std::time::Duration::from_millis(300));
     let statuses = concurrent_gets(&stack, &["/compute/servers"], 200).await;
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
-    assert_eq!(stack.keystone.logins(), 1);
+    assert_eq!(stack.keystone.secret_logins(), 1, "one password login");
+    assert_eq!(stack.keystone.rescopes(), 1, "one project token");
     assert_eq!(stack.seen().len(), 200);
 }
 
@@ -51,7 +52,12 @@ async fn two_projects_two_logins() {
     )
     .await;
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
-    assert_eq!(stack.keystone.logins(), 2);
+    assert_eq!(
+        stack.keystone.secret_logins(),
+        1,
+        "one password login for both"
+    );
+    assert_eq!(stack.keystone.rescopes(), 2, "one token per project");
     let projects: std::collections::BTreeSet<_> = stack
         .seen()
         .into_iter()
@@ -64,14 +70,29 @@ async fn two_projects_two_logins() {
 async fn revoked_token_is_renewed_once_for_a_burst() {
     let stack = Arc::new(Stack::start().await);
     assert_eq!(stack.get("/compute/servers", ANY_KEY).await.status, 200);
-    assert_eq!(stack.keystone.logins(), 1);
-    stack.keystone.revoke_all();
+    assert_eq!(stack.keystone.logins(), 2, "a password login and a rescope");
+    // The project token dies (as after a role change); the parent lives.
+    stack.keystone.revoke_project_tokens();
     stack
         .keystone
         .set_login_delay(std::time::Duration::from_millis(200));
     let statuses = concurrent_gets(&stack, &["/compute/servers"], 50).await;
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
-    assert_eq!(stack.keystone.logins(), 2, "exactly one extra login");
+    assert_eq!(stack.keystone.logins(), 3, "exactly one extra login");
+    assert_eq!(stack.keystone.secret_logins(), 1, "and no password login");
+}
+
+/// Every token revoked, the parent too (as a password change does): one
+/// refused rescope, then one password login and a rescope.
+#[tokio::test]
+async fn revoked_parent_costs_one_password_login() {
+    let stack = Arc::new(Stack::start().await);
+    assert_eq!(stack.get("/compute/servers", ANY_KEY).await.status, 200);
+    stack.keystone.revoke_all();
+    let statuses = concurrent_gets(&stack, &["/compute/servers"], 20).await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    assert_eq!(stack.keystone.secret_logins(), 2);
+    assert_eq!(stack.keystone.rescopes(), 3);
 }
 
 #[tokio::test]
@@ -115,7 +136,7 @@ async fn upstream_that_always_says_401_is_tried_exactly_twice() {
     );
     assert!(response.headers.contains_key("www-authenticate"));
     assert_eq!(stack.seen().len(), 2);
-    assert_eq!(stack.keystone.logins(), 2);
+    assert_eq!(stack.keystone.rescopes(), 2, "one renewal");
 }
 
 #[tokio::test]
@@ -130,7 +151,11 @@ async fn keystone_errors_are_not_cached() {
     stack.keystone.set_fault(None);
     let response = stack.get("/compute/servers", ANY_KEY).await;
     assert_eq!(response.status, 200);
-    assert_eq!(stack.keystone.logins(), 2);
+    assert_eq!(
+        stack.keystone.logins(),
+        3,
+        "the failed call, then a login and a rescope"
+    );
 }
 
 #[tokio::test]
@@ -185,7 +210,7 @@ async fn tokens_are_renewed_in_the_background_before_they_expire() {
         .set_token_lifetime(std::time::Duration::from_secs(8));
     assert_eq!(stack.get("/compute/servers", ANY_KEY).await.status, 200);
     let first = stack.seen()[0].token_sha256.clone();
-    assert_eq!(stack.keystone.logins(), 1);
+    assert_eq!(stack.keystone.logins(), 2);
 
     // Past refresh_at (8 s − 3 s) but well before expiry: the request is
     // served at once with the old token and starts a renewal.
@@ -208,5 +233,7 @@ async fn tokens_are_renewed_in_the_background_before_they_expire() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     assert!(renewed, "the renewed token is used");
-    assert_eq!(stack.keystone.logins(), 2);
+    // The parent was past half its life, so the renewal logged in anew.
+    assert_eq!(stack.keystone.secret_logins(), 2);
+    assert_eq!(stack.keystone.rescopes(), 2);
 }

@@ -1,0 +1,163 @@
+//! The HTTP side of talking to Keystone: one auth call, one discovery call,
+//! and what their failures mean.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+use super::KeystoneError;
+use crate::connector::Connector;
+
+/// Keystone answers larger than this are refused: a catalog of a big
+/// public cloud is a few hundred KiB, so this only stops a runaway peer.
+const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
+
+/// A pooled HTTP client for one Keystone, with a deadline per call.
+#[derive(Debug)]
+pub struct Transport {
+    http: Client<Connector, Full<Bytes>>,
+    timeout: Duration,
+}
+
+/// A successful answer.
+pub struct Answer {
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Transport {
+    pub fn new(connector: Connector, timeout: Duration) -> Transport {
+        Transport {
+            http: Client::builder(TokioExecutor::new()).build(connector),
+            timeout,
+        }
+    }
+
+    /// `POST url` with a JSON body; a 2xx answer or a classified failure.
+    pub async fn post_json(&self, url: &str, body: String) -> Result<Answer, KeystoneError> {
+        let request = base_request(Method::POST, url)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(body)));
+        self.call(request).await
+    }
+
+    /// `GET url`; Keystone answers version discovery with 300.
+    pub async fn get(&self, url: &str) -> Result<Answer, KeystoneError> {
+        self.call(base_request(Method::GET, url).body(Full::new(Bytes::new())))
+            .await
+    }
+
+    async fn call(
+        &self,
+        request: Result<Request<Full<Bytes>>, http::Error>,
+    ) -> Result<Answer, KeystoneError> {
+        let request =
+            request.map_err(|e| KeystoneError::Unavailable(format!("bad Keystone URL: {e}")))?;
+        let exchange = async {
+            let response = self
+                .http
+                .request(request)
+                .await
+                .map_err(|e| KeystoneError::Unavailable(describe_client_error(&e)))?;
+            let (parts, body) = response.into_parts();
+            let body = Limited::new(body, MAX_ANSWER_BYTES)
+                .collect()
+                .await
+                .map_err(|e| KeystoneError::Unavailable(format!("reading the answer: {e}")))?
+                .to_bytes();
+            Ok::<_, KeystoneError>((parts.status, parts.headers, body))
+        };
+        let (status, headers, body) = tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| {
+                KeystoneError::Unavailable(format!("no answer within {:?}", self.timeout))
+            })??;
+        if status.is_success() || status == StatusCode::MULTIPLE_CHOICES {
+            Ok(Answer { headers, body })
+        } else {
+            Err(classify_failure(status, &headers, &body))
+        }
+    }
+}
+
+fn base_request(method: Method, url: &str) -> http::request::Builder {
+    Request::builder()
+        .method(method)
+        .uri(url)
+        .header(header::ACCEPT, "application/json")
+        .header(
+            header::USER_AGENT,
+            concat!("keystone-proxy/", env!("CARGO_PKG_VERSION")),
+        )
+}
+
+/// Keystone said no: is it about our credential, or is Keystone unwell?
+fn classify_failure(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> KeystoneError {
+    if status == StatusCode::UNAUTHORIZED && headers.contains_key("openstack-auth-receipt") {
+        return KeystoneError::MfaRequired;
+    }
+    let reason = match keystone_message(body) {
+        Some(message) => format!("{} {message}", status.as_u16()),
+        None => format!("{status}"),
+    };
+    match status {
+        StatusCode::BAD_REQUEST
+        | StatusCode::UNAUTHORIZED
+        | StatusCode::FORBIDDEN
+        | StatusCode::NOT_FOUND => KeystoneError::Rejected(reason),
+        _ => KeystoneError::Unavailable(reason),
+    }
+}
+
+/// `error.message` from an OpenStack error body, shortened: it is shown to
+/// clients and written to logs.
+fn keystone_message(body: &[u8]) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let message = value.get("error")?.get("message")?.as_str()?;
+    Some(message.chars().take(300).collect())
+}
+
+/// A transport error in words, with its causes (connection refused, TLS…).
+pub fn describe_client_error(error: &hyper_util::client::legacy::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_are_classified() {
+        let none = HeaderMap::new();
+        let body = br#"{"error": {"code": 401, "message": "The request you have made requires authentication.", "title": "Unauthorized"}}"#;
+        match classify_failure(StatusCode::UNAUTHORIZED, &none, body) {
+            KeystoneError::Rejected(reason) => assert!(reason.contains("requires authentication")),
+            other => panic!("{other:?}"),
+        }
+        let mut receipt = HeaderMap::new();
+        receipt.insert("openstack-auth-receipt", "r".parse().unwrap());
+        assert!(matches!(
+            classify_failure(StatusCode::UNAUTHORIZED, &receipt, b""),
+            KeystoneError::MfaRequired
+        ));
+        assert!(matches!(
+            classify_failure(StatusCode::SERVICE_UNAVAILABLE, &none, b"<html>"),
+            KeystoneError::Unavailable(_)
+        ));
+        assert!(matches!(
+            classify_failure(StatusCode::TOO_MANY_REQUESTS, &none, b""),
+            KeystoneError::Unavailable(_)
+        ));
+    }
+}
