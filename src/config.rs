@@ -586,7 +586,8 @@ impl Validator<'_> {
             return Err(self.error(&key("interface"), "must name public, internal or admin"));
         }
         let auth = raw.auth;
-        let v2 = api_version == Some(ApiVersion::V2);
+        let v2 = api_version == Some(ApiVersion::V2)
+            || (api_version.is_none() && auth_url.trim_end_matches('/').ends_with("/v2.0"));
         let credential = self.credential(name, kind, v2, &auth)?;
         let (project, project_domain) = project_of(&auth);
         Ok(CloudSettings {

@@ -347,6 +347,19 @@ impl FakeKeystone {
         lock(&self.state.tokens).retain(|_, issued| issued.project_id.is_none());
     }
 
+    /// Accept `token` as an unscoped token of `user_id` (a token the proxy
+    /// is configured with, as from `openstack token issue`).
+    pub fn add_token(&self, token: &str, user_id: &str, lifetime: Duration) {
+        let signed = jiff::SignedDuration::try_from(lifetime).unwrap_or(jiff::SignedDuration::ZERO);
+        let issued = Issued {
+            user_id: user_id.to_string(),
+            project_id: None,
+            expires: Instant::now() + lifetime,
+            expires_at: jiff::Timestamp::now() + signed,
+        };
+        lock(&self.state.tokens).insert(token.to_string(), issued);
+    }
+
     pub fn set_token_lifetime(&self, lifetime: Duration) {
         *lock(&self.state.lifetime) = lifetime;
     }

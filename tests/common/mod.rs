@@ -52,6 +52,8 @@ pub struct TestConfig {
     pub clients: Option<String>,
     /// Override the auth URL (e.g. a dead port).
     pub auth_url: Option<String>,
+    /// Path of the auth URL on the fake Keystone: `/v3`, `/v2.0` or `` (bare).
+    pub auth_path: String,
 }
 
 impl Default for TestConfig {
@@ -71,13 +73,17 @@ impl Default for TestConfig {
                 sha256_hex(ANY_KEY.as_bytes()),
             )),
             auth_url: None,
+            auth_path: "/v3".into(),
         }
     }
 }
 
 impl TestConfig {
-    fn render(&self, keystone_url: &str) -> String {
-        let auth_url = self.auth_url.as_deref().unwrap_or(keystone_url);
+    fn render(&self, keystone_root: &str) -> String {
+        let auth_url = self
+            .auth_url
+            .clone()
+            .unwrap_or_else(|| format!("{keystone_root}{}", self.auth_path));
         format!(
             "[upstream]\n{}\n\n[token]\n{}\n\n[clouds.test]\nauth_url = \"{auth_url}\"\n{}\n\n\
              [clouds.test.auth]\n{}\n\n{}",
@@ -105,13 +111,13 @@ impl Stack {
     }
 
     pub async fn start_with(change: impl FnOnce(&mut TestConfig)) -> Stack {
-        Stack::start_with_cloud(|_| {}, change).await
+        Stack::start_with_cloud(|_, _| {}, change).await
     }
 
     /// Start with changes to the fake cloud (which knows the upstream URL)
     /// and to the proxy's config.
     pub async fn start_with_cloud(
-        change_cloud: impl FnOnce(&mut FakeCloud),
+        change_cloud: impl FnOnce(&mut FakeCloud, &str),
         change_config: impl FnOnce(&mut TestConfig),
     ) -> Stack {
         let keystone = FakeKeystone::start(FakeCloud::default())
@@ -121,13 +127,13 @@ impl Stack {
             .await
             .expect("fake upstream");
         let mut cloud = FakeCloud::demo(&upstream.url());
-        change_cloud(&mut cloud);
+        change_cloud(&mut cloud, &upstream.url());
         keystone.update_cloud(|c| *c = cloud);
         let mut config = TestConfig::default();
         change_config(&mut config);
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("keystone-proxy.toml");
-        std::fs::write(&path, config.render(&keystone.url())).expect("write config");
+        std::fs::write(&path, config.render(&keystone.root_url())).expect("write config");
         let proxy = ProxyProcess::spawn(&path, &[]);
         Stack {
             keystone,
@@ -270,7 +276,7 @@ impl ProxyProcess {
         let stderr = Arc::new(Mutex::new(String::new()));
         let sink = stderr.clone();
         let pipe = child.stderr.take().expect("stderr is piped");
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             for line in BufReader::new(pipe).lines().map_while(Result::ok) {
                 if let Ok(mut all) = sink.lock() {
                     all.push_str(&line);
@@ -289,6 +295,7 @@ impl ProxyProcess {
                 }
                 _ => {
                     let _ = child.wait();
+                    let _ = reader.join();
                     let logs = stderr.lock().map(|s| s.clone()).unwrap_or_default();
                     panic!("keystone-proxy exited before listening:\n{logs}");
                 }

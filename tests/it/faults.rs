@@ -83,7 +83,7 @@ async fn upstream_refused_is_502_and_silent_is_504() {
     let (silent, _held) = silent_listener().await;
     let closed = closed_port();
     let stack = Stack::start_with_cloud(
-        |cloud| {
+        |cloud, _| {
             cloud
                 .services
                 .push(service("closed", format!("http://{closed}/x")));

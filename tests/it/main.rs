@@ -9,5 +9,6 @@ mod bodies;
 mod cli;
 mod faults;
 mod forwarding;
+mod identity;
 mod routing;
 mod tokens;

@@ -29,8 +29,6 @@ import requests
 HERE = os.path.dirname(os.path.abspath(__file__))
 BIN = os.path.dirname(sys.executable)
 
-ADMIN_PASSWORD_BYTES = 18
-
 
 class HarnessError(Exception):
     def __init__(self, message, log=None):
@@ -88,7 +86,7 @@ class Harness:
         self.manage_log = os.path.join(self.workdir, "keystone-manage.log")
         self.ks_log = os.path.join(self.workdir, "keystone.log")
         self.up_log = os.path.join(self.workdir, "upstream.log")
-        self.admin_password = secrets.token_urlsafe(ADMIN_PASSWORD_BYTES)
+        self.admin_password = secrets.token_urlsafe(18)
         self.user_password = secrets.token_urlsafe(18)
         self.svc_password = secrets.token_urlsafe(18)
         self.http = requests.Session()
@@ -191,6 +189,7 @@ backend = dogpile.cache.memory
         full_env = dict(os.environ)
         full_env.update(env)
         full_env["PYTHONUNBUFFERED"] = "1"
+        full_env["PYTHONDONTWRITEBYTECODE"] = "1"  # keep tests/keystone clean
         full_env["PYTHONWARNINGS"] = "ignore::DeprecationWarning"
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(
@@ -389,7 +388,6 @@ def main():
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
 
     harness = Harness(args.workdir, args.token_expiration)
     try:
@@ -407,8 +405,11 @@ def main():
             traceback.print_exc(file=sys.stderr)
             return 1
 
-        sys.stdout.write(json.dumps(info) + "\n")
-        sys.stdout.flush()
+        try:
+            sys.stdout.write(json.dumps(info) + "\n")
+            sys.stdout.flush()
+        except BrokenPipeError:  # the reader is gone already
+            return 1
 
         try:
             while os.read(0, 65536):

@@ -78,7 +78,7 @@ def _revoke(subject_token):
     return status
 
 
-def _raw_path_and_query(environ):
+def _raw_path(environ):
     raw = environ.get("RAW_URI")
     if raw is None:  # not gunicorn: rebuild from the (decoded) WSGI fields
         raw = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
@@ -88,8 +88,7 @@ def _raw_path_and_query(environ):
         after_scheme = raw.split("://", 1)[1]
         slash = after_scheme.find("/")
         raw = after_scheme[slash:] if slash >= 0 else "/"
-    path = raw.split("?", 1)[0]
-    return path
+    return raw.split("?", 1)[0]
 
 
 def _capture_headers(app):
@@ -124,7 +123,7 @@ def echo_app(environ, start_response):
     query = environ.get("QUERY_STRING")
     reply = {
         "method": environ.get("REQUEST_METHOD"),
-        "path": _raw_path_and_query(environ),
+        "path": _raw_path(environ),
         "query": query if query else None,
         "project_id": environ.get("HTTP_X_PROJECT_ID") or environ.get("X_PROJECT_ID"),
         "project_name": environ.get("HTTP_X_PROJECT_NAME"),
