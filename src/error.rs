@@ -69,6 +69,17 @@ impl ProxyError {
         }
     }
 
+    /// Keystone (or the config) refuses the scope, as opposed to being
+    /// unreachable: asking again at once would get the same answer.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            ProxyError::KeystoneRejected { .. }
+                | ProxyError::MfaRequired { .. }
+                | ProxyError::ForbiddenProject { .. }
+        )
+    }
+
     /// The code alone, for logs and metrics.
     pub fn code(&self) -> &'static str {
         self.status_and_code().1

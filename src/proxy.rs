@@ -142,11 +142,23 @@ impl Proxy {
         // The token was refused: whatever happens to this request, the
         // next one should not use it (unless another request renewed it).
         self.tokens.invalidate(&scope, &token).await;
+        if !replay.is_replayable() {
+            return Ok((into_client_response(response), false));
+        }
+        let token = match self.tokens.get(&scope).await {
+            Ok(token) => token,
+            // Keystone will not give this scope a token any more (a role
+            // was taken away, say): the upstream's 401 is the true answer.
+            Err(error) if error.is_refusal() => {
+                tracing::info!(reason = %error, "renewal after an upstream 401 was refused");
+                return Ok((into_client_response(response), false));
+            }
+            Err(error) => return Err(error),
+        };
         let Some(body) = replay.replay() else {
             return Ok((into_client_response(response), false));
         };
         drop(response);
-        let token = self.tokens.get(&scope).await?;
         let endpoint = find_endpoint(&token, cloud, &route)?;
         let response = cloud
             .upstream

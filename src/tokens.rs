@@ -83,6 +83,18 @@ impl Expiry<Scope, Arc<Token>> for TokenExpiry {
     fn expire_after_create(&self, _: &Scope, token: &Arc<Token>, now: Instant) -> Option<Duration> {
         Some(token.fresh_until.saturating_duration_since(now))
     }
+
+    /// A renewed token replaces the old one with its own lifetime (moka's
+    /// default would keep the old entry's expiry).
+    fn expire_after_update(
+        &self,
+        _: &Scope,
+        token: &Arc<Token>,
+        now: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(token.fresh_until.saturating_duration_since(now))
+    }
 }
 
 impl TokenCache {

@@ -109,6 +109,11 @@ impl<B> ReplayHandle<B> {
         }
     }
 
+    /// Whether [`replay`](Self::replay) would give a body.
+    pub fn is_replayable(&self) -> bool {
+        !lock(&self.shared).overflowed
+    }
+
     /// A body for the second attempt, if the first one's bytes were kept.
     pub fn replay(&self) -> Option<ReplayBody<B>> {
         let mut shared = lock(&self.shared);

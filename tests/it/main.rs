@@ -10,5 +10,6 @@ mod cli;
 mod faults;
 mod forwarding;
 mod identity;
+mod real_keystone;
 mod routing;
 mod tokens;

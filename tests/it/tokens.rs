@@ -236,4 +236,10 @@ async fn tokens_are_renewed_in_the_background_before_they_expire() {
     // The parent was past half its life, so the renewal logged in anew.
     assert_eq!(stack.keystone.secret_logins(), 2);
     assert_eq!(stack.keystone.rescopes(), 2);
+
+    // Past the old token's end in the cache (8 s − 1 s): the renewed token
+    // is kept for its own lifetime, not the one it replaced.
+    tokio::time::sleep(std::time::Duration::from_millis(2000)).await;
+    assert_eq!(stack.get("/compute/servers", ANY_KEY).await.status, 200);
+    assert_eq!(stack.keystone.logins(), 4, "no login after the renewal");
 }

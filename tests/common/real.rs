@@ -1,0 +1,255 @@
+//! A real Keystone (the `keystone` package from PyPI) and a real
+//! keystonemiddleware-protected upstream, started once per test binary by
+//! `tests/keystone/harness.py` in a venv under `target/`.
+//!
+//! The harness stops exactly the processes it started when its stdin
+//! closes, which happens when this test process exits, however it exits.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+
+use bytes::Bytes;
+use http::Method;
+use http_body_util::{BodyExt, Full};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{ProxyProcess, http_client};
+
+/// What the harness printed: where things are, and the provisioned users.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RealCloud {
+    pub keystone_url: String,
+    pub upstream_url: String,
+    pub admin: Account,
+    pub user: Account,
+    pub projects: Projects,
+    pub roles: Roles,
+    pub app_cred: AppCred,
+    pub token_expiration: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Account {
+    #[serde(default)]
+    pub id: String,
+    #[serde(alias = "username")]
+    pub name: String,
+    pub password: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Projects {
+    pub alpha: String,
+    pub beta: String,
+    pub gamma: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Roles {
+    pub member: String,
+    pub reader: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AppCred {
+    pub id: String,
+    pub name: String,
+    pub secret: String,
+    pub project_id: String,
+}
+
+/// The running harness; its child is never waited for: closing our end of
+/// its stdin (at process exit) is what stops it.
+struct Running {
+    cloud: RealCloud,
+    _child: Mutex<Child>,
+}
+
+/// The shared Keystone with ordinary (1 h) tokens.
+pub fn keystone() -> &'static RealCloud {
+    static LONG: OnceLock<Running> = OnceLock::new();
+    &LONG.get_or_init(|| start(3600, "long")).cloud
+}
+
+/// A second Keystone whose tokens live 20 s, for the expiry tests.
+pub fn short_lived_keystone() -> &'static RealCloud {
+    static SHORT: OnceLock<Running> = OnceLock::new();
+    &SHORT.get_or_init(|| start(20, "short")).cloud
+}
+
+fn project_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The venv lives under target/ so that re-runs reuse it.
+fn venv() -> PathBuf {
+    project_dir().join("target").join("keystone-venv")
+}
+
+fn start(token_expiration: u64, name: &str) -> Running {
+    let dir = project_dir().join("tests").join("keystone");
+    let status = Command::new("bash")
+        .arg(dir.join("setup-venv.sh"))
+        .arg(venv())
+        .status()
+        .expect("run tests/keystone/setup-venv.sh");
+    assert!(status.success(), "tests/keystone/setup-venv.sh failed");
+    let workdir =
+        std::env::temp_dir().join(format!("keystone-proxy-real-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&workdir);
+    let mut child = Command::new(venv().join("bin").join("python"))
+        .arg(dir.join("harness.py"))
+        .arg("--workdir")
+        .arg(&workdir)
+        .arg("--token-expiration")
+        .arg(token_expiration.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start tests/keystone/harness.py");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("read the harness's answer");
+    let cloud: RealCloud = serde_json::from_str(&line)
+        .unwrap_or_else(|e| panic!("the Keystone harness did not start ({e}): {line:?}"));
+    Running {
+        cloud,
+        _child: Mutex::new(child),
+    }
+}
+
+impl RealCloud {
+    /// A proxy config for this cloud: `auth` is the `[clouds.real.auth]` body.
+    pub fn config(&self, cloud_lines: &str, auth: &str, token: &str) -> String {
+        format!(
+            "[token]\n{token}\n\n[clouds.real]\nauth_url = \"{}\"\nregion_name = \"RegionOne\"\n\
+             {cloud_lines}\n\n[clouds.real.auth]\n{auth}\n\n\
+             [clients.tester]\nkey_sha256 = \"{}\"\nprojects = [\"*\"]\n",
+            self.keystone_url,
+            super::sha256_hex(super::ANY_KEY.as_bytes()),
+        )
+    }
+
+    /// `auth` lines for the provisioned user by name and domain, in `project`.
+    pub fn password_auth(&self, project: &str) -> String {
+        format!(
+            "username = \"{}\"\npassword = \"{}\"\nuser_domain_name = \"Default\"\n\
+             project_name = \"{project}\"\nproject_domain_name = \"Default\"",
+            self.user.name, self.user.password
+        )
+    }
+
+    /// Start the real proxy binary with `config`, logging JSON.
+    pub fn proxy(&self, dir: &Path, config: &str) -> ProxyProcess {
+        let path = dir.join("proxy.toml");
+        std::fs::write(&path, config).expect("write the config");
+        ProxyProcess::spawn(&path, &["--log-format", "json"])
+    }
+
+    /// An admin token, for changing the cloud under a test's feet.
+    pub async fn admin_token(&self) -> String {
+        let body = json!({"auth": {
+            "identity": {"methods": ["password"], "password": {"user": {
+                "name": self.admin.name, "domain": {"id": "default"}, "password": self.admin.password}}},
+            "scope": {"project": {"name": "admin", "domain": {"id": "default"}}}
+        }});
+        let (status, headers, _) = self
+            .call(Method::POST, "/auth/tokens", None, Some(body))
+            .await;
+        assert_eq!(status, 201, "admin login");
+        headers["x-subject-token"]
+            .to_str()
+            .expect("ASCII")
+            .to_string()
+    }
+
+    /// A Keystone API call; returns status, headers and the JSON body.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, http::HeaderMap, Value) {
+        let client = http_client::<Full<Bytes>>();
+        let mut builder = http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.keystone_url))
+            .header("content-type", "application/json");
+        if let Some(token) = token {
+            builder = builder.header("x-auth-token", token);
+        }
+        let body = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
+        let response = client
+            .request(builder.body(Full::new(body)).expect("a request"))
+            .await
+            .expect("Keystone answers");
+        let (parts, body) = response.into_parts();
+        let bytes = body.collect().await.expect("a body").to_bytes();
+        let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (parts.status.as_u16(), parts.headers, json)
+    }
+
+    /// A new project with both roles for the provisioned user.
+    pub async fn new_project_with_roles(&self, admin: &str, name: &str) -> String {
+        let body = json!({"project": {"name": name, "domain_id": "default"}});
+        let (status, _, json) = self
+            .call(Method::POST, "/projects", Some(admin), Some(body))
+            .await;
+        assert_eq!(status, 201, "create project {name}: {json}");
+        let project = json["project"]["id"].as_str().expect("an id").to_string();
+        for role in [&self.roles.member, &self.roles.reader] {
+            let path = format!("/projects/{project}/users/{}/roles/{role}", self.user.id);
+            let (status, _, _) = self.call(Method::PUT, &path, Some(admin), None).await;
+            assert_eq!(status, 204, "grant a role on {name}");
+        }
+        project
+    }
+
+    /// Take every role of the provisioned user on `project` away.
+    pub async fn remove_roles(&self, admin: &str, project: &str) {
+        for role in [&self.roles.member, &self.roles.reader] {
+            let path = format!("/projects/{project}/users/{}/roles/{role}", self.user.id);
+            let (status, _, _) = self.call(Method::DELETE, &path, Some(admin), None).await;
+            assert_eq!(status, 204, "remove a role");
+        }
+    }
+}
+
+/// The proxy's Keystone calls as `time method scope result` lines, to
+/// explain a failed count.
+pub fn keystone_call_log(proxy: &ProxyProcess) -> String {
+    proxy
+        .logs()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|entry| entry["fields"]["message"] == "keystone login")
+        .map(|e| {
+            let f = &e["fields"];
+            format!(
+                "{} {} {} {}\n",
+                e["timestamp"], f["method"], f["scope"], f["result"]
+            )
+        })
+        .collect()
+}
+
+/// Keystone calls the proxy logged (JSON logs), by auth method, e.g.
+/// `password`, `token`, `application_credential`; `None` counts all.
+pub fn keystone_calls(proxy: &ProxyProcess, method: Option<&str>) -> usize {
+    proxy
+        .logs()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|entry| entry["fields"]["message"] == "keystone login")
+        .filter(|entry| method.is_none_or(|m| entry["fields"]["method"] == m))
+        .count()
+}

@@ -1,0 +1,270 @@
+//! The real protocol: the proxy binary against a real Keystone (from PyPI)
+//! and an upstream protected by the real keystonemiddleware.auth_token.
+//! Every case asserts on what that upstream saw.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::Method;
+
+use crate::common::real::{
+    RealCloud, keystone, keystone_call_log, keystone_calls, short_lived_keystone,
+};
+use crate::common::*;
+
+/// A proxy in front of the real cloud, and a way to call it.
+struct Real {
+    proxy: ProxyProcess,
+    client: hyper_util::client::legacy::Client<
+        hyper_util::client::legacy::connect::HttpConnector,
+        http_body_util::Full<Bytes>,
+    >,
+    _dir: tempfile::TempDir,
+}
+
+impl Real {
+    async fn start(cloud: &RealCloud, auth: &str, token: &str) -> Real {
+        let dir = tempfile::tempdir().unwrap();
+        let proxy = cloud.proxy(dir.path(), &cloud.config("", auth, token));
+        Real {
+            proxy,
+            client: http_client(),
+            _dir: dir,
+        }
+    }
+
+    async fn send(&self, method: Method, path: &str, body: Bytes) -> TestResponse {
+        let request = http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.proxy.url))
+            .header("authorization", format!("Bearer {ANY_KEY}"))
+            .body(http_body_util::Full::new(body))
+            .unwrap();
+        TestResponse::read(self.client.request(request).await.unwrap()).await
+    }
+
+    async fn get(&self, path: &str) -> TestResponse {
+        self.send(Method::GET, path, Bytes::new()).await
+    }
+}
+
+/// What the keystonemiddleware-protected upstream reported.
+fn upstream_saw(response: &TestResponse) -> serde_json::Value {
+    assert_eq!(response.status, 200, "{response:?}");
+    response.json()
+}
+
+#[tokio::test]
+async fn password_by_name_and_domain_reaches_the_protected_upstream() {
+    let cloud = keystone();
+    let real = Real::start(cloud, &cloud.password_auth("alpha"), "").await;
+    let body: Vec<u8> = (0..300_000u32).map(|i| (i % 241) as u8).collect();
+    let response = real
+        .send(
+            Method::POST,
+            "/compute/servers?limit=1",
+            Bytes::from(body.clone()),
+        )
+        .await;
+    let saw = upstream_saw(&response);
+    assert_eq!(saw["project_id"], cloud.projects.alpha.as_str());
+    assert_eq!(
+        saw["path"],
+        "/compute/v2.1/servers?limit=1".split('?').next().unwrap()
+    );
+    assert_eq!(saw["query"], "limit=1");
+    assert_eq!(saw["body_sha256"], sha256_hex(&body));
+    assert_eq!(saw["body_len"], body.len());
+    assert_ne!(
+        saw["token_sha256"],
+        sha256_hex(ANY_KEY.as_bytes()),
+        "the real token, not the local key"
+    );
+    // Keystone filled in $(project_id)s in the catalog.
+    let saw = upstream_saw(&real.get("/block-storage/volumes").await);
+    assert_eq!(
+        saw["path"],
+        format!("/volume/v3/{}/volumes", cloud.projects.alpha)
+    );
+}
+
+#[tokio::test]
+async fn password_by_user_id() {
+    let cloud = keystone();
+    let auth = format!(
+        "user_id = \"{}\"\npassword = \"{}\"\nproject_id = \"{}\"",
+        cloud.user.id, cloud.user.password, cloud.projects.beta
+    );
+    let real = Real::start(cloud, &auth, "").await;
+    let saw = upstream_saw(&real.get("/compute/servers").await);
+    assert_eq!(saw["project_id"], cloud.projects.beta.as_str());
+}
+
+#[tokio::test]
+async fn application_credential_by_id_and_by_name() {
+    let cloud = keystone();
+    let by_id = format!(
+        "application_credential_id = \"{}\"\napplication_credential_secret = \"{}\"",
+        cloud.app_cred.id, cloud.app_cred.secret
+    );
+    let by_name = format!(
+        "application_credential_name = \"{}\"\napplication_credential_secret = \"{}\"\n\
+         username = \"{}\"\nuser_domain_name = \"Default\"",
+        cloud.app_cred.name, cloud.app_cred.secret, cloud.user.name
+    );
+    for auth in [by_id, by_name] {
+        let real = Real::start(cloud, &auth, "").await;
+        let saw = upstream_saw(&real.get("/compute/servers").await);
+        assert_eq!(
+            saw["project_id"],
+            cloud.app_cred.project_id.as_str(),
+            "{auth}"
+        );
+        assert_eq!(
+            keystone_calls(&real.proxy, Some("application_credential")),
+            1
+        );
+    }
+}
+
+#[tokio::test]
+async fn one_identity_two_projects_and_one_without_a_role() {
+    let cloud = keystone();
+    let real = Real::start(cloud, &cloud.password_auth("alpha"), "").await;
+    let saw = upstream_saw(&real.get("/projects/alpha/compute/servers").await);
+    assert_eq!(saw["project_id"], cloud.projects.alpha.as_str());
+    let saw = upstream_saw(
+        &real
+            .get(&format!(
+                "/projects/{}/compute/servers",
+                cloud.projects.beta
+            ))
+            .await,
+    );
+    assert_eq!(saw["project_id"], cloud.projects.beta.as_str());
+    // One password login, then one cheap rescope per project.
+    assert_eq!(keystone_calls(&real.proxy, Some("password")), 1);
+    assert_eq!(keystone_calls(&real.proxy, Some("token")), 2);
+
+    let started = Instant::now();
+    let response = real.get("/projects/gamma/compute/servers").await;
+    assert_eq!(response.status, 502, "{response:?}");
+    assert_eq!(response.proxy_error(), Some("keystone-rejected"));
+    assert!(
+        response.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("401")
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "a clear error, not a hang"
+    );
+}
+
+#[tokio::test]
+async fn a_revoked_token_is_renewed_with_one_login() {
+    let cloud = keystone();
+    let real = Real::start(cloud, &cloud.password_auth("alpha"), "").await;
+    let first = upstream_saw(&real.get("/compute/servers").await)["token_sha256"].clone();
+    // The upstream revokes the very token it was sent (DELETE /v3/auth/tokens).
+    let saw = upstream_saw(&real.get("/compute/revoke-my-token").await);
+    assert_eq!(saw["revoked"], true);
+    let before = keystone_calls(&real.proxy, None);
+    for _ in 0..5 {
+        let saw = upstream_saw(&real.get("/compute/servers").await);
+        assert_ne!(saw["token_sha256"], first);
+    }
+    assert_eq!(
+        keystone_calls(&real.proxy, None) - before,
+        1,
+        "one new login"
+    );
+}
+
+/// Tokens that live 20 s, a request every 250 ms for 60 s: no request ever
+/// meets a 401, and tokens are renewed once per lifetime crossed.
+#[tokio::test]
+async fn steady_traffic_across_token_lifetimes_never_sees_a_401() {
+    let cloud = short_lived_keystone();
+    let token = "refresh_before = \"5s\"\nmin_remaining = \"2s\"";
+    let real = Real::start(cloud, &cloud.password_auth("alpha"), token).await;
+    let started = Instant::now();
+    let run = Duration::from_secs(60);
+    let mut requests = 0;
+    while started.elapsed() < run {
+        let response = real.get("/compute/servers").await;
+        assert_eq!(
+            response.status,
+            200,
+            "after {:?}: {response:?}",
+            started.elapsed()
+        );
+        requests += 1;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(requests > 100);
+    let logs = real.proxy.logs();
+    assert!(
+        !logs.contains("\"retried\":true"),
+        "no request needed a 401 renewal"
+    );
+    // A renewal every (20 s − refresh_before) = 15 s: 1 + 4 generations.
+    let lifetime = cloud.token_expiration as f64;
+    let expected = 1 + (run.as_secs_f64() / (lifetime - 5.0)).floor() as usize;
+    let passwords = keystone_calls(&real.proxy, Some("password"));
+    let rescopes = keystone_calls(&real.proxy, Some("token"));
+    let calls = keystone_call_log(&real.proxy);
+    assert!(
+        passwords.abs_diff(expected) <= 1,
+        "{passwords} password logins, expected ~{expected}:\n{calls}"
+    );
+    assert!(
+        rescopes.abs_diff(expected) <= 1,
+        "{rescopes} rescopes, expected ~{expected}:\n{calls}"
+    );
+}
+
+/// All roles on a project taken away: the upstream refuses the token, the
+/// proxy tries one renewal (refused by Keystone), and the client gets the
+/// upstream's 401; other projects keep working.
+#[tokio::test]
+async fn a_removed_role_gives_the_client_the_401_and_spares_other_projects() {
+    let cloud = keystone();
+    let admin = cloud.admin_token().await;
+    let name = format!("delta-{}", std::process::id());
+    let delta = cloud.new_project_with_roles(&admin, &name).await;
+    let real = Real::start(cloud, &cloud.password_auth("alpha"), "").await;
+    let path = format!("/projects/{name}/compute/servers");
+    let saw = upstream_saw(&real.get(&path).await);
+    assert_eq!(saw["project_id"], delta.as_str());
+
+    cloud.remove_roles(&admin, &delta).await;
+    let before = keystone_calls(&real.proxy, Some("token"));
+    let response = real.get(&path).await;
+    assert_eq!(response.status, 401, "{response:?}");
+    assert_eq!(response.proxy_error(), None, "the upstream's own 401");
+    assert!(response.headers.contains_key("www-authenticate"));
+    let renewals = keystone_calls(&real.proxy, Some("token")) - before;
+    assert!((1..=2).contains(&renewals), "{renewals} renewal attempts");
+
+    let saw = upstream_saw(&real.get("/projects/alpha/compute/servers").await);
+    assert_eq!(saw["project_id"], cloud.projects.alpha.as_str());
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_tried_at_most_twice_for_50_requests() {
+    let cloud = keystone();
+    let auth = cloud
+        .password_auth("alpha")
+        .replace(&cloud.user.password, "wrong-password-42");
+    let real = Real::start(cloud, &auth, "").await;
+    for i in 0..50 {
+        let response = real.get("/compute/servers").await;
+        assert_eq!(response.status, 502, "request {i}: {response:?}");
+        assert_eq!(response.proxy_error(), Some("keystone-rejected"));
+    }
+    let attempts = keystone_calls(&real.proxy, Some("password"));
+    assert!((1..=2).contains(&attempts), "{attempts} password attempts");
+    assert!(!real.proxy.logs().contains("wrong-password-42"));
+}
