@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use figment::Figment;
+
+use crate::clouds_yaml::{self, ENVVARS_CLOUD, Environment};
 use figment::providers::{Env, Format, Serialized, Toml};
 use jiff::SignedDuration;
 use secrecy::SecretString;
@@ -378,9 +380,50 @@ pub enum ConfigSource<'a> {
     Embedded { name: &'a str, text: &'a str },
 }
 
-/// Build the figment layers: defaults → TOML → environment → flags.
-pub fn figment(source: ConfigSource<'_>, overrides: &Overrides) -> Result<Figment, ConfigError> {
-    let mut figment = Figment::new();
+/// Load and validate, with the process environment.
+pub fn load(source: ConfigSource<'_>, overrides: &Overrides) -> Result<Settings, ConfigError> {
+    load_in(source, overrides, &Environment::from_process())
+}
+
+/// Load and validate, with `env` standing for the process environment
+/// (clouds.yaml search path, `OS_CLOUD`, `OS_*`).
+pub fn load_in(
+    source: ConfigSource<'_>,
+    overrides: &Overrides,
+    env: &Environment,
+) -> Result<Settings, ConfigError> {
+    let figment = figment(&source, overrides, env)?;
+    let raw: RawConfig = figment
+        .extract()
+        .map_err(|e| ConfigError(describe_figment_error(e)))?;
+    Validator { figment: &figment }.settings(raw)
+}
+
+/// The layers, later wins: clouds.yaml / `OS_*` → TOML → `KEYSTONE_PROXY_*`
+/// environment → flags. Built twice: first without the bottom layer, to
+/// learn which clouds the upper layers name but do not define.
+fn figment(
+    source: &ConfigSource<'_>,
+    overrides: &Overrides,
+    env: &Environment,
+) -> Result<Figment, ConfigError> {
+    let probe = upper_layers(Figment::new(), source, overrides)?;
+    let base = openstack_layer(&probe, has_file(source), env)?;
+    upper_layers(base, source, overrides)
+}
+
+fn has_file(source: &ConfigSource<'_>) -> bool {
+    match source {
+        ConfigSource::File(_) | ConfigSource::Embedded { .. } => true,
+        ConfigSource::Default => Path::new(DEFAULT_CONFIG_PATH).is_file(),
+    }
+}
+
+fn upper_layers(
+    mut figment: Figment,
+    source: &ConfigSource<'_>,
+    overrides: &Overrides,
+) -> Result<Figment, ConfigError> {
     match source {
         ConfigSource::File(path) => {
             if !path.is_file() {
@@ -414,13 +457,78 @@ pub fn figment(source: ConfigSource<'_>, overrides: &Overrides) -> Result<Figmen
     Ok(figment)
 }
 
-/// Load and validate.
-pub fn load(source: ConfigSource<'_>, overrides: &Overrides) -> Result<Settings, ConfigError> {
-    let figment = figment(source, overrides)?;
-    let raw: RawConfig = figment
-        .extract()
-        .map_err(|e| ConfigError(describe_figment_error(e)))?;
-    Validator { figment: &figment }.settings(raw)
+#[derive(Deserialize)]
+struct ProbeClient {
+    cloud: Option<String>,
+}
+
+/// Clouds from clouds.yaml or `OS_*`: the one `OS_CLOUD` names and the ones
+/// clients name (the TOML may still override any of their keys), or, when
+/// nothing names any and nothing defines any, the only cloud of clouds.yaml
+/// or (with no config file at all) the `envvars` cloud of an openrc.
+fn openstack_layer(
+    probe: &Figment,
+    has_file: bool,
+    env: &Environment,
+) -> Result<Figment, ConfigError> {
+    let defined: BTreeMap<String, serde::de::IgnoredAny> =
+        probe.extract_inner("clouds").unwrap_or_default();
+    let clients: BTreeMap<String, ProbeClient> = probe.extract_inner("clients").unwrap_or_default();
+    let mut wanted: Vec<String> = clients.into_values().filter_map(|c| c.cloud).collect();
+    wanted.extend(env.selected_cloud().map(str::to_string));
+    wanted.sort();
+    wanted.dedup();
+
+    let file = clouds_yaml::read(env).map_err(ConfigError)?;
+    let where_from = file
+        .path
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    if wanted.is_empty() && defined.is_empty() {
+        if file.clouds.len() == 1 {
+            wanted.extend(file.clouds.keys().cloned());
+        } else if !has_file && clouds_yaml::from_os_variables(env).is_some() {
+            wanted.push(ENVVARS_CLOUD.to_string());
+        }
+    }
+    let mut from_file = serde_json::Map::new();
+    let mut from_os = serde_json::Map::new();
+    for name in wanted {
+        if let Some(cloud) = file.clouds.get(&name) {
+            from_file.insert(name, cloud.clone());
+        } else if name == ENVVARS_CLOUD {
+            if let Some(cloud) = clouds_yaml::from_os_variables(env) {
+                from_os.insert(name, cloud);
+            }
+        } else if env.selected_cloud() == Some(name.as_str()) && !defined.contains_key(&name) {
+            let searched = if where_from.is_empty() {
+                "no clouds.yaml found".into()
+            } else {
+                where_from.clone()
+            };
+            return Err(ConfigError(format!(
+                "OS_CLOUD={name}: no such cloud ({searched})"
+            )));
+        }
+    }
+    let mut figment = Figment::new();
+    if !from_os.is_empty() {
+        let clouds = serde_json::json!({ "clouds": from_os });
+        figment = figment.merge(Named {
+            name: "OS_* variables".into(),
+            inner: Serialized::defaults(clouds),
+        });
+    }
+    if !from_file.is_empty() {
+        let clouds = serde_json::json!({ "clouds": from_file });
+        let name = format!("clouds.yaml {where_from}");
+        figment = figment.merge(Named {
+            name,
+            inner: Serialized::defaults(clouds),
+        });
+    }
+    Ok(figment)
 }
 
 /// A provider under another name, so messages say `config/demo.toml` or
@@ -1072,5 +1180,126 @@ mod tests {
             ProjectRef::from_selector("demo", &domain),
             ProjectRef::Name { .. }
         ));
+    }
+
+    fn env_with(vars: &[(&str, &str)], cwd: &Path) -> Environment {
+        Environment {
+            vars: vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            cwd: cwd.to_path_buf(),
+        }
+    }
+
+    const CLOUDS_YAML: &str = "
+clouds:
+  mycloud:
+    auth:
+      auth_url: https://keystone.example:5000/v3
+      username: svc
+      password: from-yaml
+      user_domain_name: Default
+      tenant_name: demo
+    region_name: RegionOne
+    identity_api_version: 3
+    interface: internal
+  second:
+    auth_type: v3applicationcredential
+    auth:
+      auth_url: https://second:5000
+      application_credential_id: ac
+      application_credential_secret: s
+";
+
+    #[test]
+    fn os_cloud_picks_a_cloud_from_clouds_yaml_under_the_toml() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("clouds.yaml"), CLOUDS_YAML).unwrap();
+        let env = env_with(&[("OS_CLOUD", "mycloud")], dir.path());
+        let toml = "[clouds.mycloud]\nregion_name = \"RegionTwo\"\n";
+        let settings = load_in(
+            ConfigSource::Embedded {
+                name: "t",
+                text: toml,
+            },
+            &Overrides::default(),
+            &env,
+        )
+        .unwrap();
+        let cloud = &settings.clouds["mycloud"];
+        assert_eq!(
+            cloud.region_name.as_deref(),
+            Some("RegionTwo"),
+            "the TOML wins"
+        );
+        assert_eq!(cloud.interfaces, ["internal"]);
+        assert_eq!(cloud.api_version, Some(ApiVersion::V3));
+        assert_eq!(cloud.auth_url, "https://keystone.example:5000/v3");
+        assert!(matches!(&cloud.project, Some(ProjectRef::Name { name, .. }) if name == "demo"));
+        assert_eq!(settings.clouds.len(), 1, "only the cloud asked for");
+    }
+
+    #[test]
+    fn clients_may_name_clouds_of_clouds_yaml() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("clouds.yaml"), CLOUDS_YAML).unwrap();
+        let env = env_with(&[], dir.path());
+        let toml = format!("[clients.ci]\nkey_sha256 = \"{HASH}\"\ncloud = \"second\"\n");
+        let settings = load_in(
+            ConfigSource::Embedded {
+                name: "t",
+                text: &toml,
+            },
+            &Overrides::default(),
+            &env,
+        )
+        .unwrap();
+        assert!(matches!(
+            settings.clouds["second"].credential,
+            Credential::ApplicationCredential { .. }
+        ));
+    }
+
+    #[test]
+    fn a_missing_os_cloud_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("clouds.yaml"), CLOUDS_YAML).unwrap();
+        let env = env_with(&[("OS_CLOUD", "nope")], dir.path());
+        let error = load_in(ConfigSource::Default, &Overrides::default(), &env).unwrap_err();
+        assert!(error.to_string().contains("OS_CLOUD=nope"), "{error}");
+    }
+
+    #[test]
+    fn an_openrc_alone_makes_the_envvars_cloud() {
+        let dir = tempfile::tempdir().unwrap();
+        let openrc = [
+            ("OS_AUTH_URL", "http://k:5000/v3"),
+            ("OS_USERNAME", "svc"),
+            ("OS_PASSWORD", "pw"),
+            ("OS_USER_DOMAIN_NAME", "Default"),
+            ("OS_PROJECT_NAME", "demo"),
+        ];
+        let env = env_with(&openrc, dir.path());
+        let settings = load_in(ConfigSource::Default, &Overrides::default(), &env).unwrap();
+        assert_eq!(settings.clouds.keys().collect::<Vec<_>>(), ["envvars"]);
+        // An explicit config is never silently overridden by OS_*.
+        let text = minimal("");
+        let settings = load_in(
+            ConfigSource::Embedded {
+                name: "t",
+                text: &text,
+            },
+            &Overrides::default(),
+            &env,
+        )
+        .unwrap();
+        assert_eq!(settings.clouds.keys().collect::<Vec<_>>(), ["c"]);
+        match &settings.clouds["c"].credential {
+            Credential::Password { password, .. } => {
+                assert_eq!(password.expose_secret(), "hunter2")
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -3,6 +3,8 @@
 #![forbid(unsafe_code)]
 
 pub mod clients;
+pub mod clouds_yaml;
+pub mod commands;
 pub mod config;
 pub mod connector;
 pub mod demo;

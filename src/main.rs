@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use keystone_proxy::config::{self, ConfigSource, Overrides, Settings};
-use keystone_proxy::{clients, connector, demo, proxy::Proxy, server};
+use keystone_proxy::{clients, commands, connector, demo, proxy::Proxy, server};
 
 #[derive(Parser)]
 #[command(
@@ -34,6 +34,10 @@ enum Command {
     },
     /// Print a new random local key and the sha256 to put in the config.
     GenKey,
+    /// Log in once and print the token (like `openstack token issue`).
+    Token(OneShotArgs),
+    /// Print the service catalog as a table (like `openstack catalog list`).
+    Catalog(OneShotArgs),
     /// Run the proxy against a fake Keystone and upstream started in the same
     /// process (config/demo.toml), to try it without a cloud.
     Demo {
@@ -42,6 +46,18 @@ enum Command {
         #[arg(long, value_enum, default_value_t = LogFormat::Pretty)]
         log_format: LogFormat,
     },
+}
+
+#[derive(clap::Args)]
+struct OneShotArgs {
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// The cloud (default: the only one configured).
+    #[arg(long, value_name = "NAME")]
+    cloud: Option<String>,
+    /// A project name or id (default: the cloud's own project).
+    #[arg(long, value_name = "PROJECT")]
+    project: Option<String>,
 }
 
 #[derive(clap::Args, Default)]
@@ -89,6 +105,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("key_sha256: {hash}");
             Ok(())
         }
+        Some(Command::Token(args)) => {
+            one_shot(args, |issued| print!("{}", commands::token_table(issued)))
+        }
+        Some(Command::Catalog(args)) => {
+            one_shot(args, |issued| print!("{}", commands::catalog_table(issued)))
+        }
         Some(Command::Demo { listen, log_format }) => serve(
             ServeArgs {
                 config: None,
@@ -98,6 +120,28 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Some(demo::CONFIG),
         ),
     }
+}
+
+/// Log in once, show the result.
+fn one_shot(
+    args: OneShotArgs,
+    show: impl FnOnce(&keystone_proxy::keystone::IssuedToken),
+) -> anyhow::Result<()> {
+    connector::install_crypto_provider();
+    let settings = load(args.config.as_deref(), &Overrides::default())?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    let issued = runtime
+        .block_on(commands::issue(
+            &settings,
+            args.cloud.as_deref(),
+            args.project.as_deref(),
+        ))
+        .map_err(anyhow::Error::msg)?;
+    show(&issued);
+    Ok(())
 }
 
 fn load(path: Option<&std::path::Path>, overrides: &Overrides) -> anyhow::Result<Settings> {

@@ -122,15 +122,8 @@ impl Stack {
         change_cloud: impl FnOnce(&mut FakeCloud, &str),
         change_config: impl FnOnce(&mut TestConfig),
     ) -> Stack {
-        let keystone = FakeKeystone::start(FakeCloud::default())
-            .await
-            .expect("fake keystone");
-        let upstream = EchoUpstream::start(keystone.validator())
-            .await
-            .expect("fake upstream");
-        let mut cloud = FakeCloud::demo(&upstream.url());
-        change_cloud(&mut cloud, &upstream.url());
-        keystone.update_cloud(|c| *c = cloud);
+        let (keystone, upstream) = fake_cloud().await;
+        keystone.update_cloud(|cloud| change_cloud(cloud, &upstream.url()));
         let mut config = TestConfig::default();
         change_config(&mut config);
         let dir = tempfile::tempdir().expect("temp dir");
@@ -185,6 +178,20 @@ impl Stack {
     }
 }
 
+/// The fake Keystone with the demo cloud, and the upstream its catalog
+/// points at.
+pub async fn fake_cloud() -> (FakeKeystone, EchoUpstream) {
+    let keystone = FakeKeystone::start(FakeCloud::default())
+        .await
+        .expect("fake keystone");
+    let upstream = EchoUpstream::start(keystone.validator())
+        .await
+        .expect("fake upstream");
+    let cloud = FakeCloud::demo(&upstream.url());
+    keystone.update_cloud(|c| *c = cloud);
+    (keystone, upstream)
+}
+
 pub fn http_client<B>() -> Client<HttpConnector, B>
 where
     B: Body + Send + 'static + Unpin,
@@ -192,6 +199,20 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     Client::builder(TokioExecutor::new()).build_http()
+}
+
+/// GET through `proxy`, with `key` as a Bearer token if given.
+pub async fn get(proxy: &ProxyProcess, path: &str, key: Option<&str>) -> TestResponse {
+    let mut request = http::Request::builder().uri(format!("{}{path}", proxy.url));
+    if let Some(key) = key {
+        request = request.header("authorization", format!("Bearer {key}"));
+    }
+    let request = request.body(Full::new(Bytes::new())).expect("a request");
+    let response = http_client()
+        .request(request)
+        .await
+        .expect("the proxy answers");
+    TestResponse::read(response).await
 }
 
 /// A whole response, read.

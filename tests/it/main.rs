@@ -10,6 +10,7 @@ mod cli;
 mod faults;
 mod forwarding;
 mod identity;
+mod openstack_config;
 mod real_keystone;
 mod routing;
 mod tokens;

@@ -1,0 +1,142 @@
+//! One-shot commands that talk to Keystone without serving:
+//! `keystone-proxy token` (like `openstack token issue`) and
+//! `keystone-proxy catalog` (like `openstack catalog list`).
+
+use secrecy::ExposeSecret;
+
+use crate::config::{ProjectRef, Settings};
+use crate::connector::{self, TlsOptions};
+use crate::keystone::{IssuedToken, Keystone};
+
+/// Log in once for `project` (or the cloud's own) in `cloud` (or the only
+/// one, or `OS_CLOUD`'s).
+pub async fn issue(
+    settings: &Settings,
+    cloud: Option<&str>,
+    project: Option<&str>,
+) -> Result<IssuedToken, String> {
+    let name = match cloud {
+        Some(name) => name.to_string(),
+        None if settings.clouds.len() == 1 => {
+            settings.clouds.keys().next().cloned().unwrap_or_default()
+        }
+        None => {
+            let names: Vec<&str> = settings.clouds.keys().map(String::as_str).collect();
+            return Err(format!(
+                "several clouds are configured ({}): pick one with --cloud",
+                names.join(", ")
+            ));
+        }
+    };
+    let cloud = settings
+        .clouds
+        .get(&name)
+        .ok_or_else(|| format!("no cloud named {name:?} in the configuration"))?;
+    let tls = TlsOptions {
+        cacert: cloud
+            .cacert
+            .as_deref()
+            .or(settings.upstream.cacert.as_deref()),
+        insecure: cloud.insecure || settings.upstream.insecure,
+    };
+    let connector = connector::build(&tls, settings.upstream.connect_timeout)?;
+    let keystone = Keystone::new(cloud.clone(), connector, settings.token.keystone_timeout);
+    let project = project
+        .map(|p| ProjectRef::from_selector(p, &cloud.project_domain))
+        .or_else(|| cloud.project.clone());
+    keystone
+        .token_for(project.as_ref())
+        .await
+        .map_err(|e| e.for_cloud(&name).to_string())
+}
+
+/// `field value` lines, as `openstack token issue` shows them.
+pub fn token_table(issued: &IssuedToken) -> String {
+    let mut rows = vec![
+        ("expires", issued.expires_at.to_string()),
+        ("id", issued.token.expose_secret().to_string()),
+    ];
+    if let Some(project) = &issued.project {
+        rows.push(("project_id", project.id.clone()));
+        rows.push(("project_name", project.name.clone()));
+    }
+    table(
+        &["Field", "Value"],
+        rows.into_iter()
+            .map(|(f, v)| vec![f.to_string(), v])
+            .collect(),
+    )
+}
+
+/// One line per endpoint: type, name, interface, region, URL.
+pub fn catalog_table(issued: &IssuedToken) -> String {
+    let rows = issued
+        .catalog
+        .services()
+        .iter()
+        .flat_map(|service| {
+            service.endpoints.iter().map(move |endpoint| {
+                vec![
+                    service.service_type.clone(),
+                    service.name.clone(),
+                    endpoint.interface.clone(),
+                    endpoint.region.clone().unwrap_or_default(),
+                    endpoint.url.clone(),
+                ]
+            })
+        })
+        .collect();
+    table(&["Type", "Name", "Interface", "Region", "URL"], rows)
+}
+
+/// Columns padded to their widest cell.
+fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        padded.join("  ").trim_end().to_string() + "\n"
+    };
+    let mut out = line(header.to_vec());
+    out.push_str(&line(
+        widths
+            .iter()
+            .map(|w| "-".repeat(*w))
+            .collect::<Vec<_>>()
+            .iter()
+            .map(String::as_str)
+            .collect(),
+    ));
+    for row in &rows {
+        out.push_str(&line(row.iter().map(String::as_str).collect()));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_line_up() {
+        let out = table(
+            &["Type", "URL"],
+            vec![
+                vec!["compute".into(), "http://n/v2.1".into()],
+                vec!["dns".into(), "http://d".into()],
+            ],
+        );
+        assert_eq!(
+            out,
+            "Type     URL\n-------  -------------\ncompute  http://n/v2.1\ndns      http://d\n"
+        );
+    }
+}
