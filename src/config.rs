@@ -1302,4 +1302,55 @@ clouds:
             other => panic!("{other:?}"),
         }
     }
+
+    #[test]
+    fn auth_types_and_versions() {
+        let text = r#"
+            [clouds.old]
+            auth_url = "http://k:5000"
+            auth_type = "v2password"
+            auth = { username = "u", password = "p", tenant_id = "t1" }
+            [clouds.tok]
+            auth_url = "http://k:5000/v3"
+            auth_type = "token"
+            auth = { token = "tkn" }
+            [clouds.pinned]
+            auth_url = "http://k:5000/v2.0"
+            identity_api_version = 3
+            auth = { user_id = "u", password = "p" }
+            [clients.x]
+            key_sha256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+            cloud = "old"
+        "#;
+        let settings = load_str(text).unwrap();
+        let old = &settings.clouds["old"];
+        assert_eq!(old.api_version, Some(ApiVersion::V2));
+        assert_eq!(old.project, Some(ProjectRef::Id("t1".into())));
+        assert!(matches!(
+            &old.credential,
+            Credential::Password {
+                user: UserRef::Name { .. },
+                ..
+            }
+        ));
+        assert!(matches!(
+            &settings.clouds["tok"].credential,
+            Credential::Token(_)
+        ));
+        assert_eq!(settings.clouds["pinned"].api_version, Some(ApiVersion::V3));
+        let debug = format!("{settings:?}");
+        assert!(!debug.contains("tkn"), "{debug}");
+
+        let error = load_str(
+            "[clouds.c]\nauth_url = \"http://k\"\nauth_type = \"oidc\"\nauth = { token = \"t\" }",
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains("clouds.c.auth_type"), "{error}");
+        let error = load_str(
+            "[clouds.c]\nauth_url = \"http://k\"\nidentity_api_version = 2\n\
+             auth = { application_credential_id = \"a\", application_credential_secret = \"s\" }",
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains("v3"), "{error}");
+    }
 }
