@@ -20,6 +20,17 @@ pub struct Environment {
 }
 
 impl Environment {
+    /// An environment of `vars` in directory `cwd`.
+    pub fn new<'a>(vars: impl IntoIterator<Item = (&'a str, &'a str)>, cwd: &Path) -> Environment {
+        Environment {
+            vars: vars
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            cwd: cwd.to_path_buf(),
+        }
+    }
+
     pub fn from_process() -> Environment {
         Environment {
             vars: std::env::vars().collect(),
@@ -214,13 +225,7 @@ mod tests {
     use serde_json::json;
 
     fn env(vars: &[(&str, &str)], cwd: &Path) -> Environment {
-        Environment {
-            vars: vars
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            cwd: cwd.to_path_buf(),
-        }
+        Environment::new(vars.iter().copied(), cwd)
     }
 
     const CLOUDS: &str = "

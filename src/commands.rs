@@ -5,7 +5,7 @@
 use secrecy::ExposeSecret;
 
 use crate::config::{ProjectRef, Settings};
-use crate::connector::{self, TlsOptions};
+use crate::connector;
 use crate::keystone::{IssuedToken, Keystone};
 
 /// Log in once for `project` (or the cloud's own) in `cloud` (or the only
@@ -32,14 +32,7 @@ pub async fn issue(
         .clouds
         .get(&name)
         .ok_or_else(|| format!("no cloud named {name:?} in the configuration"))?;
-    let tls = TlsOptions {
-        cacert: cloud
-            .cacert
-            .as_deref()
-            .or(settings.upstream.cacert.as_deref()),
-        insecure: cloud.insecure || settings.upstream.insecure,
-    };
-    let connector = connector::build(&tls, settings.upstream.connect_timeout)?;
+    let connector = connector::for_cloud(settings, cloud)?;
     let keystone = Keystone::new(cloud.clone(), connector, settings.token.keystone_timeout);
     let project = project
         .map(|p| ProjectRef::from_selector(p, &cloud.project_domain))

@@ -1183,13 +1183,7 @@ mod tests {
     }
 
     fn env_with(vars: &[(&str, &str)], cwd: &Path) -> Environment {
-        Environment {
-            vars: vars
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            cwd: cwd.to_path_buf(),
-        }
+        Environment::new(vars.iter().copied(), cwd)
     }
 
     const CLOUDS_YAML: &str = "

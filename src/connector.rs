@@ -41,6 +41,22 @@ pub struct TlsOptions<'a> {
     pub insecure: bool,
 }
 
+/// The connector for one cloud's Keystone and endpoints: the cloud's own
+/// `cacert`/`insecure`, else the `[upstream]` ones.
+pub fn for_cloud(
+    settings: &crate::config::Settings,
+    cloud: &crate::config::CloudSettings,
+) -> Result<Connector, String> {
+    let tls = TlsOptions {
+        cacert: cloud
+            .cacert
+            .as_deref()
+            .or(settings.upstream.cacert.as_deref()),
+        insecure: cloud.insecure || settings.upstream.insecure,
+    };
+    build(&tls, settings.upstream.connect_timeout).map_err(|e| format!("cloud {}: {e}", cloud.name))
+}
+
 /// A connector for plain http and https URLs.
 pub fn build(tls: &TlsOptions<'_>, connect_timeout: Duration) -> Result<Connector, String> {
     let config = client_config(tls)?;

@@ -14,7 +14,7 @@ use hyper::body::Incoming;
 
 use crate::clients::{Client, Clients};
 use crate::config::{CloudSettings, ProjectRef, Settings};
-use crate::connector::{self, TlsOptions};
+use crate::connector;
 use crate::error::ProxyError;
 use crate::forward::{Forwarded, Outgoing, ReplayBody, Upstream, headers};
 use crate::keystone::Keystone;
@@ -51,15 +51,7 @@ impl Proxy {
         let mut clouds = HashMap::new();
         let mut keystones = HashMap::new();
         for (name, cloud) in &settings.clouds {
-            let tls = TlsOptions {
-                cacert: cloud
-                    .cacert
-                    .as_deref()
-                    .or(settings.upstream.cacert.as_deref()),
-                insecure: cloud.insecure || settings.upstream.insecure,
-            };
-            let connector = connector::build(&tls, settings.upstream.connect_timeout)
-                .map_err(|e| format!("cloud {name}: {e}"))?;
+            let connector = connector::for_cloud(settings, cloud)?;
             let name: Arc<str> = Arc::from(name.as_str());
             let keystone = Keystone::new(
                 cloud.clone(),

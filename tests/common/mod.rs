@@ -166,6 +166,13 @@ impl Stack {
         TestResponse::read(response).await
     }
 
+    /// POST `body` with a key as a Bearer token.
+    pub async fn post(&self, path: &str, key: &str, body: impl Into<Bytes>) -> TestResponse {
+        let auth = format!("Bearer {key}");
+        self.send(Method::POST, path, &[("authorization", &auth)], body)
+            .await
+    }
+
     /// GET with a key as a Bearer token.
     pub async fn get(&self, path: &str, key: &str) -> TestResponse {
         let auth = format!("Bearer {key}");
@@ -481,4 +488,42 @@ pub fn throwaway_tls(dir: &Path) -> (Arc<rustls::ServerConfig>, PathBuf) {
             .with_single_cert(vec![certified.cert.der().clone()], key)
             .expect("a server config");
     (Arc::new(config), path)
+}
+
+/// What a finished run of the binary printed.
+#[derive(Debug)]
+pub struct Run {
+    pub ok: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// The value on the stdout line whose first word is `name` (or `name:`).
+    pub fn field(&self, name: &str) -> String {
+        self.stdout
+            .lines()
+            .find_map(|line| {
+                let (first, rest) = line.split_once(char::is_whitespace)?;
+                (first.trim_end_matches(':') == name).then(|| rest.trim().to_string())
+            })
+            .unwrap_or_else(|| panic!("no {name} in {self:?}"))
+    }
+}
+
+/// Run the binary to completion with `args` and `env`, without blocking
+/// the runtime (in-process fakes it talks to are served by it).
+pub async fn run_binary(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let output = tokio::process::Command::new(binary())
+        .args(args)
+        .envs(env.iter().copied())
+        .env_remove("RUST_LOG")
+        .output()
+        .await
+        .expect("run keystone-proxy");
+    Run {
+        ok: output.status.success(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
 }

@@ -24,85 +24,67 @@ project_name = "demo"
 project_domain_name = "Default"
 "#;
 
-#[test]
-fn check_config_prints_the_resolved_config_without_secrets() {
+#[tokio::test]
+async fn check_config_prints_the_resolved_config_without_secrets() {
     let (_dir, path) = write_config(GOOD);
-    let output = Command::new(binary())
-        .args(["check-config", "--config"])
-        .arg(&path)
-        .env("KEYSTONE_PROXY_UPSTREAM__TIMEOUT", "7s")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let path = path.to_str().unwrap();
+    let run = run_binary(
+        &["check-config", "--config", path],
+        &[("KEYSTONE_PROXY_UPSTREAM__TIMEOUT", "7s")],
+    )
+    .await;
+    assert!(run.ok, "{run:?}");
     assert!(
-        output.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
+        run.stdout.contains("timeout: 7s"),
+        "the environment layer applies: {run:?}"
     );
     assert!(
-        stdout.contains("timeout: 7s"),
-        "the environment layer applies: {stdout}"
+        run.stdout.contains("auth_url: \"http://127.0.0.1:1/v3\""),
+        "{run:?}"
     );
-    assert!(
-        stdout.contains("auth_url: \"http://127.0.0.1:1/v3\""),
-        "{stdout}"
-    );
-    assert!(!stdout.contains("top-secret-password"), "{stdout}");
+    assert!(!run.stdout.contains("top-secret-password"), "{run:?}");
 }
 
-#[test]
-fn check_config_names_the_bad_key_and_the_file() {
+#[tokio::test]
+async fn check_config_names_the_bad_key_and_the_file() {
     let (_dir, path) = write_config(&format!("{GOOD}\n[clients.x]\nkey_sha256 = \"nothex\"\n"));
-    let output = Command::new(binary())
-        .args(["check-config", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("clients.x.key_sha256"), "{stderr}");
-    assert!(stderr.contains(path.to_str().unwrap()), "{stderr}");
+    let path = path.to_str().unwrap();
+    let run = run_binary(&["check-config", "--config", path], &[]).await;
+    assert!(!run.ok);
+    assert!(run.stderr.contains("clients.x.key_sha256"), "{run:?}");
+    assert!(run.stderr.contains(path), "{run:?}");
 
-    let output = Command::new(binary())
-        .args(["check-config", "--config", "/nonexistent/proxy.toml"])
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("/nonexistent/proxy.toml"));
+    let run = run_binary(
+        &["check-config", "--config", "/nonexistent/proxy.toml"],
+        &[],
+    )
+    .await;
+    assert!(!run.ok);
+    assert!(run.stderr.contains("/nonexistent/proxy.toml"), "{run:?}");
 }
 
-#[test]
-fn without_clients_a_public_listener_is_refused() {
+#[tokio::test]
+async fn without_clients_a_public_listener_is_refused() {
     let (_dir, path) = write_config(GOOD);
-    let output = Command::new(binary())
-        .args(["serve", "--listen", "0.0.0.0:0", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("loopback"), "{stderr}");
+    let path = path.to_str().unwrap();
+    let run = run_binary(&["serve", "--listen", "0.0.0.0:0", "--config", path], &[]).await;
+    assert!(!run.ok);
+    assert!(run.stderr.contains("loopback"), "{run:?}");
     assert!(
-        stderr.contains("--listen"),
-        "the message names where the value came from: {stderr}"
+        run.stderr.contains("--listen"),
+        "the message names where the value came from: {run:?}"
     );
 }
 
-#[test]
-fn gen_key_prints_a_key_and_its_hash() {
-    let output = Command::new(binary()).arg("gen-key").output().unwrap();
-    assert!(output.status.success());
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let field = |name: &str| {
-        stdout
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .map(|v| v.trim().to_string())
-            .unwrap_or_else(|| panic!("no {name} in {stdout}"))
-    };
-    let key = field("key:");
-    let hash = field("key_sha256:");
-    assert_eq!(hex::encode(Sha256::digest(key.as_bytes())), hash);
+#[tokio::test]
+async fn gen_key_prints_a_key_and_its_hash() {
+    let run = run_binary(&["gen-key"], &[]).await;
+    assert!(run.ok, "{run:?}");
+    let key = run.field("key");
+    assert_eq!(
+        hex::encode(Sha256::digest(key.as_bytes())),
+        run.field("key_sha256")
+    );
 }
 
 /// The README's first command: the demo answers a plain request with the

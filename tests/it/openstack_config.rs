@@ -82,98 +82,65 @@ fn write_config(
     path
 }
 
-/// Multi-threaded: the fake Keystone must keep answering while the test
-/// waits for the child process.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn token_command_prints_a_working_token() {
     let (keystone, _upstream) = fake_cloud().await;
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &keystone);
-    let output = tokio::process::Command::new(binary())
-        .args(["token", "--project", "ops", "--config"])
-        .arg(&config)
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let field = |name: &str| {
-        stdout
-            .lines()
-            .find_map(|l| l.strip_prefix(name).filter(|rest| rest.starts_with(' ')))
-            .map(|v| v.trim().to_string())
-            .unwrap_or_else(|| panic!("no {name} in {stdout}"))
-    };
-    assert_eq!(field("project_id"), OPS_PROJECT_ID);
-    assert_eq!(field("project_name"), "ops");
-    let token = field("id");
+    let config = config.to_str().unwrap();
+    let run = run_binary(&["token", "--project", "ops", "--config", config], &[]).await;
+    assert!(run.ok, "{run:?}");
+    assert_eq!(run.field("project_id"), OPS_PROJECT_ID);
+    assert_eq!(run.field("project_name"), "ops");
+    let token = run.field("id");
     assert_eq!(
         keystone.validator().project_of(&token).as_deref(),
         Some(OPS_PROJECT_ID)
     );
 }
 
-/// Multi-threaded, as above.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn catalog_command_prints_a_table() {
     let (keystone, upstream) = fake_cloud().await;
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &keystone);
-    let output = tokio::process::Command::new(binary())
-        .args(["catalog", "--config"])
-        .arg(&config)
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let rows: Vec<Vec<&str>> = stdout
+    let path = write_config(dir.path(), &keystone);
+    let config = path.to_str().unwrap();
+    let run = run_binary(&["catalog", "--config", config], &[]).await;
+    assert!(run.ok, "{run:?}");
+    let rows: Vec<Vec<&str>> = run
+        .stdout
         .lines()
         .map(|l| l.split_whitespace().collect())
         .collect();
     assert_eq!(rows[0], ["Type", "Name", "Interface", "Region", "URL"]);
-    let volume_url = format!("{}/volume/v3/{DEMO_PROJECT_ID}", upstream.url());
-    assert!(
-        rows.contains(&vec![
+    let up = upstream.url();
+    let volume = format!("{up}/volume/v3/{DEMO_PROJECT_ID}");
+    let internal = format!("{up}/internal/compute/v2.1");
+    for row in [
+        [
             "volumev3",
             "cinderv3",
             "public",
             "RegionOne",
-            volume_url.as_str()
-        ]),
-        "{stdout}"
-    );
-    let internal = format!("{}/internal/compute/v2.1", upstream.url());
-    assert!(
-        rows.contains(&vec![
+            volume.as_str(),
+        ],
+        [
             "compute",
             "nova",
             "internal",
             "RegionOne",
-            internal.as_str()
-        ]),
-        "{stdout}"
-    );
+            internal.as_str(),
+        ],
+    ] {
+        assert!(rows.contains(&row.to_vec()), "{row:?} in {run:?}");
+    }
 
     // A bad password: a clear error and a non-zero exit.
-    let text = std::fs::read_to_string(&config)
+    let text = std::fs::read_to_string(&path)
         .unwrap()
         .replace(PASSWORD, "nope");
-    std::fs::write(&config, text).unwrap();
-    let output = Command::new(binary())
-        .args(["catalog", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("rejected"), "{stderr}");
+    std::fs::write(&path, text).unwrap();
+    let run = run_binary(&["catalog", "--config", config], &[]).await;
+    assert!(!run.ok);
+    assert!(run.stderr.contains("rejected"), "{run:?}");
 }

@@ -2,9 +2,6 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
-use http::Method;
-
 use crate::common::*;
 
 async fn concurrent_gets(stack: &Arc<Stack>, paths: &[&str], n: usize) -> Vec<u16> {
@@ -93,34 +90,6 @@ async fn revoked_parent_costs_one_password_login() {
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
     assert_eq!(stack.keystone.secret_logins(), 2);
     assert_eq!(stack.keystone.rescopes(), 3);
-}
-
-#[tokio::test]
-async fn post_body_is_replayed_after_a_401() {
-    let stack = Stack::start().await;
-    assert_eq!(stack.get("/compute/servers", ANY_KEY).await.status, 200);
-    stack.keystone.revoke_all();
-    let body: Vec<u8> = (0..1_000_000u32).map(|i| (i * 7 % 256) as u8).collect();
-    let auth = format!("Bearer {ANY_KEY}");
-    let response = stack
-        .send(
-            Method::POST,
-            "/compute/servers",
-            &[("authorization", &auth)],
-            Bytes::from(body.clone()),
-        )
-        .await;
-    assert_eq!(response.status, 200, "{response:?}");
-    let seen = stack.seen();
-    assert_eq!(seen.len(), 3, "one GET, then the POST twice");
-    assert!(!seen[1].token_accepted);
-    assert!(seen[2].token_accepted);
-    assert_eq!(seen[2].body_sha256, sha256_hex(&body));
-    assert_eq!(seen[2].body_len, body.len() as u64);
-    assert_ne!(
-        seen[1].token_sha256, seen[2].token_sha256,
-        "a new token was used"
-    );
 }
 
 #[tokio::test]
