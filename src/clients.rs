@@ -97,6 +97,14 @@ impl Clients {
         Clients { clients, sidecar }
     }
 
+    /// Every client (in sidecar mode, the implicit one).
+    pub fn all(&self) -> impl Iterator<Item = &Client> {
+        self.clients
+            .iter()
+            .chain(self.sidecar.iter())
+            .map(|c| c.as_ref())
+    }
+
     /// Find the caller from the request headers alone, so an unknown caller
     /// is turned away before its body is read (and before hyper sends
     /// `100 Continue`).

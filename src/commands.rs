@@ -33,7 +33,13 @@ pub async fn issue(
         .get(&name)
         .ok_or_else(|| format!("no cloud named {name:?} in the configuration"))?;
     let connector = connector::for_cloud(settings, cloud)?;
-    let keystone = Keystone::new(cloud.clone(), connector, settings.token.keystone_timeout);
+    let metrics = std::sync::Arc::new(crate::metrics::Metrics::new());
+    let keystone = Keystone::new(
+        cloud.clone(),
+        connector,
+        settings.token.keystone_timeout,
+        metrics,
+    );
     let project = project
         .map(|p| ProjectRef::from_selector(p, &cloud.project_domain))
         .or_else(|| cloud.project.clone());
@@ -41,6 +47,25 @@ pub async fn issue(
         .token_for(project.as_ref())
         .await
         .map_err(|e| e.for_cloud(&name).to_string())
+}
+
+/// `Ok` if `url` answers 200 within 5 seconds (for container HEALTHCHECKs).
+pub async fn healthcheck(url: &str) -> Result<(), String> {
+    use http_body_util::Empty;
+    use hyper_util::client::legacy::Client;
+    let connector = connector::build(&Default::default(), std::time::Duration::from_secs(5))?;
+    let client = Client::builder(hyper_util::rt::TokioExecutor::new()).build(connector);
+    let request = http::Request::get(url)
+        .body(Empty::<bytes::Bytes>::new())
+        .map_err(|e| format!("not a URL: {e}"))?;
+    let response = tokio::time::timeout(std::time::Duration::from_secs(5), client.request(request))
+        .await
+        .map_err(|_| "no answer within 5 s".to_string())?
+        .map_err(|e| crate::keystone::describe_client_error(&e))?;
+    match response.status() {
+        http::StatusCode::OK => Ok(()),
+        status => Err(format!("answered {status}")),
+    }
 }
 
 /// `field value` lines, as `openstack token issue` shows them.

@@ -53,6 +53,15 @@ struct RawConfig {
 struct RawListen {
     address: String,
     public_url: Option<String>,
+    socket_mode: String,
+    admin_address: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    shutdown_timeout: SignedDuration,
+    max_connections: usize,
+    header_read_timeout: SignedDuration,
+    max_header_bytes: bytesize::ByteSize,
+    max_headers: usize,
 }
 
 impl Default for RawListen {
@@ -60,6 +69,15 @@ impl Default for RawListen {
         RawListen {
             address: "127.0.0.1:8080".into(),
             public_url: None,
+            socket_mode: "0660".into(),
+            admin_address: None,
+            tls_cert: None,
+            tls_key: None,
+            shutdown_timeout: SignedDuration::from_secs(30),
+            max_connections: 10_000,
+            header_read_timeout: SignedDuration::from_secs(30),
+            max_header_bytes: bytesize::ByteSize::kib(64),
+            max_headers: 100,
         }
     }
 }
@@ -92,6 +110,7 @@ struct RawToken {
     refresh_before: SignedDuration,
     min_remaining: SignedDuration,
     keystone_timeout: SignedDuration,
+    prefetch: bool,
 }
 
 impl Default for RawToken {
@@ -100,6 +119,7 @@ impl Default for RawToken {
             refresh_before: SignedDuration::from_secs(300),
             min_remaining: SignedDuration::from_secs(120),
             keystone_timeout: SignedDuration::from_secs(30),
+            prefetch: true,
         }
     }
 }
@@ -180,6 +200,9 @@ enum StringOrNumber {
 // ---------------------------------------------------------------------------
 // Validated settings
 
+/// hyper's smallest read buffer: headers need at least this much room.
+const MIN_HEADER_BYTES: usize = 8 * 1024;
+
 /// The allow-list entry meaning "any project the identity can reach".
 pub const ANY_PROJECT: &str = "*";
 
@@ -196,9 +219,49 @@ pub struct Settings {
 
 #[derive(Debug, Clone)]
 pub struct ListenSettings {
-    pub address: SocketAddr,
+    pub address: ListenAddress,
     /// How clients reach the proxy (used in `X-Forwarded-*` and rewritten links).
     pub public_url: String,
+    /// File mode of a unix socket.
+    pub socket_mode: u32,
+    /// A second listener for /healthz, /readyz and /metrics only.
+    pub admin_address: Option<SocketAddr>,
+    pub tls: Option<TlsFiles>,
+    /// How long in-flight requests may take to finish after SIGTERM.
+    pub shutdown_timeout: Duration,
+    /// Connections served at once; more wait in the kernel's backlog.
+    pub max_connections: usize,
+    /// Time allowed for a request's headers to arrive (slowloris), and for
+    /// an idle HTTP/1 keep-alive connection to send its next request.
+    pub header_read_timeout: Duration,
+    /// Request line and headers, at most (larger: 431).
+    pub max_header_bytes: usize,
+    /// Number of request headers, at most (more: 431).
+    pub max_headers: usize,
+}
+
+/// Where the proxy listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenAddress {
+    Tcp(SocketAddr),
+    /// `unix:/path/to.sock`
+    Unix(PathBuf),
+}
+
+impl std::fmt::Display for ListenAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ListenAddress::Tcp(addr) => write!(f, "{addr}"),
+            ListenAddress::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
+
+/// A PEM certificate chain and its key, read at start and on SIGHUP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 #[derive(Debug, Clone)]
@@ -220,6 +283,8 @@ pub struct TokenSettings {
     pub min_remaining: Duration,
     /// How long one Keystone call may take before the waiting requests give up.
     pub keystone_timeout: Duration,
+    /// Log in for every client's default project at start (and reload).
+    pub prefetch: bool,
 }
 
 /// A domain named by id or by name.
@@ -447,7 +512,8 @@ fn upper_layers(
             });
         }
     }
-    figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__"));
+    // KEYSTONE_PROXY_CONFIG names the file (`--config`); it is not a key.
+    figment = figment.merge(Env::prefixed(ENV_PREFIX).ignore(&["config"]).split("__"));
     if let Some(listen) = &overrides.listen {
         figment = figment.merge(Named {
             name: "--listen".into(),
@@ -612,22 +678,73 @@ impl Validator<'_> {
     }
 
     fn listen(&self, raw: &RawListen) -> Result<ListenSettings, ConfigError> {
-        let address: SocketAddr = raw.address.parse().map_err(|_| {
-            self.error(
-                "listen.address",
-                format!("{:?} is not an IP:PORT address", raw.address),
-            )
-        })?;
-        let public_url = match &raw.public_url {
-            Some(url) => {
+        let address = match raw.address.strip_prefix("unix:") {
+            Some(path) if !path.is_empty() => ListenAddress::Unix(PathBuf::from(path)),
+            _ => ListenAddress::Tcp(raw.address.parse().map_err(|_| {
+                self.error(
+                    "listen.address",
+                    format!("{:?} is neither IP:PORT nor unix:/path", raw.address),
+                )
+            })?),
+        };
+        let tls = match (&raw.tls_cert, &raw.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(self.error("listen.tls_key", "missing (tls_cert is set)"));
+            }
+            (None, Some(_)) => {
+                return Err(self.error("listen.tls_cert", "missing (tls_key is set)"));
+            }
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let public_url = match (&raw.public_url, &address) {
+            (Some(url), _) => {
                 parse_http_url(url).map_err(|p| self.error("listen.public_url", p))?;
                 url.trim_end_matches('/').to_string()
             }
-            None => format!("http://{address}"),
+            (None, ListenAddress::Tcp(addr)) => format!("{scheme}://{addr}"),
+            (None, ListenAddress::Unix(_)) => format!("{scheme}://localhost"),
         };
+        let admin_address = raw
+            .admin_address
+            .as_ref()
+            .map(|a| a.parse::<SocketAddr>())
+            .transpose()
+            .map_err(|_| self.error("listen.admin_address", "must be IP:PORT"))?;
+        let socket_mode = u32::from_str_radix(raw.socket_mode.trim_start_matches("0o"), 8)
+            .ok()
+            .filter(|mode| *mode <= 0o777)
+            .ok_or_else(|| {
+                self.error("listen.socket_mode", "must be an octal mode like \"0660\"")
+            })?;
+        if raw.max_connections == 0 || raw.max_headers == 0 {
+            let key = if raw.max_headers == 0 {
+                "listen.max_headers"
+            } else {
+                "listen.max_connections"
+            };
+            return Err(self.error(key, "must be greater than zero"));
+        }
+        let max_header_bytes = usize::try_from(raw.max_header_bytes.as_u64())
+            .ok()
+            .filter(|n| *n >= MIN_HEADER_BYTES)
+            .ok_or_else(|| self.error("listen.max_header_bytes", "must be at least 8 KiB"))?;
         Ok(ListenSettings {
             address,
             public_url,
+            socket_mode,
+            admin_address,
+            tls,
+            shutdown_timeout: self.non_negative("listen.shutdown_timeout", raw.shutdown_timeout)?,
+            max_connections: raw.max_connections,
+            header_read_timeout: self
+                .positive("listen.header_read_timeout", raw.header_read_timeout)?,
+            max_header_bytes,
+            max_headers: raw.max_headers,
         })
     }
 
@@ -647,6 +764,7 @@ impl Validator<'_> {
             refresh_before: self.non_negative("token.refresh_before", raw.refresh_before)?,
             min_remaining: self.non_negative("token.min_remaining", raw.min_remaining)?,
             keystone_timeout: self.positive("token.keystone_timeout", raw.keystone_timeout)?,
+            prefetch: raw.prefetch,
         })
     }
 
@@ -900,15 +1018,16 @@ impl Validator<'_> {
         listen: &ListenSettings,
         clouds: &BTreeMap<String, CloudSettings>,
     ) -> Result<(), ConfigError> {
-        if !listen.address.ip().is_loopback() {
-            return Err(self.error(
-                "listen.address",
-                format!(
-                    "{} is not a loopback address; without [clients] (local keys) the proxy \
-                     only listens on loopback",
-                    listen.address
-                ),
-            ));
+        if let ListenAddress::Tcp(addr) = &listen.address {
+            if !addr.ip().is_loopback() {
+                return Err(self.error(
+                    "listen.address",
+                    format!(
+                        "{addr} is not a loopback address; without [clients] (local keys) the \
+                         proxy only listens on loopback or a unix socket"
+                    ),
+                ));
+            }
         }
         if clouds.len() != 1 {
             return Err(ConfigError(
@@ -1009,6 +1128,9 @@ mod tests {
     fn defaults_and_normalisation() {
         let settings = load_str(&minimal("")).unwrap();
         assert_eq!(settings.listen.address.to_string(), "127.0.0.1:8080");
+        assert_eq!(settings.listen.socket_mode, 0o660);
+        assert_eq!(settings.listen.max_header_bytes, 64 * 1024);
+        assert_eq!(settings.listen.shutdown_timeout, Duration::from_secs(30));
         assert_eq!(settings.upstream.retry_body_limit, 8 * 1024 * 1024);
         assert_eq!(settings.upstream.timeout, Duration::from_secs(120));
         assert_eq!(settings.token.min_remaining, Duration::from_secs(120));

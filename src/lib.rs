@@ -12,6 +12,7 @@ pub mod error;
 pub mod fake;
 pub mod forward;
 pub mod keystone;
+pub mod metrics;
 pub mod proxy;
 pub mod route;
 pub mod server;

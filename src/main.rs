@@ -2,12 +2,11 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use keystone_proxy::config::{self, ConfigSource, Overrides, Settings};
-use keystone_proxy::{clients, commands, connector, demo, proxy::Proxy, server};
+use keystone_proxy::{clients, commands, connector, demo, server};
 
 #[derive(Parser)]
 #[command(
@@ -29,7 +28,7 @@ enum Command {
     Serve(ServeArgs),
     /// Validate the configuration and print it resolved, secrets redacted.
     CheckConfig {
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", env = CONFIG_ENV)]
         config: Option<PathBuf>,
     },
     /// Print a new random local key and the sha256 to put in the config.
@@ -38,6 +37,15 @@ enum Command {
     Token(OneShotArgs),
     /// Print the service catalog as a table (like `openstack catalog list`).
     Catalog(OneShotArgs),
+    /// Exit 0 if the URL answers 200 (a HEALTHCHECK for images without curl).
+    Healthcheck {
+        #[arg(
+            long,
+            value_name = "URL",
+            default_value = "http://127.0.0.1:9090/healthz"
+        )]
+        url: String,
+    },
     /// Run the proxy against a fake Keystone and upstream started in the same
     /// process (config/demo.toml), to try it without a cloud.
     Demo {
@@ -48,9 +56,12 @@ enum Command {
     },
 }
 
+/// `--config` may also come from the environment (handy in containers).
+const CONFIG_ENV: &str = "KEYSTONE_PROXY_CONFIG";
+
 #[derive(clap::Args)]
 struct OneShotArgs {
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = CONFIG_ENV)]
     config: Option<PathBuf>,
     /// The cloud (default: the only one configured).
     #[arg(long, value_name = "NAME")]
@@ -63,12 +74,12 @@ struct OneShotArgs {
 #[derive(clap::Args, Default)]
 struct ServeArgs {
     /// TOML configuration (default: config/keystone-proxy.toml if present).
-    #[arg(long, value_name = "FILE", global = true)]
+    #[arg(long, value_name = "FILE", env = CONFIG_ENV)]
     config: Option<PathBuf>,
-    /// Listen address, overriding `listen.address` (IP:PORT).
-    #[arg(long, value_name = "ADDR", global = true)]
+    /// Listen address, overriding `listen.address` (IP:PORT or unix:/path).
+    #[arg(long, value_name = "ADDR")]
     listen: Option<String>,
-    #[arg(long, value_enum, default_value_t = LogFormat::Pretty, global = true)]
+    #[arg(long, value_enum, default_value_t = LogFormat::Pretty)]
     log_format: LogFormat,
 }
 
@@ -79,10 +90,36 @@ enum LogFormat {
     Pretty,
 }
 
+/// Where the configuration comes from, kept to read it again on SIGHUP.
+#[derive(Clone)]
+enum Source {
+    File(PathBuf),
+    Default,
+    Demo,
+}
+
+impl Source {
+    fn from_flag(config: Option<PathBuf>) -> Source {
+        config.map_or(Source::Default, Source::File)
+    }
+
+    fn load(&self, overrides: &Overrides) -> Result<Settings, config::ConfigError> {
+        let source = match self {
+            Source::File(path) => ConfigSource::File(path),
+            Source::Default => ConfigSource::Default,
+            Source::Demo => ConfigSource::Embedded {
+                name: "config/demo.toml",
+                text: demo::CONFIG,
+            },
+        };
+        config::load(source, overrides)
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(error) => {
             eprintln!("keystone-proxy: {error:#}");
             ExitCode::FAILURE
@@ -90,20 +127,28 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        None => serve(cli.serve, None),
-        Some(Command::Serve(args)) => serve(args, None),
+        None => serve(cli.serve, Source::from_flag),
+        Some(Command::Serve(args)) => serve(args, Source::from_flag),
+        Some(Command::Demo { listen, log_format }) => serve(
+            ServeArgs {
+                config: None,
+                listen,
+                log_format,
+            },
+            |_| Source::Demo,
+        ),
         Some(Command::CheckConfig { config }) => {
-            let settings = load(config.as_deref(), &Overrides::default())?;
+            let settings = Source::from_flag(config).load(&Overrides::default())?;
             println!("{settings:#?}");
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
         Some(Command::GenKey) => {
             let (key, hash) = clients::generate_key();
             println!("key:        {key}");
             println!("key_sha256: {hash}");
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
         Some(Command::Token(args)) => {
             one_shot(args, |issued| print!("{}", commands::token_table(issued)))
@@ -111,29 +156,34 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Catalog(args)) => {
             one_shot(args, |issued| print!("{}", commands::catalog_table(issued)))
         }
-        Some(Command::Demo { listen, log_format }) => serve(
-            ServeArgs {
-                config: None,
-                listen,
-                log_format,
-            },
-            Some(demo::CONFIG),
-        ),
+        Some(Command::Healthcheck { url }) => {
+            let runtime = current_thread_runtime()?;
+            match runtime.block_on(commands::healthcheck(&url)) {
+                Ok(()) => Ok(ExitCode::SUCCESS),
+                Err(problem) => {
+                    eprintln!("keystone-proxy: {url}: {problem}");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
     }
+}
+
+fn current_thread_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")
 }
 
 /// Log in once, show the result.
 fn one_shot(
     args: OneShotArgs,
     show: impl FnOnce(&keystone_proxy::keystone::IssuedToken),
-) -> anyhow::Result<()> {
+) -> anyhow::Result<ExitCode> {
     connector::install_crypto_provider();
-    let settings = load(args.config.as_deref(), &Overrides::default())?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
-    let issued = runtime
+    let settings = Source::from_flag(args.config).load(&Overrides::default())?;
+    let issued = current_thread_runtime()?
         .block_on(commands::issue(
             &settings,
             args.cloud.as_deref(),
@@ -141,60 +191,53 @@ fn one_shot(
         ))
         .map_err(anyhow::Error::msg)?;
     show(&issued);
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
-fn load(path: Option<&std::path::Path>, overrides: &Overrides) -> anyhow::Result<Settings> {
-    let source = match path {
-        Some(path) => ConfigSource::File(path),
-        None => ConfigSource::Default,
-    };
-    Ok(config::load(source, overrides)?)
-}
-
-fn serve(args: ServeArgs, embedded: Option<&str>) -> anyhow::Result<()> {
+fn serve(
+    args: ServeArgs,
+    source: impl FnOnce(Option<PathBuf>) -> Source,
+) -> anyhow::Result<ExitCode> {
     init_logging(args.log_format);
     connector::install_crypto_provider();
+    let source = source(args.config);
     let overrides = Overrides {
         listen: args.listen,
     };
-    let settings = match embedded {
-        Some(text) => config::load(
-            ConfigSource::Embedded {
-                name: "config/demo.toml",
-                text,
-            },
-            &overrides,
-        )?,
-        None => load(args.config.as_deref(), &overrides)?,
-    };
+    let settings = source.load(&overrides)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the runtime")?;
     runtime.block_on(async move {
-        let _fakes = match embedded {
-            Some(_) => Some(demo::start_fakes().await.context(
+        let _fakes = match source {
+            Source::Demo => Some(demo::start_fakes().await.context(
                 "starting the demo's fake Keystone (127.0.0.1:15000) and upstream (127.0.0.1:15001)",
             )?),
-            None => None,
+            _ => None,
         };
-        let proxy = Arc::new(Proxy::new(&settings).map_err(anyhow::Error::msg)?);
-        let listener = tokio::net::TcpListener::bind(settings.listen.address)
-            .await
-            .with_context(|| format!("listening on {}", settings.listen.address))?;
-        let addr = listener.local_addr()?;
-        tracing::info!(%addr, clouds = settings.clouds.len(), clients = settings.clients.len(), "listening");
-        // Tests and scripts wait for this line on stdout to learn the port.
-        println!("keystone-proxy listening on http://{addr}");
-        if embedded.is_some() {
-            println!(
-                "try: curl -H 'Authorization: Bearer {}' http://{addr}/compute/servers",
-                demo::KEY
-            );
-        }
-        server::serve(listener, proxy, server::stop_signal()).await;
-        anyhow::Ok(())
+        let demo = matches!(source, Source::Demo);
+        let reload: server::Reload =
+            Box::new(move || source.load(&overrides).map_err(|e| e.to_string()));
+        server::run(settings, reload, |listening| {
+            tracing::info!(proxy = %listening.proxy, admin = ?listening.admin, "listening");
+            // Tests and scripts wait for these lines on stdout (the admin
+            // one first, so the proxy line always comes last).
+            if let Some(admin) = listening.admin {
+                println!("keystone-proxy admin listening on http://{admin}");
+            }
+            println!("keystone-proxy listening on {}", listening.proxy);
+            if demo {
+                println!(
+                    "try: curl -H 'Authorization: Bearer {}' {}/compute/servers",
+                    demo::KEY,
+                    listening.proxy
+                );
+            }
+        })
+        .await
+        .map_err(anyhow::Error::msg)?;
+        anyhow::Ok(ExitCode::SUCCESS)
     })
 }
 

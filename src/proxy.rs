@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode, header};
@@ -19,11 +19,18 @@ use crate::error::ProxyError;
 use crate::forward::{Forwarded, Outgoing, ReplayBody, Upstream, headers};
 use crate::keystone::Keystone;
 use crate::keystone::catalog::{Endpoint, LookupError};
+use crate::metrics::{self, Metrics};
 use crate::route::{self, Route, Target};
 use crate::tokens::{Scope, Token, TokenCache};
 
 /// The body of every answer: the upstream's, streamed, or one the proxy made.
 pub type ResponseBody = Either<Incoming, Full<Bytes>>;
+
+/// The request id header OpenStack services use (oslo.middleware).
+pub const REQUEST_ID: &str = "x-openstack-request-id";
+
+/// How long `/readyz` waits for a token before saying why it has none.
+const READY_WAIT: Duration = Duration::from_secs(3);
 
 /// A cloud as the pipeline uses it.
 struct Cloud {
@@ -32,12 +39,18 @@ struct Cloud {
     upstream: Upstream,
 }
 
-/// Everything a request needs, shared by all connections.
+/// Everything a request needs, shared by all connections; rebuilt on reload.
 pub struct Proxy {
     clients: Clients,
     clouds: HashMap<String, Cloud>,
     tokens: TokenCache,
     retry_body_limit: usize,
+    metrics: Arc<Metrics>,
+    /// `/readyz` and `/metrics` are served on the admin listener instead.
+    separate_admin: bool,
+    /// The token each client uses by default: what readiness means.
+    default_scopes: Vec<Scope>,
+    prefetch: bool,
 }
 
 /// Facts about the connection a request came on.
@@ -46,8 +59,18 @@ pub struct Peer {
     pub forwarded: Forwarded,
 }
 
+/// What the log line of a request says, filled in as it goes.
+#[derive(Default)]
+struct Trace {
+    client: Option<String>,
+    project: Option<String>,
+    service: Option<String>,
+    upstream: Duration,
+    retried: bool,
+}
+
 impl Proxy {
-    pub fn new(settings: &Settings) -> Result<Proxy, String> {
+    pub fn new(settings: &Settings, metrics: Arc<Metrics>) -> Result<Proxy, String> {
         let mut clouds = HashMap::new();
         let mut keystones = HashMap::new();
         for (name, cloud) in &settings.clouds {
@@ -57,6 +80,7 @@ impl Proxy {
                 cloud.clone(),
                 connector.clone(),
                 settings.token.keystone_timeout,
+                metrics.clone(),
             );
             keystones.insert(name.clone(), Arc::new(keystone));
             let upstream = Upstream::new(connector, settings.upstream.timeout);
@@ -69,73 +93,125 @@ impl Proxy {
                 },
             );
         }
-        Ok(Proxy {
+        let mut proxy = Proxy {
             clients: Clients::new(settings),
             clouds,
-            tokens: TokenCache::new(keystones, &settings.token),
+            tokens: TokenCache::new(keystones, &settings.token, metrics.clone()),
             retry_body_limit: settings.upstream.retry_body_limit,
-        })
+            metrics,
+            separate_admin: settings.listen.admin_address.is_some(),
+            default_scopes: Vec::new(),
+            prefetch: settings.token.prefetch,
+        };
+        proxy.default_scopes = proxy.find_default_scopes();
+        Ok(proxy)
     }
 
-    /// Answer one request; never fails (errors become proxy answers).
+    /// Answer one request on the proxy listener; never fails (errors
+    /// become proxy answers).
     pub async fn handle(&self, request: Request<Incoming>, peer: &Peer) -> Response<ResponseBody> {
+        let _in_flight = self.metrics.in_flight();
         let started = Instant::now();
         let method = request.method().clone();
-        let result = self.forward(request, peer).await;
-        let (response, outcome) = match result {
-            Ok((response, retried)) => (response, Outcome::Forwarded { retried }),
-            Err(error) => (
-                error.to_response().map(Either::Right),
-                Outcome::Failed(error),
-            ),
+        let request_id = request_id(&request);
+        let mut trace = Trace::default();
+        let result = self.forward(request, peer, &request_id, &mut trace).await;
+        let (mut response, error) = match result {
+            Ok(response) => (response, None),
+            Err(error) => (error.to_response().map(Either::Right), Some(error)),
         };
-        outcome.log(&method, response.status(), started);
+        // The upstream's own id if it sent one (its logs use that), else ours.
+        let request_id = match response.headers().get(REQUEST_ID) {
+            Some(id) => id.clone(),
+            None => {
+                response
+                    .headers_mut()
+                    .insert(REQUEST_ID, request_id.clone());
+                request_id
+            }
+        };
+        let status = response.status();
+        let service = trace.service.as_deref().unwrap_or("-");
+        self.metrics
+            .request(service, status.as_u16(), started.elapsed().as_secs_f64());
+        log_request(
+            &request_id,
+            &method,
+            status,
+            started,
+            &trace,
+            error.as_ref(),
+        );
         response
+    }
+
+    /// Answer one request on the admin listener: health, readiness, metrics.
+    pub async fn handle_admin(&self, request: Request<Incoming>) -> Response<ResponseBody> {
+        let answer = match route::parse(request.uri().path(), request.headers()) {
+            Ok(Target::Health) => Ok(health()),
+            Ok(Target::Ready) => Ok(self.readiness().await),
+            Ok(Target::Metrics) => Ok(self.render_metrics()),
+            _ => Err(ProxyError::NotFound(
+                "the admin listener serves /healthz, /readyz and /metrics".into(),
+            )),
+        };
+        answer.unwrap_or_else(|error| error.to_response().map(Either::Right))
     }
 
     async fn forward(
         &self,
         request: Request<Incoming>,
         peer: &Peer,
-    ) -> Result<(Response<ResponseBody>, bool), ProxyError> {
+        request_id: &HeaderValue,
+        trace: &mut Trace,
+    ) -> Result<Response<ResponseBody>, ProxyError> {
         let (parts, body) = request.into_parts();
-        // The route is parsed first only to answer /healthz without a key;
+        // The route is parsed first only to answer the probes without a key;
         // a bad path from an unknown caller still gets 401, not 400.
         let target = route::parse(parts.uri.path(), &parts.headers);
-        if let Ok(Target::Health) = target {
-            return Ok((health(), false));
+        match target {
+            Ok(Target::Health) => return Ok(health()),
+            Ok(Target::Ready) if !self.separate_admin => return Ok(self.readiness().await),
+            Ok(Target::Metrics) if !self.separate_admin => return Ok(self.render_metrics()),
+            _ => {}
         }
         let client = self.clients.authenticate(&parts.headers)?;
+        trace.client = Some(client.name.clone());
         let route = match target? {
             Target::Service(route) => route,
-            Target::Health => return Ok((health(), false)),
+            _ => return Err(ProxyError::NotFound("served on the admin listener".into())),
         };
         let cloud = self.cloud(&client)?;
-        let scope = self.scope(&client, cloud, &route)?;
+        let scope = self.scope(&client, cloud, route.project.as_deref())?;
+        trace.project = scope.project.as_ref().map(project_label);
         let outgoing = Outgoing {
             method: &parts.method,
             headers: &parts.headers,
             host: parts.headers.get(header::HOST),
             forwarded: &peer.forwarded,
+            request_id,
             rest: route.rest,
             query: parts.uri.query(),
         };
 
         let token = self.tokens.get(&scope).await?;
         let (body, replay) = ReplayBody::new(body, self.retry_body_limit);
-        let endpoint = find_endpoint(&token, cloud, &route)?;
+        let endpoint = find_endpoint(&token, cloud, &route, trace)?;
+        let sent = Instant::now();
         let response = cloud
             .upstream
             .send(endpoint, &outgoing, &token.header, body, replay.body_read())
-            .await?;
+            .await;
+        trace.upstream = sent.elapsed();
+        let response = response?;
         if response.status() != StatusCode::UNAUTHORIZED {
-            return Ok((into_client_response(response), false));
+            return Ok(into_client_response(response));
         }
         // The token was refused: whatever happens to this request, the
         // next one should not use it (unless another request renewed it).
         self.tokens.invalidate(&scope, &token).await;
         if !replay.is_replayable() {
-            return Ok((into_client_response(response), false));
+            return Ok(into_client_response(response));
         }
         let token = match self.tokens.get(&scope).await {
             Ok(token) => token,
@@ -143,20 +219,24 @@ impl Proxy {
             // was taken away, say): the upstream's 401 is the true answer.
             Err(error) if error.is_refusal() => {
                 tracing::info!(reason = %error, "renewal after an upstream 401 was refused");
-                return Ok((into_client_response(response), false));
+                return Ok(into_client_response(response));
             }
             Err(error) => return Err(error),
         };
         let Some(body) = replay.replay() else {
-            return Ok((into_client_response(response), false));
+            return Ok(into_client_response(response));
         };
         drop(response);
-        let endpoint = find_endpoint(&token, cloud, &route)?;
+        self.metrics.retry("401");
+        trace.retried = true;
+        let endpoint = find_endpoint(&token, cloud, &route, trace)?;
+        let sent = Instant::now();
         let response = cloud
             .upstream
             .send(endpoint, &outgoing, &token.header, body, replay.body_read())
-            .await?;
-        Ok((into_client_response(response), true))
+            .await;
+        trace.upstream += sent.elapsed();
+        Ok(into_client_response(response?))
     }
 
     fn cloud(&self, client: &Client) -> Result<&Cloud, ProxyError> {
@@ -168,17 +248,15 @@ impl Proxy {
             })
     }
 
-    /// Which token the request needs, after checking the client may use it.
+    /// Which token a request naming `selector` (or none) needs, after
+    /// checking the client may use it.
     fn scope(
         &self,
         client: &Client,
         cloud: &Cloud,
-        route: &Route<'_>,
+        selector: Option<&str>,
     ) -> Result<Scope, ProxyError> {
-        let selector = route
-            .project
-            .as_deref()
-            .or(client.default_project.as_deref());
+        let selector = selector.or(client.default_project.as_deref());
         let project = match selector {
             Some(selector) => Some(ProjectRef::from_selector(
                 selector,
@@ -209,9 +287,75 @@ impl Proxy {
             project,
         })
     }
+
+    /// Every client's default scope, once each.
+    fn find_default_scopes(&self) -> Vec<Scope> {
+        let mut scopes: Vec<Scope> = Vec::new();
+        for client in self.clients.all() {
+            let Ok(cloud) = self.cloud(client) else {
+                continue;
+            };
+            if let Ok(scope) = self.scope(client, cloud, None) {
+                if !scopes.contains(&scope) {
+                    scopes.push(scope);
+                }
+            }
+        }
+        scopes
+    }
+
+    /// Get the default tokens now (if `token.prefetch`), so the first
+    /// requests do not wait and `/readyz` turns green without traffic.
+    pub async fn warm_up(&self) {
+        if self.prefetch {
+            let _ = self.readiness().await;
+        }
+    }
+
+    /// 200 when a token for every client's default scope is held (logging
+    /// in if needed); 503 saying which scopes have none, and why.
+    async fn readiness(&self) -> Response<ResponseBody> {
+        let mut problems = Vec::new();
+        for scope in &self.default_scopes {
+            let label = format!(
+                "{}/{}",
+                scope.cloud,
+                scope
+                    .project
+                    .as_ref()
+                    .map(project_label)
+                    .unwrap_or_else(|| "-".into())
+            );
+            match tokio::time::timeout(READY_WAIT, self.tokens.get(scope)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(error)) => problems.push(format!("{label}: {error}")),
+                Err(_) => problems.push(format!("{label}: no token yet (Keystone is slow)")),
+            }
+        }
+        if problems.is_empty() {
+            return text_response(StatusCode::OK, "text/plain", "ready\n".into());
+        }
+        let body = serde_json::json!({ "ready": false, "reasons": problems }).to_string();
+        text_response(StatusCode::SERVICE_UNAVAILABLE, "application/json", body)
+    }
+
+    fn render_metrics(&self) -> Response<ResponseBody> {
+        let text = self.metrics.render(self.tokens.cached());
+        text_response(StatusCode::OK, metrics::CONTENT_TYPE, text)
+    }
 }
 
-/// How a project is written in an allow-list.
+/// The client's request id (a global id, in OpenStack terms), else a new one.
+fn request_id(request: &Request<Incoming>) -> HeaderValue {
+    if let Some(id) = request.headers().get(REQUEST_ID) {
+        return id.clone();
+    }
+    let id = format!("req-{}", uuid::Uuid::new_v4());
+    // A formatted UUID is plain ASCII, always a valid header value.
+    HeaderValue::from_str(&id).unwrap_or(HeaderValue::from_static("req-unknown"))
+}
+
+/// How a project is written in an allow-list and in logs.
 fn project_label(project: &ProjectRef) -> String {
     match project {
         ProjectRef::Id(id) => id.clone(),
@@ -223,36 +367,37 @@ fn find_endpoint<'t>(
     token: &'t Token,
     cloud: &Cloud,
     route: &Route<'_>,
+    trace: &mut Trace,
 ) -> Result<&'t Endpoint, ProxyError> {
     let settings = &cloud.settings;
-    token
-        .catalog
-        .endpoint(
-            route.service,
-            &settings.interfaces,
-            settings.region_name.as_deref(),
-        )
-        .map_err(|error| {
-            let detail = match (error, &token.project) {
-                (_, None) => " (the token is not scoped to a project: set the cloud's \
-                               project_name or the client's default_project)"
-                    .to_string(),
-                (LookupError::NoService, _) => String::new(),
-                (LookupError::NoEndpoint, _) => format!(
-                    " (no {} endpoint{})",
-                    settings.interfaces.join("/"),
-                    settings
-                        .region_name
-                        .as_ref()
-                        .map(|r| format!(" in region {r}"))
-                        .unwrap_or_default()
-                ),
-            };
-            ProxyError::UnknownService {
-                service: route.service.to_string(),
-                detail,
-            }
-        })
+    let found = token.catalog.endpoint(
+        route.service,
+        &settings.interfaces,
+        settings.region_name.as_deref(),
+    );
+    let (service, endpoint) = found.map_err(|error| {
+        let detail = match (error, &token.project) {
+            (_, None) => " (the token is not scoped to a project: set the cloud's \
+                           project_name or the client's default_project)"
+                .to_string(),
+            (LookupError::NoService, _) => String::new(),
+            (LookupError::NoEndpoint, _) => format!(
+                " (no {} endpoint{})",
+                settings.interfaces.join("/"),
+                settings
+                    .region_name
+                    .as_ref()
+                    .map(|r| format!(" in region {r}"))
+                    .unwrap_or_default()
+            ),
+        };
+        ProxyError::UnknownService {
+            service: route.service.to_string(),
+            detail,
+        }
+    })?;
+    trace.service = Some(service.service_type.clone());
+    Ok(endpoint)
 }
 
 fn into_client_response(response: Response<Incoming>) -> Response<ResponseBody> {
@@ -262,30 +407,47 @@ fn into_client_response(response: Response<Incoming>) -> Response<ResponseBody> 
 }
 
 fn health() -> Response<ResponseBody> {
-    let mut response = Response::new(Either::Right(Full::new(Bytes::from_static(b"ok\n"))));
+    text_response(StatusCode::OK, "text/plain", "ok\n".into())
+}
+
+fn text_response(
+    status: StatusCode,
+    content_type: &'static str,
+    body: String,
+) -> Response<ResponseBody> {
+    let mut response = Response::new(Either::Right(Full::new(Bytes::from(body))));
+    *response.status_mut() = status;
     response
         .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
 }
 
-/// What happened to a request, for the log line.
-enum Outcome {
-    Forwarded { retried: bool },
-    Failed(ProxyError),
-}
-
-impl Outcome {
-    fn log(&self, method: &http::Method, status: StatusCode, started: Instant) {
-        let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
-        match self {
-            Outcome::Forwarded { retried } => tracing::info!(
-                %method, status = status.as_u16(), elapsed_ms, retried, "request"
-            ),
-            Outcome::Failed(error) => tracing::info!(
-                %method, status = status.as_u16(), elapsed_ms, error = error.code(), reason = %error,
-                "request refused"
-            ),
-        }
+/// One line per request, with what an operator needs to follow it.
+fn log_request(
+    request_id: &HeaderValue,
+    method: &http::Method,
+    status: StatusCode,
+    started: Instant,
+    trace: &Trace,
+    error: Option<&ProxyError>,
+) {
+    let request_id = request_id.to_str().unwrap_or("-");
+    let client = trace.client.as_deref().unwrap_or("-");
+    let project = trace.project.as_deref().unwrap_or("-");
+    let service = trace.service.as_deref().unwrap_or("-");
+    let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let upstream_ms = trace.upstream.as_secs_f64() * 1000.0;
+    let status = status.as_u16();
+    let retried = trace.retried;
+    match error {
+        None => tracing::info!(
+            request_id, client, project, service, %method, status, duration_ms, upstream_ms,
+            retried, "request"
+        ),
+        Some(error) => tracing::info!(
+            request_id, client, project, service, %method, status, duration_ms, upstream_ms,
+            retried, error = error.code(), reason = %error, "request"
+        ),
     }
 }

@@ -21,6 +21,10 @@ pub const X_AUTH_PROJECT_ID: &str = "x-auth-project-id";
 pub enum Target<'a> {
     /// `/healthz`: liveness, answered by the proxy itself.
     Health,
+    /// `/readyz`: readiness.
+    Ready,
+    /// `/metrics`: Prometheus.
+    Metrics,
     /// A request to forward.
     Service(Route<'a>),
 }
@@ -38,8 +42,11 @@ pub struct Route<'a> {
 
 /// Split `path` (raw, as received) and consult `X-Auth-Project-Id`.
 pub fn parse<'a>(path: &'a str, headers: &'a HeaderMap) -> Result<Target<'a>, ProxyError> {
-    if path == "/healthz" {
-        return Ok(Target::Health);
+    match path {
+        "/healthz" => return Ok(Target::Health),
+        "/readyz" => return Ok(Target::Ready),
+        "/metrics" => return Ok(Target::Metrics),
+        _ => {}
     }
     let Some(path) = path.strip_prefix('/') else {
         return Err(ProxyError::BadRequest(
@@ -148,7 +155,7 @@ mod tests {
                 r.service.into(),
                 r.rest.into(),
             )),
-            Target::Health => Ok((None, "<health>".into(), String::new())),
+            other => Ok((None, format!("<{other:?}>"), String::new())),
         }
     }
 
@@ -168,7 +175,9 @@ mod tests {
             route("/object-store/AUTH_x/c//o%2Fp"),
             Ok(ok(None, "object-store", "/AUTH_x/c//o%2Fp"))
         );
-        assert_eq!(route("/healthz"), Ok(ok(None, "<health>", "")));
+        assert_eq!(route("/healthz"), Ok(ok(None, "<Health>", "")));
+        assert_eq!(route("/readyz"), Ok(ok(None, "<Ready>", "")));
+        assert_eq!(route("/metrics"), Ok(ok(None, "<Metrics>", "")));
     }
 
     #[test]

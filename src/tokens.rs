@@ -30,6 +30,7 @@ use crate::config::{ProjectRef, TokenSettings};
 use crate::error::ProxyError;
 use crate::keystone::catalog::Catalog;
 use crate::keystone::{IssuedToken, Keystone, KeystoneError, ProjectInfo, lifetime};
+use crate::metrics::Metrics;
 
 /// How many scopes are kept at most. A scope costs a catalog (a few KiB),
 /// so this bounds memory even for a `"*"` client that names many projects.
@@ -71,6 +72,7 @@ struct Inner {
     generation: AtomicU64,
     min_remaining: Duration,
     refresh_before: Duration,
+    metrics: Arc<Metrics>,
 }
 
 /// After a failed background renewal, wait this long before the next try,
@@ -101,6 +103,7 @@ impl TokenCache {
     pub fn new(
         keystones: HashMap<Arc<str>, Arc<Keystone>>,
         settings: &TokenSettings,
+        metrics: Arc<Metrics>,
     ) -> TokenCache {
         let cache = Cache::builder()
             .max_capacity(MAX_SCOPES)
@@ -113,18 +116,22 @@ impl TokenCache {
                 generation: AtomicU64::new(1),
                 min_remaining: settings.min_remaining,
                 refresh_before: settings.refresh_before,
+                metrics,
             }),
         }
     }
 
     /// The token for `scope`, logging in if there is none.
     pub async fn get(&self, scope: &Scope) -> Result<Arc<Token>, ProxyError> {
-        let token = self
+        let entry = self
             .inner
             .cache
-            .try_get_with_by_ref(scope, self.inner.login(scope))
+            .entry_by_ref(scope)
+            .or_try_insert_with(self.inner.login(scope))
             .await
             .map_err(|error| (*error).clone())?;
+        self.inner.metrics.cache_lookup(!entry.is_fresh());
+        let token = entry.into_value();
         if Instant::now() >= token.refresh_at && !token.refreshing.swap(true, Ordering::AcqRel) {
             let this = self.clone();
             let scope = scope.clone();
@@ -147,6 +154,11 @@ impl TokenCache {
                 old.refreshing.store(false, Ordering::Release);
             }
         }
+    }
+
+    /// Tokens held (approximately: moka counts lazily).
+    pub fn cached(&self) -> u64 {
+        self.inner.cache.entry_count()
     }
 
     /// Forget `failed` if it is still the cached token for `scope`.

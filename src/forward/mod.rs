@@ -34,6 +34,8 @@ pub struct Outgoing<'a> {
     pub headers: &'a HeaderMap,
     pub host: Option<&'a HeaderValue>,
     pub forwarded: &'a Forwarded,
+    /// Sent as `X-OpenStack-Request-ID` unless the client sent one.
+    pub request_id: &'a HeaderValue,
     /// Raw rest of the path (empty or starting with `/`) and raw query.
     pub rest: &'a str,
     pub query: Option<&'a str>,
@@ -68,6 +70,10 @@ impl Upstream {
         *request.version_mut() = Version::HTTP_11;
         *request.headers_mut() =
             headers::request_headers(outgoing.headers, outgoing.host, outgoing.forwarded, token);
+        request
+            .headers_mut()
+            .entry("x-openstack-request-id")
+            .or_insert_with(|| outgoing.request_id.clone());
         let response = self.client.request(request);
         tokio::pin!(response);
         let result = tokio::select! {

@@ -159,7 +159,7 @@ impl Catalog {
         wanted: &str,
         interfaces: &[String],
         region: Option<&str>,
-    ) -> Result<&Endpoint, LookupError> {
+    ) -> Result<(&Service, &Endpoint), LookupError> {
         let mut found_service = false;
         for service in self.candidates(wanted) {
             found_service = true;
@@ -169,7 +169,7 @@ impl Catalog {
                         && region.is_none_or(|r| e.region.as_deref() == Some(r))
                 });
                 if let Some(endpoint) = hit {
-                    return Ok(endpoint);
+                    return Ok((service, endpoint));
                 }
             }
         }
@@ -292,7 +292,7 @@ mod tests {
         let interfaces: Vec<String> = interfaces.iter().map(|s| s.to_string()).collect();
         catalog()
             .endpoint(wanted, &interfaces, region)
-            .map(|e| e.url.clone())
+            .map(|(_, e)| e.url.clone())
     }
 
     #[test]
@@ -370,7 +370,7 @@ mod tests {
         let pick = |interface: &str| {
             catalog
                 .endpoint("compute", &[interface.to_string()], Some("RegionOne"))
-                .map(|e| e.url.clone())
+                .map(|(_, e)| e.url.clone())
                 .unwrap()
         };
         assert_eq!(pick("public"), "http://nova:8774/v2/t1");

@@ -20,6 +20,7 @@ pub mod transport;
 pub mod v2;
 pub mod v3;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use secrecy::{ExposeSecret, SecretString};
@@ -28,6 +29,7 @@ use tokio::sync::{Mutex, OnceCell};
 use crate::config::{ApiVersion, AppCredRef, CloudSettings, Credential, ProjectRef, UserRef};
 use crate::connector::Connector;
 use crate::error::ProxyError;
+use crate::metrics::Metrics;
 use backoff::{Backoff, Subject};
 use discovery::Api;
 use transport::Transport;
@@ -140,6 +142,7 @@ pub struct Keystone {
     /// Held across a password login so concurrent misses share it.
     parent: Mutex<Option<Parent>>,
     backoff: Backoff,
+    metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for Keystone {
@@ -151,8 +154,14 @@ impl std::fmt::Debug for Keystone {
 }
 
 impl Keystone {
-    pub fn new(cloud: CloudSettings, connector: Connector, timeout: Duration) -> Keystone {
+    pub fn new(
+        cloud: CloudSettings,
+        connector: Connector,
+        timeout: Duration,
+        metrics: Arc<Metrics>,
+    ) -> Keystone {
         Keystone {
+            metrics,
             cloud,
             transport: Transport::new(connector, timeout),
             api: OnceCell::new(),
@@ -277,6 +286,8 @@ impl Keystone {
         let result = self.exchange(&method, &scoping).await;
         let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
         let (cloud, method, scope) = (&self.cloud.name, method.name(), scoping.to_string());
+        let kind = result.as_ref().map_or_else(KeystoneError::kind, |_| "ok");
+        self.metrics.login(cloud, kind);
         match &result {
             Ok(_) => tracing::info!(
                 cloud,

@@ -67,7 +67,8 @@ impl Default for TestConfig {
                  project_name = \"demo\"\nproject_domain_name = \"Default\""
             ),
             upstream: "timeout = \"3s\"\nconnect_timeout = \"1s\"".into(),
-            token: "keystone_timeout = \"3s\"".into(),
+            // No logins at start: tests count Keystone calls per request.
+            token: "keystone_timeout = \"3s\"\nprefetch = false".into(),
             clients: Some(format!(
                 "[clients.alice]\nkey_sha256 = \"{}\"\nprojects = {ALICE_PROJECTS}\n\n\
                  [clients.any]\nkey_sha256 = \"{}\"\nprojects = [\"*\"]\n",
@@ -276,8 +277,12 @@ pub struct SeenEcho {
 
 /// The real binary, started with a config file; killed when dropped.
 pub struct ProxyProcess {
+    /// `http(s)://IP:PORT` or `unix:/path`.
     pub url: String,
+    /// The TCP address (0.0.0.0:0 for a unix socket).
     pub addr: SocketAddr,
+    /// `http://IP:PORT` of the admin listener, if configured.
+    pub admin_url: Option<String>,
     child: Child,
     /// Everything the proxy wrote to stderr (its logs).
     pub stderr: Arc<Mutex<String>>,
@@ -316,10 +321,13 @@ impl ProxyProcess {
         });
         let stdout = child.stdout.take().expect("stdout is piped");
         let mut lines = BufReader::new(stdout).lines();
+        let mut admin_url = None;
         let url = loop {
             match lines.next() {
                 Some(Ok(line)) => {
-                    if let Some(url) = line.strip_prefix("keystone-proxy listening on ") {
+                    if let Some(url) = line.strip_prefix("keystone-proxy admin listening on ") {
+                        admin_url = Some(url.trim().to_string());
+                    } else if let Some(url) = line.strip_prefix("keystone-proxy listening on ") {
                         break url.trim().to_string();
                     }
                 }
@@ -334,12 +342,13 @@ impl ProxyProcess {
         // Keep draining stdout so the child never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
         let addr = url
-            .trim_start_matches("http://")
-            .parse()
-            .expect("an address");
+            .split_once("://")
+            .and_then(|(_, addr)| addr.parse().ok())
+            .unwrap_or_else(|| "0.0.0.0:0".parse().expect("an address"));
         ProxyProcess {
             url,
             addr,
+            admin_url,
             child,
             stderr,
         }

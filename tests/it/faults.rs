@@ -30,7 +30,7 @@ async fn keystone_down_is_503() {
 #[tokio::test]
 async fn keystone_slow_times_out_as_503() {
     let stack =
-        Stack::start_with(|config| config.token = "keystone_timeout = \"300ms\"".into()).await;
+        Stack::start_with(|config| config.token = config.token.replace("3s", "300ms")).await;
     stack.keystone.set_login_delay(Duration::from_secs(5));
     let started = Instant::now();
     let response = stack.get("/compute/servers", ANY_KEY).await;

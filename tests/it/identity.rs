@@ -156,7 +156,9 @@ async fn many_projects_cost_one_password_login() {
 async fn a_skewed_keystone_clock_does_not_matter() {
     for offset_hours in [1i64, -1] {
         let stack = Stack::start_with(|config| {
-            config.token = "refresh_before = \"3s\"\nmin_remaining = \"1s\"".into();
+            config
+                .token
+                .push_str("\nrefresh_before = \"3s\"\nmin_remaining = \"1s\"");
         })
         .await;
         stack
@@ -247,7 +249,9 @@ async fn mfa_is_reported_at_once() {
 #[tokio::test]
 async fn a_valid_token_is_served_while_its_renewal_fails() {
     let stack = Stack::start_with(|config| {
-        config.token = "refresh_before = \"3s\"\nmin_remaining = \"1s\"".into();
+        config
+            .token
+            .push_str("\nrefresh_before = \"3s\"\nmin_remaining = \"1s\"");
     })
     .await;
     stack.keystone.set_token_lifetime(Duration::from_secs(8));

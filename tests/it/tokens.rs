@@ -171,7 +171,9 @@ async fn application_credential_by_id_and_by_name() {
 #[tokio::test]
 async fn tokens_are_renewed_in_the_background_before_they_expire() {
     let stack = Stack::start_with(|config| {
-        config.token = "refresh_before = \"3s\"\nmin_remaining = \"1s\"".into();
+        config
+            .token
+            .push_str("\nrefresh_before = \"3s\"\nmin_remaining = \"1s\"");
     })
     .await;
     stack

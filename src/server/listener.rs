@@ -1,0 +1,98 @@
+//! Binding the proxy's listener: TCP, or a unix socket for sidecars.
+
+use std::io;
+use std::net::IpAddr;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+
+use crate::config::ListenAddress;
+
+/// A bound listener.
+pub enum Bound {
+    Tcp(TcpListener),
+    Unix {
+        listener: UnixListener,
+        path: PathBuf,
+    },
+}
+
+/// An accepted connection.
+pub enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Bound {
+    pub async fn bind(address: &ListenAddress, socket_mode: u32) -> Result<Bound, String> {
+        match address {
+            ListenAddress::Tcp(addr) => TcpListener::bind(addr)
+                .await
+                .map(Bound::Tcp)
+                .map_err(|e| format!("listening on {addr}: {e}")),
+            ListenAddress::Unix(path) => bind_unix(path, socket_mode)
+                .await
+                .map_err(|e| format!("listening on unix:{}: {e}", path.display())),
+        }
+    }
+
+    /// Where clients reach it: `http://IP:PORT` or `unix:/path`.
+    pub fn describe(&self, scheme: &str) -> String {
+        match self {
+            Bound::Tcp(listener) => match listener.local_addr() {
+                Ok(addr) => format!("{scheme}://{addr}"),
+                Err(_) => format!("{scheme}://?"),
+            },
+            Bound::Unix { path, .. } => format!("unix:{}", path.display()),
+        }
+    }
+
+    /// The next connection, and the client's IP for TCP.
+    pub async fn accept(&self) -> io::Result<(Stream, Option<IpAddr>)> {
+        match self {
+            Bound::Tcp(listener) => {
+                let (stream, remote) = listener.accept().await?;
+                // Small request/response exchanges must not wait for Nagle.
+                let _ = stream.set_nodelay(true);
+                Ok((Stream::Tcp(stream), Some(remote.ip())))
+            }
+            Bound::Unix { listener, .. } => {
+                let (stream, _) = listener.accept().await?;
+                Ok((Stream::Unix(stream), None))
+            }
+        }
+    }
+
+    /// Remove the socket file (at shutdown), so the next start finds none.
+    pub fn clean_up(&self) {
+        if let Bound::Unix { path, .. } = self {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// Bind a unix socket. A socket file left by a process that died is
+/// replaced; one a live process listens on, or a file that is not a
+/// socket, is an error (never delete what is not ours).
+async fn bind_unix(path: &Path, mode: u32) -> io::Result<Bound> {
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            return Err(io::Error::other("the path exists and is not a socket"));
+        }
+        match UnixStream::connect(path).await {
+            Ok(_) => return Err(io::Error::other("another process is listening on it")),
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                tracing::info!(path = %path.display(), "replacing a stale socket file");
+                std::fs::remove_file(path)?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let listener = UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    Ok(Bound::Unix {
+        listener,
+        path: path.to_path_buf(),
+    })
+}

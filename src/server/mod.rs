@@ -1,0 +1,360 @@
+//! Serving: the proxy listener (TCP or unix socket, optional TLS), the
+//! optional admin listener, connection limits, SIGHUP reload and a
+//! graceful drain on SIGTERM/SIGINT.
+
+mod listener;
+mod tls;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::{ArcSwap, ArcSwapOption};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::{ListenSettings, Settings};
+use crate::forward::Forwarded;
+use crate::metrics::Metrics;
+use crate::proxy::{Peer, Proxy};
+pub use listener::Bound;
+use listener::Stream;
+
+/// Connections the admin listener serves at once: probes and a scraper,
+/// kept apart from the proxy's limit so they still get in when it is full.
+const ADMIN_CONNECTIONS: usize = 64;
+/// HTTP/2 pings to notice dead peers on idle connections.
+const H2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+const H2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+/// Streams one HTTP/2 connection may have open (hyper's default is 200;
+/// stated here so the bound is visible).
+const H2_MAX_STREAMS: u32 = 200;
+
+/// Reads the configuration again (SIGHUP).
+pub type Reload = Box<dyn Fn() -> Result<Settings, String> + Send + Sync>;
+
+/// Where the listeners ended up (port 0 picks a free one).
+#[derive(Debug)]
+pub struct Listening {
+    /// `http(s)://IP:PORT` or `unix:/path`.
+    pub proxy: String,
+    pub admin: Option<SocketAddr>,
+}
+
+/// What a reload replaces; connections read it per request/handshake.
+struct Live {
+    proxy: ArcSwap<Proxy>,
+    tls: ArcSwapOption<rustls::ServerConfig>,
+}
+
+#[derive(Clone, Copy)]
+enum Role {
+    Proxy,
+    Admin,
+}
+
+/// Bind, serve until SIGTERM/SIGINT, then drain. `on_listening` is told
+/// where the listeners are once they accept connections.
+pub async fn run(
+    settings: Settings,
+    reload: Reload,
+    on_listening: impl FnOnce(&Listening),
+) -> Result<(), String> {
+    let metrics = Arc::new(Metrics::new());
+    let proxy = Arc::new(Proxy::new(&settings, metrics.clone())?);
+    let tls = settings.listen.tls.as_ref().map(tls::load).transpose()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let live = Arc::new(Live {
+        proxy: ArcSwap::new(proxy.clone()),
+        tls: ArcSwapOption::new(tls),
+    });
+    let main = Bound::bind(&settings.listen.address, settings.listen.socket_mode).await?;
+    let admin = match settings.listen.admin_address {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("listening on {addr} (admin): {e}"))?,
+        ),
+        None => None,
+    };
+    let admin_addr = admin.as_ref().and_then(|a| a.local_addr().ok());
+    on_listening(&Listening {
+        proxy: main.describe(scheme),
+        admin: admin_addr,
+    });
+    tokio::spawn(async move { proxy.warm_up().await });
+
+    let builder = Arc::new(http_builder(&settings.listen));
+    let graceful = GracefulShutdown::new();
+    let (stop, stopped) = watch::channel(false);
+    let main_limit = Arc::new(Semaphore::new(settings.listen.max_connections));
+    let handshake = settings.listen.header_read_timeout;
+    let accept_main = accept_loop(
+        &main,
+        Role::Proxy,
+        &live,
+        &builder,
+        &graceful,
+        main_limit,
+        handshake,
+        stopped.clone(),
+    );
+    let accept_admin = async {
+        if let Some(admin) = admin.map(Bound::Tcp) {
+            let limit = Arc::new(Semaphore::new(ADMIN_CONNECTIONS));
+            accept_loop(
+                &admin,
+                Role::Admin,
+                &live,
+                &builder,
+                &graceful,
+                limit,
+                handshake,
+                stopped,
+            )
+            .await;
+        }
+    };
+    let signals = signal_loop(&live, &settings, reload, metrics, stop);
+    tokio::join!(accept_main, accept_admin, signals);
+
+    main.clean_up();
+    tracing::info!(connections = graceful.count(), "draining");
+    let timeout = settings.listen.shutdown_timeout;
+    if tokio::time::timeout(timeout, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            ?timeout,
+            "drain timed out; closing the remaining connections"
+        );
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// HTTP/1.1 and HTTP/2 with the configured limits.
+fn http_builder(listen: &ListenSettings) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(listen.header_read_timeout)
+        .max_buf_size(listen.max_header_bytes)
+        .max_headers(listen.max_headers);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(listen.max_header_bytes).unwrap_or(u32::MAX))
+        .max_concurrent_streams(H2_MAX_STREAMS)
+        .keep_alive_interval(H2_KEEPALIVE_INTERVAL)
+        .keep_alive_timeout(H2_KEEPALIVE_TIMEOUT);
+    builder
+}
+
+/// Accept until told to stop; each connection holds a permit of `limit`.
+#[allow(clippy::too_many_arguments)]
+async fn accept_loop(
+    listener: &Bound,
+    role: Role,
+    live: &Arc<Live>,
+    builder: &Arc<auto::Builder<TokioExecutor>>,
+    graceful: &GracefulShutdown,
+    limit: Arc<Semaphore>,
+    handshake_timeout: Duration,
+    mut stopped: watch::Receiver<bool>,
+) {
+    loop {
+        let permit = tokio::select! {
+            permit = limit.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_closed) => return,
+            },
+            _ = stopped.changed() => return,
+        };
+        let (stream, client_ip) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(error) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stopped.changed() => return,
+        };
+        let tls = match role {
+            Role::Proxy => live.tls.load_full().map(TlsAcceptor::from),
+            Role::Admin => None,
+        };
+        let connection = Connection {
+            role,
+            live: live.clone(),
+            builder: builder.clone(),
+            watcher: graceful.watcher(),
+            peer: Peer {
+                forwarded: Forwarded {
+                    client_ip,
+                    proto: if tls.is_some() { "https" } else { "http" },
+                },
+            },
+        };
+        tokio::spawn(async move {
+            let _permit = permit;
+            match stream {
+                Stream::Tcp(io) => connection.serve_with(io, tls, handshake_timeout).await,
+                Stream::Unix(io) => connection.serve_with(io, tls, handshake_timeout).await,
+            }
+        });
+    }
+}
+
+/// One accepted connection, ready to be served.
+struct Connection {
+    role: Role,
+    live: Arc<Live>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    watcher: Watcher,
+    peer: Peer,
+}
+
+impl Connection {
+    /// TLS first if configured (with the same deadline as request headers,
+    /// so a client that never finishes its handshake is dropped).
+    async fn serve_with<I>(self, io: I, tls: Option<TlsAcceptor>, handshake_timeout: Duration)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        match tls {
+            None => self.serve(io).await,
+            Some(acceptor) => {
+                match tokio::time::timeout(handshake_timeout, acceptor.accept(io)).await {
+                    Ok(Ok(stream)) => self.serve(stream).await,
+                    Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
+                    Err(_) => tracing::debug!("TLS handshake timed out"),
+                }
+            }
+        }
+    }
+
+    async fn serve<I>(self, io: I)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let Connection {
+            role,
+            live,
+            builder,
+            watcher,
+            peer,
+        } = self;
+        let peer = Arc::new(peer);
+        let service = service_fn(move |request| {
+            // Each request uses the configuration current when it arrives.
+            let proxy = live.proxy.load_full();
+            let peer = peer.clone();
+            async move {
+                let response = match role {
+                    Role::Proxy => proxy.handle(request, &peer).await,
+                    Role::Admin => proxy.handle_admin(request).await,
+                };
+                Ok::<_, Infallible>(response)
+            }
+        });
+        let connection = builder
+            .serve_connection(TokioIo::new(io), service)
+            .into_owned();
+        if let Err(error) = watcher.watch(connection).await {
+            tracing::debug!(error = %error, "connection ended with an error");
+        }
+    }
+}
+
+/// Wait for SIGTERM/SIGINT (then tell the accept loops to stop); reload
+/// on SIGHUP meanwhile.
+async fn signal_loop(
+    live: &Live,
+    settings: &Settings,
+    reload: Reload,
+    metrics: Arc<Metrics>,
+    stop: watch::Sender<bool>,
+) {
+    let stop_signal = stop_signal();
+    tokio::pin!(stop_signal);
+    let mut hangup = hangup_signal();
+    loop {
+        tokio::select! {
+            () = &mut stop_signal => break,
+            Some(()) = hangup.recv() => apply_reload(live, settings, &reload, &metrics),
+        }
+    }
+    tracing::info!("stop signal received; no longer accepting connections");
+    let _ = stop.send(true);
+}
+
+/// Read the config again and swap it in, or keep the old one whole.
+fn apply_reload(live: &Live, running: &Settings, reload: &Reload, metrics: &Arc<Metrics>) {
+    let prepared = reload().and_then(|settings| {
+        let proxy = Proxy::new(&settings, metrics.clone())?;
+        let tls = settings.listen.tls.as_ref().map(tls::load).transpose()?;
+        if running.listen.tls.is_some() != tls.is_some() {
+            return Err("turning TLS on or off needs a restart".into());
+        }
+        Ok((settings, Arc::new(proxy), tls))
+    });
+    match prepared {
+        Ok((settings, proxy, tls)) => {
+            if settings.listen.address != running.listen.address
+                || settings.listen.admin_address != running.listen.admin_address
+            {
+                tracing::warn!("listen addresses changed: they take effect at the next restart");
+            }
+            live.proxy.store(proxy.clone());
+            live.tls.store(tls);
+            tokio::spawn(async move { proxy.warm_up().await });
+            tracing::info!("configuration reloaded");
+        }
+        Err(error) => tracing::error!(%error, "reload refused; the running configuration stays"),
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = tokio::signal::ctrl_c() => {},
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// SIGHUP as a stream of `()`; never yields if the handler cannot be set.
+fn hangup_signal() -> tokio::sync::mpsc::Receiver<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (send, receive) = tokio::sync::mpsc::channel(1);
+    if let Ok(mut hangup) = signal(SignalKind::hangup()) {
+        tokio::spawn(async move {
+            while hangup.recv().await.is_some() {
+                if send.send(()).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    receive
+}
