@@ -20,6 +20,8 @@ use super::{TokenValidator, json_response, openstack_error, spawn_server};
 
 /// Ask the upstream for a response body of this many bytes (`i % 251`).
 pub const REPLY_BYTES_HEADER: &str = "x-reply-bytes";
+/// Ask the upstream to wait this many milliseconds before answering.
+pub const REPLY_DELAY_HEADER: &str = "x-reply-delay-ms";
 /// Ask the upstream to answer with this status (and `x-reply-location` as
 /// its `Location`), e.g. to see that redirects are passed back.
 pub const REPLY_STATUS_HEADER: &str = "x-reply-status";
@@ -186,6 +188,9 @@ async fn handle(state: Arc<State>, request: Request<Incoming>) -> Response<Full<
     };
     seen.body_len = len;
     seen.body_sha256 = sha;
+    if let Some(ms) = header_str(&parts.headers, REPLY_DELAY_HEADER).and_then(|v| v.parse().ok()) {
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    }
     let reply_bytes =
         header_str(&parts.headers, REPLY_BYTES_HEADER).and_then(|v| v.parse::<usize>().ok());
     record(&state, seen.clone());

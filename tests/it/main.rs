@@ -7,6 +7,7 @@ mod common;
 mod auth;
 mod bodies;
 mod cli;
+mod deploy;
 mod faults;
 mod forwarding;
 mod identity;
