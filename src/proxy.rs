@@ -150,7 +150,7 @@ impl Proxy {
         let answer = match route::parse(request.uri().path(), request.headers()) {
             Ok(Target::Health) => Ok(health()),
             Ok(Target::Ready) => Ok(self.readiness().await),
-            Ok(Target::Metrics) => Ok(self.render_metrics()),
+            Ok(Target::Metrics) => Ok(self.render_metrics().await),
             _ => Err(ProxyError::NotFound(
                 "the admin listener serves /healthz, /readyz and /metrics".into(),
             )),
@@ -172,7 +172,7 @@ impl Proxy {
         match target {
             Ok(Target::Health) => return Ok(health()),
             Ok(Target::Ready) if !self.separate_admin => return Ok(self.readiness().await),
-            Ok(Target::Metrics) if !self.separate_admin => return Ok(self.render_metrics()),
+            Ok(Target::Metrics) if !self.separate_admin => return Ok(self.render_metrics().await),
             _ => {}
         }
         let client = self.clients.authenticate(&parts.headers)?;
@@ -339,8 +339,8 @@ impl Proxy {
         text_response(StatusCode::SERVICE_UNAVAILABLE, "application/json", body)
     }
 
-    fn render_metrics(&self) -> Response<ResponseBody> {
-        let text = self.metrics.render(self.tokens.cached());
+    async fn render_metrics(&self) -> Response<ResponseBody> {
+        let text = self.metrics.render(self.tokens.cached().await);
         text_response(StatusCode::OK, metrics::CONTENT_TYPE, text)
     }
 }

@@ -156,8 +156,9 @@ impl TokenCache {
         }
     }
 
-    /// Tokens held (approximately: moka counts lazily).
-    pub fn cached(&self) -> u64 {
+    /// Tokens held, after moka's pending bookkeeping is done.
+    pub async fn cached(&self) -> u64 {
+        self.inner.cache.run_pending_tasks().await;
         self.inner.cache.entry_count()
     }
 

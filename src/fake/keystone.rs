@@ -228,6 +228,8 @@ struct Issued {
 struct State {
     cloud: Mutex<FakeCloud>,
     tokens: Mutex<HashMap<String, Issued>>,
+    /// Every token ever issued, revoked or not.
+    issued_log: Mutex<Vec<String>>,
     logins: AtomicUsize,
     secret_logins: AtomicUsize,
     rescopes: AtomicUsize,
@@ -283,6 +285,7 @@ impl FakeKeystone {
         let state = Arc::new(State {
             cloud: Mutex::new(cloud),
             tokens: Mutex::new(HashMap::new()),
+            issued_log: Mutex::new(Vec::new()),
             logins: AtomicUsize::new(0),
             secret_logins: AtomicUsize::new(0),
             rescopes: AtomicUsize::new(0),
@@ -334,6 +337,13 @@ impl FakeKeystone {
     /// `GET` requests for version discovery.
     pub fn discoveries(&self) -> usize {
         self.state.discoveries.load(Ordering::SeqCst)
+    }
+
+    /// Every token issued so far (to check none of them leaks).
+    pub fn issued_tokens(&self) -> Vec<String> {
+        let mut issued = lock(&self.state.issued_log).clone();
+        issued.extend(lock(&self.state.tokens).keys().cloned());
+        issued
     }
 
     /// Revoke every token issued so far.
@@ -565,6 +575,7 @@ fn issue(state: &State, api: Api, body: &[u8]) -> Response<Full<Bytes>> {
         expires_at,
     };
     lock(&state.tokens).insert(token.clone(), issued);
+    lock(&state.issued_log).push(token.clone());
     let times = (now, expires_at);
     match api {
         Api::V3 => {

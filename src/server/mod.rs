@@ -125,7 +125,10 @@ pub async fn run(
     let signals = signal_loop(&live, &settings, reload, metrics, stop);
     tokio::join!(accept_main, accept_admin, signals);
 
+    // Closing the listener makes new connections fail at once rather than
+    // wait in the backlog while the old ones drain.
     main.clean_up();
+    drop(main);
     tracing::info!(connections = graceful.count(), "draining");
     let timeout = settings.listen.shutdown_timeout;
     if tokio::time::timeout(timeout, graceful.shutdown())

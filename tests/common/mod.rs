@@ -56,6 +56,12 @@ pub struct TestConfig {
     pub auth_url: Option<String>,
     /// Path of the auth URL on the fake Keystone: `/v3`, `/v2.0` or `` (bare).
     pub auth_path: String,
+    /// `[listen]` body (besides the address, which is `--listen`).
+    pub listen: String,
+    /// `--listen`: `127.0.0.1:0` unless a test wants a unix socket.
+    pub listen_flag: String,
+    /// `RUST_LOG` for the proxy (unset by default: `info`).
+    pub rust_log: Option<String>,
 }
 
 impl Default for TestConfig {
@@ -77,6 +83,9 @@ impl Default for TestConfig {
             )),
             auth_url: None,
             auth_path: "/v3".into(),
+            listen: String::new(),
+            listen_flag: "127.0.0.1:0".into(),
+            rust_log: None,
         }
     }
 }
@@ -88,8 +97,9 @@ impl TestConfig {
             .clone()
             .unwrap_or_else(|| format!("{keystone_root}{}", self.auth_path));
         format!(
-            "[upstream]\n{}\n\n[token]\n{}\n\n[clouds.test]\nauth_url = \"{auth_url}\"\n{}\n\n\
+            "[listen]\n{}\n\n[upstream]\n{}\n\n[token]\n{}\n\n[clouds.test]\nauth_url = \"{auth_url}\"\n{}\n\n\
              [clouds.test.auth]\n{}\n\n{}",
+            self.listen,
             self.upstream,
             self.token,
             self.cloud,
@@ -105,6 +115,8 @@ pub struct Stack {
     pub upstream: EchoUpstream,
     pub proxy: ProxyProcess,
     client: Client<HttpConnector, Full<Bytes>>,
+    config: TestConfig,
+    config_path: PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -130,14 +142,45 @@ impl Stack {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("keystone-proxy.toml");
         std::fs::write(&path, config.render(&keystone.root_url())).expect("write config");
-        let proxy = ProxyProcess::spawn(&path, &[]);
+        let mut command = Command::new(binary());
+        command
+            .args([
+                "serve",
+                "--log-format",
+                "json",
+                "--listen",
+                &config.listen_flag,
+                "--config",
+            ])
+            .arg(&path);
+        let proxy = ProxyProcess::spawn_command_with_log(command, config.rust_log.as_deref());
         Stack {
             keystone,
             upstream,
             proxy,
             client: http_client(),
+            config,
+            config_path: path,
             _dir: dir,
         }
+    }
+
+    /// Change the config file and send SIGHUP; returns once the proxy has
+    /// logged how the reload went (`configuration reloaded` or `reload refused`).
+    pub async fn reload_with(&mut self, change: impl FnOnce(&mut TestConfig)) -> String {
+        change(&mut self.config);
+        let text = self.config.render(&self.keystone.root_url());
+        std::fs::write(&self.config_path, text).expect("write config");
+        let before = self.proxy.logs().len();
+        self.proxy.signal("HUP");
+        let done = eventually(Duration::from_secs(5), || {
+            let logs = self.proxy.logs();
+            let new = &logs[before..];
+            new.contains("configuration reloaded") || new.contains("reload refused")
+        })
+        .await;
+        assert!(done, "no reload logged:\n{}", self.proxy.logs());
+        self.proxy.logs()[before..].to_string()
     }
 
     /// Send a request to the proxy.
@@ -284,6 +327,8 @@ pub struct ProxyProcess {
     /// `http://IP:PORT` of the admin listener, if configured.
     pub admin_url: Option<String>,
     child: Child,
+    /// Reads stderr into `stderr` until the process ends.
+    reader: Option<std::thread::JoinHandle<()>>,
     /// Everything the proxy wrote to stderr (its logs).
     pub stderr: Arc<Mutex<String>>,
 }
@@ -301,9 +346,17 @@ impl ProxyProcess {
         ProxyProcess::spawn_command(command)
     }
 
-    pub fn spawn_command(mut command: Command) -> ProxyProcess {
+    pub fn spawn_command(command: Command) -> ProxyProcess {
+        ProxyProcess::spawn_command_with_log(command, None)
+    }
+
+    /// Start `command` with `RUST_LOG` set to `log` (or unset).
+    pub fn spawn_command_with_log(mut command: Command, log: Option<&str>) -> ProxyProcess {
+        match log {
+            Some(filter) => command.env("RUST_LOG", filter),
+            None => command.env_remove("RUST_LOG"),
+        };
         command
-            .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -351,7 +404,18 @@ impl ProxyProcess {
             admin_url,
             child,
             stderr,
+            reader: Some(reader),
         }
+    }
+
+    /// Stop the process and return everything it logged, to the last line.
+    pub fn stop_and_logs(&mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        self.logs()
     }
 
     pub fn pid(&self) -> u32 {
@@ -372,6 +436,62 @@ impl ProxyProcess {
             .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
             .unwrap_or_else(|| panic!("no {field} in /proc status"))
     }
+}
+
+impl ProxyProcess {
+    /// Send a signal by name (`HUP`, `TERM`).
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// Wait up to `limit` for the process to exit; its status if it did.
+    pub async fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// An HTTP/1.1 connection of its own over `io` (TCP, TLS or unix), so a
+/// test controls exactly which requests share it.
+pub async fn http1_connection<I>(io: I) -> hyper::client::conn::http1::SendRequest<Full<Bytes>>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io))
+            .await
+            .expect("an HTTP/1.1 handshake");
+    tokio::spawn(connection);
+    sender
+}
+
+/// A GET over an [`http1_connection`].
+pub async fn get_on(
+    sender: &mut hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    path: &str,
+    key: &str,
+) -> Result<TestResponse, hyper::Error> {
+    sender.ready().await?;
+    let request = http::Request::builder()
+        .uri(path)
+        .header("host", "proxy")
+        .header("authorization", format!("Bearer {key}"))
+        .body(Full::new(Bytes::new()))
+        .expect("a request");
+    Ok(TestResponse::read(sender.send_request(request).await?).await)
 }
 
 impl Drop for ProxyProcess {
@@ -476,27 +596,40 @@ pub async fn eventually(limit: Duration, mut condition: impl FnMut() -> bool) ->
     condition()
 }
 
-/// A throwaway certificate for 127.0.0.1: the rustls server config that
-/// presents it, and the PEM file a client must trust (`cacert`).
-pub fn throwaway_tls(dir: &Path) -> (Arc<rustls::ServerConfig>, PathBuf) {
+/// A throwaway certificate for 127.0.0.1 in `dir`: the rustls server
+/// config that presents it, and the PEM files (`cert` is also what a client
+/// must trust, as `cacert`).
+pub struct ThrowawayTls {
+    pub server: Arc<rustls::ServerConfig>,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+pub fn throwaway_tls(dir: &Path) -> ThrowawayTls {
     use rustls::pki_types::PrivateKeyDer;
     use rustls::pki_types::pem::PemObject;
     let certified =
         rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()])
             .expect("a certificate");
-    let cert_pem = certified.cert.pem();
     let key_pem = certified.signing_key.serialize_pem();
-    let path = dir.join("ca.pem");
-    std::fs::write(&path, &cert_pem).expect("write the certificate");
-    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).expect("a key");
-    let config =
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, certified.cert.pem()).expect("write the certificate");
+    std::fs::write(&key, &key_pem).expect("write the key");
+    let server =
         rustls::ServerConfig::builder_with_provider(keystone_proxy::connector::crypto_provider())
             .with_safe_default_protocol_versions()
             .expect("TLS versions")
             .with_no_client_auth()
-            .with_single_cert(vec![certified.cert.der().clone()], key)
+            .with_single_cert(
+                vec![certified.cert.der().clone()],
+                PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).expect("a key"),
+            )
             .expect("a server config");
-    (Arc::new(config), path)
+    ThrowawayTls {
+        server: Arc::new(server),
+        cert,
+        key,
+    }
 }
 
 /// What a finished run of the binary printed.

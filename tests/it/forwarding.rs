@@ -175,7 +175,11 @@ async fn sidecar_mode_needs_no_key_and_strips_whatever_is_sent() {
 #[tokio::test]
 async fn https_upstream_with_private_ca() {
     let dir = tempfile::tempdir().unwrap();
-    let (tls, cacert) = throwaway_tls(dir.path());
+    let ThrowawayTls {
+        server: tls,
+        cert: cacert,
+        ..
+    } = throwaway_tls(dir.path());
     for (cloud_tls, expected) in [
         (format!("cacert = \"{}\"", cacert.display()), 200),
         (String::new(), 502),

@@ -12,6 +12,7 @@ mod faults;
 mod forwarding;
 mod identity;
 mod openstack_config;
+mod operations;
 mod real_keystone;
 mod routing;
 mod tokens;

@@ -1,0 +1,630 @@
+//! Running it: probes, metrics, logs (without secrets), TLS, unix sockets,
+//! reload, drain and limits.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::Method;
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UnixStream};
+
+use crate::common::*;
+
+/// The proxy's JSON log lines whose message is `message`.
+fn log_lines(proxy: &ProxyProcess, message: &str) -> Vec<Value> {
+    proxy
+        .logs()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|entry| entry["fields"]["message"] == message)
+        .collect()
+}
+
+/// GET `url` (any host) with no key.
+async fn get_url(url: &str) -> TestResponse {
+    let request = http::Request::get(url)
+        .body(http_body_util::Full::new(Bytes::new()))
+        .unwrap();
+    TestResponse::read(http_client().request(request).await.expect("an answer")).await
+}
+
+fn text(response: &TestResponse) -> String {
+    String::from_utf8_lossy(&response.body).into_owned()
+}
+
+#[tokio::test]
+async fn health_readiness_and_metrics() {
+    let stack = Stack::start().await;
+    let url = stack.proxy.url.clone();
+    assert_eq!(get_url(&format!("{url}/healthz")).await.status, 200);
+    let ready = get_url(&format!("{url}/readyz")).await;
+    assert_eq!(ready.status, 200, "{ready:?}");
+    for _ in 0..2 {
+        assert_eq!(stack.get("/compute/servers", ANY_KEY).await.status, 200);
+    }
+    assert_eq!(stack.get("/nope/x", ANY_KEY).await.status, 404);
+
+    let metrics = get_url(&format!("{url}/metrics")).await;
+    assert_eq!(metrics.status, 200);
+    assert!(
+        metrics.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text")
+    );
+    let body = text(&metrics);
+    for line in [
+        "keystone_proxy_requests_total{service=\"compute\",code=\"200\"} 2",
+        "keystone_proxy_requests_total{service=\"-\",code=\"404\"} 1",
+        "keystone_proxy_keystone_logins_total{cloud=\"test\",result=\"ok\"} 2",
+        "keystone_proxy_token_cache_misses_total 1",
+        "keystone_proxy_token_cache_hits_total 3",
+        "keystone_proxy_tokens_cached 1",
+        "keystone_proxy_in_flight_requests 1",
+        "keystone_proxy_request_duration_seconds_count{service=\"compute\"} 2",
+    ] {
+        assert!(
+            body.lines().any(|l| l == line),
+            "{line} missing from\n{body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn readiness_says_why_keystone_is_not_answering() {
+    let stack = Stack::start_with(|config| {
+        config.auth_url = Some(format!("http://{}/v3", closed_port()));
+    })
+    .await;
+    let ready = get_url(&format!("{}/readyz", stack.proxy.url)).await;
+    assert_eq!(ready.status, 503);
+    let reasons = ready.json()["reasons"].to_string();
+    assert!(
+        reasons.contains("test/demo") && reasons.contains("unavailable"),
+        "{reasons}"
+    );
+}
+
+#[tokio::test]
+async fn prefetch_makes_the_proxy_ready_without_traffic() {
+    let stack = Stack::start_with(|config| {
+        config.token = config.token.replace("prefetch = false", "prefetch = true");
+    })
+    .await;
+    assert!(eventually(Duration::from_secs(5), || stack.keystone.logins() == 2).await);
+    assert_eq!(
+        get_url(&format!("{}/readyz", stack.proxy.url)).await.status,
+        200
+    );
+    assert_eq!(
+        stack.keystone.logins(),
+        2,
+        "readiness used the prefetched token"
+    );
+    assert!(stack.seen().is_empty());
+}
+
+#[tokio::test]
+async fn the_admin_listener_keeps_probes_off_the_proxy_port() {
+    let stack =
+        Stack::start_with(|config| config.listen = "admin_address = \"127.0.0.1:0\"".into()).await;
+    let admin = stack.proxy.admin_url.clone().expect("an admin listener");
+    assert_eq!(get_url(&format!("{admin}/healthz")).await.status, 200);
+    assert_eq!(get_url(&format!("{admin}/readyz")).await.status, 200);
+    let metrics = get_url(&format!("{admin}/metrics")).await;
+    assert!(text(&metrics).contains("keystone_proxy_keystone_logins_total"));
+    assert_eq!(
+        get_url(&format!("{admin}/compute/servers")).await.status,
+        404
+    );
+    // The proxy port no longer serves them.
+    assert_eq!(
+        get_url(&format!("{}/metrics", stack.proxy.url))
+            .await
+            .status,
+        401
+    );
+    assert_eq!(stack.get("/metrics", ANY_KEY).await.status, 404);
+    assert_eq!(
+        get_url(&format!("{}/healthz", stack.proxy.url))
+            .await
+            .status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn request_ids_and_one_log_line_per_request() {
+    let stack = Stack::start().await;
+    let response = stack.get("/compute/servers", ANY_KEY).await;
+    // The upstream's own id comes back; ours went to it.
+    assert_eq!(response.headers["x-openstack-request-id"], "req-fake");
+    let sent = stack.seen()[0]
+        .header("x-openstack-request-id")
+        .unwrap()
+        .to_string();
+    assert!(sent.starts_with("req-") && sent.len() == 40, "{sent}");
+
+    let refused = stack.get("/compute/servers", "not-a-key").await;
+    let id = refused.headers["x-openstack-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(id.starts_with("req-"), "{id}");
+
+    let global = "req-11111111-2222-3333-4444-555555555555";
+    let auth = format!("Bearer {ANY_KEY}");
+    let headers = [
+        ("authorization", auth.as_str()),
+        ("x-openstack-request-id", global),
+    ];
+    stack
+        .send(Method::GET, "/compute/servers", &headers, Bytes::new())
+        .await;
+    assert_eq!(
+        stack.seen()[1].header("x-openstack-request-id"),
+        Some(global)
+    );
+
+    let lines = log_lines(&stack.proxy, "request");
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    let ok = &lines[0]["fields"];
+    assert_eq!(ok["request_id"], "req-fake");
+    assert_eq!(ok["client"], "any");
+    assert_eq!(ok["project"], "demo");
+    assert_eq!(ok["service"], "compute");
+    assert_eq!(ok["method"], "GET");
+    assert_eq!(ok["status"], 200);
+    assert_eq!(ok["retried"], false);
+    assert!(ok["duration_ms"].as_f64().unwrap() >= ok["upstream_ms"].as_f64().unwrap());
+    let bad = &lines[1]["fields"];
+    assert_eq!(bad["request_id"], id.as_str());
+    assert_eq!(bad["error"], "bad-credential");
+    assert_eq!(bad["status"], 401);
+}
+
+/// A whole day's events at the most verbose level: nothing secret may
+/// appear anywhere in the output.
+#[tokio::test]
+async fn no_secret_reaches_the_logs_even_at_trace_level() {
+    let bad_key = "bad-key-1234567890";
+    let mut password_stack =
+        Stack::start_with(|config| config.rust_log = Some("trace".into())).await;
+    let mut app_cred_stack = Stack::start_with(|config| {
+        config.rust_log = Some("trace".into());
+        config.auth = format!(
+            "application_credential_id = \"{APP_CRED_ID}\"\napplication_credential_secret = \"{APP_CRED_SECRET}\""
+        );
+    })
+    .await;
+    let basic = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        format!("alice:{ALICE_KEY}"),
+    );
+    for stack in [&password_stack, &app_cred_stack] {
+        assert_eq!(stack.get("/compute/servers", ANY_KEY).await.status, 200);
+        let basic_auth = format!("Basic {basic}");
+        for headers in [
+            [("authorization", basic_auth.as_str())],
+            [("x-auth-token", ALICE_KEY)],
+        ] {
+            let response = stack
+                .send(
+                    Method::GET,
+                    "/projects/demo/compute/servers",
+                    &headers,
+                    Bytes::new(),
+                )
+                .await;
+            assert_eq!(response.status, 200);
+        }
+        assert_eq!(stack.get("/compute/servers", bad_key).await.status, 401);
+        stack.keystone.revoke_all();
+        assert_eq!(
+            stack.post("/compute/servers", ANY_KEY, "body").await.status,
+            200
+        );
+        stack
+            .keystone
+            .set_fault(Some(keystone_proxy::fake::Fault::Status(500)));
+        stack.keystone.revoke_all();
+        assert_eq!(stack.get("/compute/servers", ANY_KEY).await.status, 503);
+        stack.keystone.set_fault(None);
+    }
+    let mut wrong = Stack::start_with(|config| {
+        config.rust_log = Some("trace".into());
+        config.auth = config.auth.replace(PASSWORD, "wrong-password-987");
+    })
+    .await;
+    assert_eq!(wrong.get("/compute/servers", ANY_KEY).await.status, 502);
+
+    let mut secrets: Vec<String> = [
+        PASSWORD,
+        APP_CRED_SECRET,
+        ALICE_KEY,
+        ANY_KEY,
+        bad_key,
+        &basic,
+        "wrong-password-987",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for stack in [&password_stack, &app_cred_stack, &wrong] {
+        secrets.extend(stack.keystone.issued_tokens());
+    }
+    assert!(secrets.len() > 10, "the scenario issued tokens");
+    for stack in [&mut password_stack, &mut app_cred_stack, &mut wrong] {
+        let logs = stack.proxy.stop_and_logs();
+        assert!(logs.contains("\"level\":\"TRACE\""), "trace logging is on");
+        for secret in &secrets {
+            assert!(
+                !logs.contains(secret.as_str()),
+                "a secret ({}…) is in the logs",
+                &secret[..4]
+            );
+        }
+    }
+}
+
+/// An https client trusting only `cacert`, for a fresh connection.
+async fn https_get(cacert: &std::path::Path, url: &str) -> Result<TestResponse, String> {
+    let tls = keystone_proxy::connector::TlsOptions {
+        cacert: Some(cacert),
+        insecure: false,
+    };
+    let connector = keystone_proxy::connector::build(&tls, Duration::from_secs(2))?;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build::<_, http_body_util::Full<Bytes>>(connector);
+    let request = http::Request::get(url)
+        .body(http_body_util::Full::new(Bytes::new()))
+        .unwrap();
+    match client.request(request).await {
+        Ok(response) => Ok(TestResponse::read(response).await),
+        Err(error) => Err(keystone_proxy::keystone::describe_client_error(&error)),
+    }
+}
+
+#[tokio::test]
+async fn tls_listener_and_certificate_reload_on_sighup() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = throwaway_tls(dir.path());
+    let old_ca = dir.path().join("old-ca.pem");
+    std::fs::copy(&first.cert, &old_ca).unwrap();
+    let (cert, key) = (first.cert.clone(), first.key.clone());
+    let mut stack = Stack::start_with(|config| {
+        config.listen = format!(
+            "tls_cert = \"{}\"\ntls_key = \"{}\"",
+            cert.display(),
+            key.display()
+        );
+    })
+    .await;
+    let url = stack.proxy.url.clone();
+    assert!(url.starts_with("https://"), "{url}");
+    let response = https_get(&old_ca, &format!("{url}/healthz")).await.unwrap();
+    assert_eq!(response.status, 200);
+    let plain = http::Request::get(format!("http://{}/healthz", stack.proxy.addr))
+        .body(http_body_util::Full::new(Bytes::new()))
+        .unwrap();
+    assert!(
+        http_client().request(plain).await.is_err(),
+        "no plain HTTP on a TLS port"
+    );
+
+    // New certificate files in place, then SIGHUP: new connections get it.
+    let second = throwaway_tls(dir.path());
+    let log = stack.reload_with(|_| {}).await;
+    assert!(log.contains("configuration reloaded"), "{log}");
+    let response = https_get(&second.cert, &format!("{url}/healthz"))
+        .await
+        .unwrap();
+    assert_eq!(response.status, 200);
+    let refused = https_get(&old_ca, &format!("{url}/healthz")).await;
+    assert!(refused.is_err(), "the old certificate is gone");
+}
+
+#[tokio::test]
+async fn unix_socket_sidecar_replaces_a_stale_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("proxy.sock");
+    // A socket file left by a process that died.
+    drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
+    assert!(socket.exists());
+    let flag = format!("unix:{}", socket.display());
+    let stack = Stack::start_with(|config| {
+        config.clients = None;
+        config.listen_flag = flag.clone();
+        config.listen = "socket_mode = \"0600\"".into();
+    })
+    .await;
+    assert_eq!(stack.proxy.url, flag);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let mut sender = http1_connection(UnixStream::connect(&socket).await.unwrap()).await;
+    let response = get_on(&mut sender, "/compute/servers", "ignored-in-sidecar-mode")
+        .await
+        .unwrap();
+    assert_eq!(response.status, 200, "{response:?}");
+    assert_eq!(
+        stack.seen()[0].header("x-forwarded-for"),
+        None,
+        "no IP on a unix socket"
+    );
+
+    // A second proxy on the same socket is refused: one is alive there.
+    let config = dir.path().join("second.toml");
+    std::fs::write(&config, "[clouds.c]\nauth_url = \"http://127.0.0.1:1/v3\"\n[clouds.c.auth]\nuser_id = \"u\"\npassword = \"p\"\n").unwrap();
+    let run = run_binary(
+        &[
+            "serve",
+            "--listen",
+            &flag,
+            "--config",
+            config.to_str().unwrap(),
+        ],
+        &[],
+    )
+    .await;
+    assert!(!run.ok && run.stderr.contains("another process"), "{run:?}");
+    // A file that is not a socket is never deleted.
+    let file = dir.path().join("not-a-socket");
+    std::fs::write(&file, "keep me").unwrap();
+    let not_socket = format!("unix:{}", file.display());
+    let run = run_binary(
+        &[
+            "serve",
+            "--listen",
+            &not_socket,
+            "--config",
+            config.to_str().unwrap(),
+        ],
+        &[],
+    )
+    .await;
+    assert!(!run.ok && run.stderr.contains("not a socket"), "{run:?}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep me");
+}
+
+#[tokio::test]
+async fn sighup_reloads_clients_without_dropping_connections() {
+    let mut stack = Stack::start().await;
+    let mut kept = http1_connection(TcpStream::connect(stack.proxy.addr).await.unwrap()).await;
+    assert_eq!(
+        get_on(&mut kept, "/compute/servers", ANY_KEY)
+            .await
+            .unwrap()
+            .status,
+        200
+    );
+    let slow = {
+        let auth = format!("Bearer {ANY_KEY}");
+        let url = format!("{}/compute/slow", stack.proxy.url);
+        tokio::spawn(async move {
+            let request = http::Request::get(url)
+                .header("authorization", auth)
+                .header("x-reply-delay-ms", "1500")
+                .body(http_body_util::Full::new(Bytes::new()))
+                .unwrap();
+            http_client().request(request).await.map(|r| r.status())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let carol = "carol-local-key";
+    let log = stack
+        .reload_with(|config| {
+            config.clients = Some(format!(
+                "[clients.carol]\nkey_sha256 = \"{}\"\nprojects = [\"*\"]\n",
+                sha256_hex(carol.as_bytes())
+            ))
+        })
+        .await;
+    assert!(log.contains("configuration reloaded"), "{log}");
+    assert_eq!(
+        slow.await.unwrap().unwrap(),
+        200,
+        "the request in flight finished"
+    );
+    // The open connection still works, under the new configuration.
+    assert_eq!(
+        get_on(&mut kept, "/compute/servers", carol)
+            .await
+            .unwrap()
+            .status,
+        200
+    );
+    assert_eq!(
+        get_on(&mut kept, "/compute/servers", ANY_KEY)
+            .await
+            .unwrap()
+            .status,
+        401
+    );
+
+    // A broken config is refused and the running one stays.
+    let log = stack
+        .reload_with(|config| config.clients = Some("[clients.x]\nkey_sha256 = \"zz\"\n".into()))
+        .await;
+    assert!(
+        log.contains("reload refused") && log.contains("clients.x.key_sha256"),
+        "{log}"
+    );
+    assert_eq!(
+        get_on(&mut kept, "/compute/servers", carol)
+            .await
+            .unwrap()
+            .status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn sigterm_drains_in_flight_requests_then_exits_0() {
+    let mut stack = Stack::start().await;
+    assert_eq!(stack.get("/compute/servers", ANY_KEY).await.status, 200);
+    let mut busy = http1_connection(TcpStream::connect(stack.proxy.addr).await.unwrap()).await;
+    let slow = tokio::spawn(async move {
+        busy.ready().await.unwrap();
+        let request = http::Request::get("/compute/slow")
+            .header("host", "proxy")
+            .header("authorization", format!("Bearer {ANY_KEY}"))
+            .header("x-reply-delay-ms", "1500")
+            .body(http_body_util::Full::new(Bytes::new()))
+            .unwrap();
+        busy.send_request(request).await.map(|r| r.status())
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stack.proxy.signal("TERM");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        TcpStream::connect(stack.proxy.addr).await.is_err(),
+        "no new connections"
+    );
+    assert_eq!(
+        slow.await.unwrap().unwrap(),
+        200,
+        "the request in flight finished"
+    );
+    let status = stack
+        .proxy
+        .wait_exit(Duration::from_secs(5))
+        .await
+        .expect("it exits");
+    assert_eq!(status.code(), Some(0));
+}
+
+#[tokio::test]
+async fn shutdown_timeout_bounds_the_drain() {
+    let mut stack =
+        Stack::start_with(|config| config.listen = "shutdown_timeout = \"500ms\"".into()).await;
+    assert_eq!(stack.get("/compute/servers", ANY_KEY).await.status, 200);
+    let mut busy = http1_connection(TcpStream::connect(stack.proxy.addr).await.unwrap()).await;
+    let slow = tokio::spawn(async move {
+        busy.ready().await.unwrap();
+        let request = http::Request::get("/compute/slow")
+            .header("host", "proxy")
+            .header("authorization", format!("Bearer {ANY_KEY}"))
+            .header("x-reply-delay-ms", "10000")
+            .body(http_body_util::Full::new(Bytes::new()))
+            .unwrap();
+        busy.send_request(request).await.map(|r| r.status())
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    stack.proxy.signal("TERM");
+    let status = stack
+        .proxy
+        .wait_exit(Duration::from_secs(5))
+        .await
+        .expect("it exits");
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(slow.await.unwrap().is_err(), "the slow request was cut off");
+}
+
+/// Write `request` on a fresh connection; the status line of the answer,
+/// or `None` if the proxy closed the connection without one.
+async fn raw_exchange(addr: std::net::SocketAddr, request: &[u8]) -> Option<String> {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let _ = stream.write_all(request).await;
+    let mut buf = vec![0u8; 1024];
+    let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+        .await
+        .ok()?
+        .ok()?;
+    let head = String::from_utf8_lossy(&buf[..n]).to_string();
+    head.lines()
+        .next()
+        .map(str::to_string)
+        .filter(|l| !l.is_empty())
+}
+
+#[tokio::test]
+async fn header_limits_and_slow_clients() {
+    let stack = Stack::start_with(|config| {
+        config.listen =
+            "max_header_bytes = \"8KiB\"\nmax_headers = 20\nheader_read_timeout = \"1s\"".into();
+    })
+    .await;
+    let addr = stack.proxy.addr;
+    let big = format!(
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(10_000)
+    );
+    let status = raw_exchange(addr, big.as_bytes()).await.unwrap_or_default();
+    assert!(status.contains("431"), "{status}");
+    let many: String = (0..30).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let status = raw_exchange(
+        addr,
+        format!("GET /healthz HTTP/1.1\r\nHost: x\r\n{many}\r\n").as_bytes(),
+    )
+    .await
+    .unwrap_or_default();
+    assert!(status.contains("431"), "{status}");
+    let fine = raw_exchange(addr, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap_or_default();
+    assert!(fine.contains("200"), "{fine}");
+
+    // Slowloris: half a request, then silence: closed after ~1 s.
+    let started = Instant::now();
+    let answer = raw_exchange(addr, b"GET /healthz HTTP/1.1\r\nHost: x\r\n").await;
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(4),
+        "{waited:?}"
+    );
+    assert!(
+        answer.as_ref().is_none_or(|status| status.contains("408")),
+        "{answer:?}"
+    );
+}
+
+#[tokio::test]
+async fn connections_beyond_the_limit_wait_their_turn() {
+    let stack = Stack::start_with(|config| config.listen = "max_connections = 2".into()).await;
+    let addr = stack.proxy.addr;
+    let mut first = http1_connection(TcpStream::connect(stack.proxy.addr).await.unwrap()).await;
+    let mut second = http1_connection(TcpStream::connect(stack.proxy.addr).await.unwrap()).await;
+    assert_eq!(
+        get_on(&mut first, "/healthz", ANY_KEY)
+            .await
+            .unwrap()
+            .status,
+        200
+    );
+    assert_eq!(
+        get_on(&mut second, "/healthz", ANY_KEY)
+            .await
+            .unwrap()
+            .status,
+        200
+    );
+    let third = tokio::spawn(async move {
+        let mut third = http1_connection(TcpStream::connect(addr).await.unwrap()).await;
+        get_on(&mut third, "/healthz", ANY_KEY)
+            .await
+            .map(|r| r.status)
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !third.is_finished(),
+        "a third connection is not served while two are open"
+    );
+    drop(first);
+    let served = tokio::time::timeout(Duration::from_secs(3), third).await;
+    assert_eq!(
+        served
+            .expect("served once a slot is free")
+            .unwrap()
+            .unwrap(),
+        200
+    );
+}
