@@ -444,6 +444,14 @@ async fn sighup_reloads_clients_without_dropping_connections() {
         401
     );
 
+    // Clouds reload too: another region picks other endpoints.
+    let log = stack
+        .reload_with(|config| config.cloud = "region_name = \"RegionTwo\"".into())
+        .await;
+    assert!(log.contains("configuration reloaded"), "{log}");
+    let response = get_on(&mut kept, "/compute/servers", carol).await.unwrap();
+    assert_eq!(response.echoed().path, "/r2/compute/v2.1/servers");
+
     // A broken config is refused and the running one stays.
     let log = stack
         .reload_with(|config| config.clients = Some("[clients.x]\nkey_sha256 = \"zz\"\n".into()))
@@ -572,6 +580,18 @@ async fn header_limits_and_slow_clients() {
         .await
         .unwrap_or_default();
     assert!(fine.contains("200"), "{fine}");
+
+    // An idle keep-alive connection is closed after the same ~1 s.
+    let mut idle = http1_connection(TcpStream::connect(addr).await.unwrap()).await;
+    assert_eq!(
+        get_on(&mut idle, "/healthz", ANY_KEY).await.unwrap().status,
+        200
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        get_on(&mut idle, "/healthz", ANY_KEY).await.is_err(),
+        "the idle connection was closed"
+    );
 
     // Slowloris: half a request, then silence: closed after ~1 s.
     let started = Instant::now();
