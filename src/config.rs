@@ -90,6 +90,8 @@ struct RawUpstream {
     retry_body_limit: bytesize::ByteSize,
     cacert: Option<PathBuf>,
     insecure: bool,
+    rewrite_links: bool,
+    rewrite_body_limit: bytesize::ByteSize,
 }
 
 impl Default for RawUpstream {
@@ -100,6 +102,8 @@ impl Default for RawUpstream {
             retry_body_limit: bytesize::ByteSize::mib(8),
             cacert: None,
             insecure: false,
+            rewrite_links: true,
+            rewrite_body_limit: bytesize::ByteSize::mib(1),
         }
     }
 }
@@ -111,6 +115,7 @@ struct RawToken {
     min_remaining: SignedDuration,
     keystone_timeout: SignedDuration,
     prefetch: bool,
+    session_ttl: SignedDuration,
 }
 
 impl Default for RawToken {
@@ -120,6 +125,7 @@ impl Default for RawToken {
             min_remaining: SignedDuration::from_secs(120),
             keystone_timeout: SignedDuration::from_secs(30),
             prefetch: true,
+            session_ttl: SignedDuration::from_hours(12),
         }
     }
 }
@@ -273,6 +279,12 @@ pub struct UpstreamSettings {
     pub retry_body_limit: usize,
     pub cacert: Option<PathBuf>,
     pub insecure: bool,
+    /// Point `Location` headers and JSON links at catalog endpoints back
+    /// at the proxy.
+    pub rewrite_links: bool,
+    /// JSON bodies up to this size are searched for links; larger ones
+    /// stream through untouched.
+    pub rewrite_body_limit: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -285,6 +297,8 @@ pub struct TokenSettings {
     pub keystone_timeout: Duration,
     /// Log in for every client's default project at start (and reload).
     pub prefetch: bool,
+    /// How long a Keystone-facade session token stays valid.
+    pub session_ttl: Duration,
 }
 
 /// A domain named by id or by name.
@@ -756,6 +770,9 @@ impl Validator<'_> {
                 .map_err(|_| self.error("upstream.retry_body_limit", "too large"))?,
             cacert: raw.cacert,
             insecure: raw.insecure,
+            rewrite_links: raw.rewrite_links,
+            rewrite_body_limit: usize::try_from(raw.rewrite_body_limit.as_u64())
+                .map_err(|_| self.error("upstream.rewrite_body_limit", "too large"))?,
         })
     }
 
@@ -765,6 +782,7 @@ impl Validator<'_> {
             min_remaining: self.non_negative("token.min_remaining", raw.min_remaining)?,
             keystone_timeout: self.positive("token.keystone_timeout", raw.keystone_timeout)?,
             prefetch: raw.prefetch,
+            session_ttl: self.positive("token.session_ttl", raw.session_ttl)?,
         })
     }
 

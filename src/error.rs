@@ -31,6 +31,10 @@ pub enum ProxyError {
     BadRequest(String),
     #[error("not found: {0}")]
     NotFound(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    MethodNotAllowed(String),
     #[error("project {project:?} is not allowed: {reason}")]
     ForbiddenProject { project: String, reason: String },
     #[error("no service {service:?} in the catalog for this project{detail}")]
@@ -59,6 +63,8 @@ impl ProxyError {
             BadCredential => (StatusCode::UNAUTHORIZED, "bad-credential"),
             BadRequest(_) => (StatusCode::BAD_REQUEST, "bad-request"),
             NotFound(_) => (StatusCode::NOT_FOUND, "not-found"),
+            Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed"),
             ForbiddenProject { .. } => (StatusCode::FORBIDDEN, "forbidden-project"),
             UnknownService { .. } => (StatusCode::NOT_FOUND, "unknown-service"),
             KeystoneRejected { .. } => (StatusCode::BAD_GATEWAY, "keystone-rejected"),
@@ -126,6 +132,12 @@ mod tests {
             (ProxyError::BadCredential, 401, "bad-credential"),
             (ProxyError::BadRequest("x".into()), 400, "bad-request"),
             (ProxyError::NotFound("x".into()), 404, "not-found"),
+            (ProxyError::Forbidden("x".into()), 403, "forbidden"),
+            (
+                ProxyError::MethodNotAllowed("x".into()),
+                405,
+                "method-not-allowed",
+            ),
             (
                 ProxyError::ForbiddenProject {
                     project: "a".into(),

@@ -9,8 +9,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode, header};
-use http_body_util::{Either, Full};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Either, Full};
 use hyper::body::Incoming;
+use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 
 use crate::clients::{Client, Clients};
 use crate::config::{CloudSettings, ProjectRef, Settings};
@@ -20,20 +22,60 @@ use crate::forward::{Forwarded, Outgoing, ReplayBody, Upstream, headers};
 use crate::keystone::Keystone;
 use crate::keystone::catalog::{Endpoint, LookupError};
 use crate::metrics::{self, Metrics};
+use crate::rewrite::{self, LinkMap};
 use crate::route::{self, Route, Target};
+use crate::sessions::{Session, Sessions};
 use crate::tokens::{Scope, Token, TokenCache};
 
-/// The body of every answer: the upstream's, streamed, or one the proxy made.
-pub type ResponseBody = Either<Incoming, Full<Bytes>>;
+/// The body of every answer: the upstream's, streamed as is (the common
+/// case, with no boxing), or any other: one the proxy made, or the
+/// upstream's with its links rewritten.
+pub type ResponseBody = Either<Incoming, OtherBody>;
+
+/// A boxed body, for the answers that are not passed through as is.
+pub type OtherBody = UnsyncBoxBody<Bytes, BodyError>;
+
+/// The error of an [`OtherBody`]: a concrete type, because hyper's bounds
+/// on a boxed `dyn Error` trip a rustc limitation (higher-ranked lifetimes)
+/// inside the connection task.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BodyError(Box<dyn std::error::Error + Send + Sync>);
+
+/// A proxy-made `Full` body as a [`ResponseBody`].
+fn made_from(body: Full<Bytes>) -> ResponseBody {
+    Either::Right(body.map_err(|never| match never {}).boxed_unsync())
+}
+
+/// A body the proxy made.
+pub fn made(bytes: Bytes) -> ResponseBody {
+    Either::Right(
+        Full::new(bytes)
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    )
+}
 
 /// The request id header OpenStack services use (oslo.middleware).
 pub const REQUEST_ID: &str = "x-openstack-request-id";
+
+/// Characters escaped in a project name put into a URL path segment.
+const PATH_SEGMENT: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'/')
+    .add(b'?')
+    .add(b'#')
+    .add(b'%')
+    .add(b'"')
+    .add(b'<')
+    .add(b'>')
+    .add(b'\\');
 
 /// How long `/readyz` waits for a token before saying why it has none.
 const READY_WAIT: Duration = Duration::from_secs(3);
 
 /// A cloud as the pipeline uses it.
-struct Cloud {
+pub(crate) struct Cloud {
     name: Arc<str>,
     settings: CloudSettings,
     upstream: Upstream,
@@ -41,10 +83,15 @@ struct Cloud {
 
 /// Everything a request needs, shared by all connections; rebuilt on reload.
 pub struct Proxy {
-    clients: Clients,
+    pub(crate) clients: Clients,
     clouds: HashMap<String, Cloud>,
-    tokens: TokenCache,
+    pub(crate) tokens: TokenCache,
+    pub(crate) sessions: Arc<Sessions>,
+    /// How clients reach the proxy (the facade's catalog points here).
+    pub(crate) public_url: String,
     retry_body_limit: usize,
+    rewrite_links: bool,
+    rewrite_body_limit: usize,
     metrics: Arc<Metrics>,
     /// `/readyz` and `/metrics` are served on the admin listener instead.
     separate_admin: bool,
@@ -70,7 +117,11 @@ struct Trace {
 }
 
 impl Proxy {
-    pub fn new(settings: &Settings, metrics: Arc<Metrics>) -> Result<Proxy, String> {
+    pub fn new(
+        settings: &Settings,
+        metrics: Arc<Metrics>,
+        sessions: Arc<Sessions>,
+    ) -> Result<Proxy, String> {
         let mut clouds = HashMap::new();
         let mut keystones = HashMap::new();
         for (name, cloud) in &settings.clouds {
@@ -97,7 +148,11 @@ impl Proxy {
             clients: Clients::new(settings),
             clouds,
             tokens: TokenCache::new(keystones, &settings.token, metrics.clone()),
+            sessions,
+            public_url: settings.listen.public_url.clone(),
             retry_body_limit: settings.upstream.retry_body_limit,
+            rewrite_links: settings.upstream.rewrite_links,
+            rewrite_body_limit: settings.upstream.rewrite_body_limit,
             metrics,
             separate_admin: settings.listen.admin_address.is_some(),
             default_scopes: Vec::new(),
@@ -118,7 +173,7 @@ impl Proxy {
         let result = self.forward(request, peer, &request_id, &mut trace).await;
         let (mut response, error) = match result {
             Ok(response) => (response, None),
-            Err(error) => (error.to_response().map(Either::Right), Some(error)),
+            Err(error) => (error.to_response().map(|b| made_from(b)), Some(error)),
         };
         // The upstream's own id if it sent one (its logs use that), else ours.
         let request_id = match response.headers().get(REQUEST_ID) {
@@ -155,7 +210,7 @@ impl Proxy {
                 "the admin listener serves /healthz, /readyz and /metrics".into(),
             )),
         };
-        answer.unwrap_or_else(|error| error.to_response().map(Either::Right))
+        answer.unwrap_or_else(|error| error.to_response().map(made_from))
     }
 
     async fn forward(
@@ -175,14 +230,25 @@ impl Proxy {
             Ok(Target::Metrics) if !self.separate_admin => return Ok(self.render_metrics().await),
             _ => {}
         }
-        let client = self.clients.authenticate(&parts.headers)?;
+        if let Ok(Target::Facade(path)) = target {
+            return self.facade(path, &parts, body).await;
+        }
+        // A facade session, or a local key.
+        let session = self.session_of(&parts)?;
+        let client = match &session {
+            Some((client, _)) => client.clone(),
+            None => self.clients.authenticate(&parts.headers)?,
+        };
         trace.client = Some(client.name.clone());
         let route = match target? {
             Target::Service(route) => route,
             _ => return Err(ProxyError::NotFound("served on the admin listener".into())),
         };
         let cloud = self.cloud(&client)?;
-        let scope = self.scope(&client, cloud, route.project.as_deref())?;
+        let scope = match &session {
+            Some((_, session)) => session_scope(session, route.project.as_deref())?,
+            None => self.scope(&client, cloud, route.project.as_deref())?,
+        };
         trace.project = scope.project.as_ref().map(project_label);
         let outgoing = Outgoing {
             method: &parts.method,
@@ -205,13 +271,13 @@ impl Proxy {
         trace.upstream = sent.elapsed();
         let response = response?;
         if response.status() != StatusCode::UNAUTHORIZED {
-            return Ok(into_client_response(response));
+            return Ok(self.to_client(response, &token, &route, trace).await);
         }
         // The token was refused: whatever happens to this request, the
         // next one should not use it (unless another request renewed it).
         self.tokens.invalidate(&scope, &token).await;
         if !replay.is_replayable() {
-            return Ok(into_client_response(response));
+            return Ok(self.to_client(response, &token, &route, trace).await);
         }
         let token = match self.tokens.get(&scope).await {
             Ok(token) => token,
@@ -219,12 +285,12 @@ impl Proxy {
             // was taken away, say): the upstream's 401 is the true answer.
             Err(error) if error.is_refusal() => {
                 tracing::info!(reason = %error, "renewal after an upstream 401 was refused");
-                return Ok(into_client_response(response));
+                return Ok(self.to_client(response, &token, &route, trace).await);
             }
             Err(error) => return Err(error),
         };
         let Some(body) = replay.replay() else {
-            return Ok(into_client_response(response));
+            return Ok(self.to_client(response, &token, &route, trace).await);
         };
         drop(response);
         self.metrics.retry("401");
@@ -236,10 +302,63 @@ impl Proxy {
             .send(endpoint, &outgoing, &token.header, body, replay.body_read())
             .await;
         trace.upstream += sent.elapsed();
-        Ok(into_client_response(response?))
+        Ok(self.to_client(response?, &token, &route, trace).await)
     }
 
-    fn cloud(&self, client: &Client) -> Result<&Cloud, ProxyError> {
+    /// The upstream's answer as the client gets it: hop-by-hop headers
+    /// removed and, with `rewrite_links`, links to catalog endpoints
+    /// pointed back at the proxy.
+    async fn to_client(
+        &self,
+        response: Response<Incoming>,
+        token: &Token,
+        route: &Route<'_>,
+        trace: &Trace,
+    ) -> Response<ResponseBody> {
+        let (mut parts, body) = response.into_parts();
+        headers::clean_response_headers(&mut parts.headers);
+        let has_location = parts.headers.contains_key(header::LOCATION)
+            || parts.headers.contains_key(header::CONTENT_LOCATION);
+        let is_json = rewrite::is_json(&parts.headers);
+        if !self.rewrite_links || !(has_location || is_json) {
+            return Response::from_parts(parts, Either::Left(body));
+        }
+        let links = self.links(token, route, trace);
+        links.rewrite_headers(&mut parts.headers);
+        if !is_json {
+            return Response::from_parts(parts, Either::Left(body));
+        }
+        let response = Response::from_parts(parts, body);
+        let rewritten = rewrite::rewrite_response(&links, response, self.rewrite_body_limit).await;
+        rewritten.map(|body| Either::Right(body.map_err(BodyError).boxed_unsync()))
+    }
+
+    /// Every catalog endpoint of the token's project, mapped to the proxy
+    /// URL that reaches it the way this request did (with or without a
+    /// `/projects/…` prefix), so following a link needs no other access.
+    fn links(&self, token: &Token, route: &Route<'_>, trace: &Trace) -> LinkMap {
+        let base = match &route.project {
+            Some(project) => {
+                let segment = utf8_percent_encode(project, PATH_SEGMENT);
+                format!("{}/projects/{segment}", self.public_url)
+            }
+            None => self.public_url.clone(),
+        };
+        let mut links = LinkMap::default();
+        for service in token.catalog.services() {
+            // The service the request used keeps its spelling.
+            let name = match &trace.service {
+                Some(used) if *used == service.service_type => route.service,
+                _ => service.service_type.as_str(),
+            };
+            for endpoint in &service.endpoints {
+                links.add(&endpoint.url, format!("{base}/{name}"));
+            }
+        }
+        links
+    }
+
+    pub(crate) fn cloud(&self, client: &Client) -> Result<&Cloud, ProxyError> {
         self.clouds
             .get(&client.cloud)
             .ok_or_else(|| ProxyError::KeystoneUnavailable {
@@ -250,7 +369,7 @@ impl Proxy {
 
     /// Which token a request naming `selector` (or none) needs, after
     /// checking the client may use it.
-    fn scope(
+    pub(crate) fn scope(
         &self,
         client: &Client,
         cloud: &Cloud,
@@ -345,6 +464,18 @@ impl Proxy {
     }
 }
 
+/// A session is bound to its project: a URL may name it (by id or name)
+/// but no other.
+fn session_scope(session: &Session, selector: Option<&str>) -> Result<Scope, ProxyError> {
+    match selector {
+        Some(selector) if !session.is_project(selector) => Err(ProxyError::ForbiddenProject {
+            project: selector.to_string(),
+            reason: format!("this token is for project {}", session.project_name),
+        }),
+        _ => Ok(session.scope.clone()),
+    }
+}
+
 /// The client's request id (a global id, in OpenStack terms), else a new one.
 fn request_id(request: &Request<Incoming>) -> HeaderValue {
     if let Some(id) = request.headers().get(REQUEST_ID) {
@@ -400,12 +531,6 @@ fn find_endpoint<'t>(
     Ok(endpoint)
 }
 
-fn into_client_response(response: Response<Incoming>) -> Response<ResponseBody> {
-    let (mut parts, body) = response.into_parts();
-    headers::clean_response_headers(&mut parts.headers);
-    Response::from_parts(parts, Either::Left(body))
-}
-
 fn health() -> Response<ResponseBody> {
     text_response(StatusCode::OK, "text/plain", "ok\n".into())
 }
@@ -415,7 +540,7 @@ fn text_response(
     content_type: &'static str,
     body: String,
 ) -> Response<ResponseBody> {
-    let mut response = Response::new(Either::Right(Full::new(Bytes::from(body))));
+    let mut response = Response::new(made(Bytes::from(body)));
     *response.status_mut() = status;
     response
         .headers_mut()

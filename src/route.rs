@@ -25,8 +25,27 @@ pub enum Target<'a> {
     Ready,
     /// `/metrics`: Prometheus.
     Metrics,
+    /// The Keystone facade and the token broker.
+    Facade(FacadePath),
     /// A request to forward.
     Service(Route<'a>),
+}
+
+/// Paths where the proxy looks like Keystone (or hands out tokens).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FacadePath {
+    /// `/`: version discovery.
+    Root,
+    /// `/v3`
+    V3,
+    /// `/v3/auth/tokens`
+    V3Tokens,
+    /// `/v2.0`
+    V2,
+    /// `/v2.0/tokens`
+    V2Tokens,
+    /// `/token`: the token broker.
+    Broker,
 }
 
 /// A request for a catalog service.
@@ -46,6 +65,12 @@ pub fn parse<'a>(path: &'a str, headers: &'a HeaderMap) -> Result<Target<'a>, Pr
         "/healthz" => return Ok(Target::Health),
         "/readyz" => return Ok(Target::Ready),
         "/metrics" => return Ok(Target::Metrics),
+        "/" => return Ok(Target::Facade(FacadePath::Root)),
+        "/v3" | "/v3/" => return Ok(Target::Facade(FacadePath::V3)),
+        "/v3/auth/tokens" => return Ok(Target::Facade(FacadePath::V3Tokens)),
+        "/v2.0" | "/v2.0/" => return Ok(Target::Facade(FacadePath::V2)),
+        "/v2.0/tokens" => return Ok(Target::Facade(FacadePath::V2Tokens)),
+        "/token" => return Ok(Target::Facade(FacadePath::Broker)),
         _ => {}
     }
     let Some(path) = path.strip_prefix('/') else {
@@ -178,6 +203,16 @@ mod tests {
         assert_eq!(route("/healthz"), Ok(ok(None, "<Health>", "")));
         assert_eq!(route("/readyz"), Ok(ok(None, "<Ready>", "")));
         assert_eq!(route("/metrics"), Ok(ok(None, "<Metrics>", "")));
+        assert_eq!(route("/v3"), Ok(ok(None, "<Facade(V3)>", "")));
+        assert_eq!(
+            route("/v3/auth/tokens"),
+            Ok(ok(None, "<Facade(V3Tokens)>", ""))
+        );
+        assert_eq!(
+            route("/v2.0/tokens"),
+            Ok(ok(None, "<Facade(V2Tokens)>", ""))
+        );
+        assert_eq!(route("/token"), Ok(ok(None, "<Facade(Broker)>", "")));
     }
 
     #[test]
@@ -209,7 +244,7 @@ mod tests {
         ] {
             assert_eq!(route(path), Err("bad-request"), "{path}");
         }
-        assert_eq!(route("/"), Err("not-found"));
+        assert_eq!(route("/"), Ok(ok(None, "<Facade(Root)>", "")));
         assert_eq!(route("/projects/demo"), Err("not-found"));
     }
 

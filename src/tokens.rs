@@ -29,6 +29,7 @@ use secrecy::ExposeSecret;
 use crate::config::{ProjectRef, TokenSettings};
 use crate::error::ProxyError;
 use crate::keystone::catalog::Catalog;
+use crate::keystone::v3::{Named, UserInfo};
 use crate::keystone::{IssuedToken, Keystone, KeystoneError, ProjectInfo, lifetime};
 use crate::metrics::Metrics;
 
@@ -52,6 +53,12 @@ pub struct Token {
     pub generation: u64,
     pub catalog: Catalog,
     pub project: Option<ProjectInfo>,
+    pub project_domain: Option<Named>,
+    pub user: Option<UserInfo>,
+    pub roles: Vec<Named>,
+    /// Keystone's times, for the Keystone facade and the token broker.
+    pub expires_at: jiff::Timestamp,
+    pub issued_at: Option<jiff::Timestamp>,
     /// When the cache lets go of it (`min_remaining` before expiry).
     fresh_until: Instant,
     /// When a background renewal should start (`refresh_before` expiry).
@@ -212,6 +219,11 @@ impl Inner {
             generation: self.generation.fetch_add(1, Ordering::Relaxed),
             catalog: issued.catalog,
             project: issued.project,
+            project_domain: issued.project_domain,
+            user: issued.user,
+            roles: issued.roles,
+            expires_at: issued.expires_at,
+            issued_at: issued.issued_at,
             fresh_until: expires - keep_margin,
             refresh_at: expires - refresh_margin,
             refreshing: AtomicBool::new(false),

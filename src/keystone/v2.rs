@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::catalog::Catalog;
-use super::v3::{IssuedToken, ProjectInfo, parse_time};
+use super::v3::{IssuedToken, Named, ProjectInfo, UserInfo, parse_time};
 use super::{Method, Scoping};
 use crate::config::{ProjectRef, UserRef};
 
@@ -50,6 +50,17 @@ struct Access {
     token: Token,
     #[serde(default, rename = "serviceCatalog")]
     service_catalog: Value,
+    user: Option<User>,
+}
+
+#[derive(Deserialize)]
+struct User {
+    #[serde(default)]
+    id: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    roles: Vec<Named>,
 }
 
 #[derive(Deserialize)]
@@ -82,6 +93,18 @@ pub fn parse_token_response(body: &[u8]) -> Result<IssuedToken, String> {
         project: token.tenant.map(|t| ProjectInfo {
             id: t.id,
             name: t.name,
+        }),
+        project_domain: None,
+        roles: parsed
+            .access
+            .user
+            .as_ref()
+            .map(|u| u.roles.clone())
+            .unwrap_or_default(),
+        user: parsed.access.user.map(|u| UserInfo {
+            id: u.id,
+            name: u.name,
+            domain: None,
         }),
         catalog: Catalog::parse(&parsed.access.service_catalog),
     })

@@ -22,7 +22,30 @@ pub struct IssuedToken {
     /// independently of how far our clock is from Keystone's.
     pub issued_at: Option<jiff::Timestamp>,
     pub project: Option<ProjectInfo>,
+    /// The domain of `project`.
+    pub project_domain: Option<Named>,
+    pub user: Option<UserInfo>,
+    pub roles: Vec<Named>,
     pub catalog: Catalog,
+}
+
+/// An id and a name (a domain, a role).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct Named {
+    #[serde(default)]
+    pub id: String,
+    #[serde(default)]
+    pub name: String,
+}
+
+/// The user a token belongs to.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct UserInfo {
+    #[serde(default)]
+    pub id: String,
+    #[serde(default)]
+    pub name: String,
+    pub domain: Option<Named>,
 }
 
 /// The project a token is scoped to.
@@ -111,6 +134,9 @@ struct TokenFields {
     expires_at: String,
     issued_at: Option<String>,
     project: Option<RawProject>,
+    user: Option<UserInfo>,
+    #[serde(default)]
+    roles: Vec<Named>,
     #[serde(default)]
     catalog: Value,
 }
@@ -120,6 +146,7 @@ struct RawProject {
     id: String,
     #[serde(default)]
     name: String,
+    domain: Option<Named>,
 }
 
 /// Parse a 201 answer: `subject_token` is the `X-Subject-Token` header.
@@ -140,10 +167,13 @@ pub fn parse_token_response(
         token: SecretString::from(token.to_string()),
         expires_at: parse_time(&fields.expires_at)?,
         issued_at: fields.issued_at.as_deref().map(parse_time).transpose()?,
+        project_domain: fields.project.as_ref().and_then(|p| p.domain.clone()),
         project: fields.project.map(|p| ProjectInfo {
             id: p.id,
             name: p.name,
         }),
+        user: fields.user,
+        roles: fields.roles,
         catalog: Catalog::parse(&fields.catalog),
     })
 }

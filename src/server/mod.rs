@@ -24,6 +24,7 @@ use crate::config::{ListenSettings, Settings};
 use crate::forward::Forwarded;
 use crate::metrics::Metrics;
 use crate::proxy::{Peer, Proxy};
+use crate::sessions::Sessions;
 pub use listener::Bound;
 use listener::Stream;
 
@@ -68,7 +69,9 @@ pub async fn run(
     on_listening: impl FnOnce(&Listening),
 ) -> Result<(), String> {
     let metrics = Arc::new(Metrics::new());
-    let proxy = Arc::new(Proxy::new(&settings, metrics.clone())?);
+    // Sessions outlive reloads: tools logged in through the facade stay so.
+    let sessions = Arc::new(Sessions::new(settings.token.session_ttl));
+    let proxy = Arc::new(Proxy::new(&settings, metrics.clone(), sessions.clone())?);
     let tls = settings.listen.tls.as_ref().map(tls::load).transpose()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     let live = Arc::new(Live {
@@ -122,7 +125,7 @@ pub async fn run(
             .await;
         }
     };
-    let signals = signal_loop(&live, &settings, reload, metrics, stop);
+    let signals = signal_loop(&live, &settings, reload, (metrics, sessions), stop);
     tokio::join!(accept_main, accept_admin, signals);
 
     // Closing the listener makes new connections fail at once rather than
@@ -288,7 +291,7 @@ async fn signal_loop(
     live: &Live,
     settings: &Settings,
     reload: Reload,
-    metrics: Arc<Metrics>,
+    shared: (Arc<Metrics>, Arc<Sessions>),
     stop: watch::Sender<bool>,
 ) {
     let stop_signal = stop_signal();
@@ -297,7 +300,7 @@ async fn signal_loop(
     loop {
         tokio::select! {
             () = &mut stop_signal => break,
-            Some(()) = hangup.recv() => apply_reload(live, settings, &reload, &metrics),
+            Some(()) = hangup.recv() => apply_reload(live, settings, &reload, &shared),
         }
     }
     tracing::info!("stop signal received; no longer accepting connections");
@@ -305,9 +308,14 @@ async fn signal_loop(
 }
 
 /// Read the config again and swap it in, or keep the old one whole.
-fn apply_reload(live: &Live, running: &Settings, reload: &Reload, metrics: &Arc<Metrics>) {
+fn apply_reload(
+    live: &Live,
+    running: &Settings,
+    reload: &Reload,
+    (metrics, sessions): &(Arc<Metrics>, Arc<Sessions>),
+) {
     let prepared = reload().and_then(|settings| {
-        let proxy = Proxy::new(&settings, metrics.clone())?;
+        let proxy = Proxy::new(&settings, metrics.clone(), sessions.clone())?;
         let tls = settings.listen.tls.as_ref().map(tls::load).transpose()?;
         if running.listen.tls.is_some() != tls.is_some() {
             return Err("turning TLS on or off needs a restart".into());

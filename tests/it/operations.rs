@@ -167,6 +167,11 @@ async fn request_ids_and_one_log_line_per_request() {
         Some(global)
     );
 
+    // The log is read from the child's stderr, which may lag a little.
+    eventually(Duration::from_secs(3), || {
+        log_lines(&stack.proxy, "request").len() >= 3
+    })
+    .await;
     let lines = log_lines(&stack.proxy, "request");
     assert_eq!(lines.len(), 3, "{lines:?}");
     let ok = &lines[0]["fields"];

@@ -1,0 +1,552 @@
+//! The proxy as Keystone, for tools that cannot be changed: version
+//! discovery, `POST /v3/auth/tokens` and `POST /v2.0/tokens` with a local
+//! key as the password, session tokens instead of real ones, and a catalog
+//! whose every endpoint is the proxy. Plus the token broker, `GET /token`,
+//! for scripts that want the real token (clients with `export_token`).
+//!
+//! The real token never leaves through the facade: its answers carry a
+//! session token, and a request with a session is served with the cache's
+//! real token for that session's client and project.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::request::Parts;
+use http::{HeaderValue, Method, Response, StatusCode, header};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use serde_json::{Value, json};
+
+use crate::clients::{Client, X_AUTH_TOKEN};
+use crate::error::ProxyError;
+use crate::keystone::catalog::{Catalog, Endpoint, Service};
+use crate::proxy::{Proxy, ResponseBody, made};
+use crate::route::FacadePath;
+use crate::sessions::Session;
+use crate::tokens::Token;
+
+/// Login bodies are small; anything larger is not a login.
+const MAX_LOGIN_BYTES: usize = 64 * 1024;
+/// The identity API version the facade claims.
+const V3_VERSION: &str = "v3.14";
+
+/// Who logs in, with what, for which project (a login of either version).
+struct Login {
+    proof: Proof,
+    project: Option<String>,
+}
+
+enum Proof {
+    /// Client name and local key.
+    Key { name: String, key: String },
+    /// An existing session (Keystone's `token` method: rescoping).
+    Session(String),
+}
+
+impl Proxy {
+    /// Answer a facade or broker path.
+    pub(crate) async fn facade(
+        &self,
+        path: FacadePath,
+        parts: &Parts,
+        body: Incoming,
+    ) -> Result<Response<ResponseBody>, ProxyError> {
+        let method = &parts.method;
+        let reading = matches!(*method, Method::GET | Method::HEAD);
+        match path {
+            FacadePath::Root if reading => {
+                Ok(json_answer(StatusCode::MULTIPLE_CHOICES, &self.versions()))
+            }
+            FacadePath::V3 if reading => Ok(json_answer(
+                StatusCode::OK,
+                &json!({"version": self.v3_version()}),
+            )),
+            FacadePath::V2 if reading => Ok(json_answer(
+                StatusCode::OK,
+                &json!({"version": self.v2_version()}),
+            )),
+            FacadePath::V3Tokens if *method == Method::POST => {
+                let login = parse_v3_login(&read_json(body).await?)?;
+                let (session_token, session, token) = self.log_in(login).await?;
+                let mut answer =
+                    json_answer(StatusCode::CREATED, &self.v3_token_body(&session, &token));
+                answer
+                    .headers_mut()
+                    .insert("x-subject-token", header_value(&session_token)?);
+                Ok(answer)
+            }
+            FacadePath::V3Tokens if reading => self.v3_validate(parts).await,
+            FacadePath::V3Tokens if *method == Method::DELETE => self.v3_revoke(parts),
+            FacadePath::V2Tokens if *method == Method::POST => {
+                let login = parse_v2_login(&read_json(body).await?)?;
+                let (session_token, session, token) = self.log_in(login).await?;
+                Ok(json_answer(
+                    StatusCode::OK,
+                    &self.v2_access(&session_token, &session, &token),
+                ))
+            }
+            FacadePath::Broker if reading => self.broker(parts).await,
+            _ => Err(ProxyError::MethodNotAllowed(format!(
+                "{method} is not served on this path"
+            ))),
+        }
+    }
+
+    /// The session a request carries in `X-Auth-Token`, if it carries one.
+    pub(crate) fn session_of(
+        &self,
+        parts: &Parts,
+    ) -> Result<Option<(Arc<Client>, Arc<Session>)>, ProxyError> {
+        let Some(value) = parts.headers.get(X_AUTH_TOKEN) else {
+            return Ok(None);
+        };
+        if !value
+            .as_bytes()
+            .starts_with(crate::sessions::PREFIX.as_bytes())
+        {
+            return Ok(None);
+        }
+        let session = self
+            .sessions
+            .find(value.as_bytes())
+            .ok_or(ProxyError::BadCredential)?;
+        let client = self
+            .clients
+            .by_name(&session.client)
+            .ok_or(ProxyError::BadCredential)?;
+        Ok(Some((client, session)))
+    }
+
+    /// Check the credential, get the real token, open a session.
+    async fn log_in(&self, login: Login) -> Result<(String, Arc<Session>, Arc<Token>), ProxyError> {
+        let client = match &login.proof {
+            Proof::Key { name, key } => self
+                .clients
+                .login(name, key.as_bytes())
+                .ok_or(ProxyError::BadCredential)?,
+            Proof::Session(token) => {
+                let session = self
+                    .sessions
+                    .find(token.as_bytes())
+                    .ok_or(ProxyError::BadCredential)?;
+                self.clients
+                    .by_name(&session.client)
+                    .ok_or(ProxyError::BadCredential)?
+            }
+        };
+        let cloud = self.cloud(&client)?;
+        let scope = self.scope(&client, cloud, login.project.as_deref())?;
+        let token = self.tokens.get(&scope).await?;
+        let project = token
+            .project
+            .clone()
+            .ok_or_else(|| ProxyError::ForbiddenProject {
+                project: String::new(),
+                reason: "the cloud's token is not scoped to a project".into(),
+            })?;
+        let (session_token, session) =
+            self.sessions
+                .create(&client.name, scope, &project.id, &project.name);
+        Ok((session_token, session, token))
+    }
+
+    /// `GET`/`HEAD /v3/auth/tokens`: is `X-Subject-Token` a live session?
+    async fn v3_validate(&self, parts: &Parts) -> Result<Response<ResponseBody>, ProxyError> {
+        self.session_of(parts)?
+            .ok_or(ProxyError::MissingCredential)?;
+        let subject = subject_session(self, parts)?;
+        let token = self.tokens.get(&subject.scope).await?;
+        let mut answer = json_answer(StatusCode::OK, &self.v3_token_body(&subject, &token));
+        if parts.method == Method::HEAD {
+            *answer.body_mut() = made(Bytes::new());
+        }
+        if let Some(value) = parts.headers.get("x-subject-token") {
+            answer
+                .headers_mut()
+                .insert("x-subject-token", value.clone());
+        }
+        Ok(answer)
+    }
+
+    /// `DELETE /v3/auth/tokens`: end the session in `X-Subject-Token`.
+    fn v3_revoke(&self, parts: &Parts) -> Result<Response<ResponseBody>, ProxyError> {
+        self.session_of(parts)?
+            .ok_or(ProxyError::MissingCredential)?;
+        let subject = parts
+            .headers
+            .get("x-subject-token")
+            .map(|v| v.as_bytes())
+            .unwrap_or_default();
+        if !self.sessions.revoke(subject) {
+            return Err(ProxyError::NotFound("no such token".into()));
+        }
+        let mut answer = Response::new(made(Bytes::new()));
+        *answer.status_mut() = StatusCode::NO_CONTENT;
+        Ok(answer)
+    }
+
+    /// `GET /token[?project=P]`: the real token, for clients allowed to see it.
+    async fn broker(&self, parts: &Parts) -> Result<Response<ResponseBody>, ProxyError> {
+        let client = self.clients.authenticate(&parts.headers)?;
+        if !client.export_token {
+            return Err(ProxyError::Forbidden(format!(
+                "client {:?} may not export tokens (export_token = false)",
+                client.name
+            )));
+        }
+        let project = query_param(parts.uri.query(), "project");
+        let cloud = self.cloud(&client)?;
+        let scope = self.scope(&client, cloud, project.as_deref())?;
+        let token = self.tokens.get(&scope).await?;
+        // The header holds the token as Keystone gave it (ASCII by construction).
+        let secret = token.header.to_str().unwrap_or_default();
+        let body = json!({
+            "token": secret,
+            "expires_at": keystone_time(token.expires_at),
+            "project": token.project.as_ref().map(|p| json!({"id": p.id, "name": p.name})),
+            "catalog": catalog_v3(&token.catalog, |_, endpoint| endpoint.url.clone()),
+        });
+        let mut answer = json_answer(StatusCode::OK, &body);
+        let headers = answer.headers_mut();
+        headers.insert("x-subject-token", token.header.clone());
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        Ok(answer)
+    }
+
+    fn versions(&self) -> Value {
+        json!({"versions": {"values": [self.v3_version(), self.v2_version()]}})
+    }
+
+    fn v3_version(&self) -> Value {
+        json!({
+            "id": V3_VERSION,
+            "status": "stable",
+            "updated": "2020-04-07T00:00:00Z",
+            "links": [{"rel": "self", "href": format!("{}/v3/", self.public_url)}],
+            "media-types": [{"base": "application/json", "type": "application/vnd.openstack.identity-v3+json"}],
+        })
+    }
+
+    fn v2_version(&self) -> Value {
+        json!({
+            "id": "v2.0",
+            "status": "deprecated",
+            "updated": "2016-08-04T00:00:00Z",
+            "links": [{"rel": "self", "href": format!("{}/v2.0/", self.public_url)}],
+            "media-types": [{"base": "application/json", "type": "application/vnd.openstack.identity-v2.0+json"}],
+        })
+    }
+
+    /// Where the facade's catalog sends `service` in `project_id`.
+    fn proxy_url(&self, project_id: &str, service: &Service) -> String {
+        format!(
+            "{}/projects/{project_id}/{}",
+            self.public_url, service.service_type
+        )
+    }
+
+    /// A Keystone v3 token body for `session`, from the real `token`.
+    fn v3_token_body(&self, session: &Session, token: &Token) -> Value {
+        let project_id = &session.project_id;
+        let domain = |named: &Option<crate::keystone::v3::Named>| {
+            named
+                .as_ref()
+                .map(|d| json!({"id": d.id, "name": d.name}))
+                .unwrap_or(Value::Null)
+        };
+        let user = token.user.clone().unwrap_or_default();
+        json!({"token": {
+            "methods": ["password"],
+            "user": {"id": user.id, "name": user.name, "domain": domain(&user.domain)},
+            "project": {"id": project_id, "name": session.project_name, "domain": domain(&token.project_domain)},
+            "roles": token.roles.iter().map(|r| json!({"id": r.id, "name": r.name})).collect::<Vec<_>>(),
+            "catalog": catalog_v3(&token.catalog, |service, _| self.proxy_url(project_id, service)),
+            "expires_at": keystone_time(session_expiry(session, token)),
+            "issued_at": keystone_time(token.issued_at.unwrap_or_else(jiff::Timestamp::now)),
+            "audit_ids": [audit_id()],
+            "is_domain": false,
+        }})
+    }
+
+    /// A Keystone v2.0 `access` body for `session`, from the real `token`.
+    fn v2_access(&self, session_token: &str, session: &Session, token: &Token) -> Value {
+        let project_id = &session.project_id;
+        let user = token.user.clone().unwrap_or_default();
+        let catalog: Vec<Value> = token
+            .catalog
+            .services()
+            .iter()
+            .map(|service| {
+                let url = self.proxy_url(project_id, service);
+                json!({
+                    "type": service.service_type,
+                    "name": service.name,
+                    "endpoints": v2_endpoints(service, &url),
+                    "endpoints_links": [],
+                })
+            })
+            .collect();
+        let expires = session_expiry(session, token)
+            .round(jiff::Unit::Second)
+            .unwrap_or(token.expires_at);
+        json!({"access": {
+            "token": {
+                "id": session_token,
+                "expires": format!("{expires:.0}"),
+                "issued_at": keystone_time(token.issued_at.unwrap_or_else(jiff::Timestamp::now)),
+                "tenant": {"id": project_id, "name": session.project_name, "enabled": true, "description": null},
+                "audit_ids": [audit_id()],
+            },
+            "serviceCatalog": catalog,
+            "user": {
+                "id": user.id,
+                "name": user.name,
+                "username": user.name,
+                "roles": token.roles.iter().map(|r| json!({"name": r.name})).collect::<Vec<_>>(),
+                "roles_links": [],
+            },
+            "metadata": {"is_admin": 0, "roles": token.roles.iter().map(|r| r.id.clone()).collect::<Vec<_>>()},
+        }})
+    }
+}
+
+/// `X-Subject-Token` as a live session, or 404 as Keystone answers.
+fn subject_session(proxy: &Proxy, parts: &Parts) -> Result<Arc<Session>, ProxyError> {
+    let subject = parts
+        .headers
+        .get("x-subject-token")
+        .map(|v| v.as_bytes())
+        .unwrap_or_default();
+    proxy
+        .sessions
+        .find(subject)
+        .ok_or_else(|| ProxyError::NotFound("no such token".into()))
+}
+
+/// The session's expiry as a client sees it: never after the real token's.
+fn session_expiry(session: &Session, token: &Token) -> jiff::Timestamp {
+    let left = session
+        .valid_until
+        .saturating_duration_since(Instant::now());
+    let session_end = jiff::Timestamp::now()
+        + jiff::SignedDuration::try_from(left).unwrap_or(jiff::SignedDuration::ZERO);
+    session_end.min(token.expires_at)
+}
+
+/// Keystone's time format: microseconds and `Z`.
+fn keystone_time(time: jiff::Timestamp) -> String {
+    format!("{time:.6}")
+}
+
+fn audit_id() -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>())
+}
+
+/// A v3 catalog: every service, one endpoint per (interface, region), at `url`.
+fn catalog_v3(catalog: &Catalog, url: impl Fn(&Service, &Endpoint) -> String) -> Value {
+    let services: Vec<Value> = catalog
+        .services()
+        .iter()
+        .map(|service| {
+            let mut seen: Vec<(&str, Option<&str>)> = Vec::new();
+            let endpoints: Vec<Value> = service
+                .endpoints
+                .iter()
+                .filter(|e| {
+                    let key = (e.interface.as_str(), e.region.as_deref());
+                    let new = !seen.contains(&key);
+                    seen.push(key);
+                    new
+                })
+                .map(|endpoint| {
+                    json!({
+                        "id": audit_id(),
+                        "interface": endpoint.interface,
+                        "region": endpoint.region,
+                        "region_id": endpoint.region,
+                        "url": url(service, endpoint),
+                    })
+                })
+                .collect();
+            json!({"id": audit_id(), "type": service.service_type, "name": service.name, "endpoints": endpoints})
+        })
+        .collect();
+    Value::Array(services)
+}
+
+/// v2.0 endpoints: one entry per region with a URL per interface.
+fn v2_endpoints(service: &Service, url: &str) -> Vec<Value> {
+    let mut regions: Vec<(Option<String>, serde_json::Map<String, Value>)> = Vec::new();
+    for endpoint in &service.endpoints {
+        let index = match regions.iter().position(|(r, _)| *r == endpoint.region) {
+            Some(index) => index,
+            None => {
+                let mut entry = serde_json::Map::new();
+                entry.insert("id".into(), json!(audit_id()));
+                entry.insert("region".into(), json!(endpoint.region));
+                regions.push((endpoint.region.clone(), entry));
+                regions.len() - 1
+            }
+        };
+        regions[index]
+            .1
+            .insert(format!("{}URL", endpoint.interface), json!(url));
+    }
+    regions
+        .into_iter()
+        .map(|(_, entry)| Value::Object(entry))
+        .collect()
+}
+
+/// A v3 login body: password (user name = client), application credential
+/// (id or name = client), or token (a session); optional project scope.
+fn parse_v3_login(body: &Value) -> Result<Login, ProxyError> {
+    let auth = &body["auth"];
+    let identity = &auth["identity"];
+    let text = |v: &Value| v.as_str().map(str::to_string);
+    let proof = match identity["methods"][0].as_str() {
+        Some("password") => {
+            let user = &identity["password"]["user"];
+            Proof::Key {
+                name: text(&user["name"])
+                    .or_else(|| text(&user["id"]))
+                    .ok_or(ProxyError::BadCredential)?,
+                key: text(&user["password"]).ok_or(ProxyError::BadCredential)?,
+            }
+        }
+        Some("application_credential") => {
+            let credential = &identity["application_credential"];
+            Proof::Key {
+                name: text(&credential["id"])
+                    .or_else(|| text(&credential["name"]))
+                    .ok_or(ProxyError::BadCredential)?,
+                key: text(&credential["secret"]).ok_or(ProxyError::BadCredential)?,
+            }
+        }
+        Some("token") => {
+            Proof::Session(text(&identity["token"]["id"]).ok_or(ProxyError::BadCredential)?)
+        }
+        _ => {
+            return Err(ProxyError::BadRequest(
+                "auth.identity.methods must be password, application_credential or token".into(),
+            ));
+        }
+    };
+    let project = &auth["scope"]["project"];
+    let project = text(&project["id"]).or_else(|| text(&project["name"]));
+    Ok(Login { proof, project })
+}
+
+/// A v2.0 login body: `passwordCredentials` or `token`, with a tenant.
+fn parse_v2_login(body: &Value) -> Result<Login, ProxyError> {
+    let auth = &body["auth"];
+    let text = |v: &Value| v.as_str().map(str::to_string);
+    let proof = match text(&auth["token"]["id"]) {
+        Some(token) => Proof::Session(token),
+        None => {
+            let credentials = &auth["passwordCredentials"];
+            Proof::Key {
+                name: text(&credentials["username"]).ok_or(ProxyError::BadCredential)?,
+                key: text(&credentials["password"]).ok_or(ProxyError::BadCredential)?,
+            }
+        }
+    };
+    let project = text(&auth["tenantId"]).or_else(|| text(&auth["tenantName"]));
+    Ok(Login { proof, project })
+}
+
+async fn read_json(body: Incoming) -> Result<Value, ProxyError> {
+    let bytes = Limited::new(body, MAX_LOGIN_BYTES)
+        .collect()
+        .await
+        .map_err(|_| {
+            ProxyError::BadRequest(format!(
+                "the login body is unreadable or over {MAX_LOGIN_BYTES} bytes"
+            ))
+        })?
+        .to_bytes();
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ProxyError::BadRequest(format!("the login body is not JSON: {e}")))
+}
+
+fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    query?.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=')?;
+        (key == name).then(|| {
+            percent_encoding::percent_decode_str(value)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+    })
+}
+
+fn header_value(text: &str) -> Result<HeaderValue, ProxyError> {
+    let mut value = HeaderValue::from_str(text)
+        .map_err(|_| ProxyError::BadRequest("cannot put the token in a header".into()))?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+fn json_answer(status: StatusCode, value: &Value) -> Response<ResponseBody> {
+    let mut response = Response::new(made(Bytes::from(value.to_string())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v3_logins_in_keystones_shapes() {
+        let login = parse_v3_login(&json!({"auth": {
+            "identity": {"methods": ["password"], "password": {"user": {
+                "name": "ci", "domain": {"name": "Default"}, "password": "k"}}},
+            "scope": {"project": {"name": "demo", "domain": {"name": "Default"}}}
+        }}))
+        .unwrap();
+        assert!(matches!(&login.proof, Proof::Key { name, key } if name == "ci" && key == "k"));
+        assert_eq!(login.project.as_deref(), Some("demo"));
+        let login = parse_v3_login(
+            &json!({"auth": {"identity": {"methods": ["application_credential"],
+            "application_credential": {"id": "ci", "secret": "k"}}}}),
+        )
+        .unwrap();
+        assert!(matches!(&login.proof, Proof::Key { name, .. } if name == "ci"));
+        assert_eq!(login.project, None);
+        let login = parse_v3_login(
+            &json!({"auth": {"identity": {"methods": ["token"], "token": {"id": "kps_x"}},
+            "scope": {"project": {"id": "p1"}}}}),
+        )
+        .unwrap();
+        assert!(matches!(&login.proof, Proof::Session(t) if t == "kps_x"));
+        assert_eq!(login.project.as_deref(), Some("p1"));
+        assert!(parse_v3_login(&json!({"auth": {}})).is_err());
+    }
+
+    #[test]
+    fn v2_logins() {
+        let login = parse_v2_login(&json!({"auth": {"tenantName": "demo",
+            "passwordCredentials": {"username": "ci", "password": "k"}}}))
+        .unwrap();
+        assert!(matches!(&login.proof, Proof::Key { name, key } if name == "ci" && key == "k"));
+        assert_eq!(login.project.as_deref(), Some("demo"));
+        assert!(parse_v2_login(&json!({"auth": {"passwordCredentials": {}}})).is_err());
+    }
+
+    #[test]
+    fn query_parameters() {
+        assert_eq!(
+            query_param(Some("a=1&project=my%20proj"), "project").as_deref(),
+            Some("my proj")
+        );
+        assert_eq!(query_param(Some("a=1"), "project"), None);
+        assert_eq!(query_param(None, "project"), None);
+    }
+}
