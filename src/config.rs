@@ -228,6 +228,8 @@ pub struct ListenSettings {
     pub address: ListenAddress,
     /// How clients reach the proxy (used in `X-Forwarded-*` and rewritten links).
     pub public_url: String,
+    /// `public_url` was configured; otherwise it follows the bound address.
+    pub public_url_set: bool,
     /// File mode of a unix socket.
     pub socket_mode: u32,
     /// A second listener for /healthz, /readyz and /metrics only.
@@ -750,6 +752,7 @@ impl Validator<'_> {
         Ok(ListenSettings {
             address,
             public_url,
+            public_url_set: raw.public_url.is_some(),
             socket_mode,
             admin_address,
             tls,

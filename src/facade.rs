@@ -31,6 +31,9 @@ const MAX_LOGIN_BYTES: usize = 64 * 1024;
 /// The identity API version the facade claims.
 const V3_VERSION: &str = "v3.14";
 
+/// A request authorised by a facade session: its client and session.
+pub(crate) type SessionAuth = (Arc<Client>, Arc<Session>);
+
 /// Who logs in, with what, for which project (a login of either version).
 struct Login {
     proof: Proof,
@@ -94,10 +97,7 @@ impl Proxy {
     }
 
     /// The session a request carries in `X-Auth-Token`, if it carries one.
-    pub(crate) fn session_of(
-        &self,
-        parts: &Parts,
-    ) -> Result<Option<(Arc<Client>, Arc<Session>)>, ProxyError> {
+    pub(crate) fn session_of(&self, parts: &Parts) -> Result<Option<SessionAuth>, ProxyError> {
         let Some(value) = parts.headers.get(X_AUTH_TOKEN) else {
             return Ok(None);
         };

@@ -173,7 +173,7 @@ impl Proxy {
         let result = self.forward(request, peer, &request_id, &mut trace).await;
         let (mut response, error) = match result {
             Ok(response) => (response, None),
-            Err(error) => (error.to_response().map(|b| made_from(b)), Some(error)),
+            Err(error) => (error.to_response().map(made_from), Some(error)),
         };
         // The upstream's own id if it sent one (its logs use that), else ours.
         let request_id = match response.headers().get(REQUEST_ID) {

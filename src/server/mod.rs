@@ -68,17 +68,19 @@ pub async fn run(
     reload: Reload,
     on_listening: impl FnOnce(&Listening),
 ) -> Result<(), String> {
+    let tls = settings.listen.tls.as_ref().map(tls::load).transpose()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let main = Bound::bind(&settings.listen.address, settings.listen.socket_mode).await?;
+    let bound_url = main.describe(scheme);
+    let settings = with_public_url(settings, &bound_url);
     let metrics = Arc::new(Metrics::new());
     // Sessions outlive reloads: tools logged in through the facade stay so.
     let sessions = Arc::new(Sessions::new(settings.token.session_ttl));
     let proxy = Arc::new(Proxy::new(&settings, metrics.clone(), sessions.clone())?);
-    let tls = settings.listen.tls.as_ref().map(tls::load).transpose()?;
-    let scheme = if tls.is_some() { "https" } else { "http" };
     let live = Arc::new(Live {
         proxy: ArcSwap::new(proxy.clone()),
         tls: ArcSwapOption::new(tls),
     });
-    let main = Bound::bind(&settings.listen.address, settings.listen.socket_mode).await?;
     let admin = match settings.listen.admin_address {
         Some(addr) => Some(
             TcpListener::bind(addr)
@@ -89,7 +91,7 @@ pub async fn run(
     };
     let admin_addr = admin.as_ref().and_then(|a| a.local_addr().ok());
     on_listening(&Listening {
-        proxy: main.describe(scheme),
+        proxy: bound_url.clone(),
         admin: admin_addr,
     });
     tokio::spawn(async move { proxy.warm_up().await });
@@ -125,6 +127,7 @@ pub async fn run(
             .await;
         }
     };
+    let reload: Reload = Box::new(move || reload().map(|s| with_public_url(s, &bound_url)));
     let signals = signal_loop(&live, &settings, reload, (metrics, sessions), stop);
     tokio::join!(accept_main, accept_admin, signals);
 
@@ -145,6 +148,15 @@ pub async fn run(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Without a configured `public_url`, clients reach the proxy where it is
+/// bound (so port 0 becomes the real port).
+fn with_public_url(mut settings: Settings, bound_url: &str) -> Settings {
+    if !settings.listen.public_url_set && bound_url.starts_with("http") {
+        settings.listen.public_url = bound_url.to_string();
+    }
+    settings
 }
 
 /// HTTP/1.1 and HTTP/2 with the configured limits.

@@ -8,6 +8,7 @@ mod auth;
 mod bodies;
 mod cli;
 mod deploy;
+mod facade;
 mod faults;
 mod forwarding;
 mod identity;
