@@ -253,3 +253,50 @@ pub fn keystone_calls(proxy: &ProxyProcess, method: Option<&str>) -> usize {
         .filter(|entry| method.is_none_or(|m| entry["fields"]["method"] == m))
         .count()
 }
+
+/// The venv's `openstack` (python-openstackclient), run against
+/// `auth_url` as client `user` with `key` in `project`; its JSON output.
+pub async fn openstack(
+    auth_url: &str,
+    user: &str,
+    key: &str,
+    project: &str,
+    args: &[&str],
+) -> Value {
+    let output = tokio::process::Command::new(venv().join("bin").join("openstack"))
+        .args([
+            "--os-auth-url",
+            auth_url,
+            "--os-username",
+            user,
+            "--os-password",
+            key,
+        ])
+        .args([
+            "--os-project-name",
+            project,
+            "--os-user-domain-name",
+            "Default",
+        ])
+        .args([
+            "--os-project-domain-name",
+            "Default",
+            "--os-identity-api-version",
+            "3",
+        ])
+        .args(["--os-interface", "public"])
+        .args(args)
+        .args(["-f", "json"])
+        .env_remove("OS_CLOUD")
+        .env("HOME", std::env::temp_dir())
+        .output()
+        .await
+        .expect("run openstack");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "openstack {args:?} failed:\n{stdout}\n{stderr}"
+    );
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
+}

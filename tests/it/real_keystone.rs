@@ -268,3 +268,84 @@ async fn a_wrong_password_is_tried_at_most_twice_for_50_requests() {
     assert!((1..=2).contains(&attempts), "{attempts} password attempts");
     assert!(!real.proxy.logs().contains("wrong-password-42"));
 }
+
+/// An unmodified python-openstackclient, pointed at the proxy as if it were
+/// Keystone, logs in with the local key and works through the facade.
+#[tokio::test]
+async fn python_openstackclient_works_through_the_facade() {
+    let cloud = keystone();
+    let real = Real::start(cloud, &cloud.password_auth("alpha"), "").await;
+    let auth_url = format!("{}/v3", real.proxy.url);
+    let run = |args: &'static [&'static str]| {
+        crate::common::real::openstack(&auth_url, "tester", ANY_KEY, "alpha", args)
+    };
+
+    let token = run(&["token", "issue"]).await;
+    let id = token["id"].as_str().unwrap();
+    assert!(
+        id.starts_with("kps_"),
+        "a session, not the real token: {token}"
+    );
+    assert_eq!(token["project_id"], cloud.projects.alpha.as_str());
+    assert_eq!(token["user_id"], cloud.user.id.as_str());
+
+    let catalog = run(&["catalog", "list"]).await;
+    let entries = catalog.as_array().unwrap();
+    assert!(entries.iter().any(|e| e["Type"] == "identity"), "{catalog}");
+    let text = catalog.to_string();
+    assert!(
+        !text.contains(&cloud.keystone_url) && !text.contains(&cloud.upstream_url),
+        "{text}"
+    );
+    assert!(text.contains(&format!(
+        "{}/projects/{}/compute",
+        real.proxy.url, cloud.projects.alpha
+    )));
+
+    // Through the proxy to the real Keystone's identity API, with the real
+    // token injected behind the session (version discovery included).
+    let projects = run(&["project", "list", "--my-projects"]).await;
+    let names: Vec<&str> = projects
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["Name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"alpha") && names.contains(&"beta"),
+        "{projects}"
+    );
+}
+
+/// The v2.0 script this project started from, in front of a v3-only
+/// Keystone: log in with `passwordCredentials`, then use the `publicURL`.
+#[tokio::test]
+async fn a_v2_script_works_against_a_v3_only_keystone() {
+    let cloud = keystone();
+    let real = Real::start(cloud, &cloud.password_auth("alpha"), "").await;
+    let body = serde_json::json!({"auth": {"tenantName": "beta",
+        "passwordCredentials": {"username": "tester", "password": ANY_KEY}}});
+    let login = real
+        .send(Method::POST, "/v2.0/tokens", Bytes::from(body.to_string()))
+        .await;
+    assert_eq!(login.status, 200, "{login:?}");
+    let access = login.json()["access"].clone();
+    let session = access["token"]["id"].as_str().unwrap().to_string();
+    let compute = access["serviceCatalog"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["type"] == "compute")
+        .unwrap()["endpoints"][0]["publicURL"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let request = http::Request::get(format!("{compute}/servers"))
+        .header("x-auth-token", &session)
+        .body(http_body_util::Full::new(Bytes::new()))
+        .unwrap();
+    let response = TestResponse::read(real.client.request(request).await.unwrap()).await;
+    let saw = upstream_saw(&response);
+    assert_eq!(saw["project_id"], cloud.projects.beta.as_str());
+    assert_eq!(saw["path"], "/compute/v2.1/servers");
+}

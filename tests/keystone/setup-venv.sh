@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create (or reuse) a Python venv with the pinned Keystone test stack.
+# Create (or reuse) a Python venv with the pinned Keystone test stack
+# (keystone, keystonemiddleware, gunicorn, python-openstackclient).
 #   usage: setup-venv.sh VENV_DIR
 # Idempotent: the venv is rebuilt only when constraints.txt has changed
 # (its sha256 is stored in VENV_DIR/.constraints.sha256).
@@ -33,7 +34,7 @@ rm -rf "$venv"
 "$python" -m venv "$venv"
 log="$(mktemp)"
 if ! "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-        -c "$constraints" keystone keystonemiddleware gunicorn requests >"$log" 2>&1; then
+        -c "$constraints" keystone keystonemiddleware gunicorn requests python-openstackclient >"$log" 2>&1; then
     echo "setup-venv: pip install failed:" >&2
     tail -n 40 "$log" >&2
     rm -f "$log"
