@@ -107,3 +107,18 @@ async fn demo_serves_the_fake_cloud() {
     assert_eq!(response.status, 200, "{response:?}\n{}", proxy.logs());
     assert_eq!(response.echoed().path, "/compute/v2.1/servers");
 }
+
+/// The example a user copies must stay valid as the config grows.
+#[tokio::test]
+async fn the_example_config_is_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("svc-password");
+    std::fs::write(&secret, "s3cret\n").unwrap();
+    let example = std::fs::read_to_string("config/example.toml").unwrap();
+    assert!(example.contains("/run/secrets/svc-password"));
+    let (_dir, path) =
+        write_config(&example.replace("/run/secrets/svc-password", secret.to_str().unwrap()));
+    let run = run_binary(&["check-config", "--config", path.to_str().unwrap()], &[]).await;
+    assert!(run.ok, "{run:?}");
+    assert!(!run.stdout.contains("s3cret"));
+}
