@@ -65,8 +65,12 @@ impl Expiry<[u8; 32], Arc<Session>> for SessionExpiry {
 
 impl Sessions {
     pub fn new(ttl: Duration) -> Sessions {
+        Sessions::with_capacity(ttl, MAX_SESSIONS)
+    }
+
+    fn with_capacity(ttl: Duration, capacity: u64) -> Sessions {
         let cache = Cache::builder()
-            .max_capacity(MAX_SESSIONS)
+            .max_capacity(capacity)
             .eviction_policy(moka::policy::EvictionPolicy::lru())
             .expire_after(SessionExpiry)
             .build();
@@ -140,6 +144,17 @@ mod tests {
         assert!(sessions.revoke(token.as_bytes()));
         assert!(sessions.find(token.as_bytes()).is_none());
         assert!(!sessions.revoke(token.as_bytes()));
+    }
+
+    #[test]
+    fn a_flood_of_logins_keeps_the_newest_sessions_only() {
+        let sessions = Sessions::with_capacity(Duration::from_secs(60), 100);
+        let tokens: Vec<String> =
+            (0..1000).map(|_| sessions.create("alice", scope(), "p1", "demo").0).collect();
+        sessions.cache.run_pending_tasks();
+        assert!(sessions.cache.entry_count() <= 100, "{}", sessions.cache.entry_count());
+        assert!(sessions.find(tokens[0].as_bytes()).is_none(), "the oldest went first");
+        assert!(sessions.find(tokens[999].as_bytes()).is_some(), "the newest stays");
     }
 
     #[test]
