@@ -205,10 +205,7 @@ fn serve(
         listen: args.listen,
     };
     let settings = source.load(&overrides)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
+    let runtime = serving_runtime()?;
     runtime.block_on(async move {
         let _fakes = match source {
             Source::Demo => Some(demo::start_fakes().await.context(
@@ -239,6 +236,19 @@ fn serve(
         .map_err(anyhow::Error::msg)?;
         anyhow::Ok(ExitCode::SUCCESS)
     })
+}
+
+/// One worker thread per CPU the process may run on; on a single CPU (a
+/// pinned sidecar, say) a current-thread runtime, which spares the
+/// cross-thread wake-ups a one-worker multi-thread runtime still pays.
+fn serving_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    let mut builder = if cpus == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    builder.enable_all().build().context("starting the runtime")
 }
 
 fn init_logging(format: LogFormat) {

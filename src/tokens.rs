@@ -130,15 +130,24 @@ impl TokenCache {
 
     /// The token for `scope`, logging in if there is none.
     pub async fn get(&self, scope: &Scope) -> Result<Arc<Token>, ProxyError> {
-        let entry = self
-            .inner
-            .cache
-            .entry_by_ref(scope)
-            .or_try_insert_with(self.inner.login(scope))
-            .await
-            .map_err(|error| (*error).clone())?;
-        self.inner.metrics.cache_lookup(!entry.is_fresh());
-        let token = entry.into_value();
+        // The common case first: a plain lookup, without building an entry.
+        let token = match self.inner.cache.get(scope).await {
+            Some(token) => {
+                self.inner.metrics.cache_lookup(true);
+                token
+            }
+            None => {
+                let entry = self
+                    .inner
+                    .cache
+                    .entry_by_ref(scope)
+                    .or_try_insert_with(self.inner.login(scope))
+                    .await
+                    .map_err(|error| (*error).clone())?;
+                self.inner.metrics.cache_lookup(!entry.is_fresh());
+                entry.into_value()
+            }
+        };
         if Instant::now() >= token.refresh_at && !token.refreshing.swap(true, Ordering::AcqRel) {
             let this = self.clone();
             let scope = scope.clone();

@@ -51,6 +51,9 @@ pub struct Service {
     pub service_type: String,
     pub name: String,
     pub endpoints: Vec<Endpoint>,
+    /// `service_type` and `name` normalised once, for lookups.
+    type_key: String,
+    name_key: String,
 }
 
 /// An endpoint, with its URL split once so that joining a request onto it
@@ -136,6 +139,8 @@ impl Catalog {
             .into_iter()
             .filter(|s| !s.service_type.is_empty())
             .map(|s| Service {
+                type_key: normalize(&s.service_type).into_owned(),
+                name_key: normalize(&s.name).into_owned(),
                 service_type: s.service_type,
                 name: s.name,
                 endpoints: s
@@ -153,62 +158,60 @@ impl Catalog {
     }
 
     /// The endpoint for `wanted` (type, alias or name), trying `interfaces`
-    /// in order and keeping to `region` when one is set.
+    /// in order and keeping to `region` when one is set. Services are tried
+    /// best first: the exact type, then the official type and its aliases
+    /// in the authority's order, then a service whose catalog name matches.
+    /// This runs on every request, so it allocates nothing when `wanted` is
+    /// already in normal form.
     pub fn endpoint(
         &self,
         wanted: &str,
         interfaces: &[String],
         region: Option<&str>,
     ) -> Result<(&Service, &Endpoint), LookupError> {
+        let wanted = normalize(wanted);
+        let family = family_of(&wanted);
+        let types = std::iter::once(wanted.as_ref()).chain(family.into_iter().flatten().map(shorter));
+        let by_type = types.flat_map(|t| self.services.iter().filter(move |s| s.type_key == t));
+        let by_name = self.services.iter().filter(|s| s.name_key == wanted.as_ref());
         let mut found_service = false;
-        for service in self.candidates(wanted) {
+        for service in by_type.chain(by_name) {
             found_service = true;
-            for interface in interfaces {
-                let hit = service.endpoints.iter().find(|e| {
-                    e.interface == *interface
-                        && region.is_none_or(|r| e.region.as_deref() == Some(r))
-                });
-                if let Some(endpoint) = hit {
-                    return Ok((service, endpoint));
-                }
+            if let Some(endpoint) = service.endpoint_for(interfaces, region) {
+                return Ok((service, endpoint));
             }
         }
-        Err(if found_service {
-            LookupError::NoEndpoint
-        } else {
-            LookupError::NoService
-        })
+        Err(if found_service { LookupError::NoEndpoint } else { LookupError::NoService })
     }
+}
 
-    /// Services that could be meant by `wanted`, best first: the exact type,
-    /// then the official type and its aliases in the authority's order,
-    /// then a service whose catalog name matches.
-    fn candidates(&self, wanted: &str) -> Vec<&Service> {
-        let wanted = normalize(wanted);
-        let mut types = vec![wanted.clone()];
-        if let Some(family) = family_of(&wanted) {
-            types.extend(family.map(str::to_string));
-        }
-        let by_type = types.iter().flat_map(|t| {
-            self.services
-                .iter()
-                .filter(move |s| normalize(&s.service_type) == *t)
-        });
-        let by_name = self
-            .services
-            .iter()
-            .filter(|s| normalize(&s.name) == wanted);
-        by_type.chain(by_name).collect()
+/// A `'static` alias read for as long as the request's own name.
+fn shorter<'a>(alias: &'static str) -> &'a str {
+    alias
+}
+
+impl Service {
+    /// The first interface of `interfaces` with an endpoint (in `region`).
+    fn endpoint_for(&self, interfaces: &[String], region: Option<&str>) -> Option<&Endpoint> {
+        interfaces.iter().find_map(|interface| {
+            self.endpoints.iter().find(|e| {
+                e.interface == *interface && region.is_none_or(|r| e.region.as_deref() == Some(r))
+            })
+        })
     }
 }
 
 /// `Volume_V3` and `volume-v3` mean the same: lower case, `_` as `-`.
-fn normalize(name: &str) -> String {
-    name.to_ascii_lowercase().replace('_', "-")
+fn normalize(name: &str) -> std::borrow::Cow<'_, str> {
+    if name.bytes().any(|b| b.is_ascii_uppercase() || b == b'_') {
+        std::borrow::Cow::Owned(name.to_ascii_lowercase().replace('_', "-"))
+    } else {
+        std::borrow::Cow::Borrowed(name)
+    }
 }
 
 /// The official type followed by its aliases, if `wanted` is either.
-fn family_of(wanted: &str) -> Option<impl Iterator<Item = &'static str>> {
+fn family_of(wanted: &str) -> Option<impl Iterator<Item = &'static str> + use<>> {
     SERVICE_TYPE_ALIASES
         .iter()
         .find(|(official, aliases)| {

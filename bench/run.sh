@@ -1,0 +1,205 @@
+#!/usr/bin/env bash
+# keystone-proxy against nginx (the same job: a fixed token injected with
+# proxy_set_header, keep-alive to the upstream) and against the upstream
+# alone, measured in one run. See README, "Performance".
+#
+#   bench/run.sh            # full run (≈ 5 minutes)
+#   SMOKE=1 bench/run.sh    # 2-second cases, one round: keeps the script working
+#
+# Proxy, nginx and the upstream stand-in share CPU 0; the load generator
+# (wrk) runs on CPU 1. Cases run interleaved (direct, nginx, proxy, direct,
+# …) ROUNDS times and the table shows medians; a round is run again if the
+# machine was busy with something else (load average above LOAD_LIMIT).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SMOKE=${SMOKE:-0}
+DURATION=${DURATION:-10}
+ROUNDS=${ROUNDS:-3}
+LOAD_LIMIT=${LOAD_LIMIT:-2.5}
+if [ "$SMOKE" = 1 ]; then DURATION=2; ROUNDS=1; fi
+
+K=127.0.0.1:18500   # fake Keystone
+U=127.0.0.1:18501   # upstream stand-in
+N=127.0.0.1:18502   # nginx
+P=127.0.0.1:18503   # keystone-proxy
+A=127.0.0.1:18504   # keystone-proxy admin
+KEY=bench-local-key
+
+need() { command -v "$1" >/dev/null 2>&1; }
+if ! need nginx || ! need wrk; then
+    echo "== installing nginx and wrk" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null && apt-get install -y -qq nginx wrk >/dev/null
+fi
+PIN0="" PIN1=""
+if need taskset && [ "$(nproc)" -ge 2 ]; then PIN0="taskset -c 0" PIN1="taskset -c 1"; fi
+
+echo "== building (release)" >&2
+cargo build --release --quiet --bin keystone-proxy --example bench_cloud
+BIN=target/release/keystone-proxy
+CLOUD=target/release/examples/bench_cloud
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+wait_http() { for _ in $(seq 100); do curl -fs -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }
+# curl is not guaranteed on a fresh machine: fall back to bash's /dev/tcp.
+if ! need curl; then
+    curl() { local url=${*: -1}; local hp=${url#http://}; hp=${hp%%/*}; exec 3<>"/dev/tcp/${hp%:*}/${hp#*:}" || return 1
+             printf 'GET /%s HTTP/1.0\r\n\r\n' "${url#http://*/}" >&3; grep -q "200" <(head -1 <&3); }
+fi
+
+$PIN0 "$CLOUD" serve "$K" "$U" "${LOGIN_DELAY_MS:-50}" >"$work/cloud.log" 2>&1 & pids+=($!)
+for _ in $(seq 50); do grep -q ready "$work/cloud.log" && break; sleep 0.1; done
+
+cat >"$work/proxy.toml" <<EOF
+[listen]
+address = "$P"
+admin_address = "$A"
+[token]
+prefetch = ${PREFETCH:-true}
+[clouds.bench]
+auth_url = "http://$K/v3"
+[clouds.bench.auth]
+username = "bench"
+password = "bench"
+user_domain_name = "Default"
+project_name = "demo"
+project_domain_name = "Default"
+[clients.bench]
+key_sha256 = "$(printf %s "$KEY" | sha256sum | cut -d' ' -f1)"
+projects = ["*"]
+EOF
+start_proxy() {
+    RUST_LOG=warn $PIN0 "$BIN" serve --config "$work/proxy.toml" >"$work/proxy.out" 2>"$work/proxy.log" &
+    PROXY_PID=$!; pids+=("$PROXY_PID")
+    wait_http "http://$A/readyz"
+}
+start_proxy
+
+mkdir -p "$work/nginx"
+cat >"$work/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $work/nginx.pid;
+error_log $work/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $work/nginx; proxy_temp_path $work/nginx;
+    fastcgi_temp_path $work/nginx; uwsgi_temp_path $work/nginx; scgi_temp_path $work/nginx;
+    client_max_body_size 0;
+    proxy_request_buffering off;
+    upstream cloud { server $U; keepalive 64; }
+    server {
+        listen $N;
+        location / {
+            proxy_pass http://cloud/v2.1/;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header X-Auth-Token "bench-token-0";
+        }
+    }
+}
+EOF
+$PIN0 nginx -c "$work/nginx.conf" & pids+=($!)
+wait_http "http://$N/x" || true
+
+# CPU seconds (user + system) used so far by the processes named.
+cpu_of() { local t=0; for pid in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$pid/stat"))); done; echo "$t"; }
+nginx_pids() { pgrep -f "nginx: (master|worker)" | tr '\n' ' '; }
+rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+quiet_machine() { awk -v limit="$LOAD_LIMIT" '{exit !($1 < limit)}' /proc/loadavg; }
+TICK=$(getconf CLK_TCK)
+
+# One wrk run against a target: "requests_per_second cpu_microseconds_per_request
+# request_MiB/s p50_ms p99_ms" (MiB/s = req/s × BODY_MIB, the request body size).
+run_wrk() {
+    local name=$1 url=$2; shift 2
+    local who
+    case $name in proxy) who=$PROXY_PID;; nginx) who=$(nginx_pids);; direct) who=$(pgrep -f "bench_cloud serve");; esac
+    local before; before=$(cpu_of $who)
+    local out; out=$($PIN1 wrk -t1 -c64 -d"${DURATION}s" --latency "$@" "$url")
+    local after; after=$(cpu_of $who)
+    echo "$out" | awk -v ticks=$((after - before)) -v tick="$TICK" -v body_mib="${BODY_MIB:-0}" '
+        /Requests\/sec/ {rps=$2}
+        /^ +50%/ {p50=$2} /^ +99%/ {p99=$2}
+        /requests in/ {n=$1}
+        function ms(v) { if (v ~ /us/) return v/1000; if (v ~ /ms/) return v+0; if (v ~ /s/) return v*1000; return v }
+        END {printf "%.0f %.1f %.1f %.2f %.2f\n", rps, (n > 0 ? ticks / tick * 1e6 / n : 0), rps * body_mib, ms(p50), ms(p99)}'
+}
+
+cat >"$work/post.lua" <<'EOF'
+wrk.method = "POST"
+wrk.body = string.rep("x", 1024 * 1024)
+EOF
+
+declare -A results
+measure() {  # case name, then per target: target url [wrk args…] separated by ::
+    local case=$1; shift
+    for round in $(seq "$ROUNDS"); do
+        until quiet_machine; do echo "   (machine busy, waiting)" >&2; sleep 5; done
+        for target in direct nginx proxy; do
+            local url args=()
+            case $target in
+                direct) url="http://$U/v2.1/x"; args=(-H "X-Auth-Token: bench-token-0");;
+                nginx) url="http://$N/x";;
+                proxy) url="http://$P/compute/x"; args=(-H "Authorization: Bearer $KEY");;
+            esac
+            results[$case,$target,$round]=$(run_wrk "$target" "$url" "${args[@]}" "$@")
+        done
+    done
+}
+column_median() { local case=$1 target=$2 col=$3; for r in $(seq "$ROUNDS"); do echo "${results[$case,$target,$r]}" | cut -d' ' -f"$col"; done | median; }
+
+echo "== (a) throughput: 64 connections, small GET" >&2
+measure a
+echo "== (c) 1 MiB POST bodies" >&2
+BODY_MIB=1 measure c -s "$work/post.lua"
+
+echo "== (d) cold start: 1,000 concurrent requests over 10 projects" >&2
+counters() { curl -fs "http://$K/counters" 2>/dev/null || echo '{}'; }
+kill "$PROXY_PID"; wait "$PROXY_PID" 2>/dev/null || true
+sed -i 's/^prefetch = .*/prefetch = false/' "$work/proxy.toml"
+start_proxy
+before=$(counters)
+burst=$($PIN1 "$CLOUD" burst "http://$P" "$KEY" 1000 10 1000)
+after=$(counters)
+
+echo "== (e) token revoked under full load" >&2
+revoke_before=$(counters)
+( sleep 1; curl -fs -X POST "http://$K/revoke" >/dev/null ) &
+revoke_load=$($PIN1 wrk -t1 -c64 -d3s -H "Authorization: Bearer $KEY" "http://$P/compute/x" | awk '/Non-2xx/ {print $5} END {}')
+revoke_after=$(counters)
+
+echo "== (f) memory" >&2
+rss_idle=$(rss_kib "$PROXY_PID")
+$PIN1 "$CLOUD" hold "$P" 1000 3 >/dev/null & holder=$!
+sleep 2; rss_1000=$(rss_kib "$PROXY_PID"); wait "$holder" || true
+$PIN1 "$CLOUD" burst "http://$P" "$KEY" 10000 10000 64 >/dev/null
+rss_scopes=$(rss_kib "$PROXY_PID")
+
+# ----------------------------------------------------------------------
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf (b > 0 ? "%.2f" : "-"), a / b}'; }
+echo
+echo "keystone-proxy benchmark, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), ${ROUNDS} rounds × ${DURATION}s, medians"
+echo
+printf '| case | direct | nginx | keystone-proxy | proxy/nginx | proxy/direct |\n|---|---|---|---|---|---|\n'
+for spec in "a:1:req/s" "a:2:CPU µs/req" "a:4:p50 ms" "a:5:p99 ms" "c:3:MiB/s (1 MiB POST)" "c:2:CPU µs/req (1 MiB POST)"; do
+    IFS=: read -r case col label <<<"$spec"
+    d=$(column_median "$case" direct "$col"); n=$(column_median "$case" nginx "$col"); p=$(column_median "$case" proxy "$col")
+    printf '| (%s) %s | %s | %s | %s | %s | %s |\n' "$case" "$label" "$d" "$n" "$p" "$(ratio "$p" "$n")" "$(ratio "$p" "$d")"
+done
+echo
+echo "(d) cold start, 1,000 requests over 10 projects: $burst; Keystone calls before $before, after $after"
+echo "(e) token revoked under load: Keystone calls before $revoke_before, after $revoke_after; non-2xx answers to clients: ${revoke_load:-0}"
+echo "(f) RSS: idle $((rss_idle / 1024)) MiB; with 1,000 open connections $((rss_1000 / 1024)) MiB; after 10,000 cached scopes $((rss_scopes / 1024)) MiB"
+echo "(b, g) open-loop latency and the 1 GiB upload are not measured yet."

@@ -1,0 +1,238 @@
+//! A stand-in cloud and a load helper for `bench/run.sh`.
+//!
+//! `bench_cloud serve KEYSTONE_ADDR UPSTREAM_ADDR LOGIN_DELAY_MS` runs a
+//! fake Keystone that issues one shared token (so nginx, the baseline, can
+//! inject the same fixed token) after a per-login delay, counts logins by
+//! method (`GET /counters`) and changes the token on `POST /revoke`; and an
+//! upstream that answers 200 only to the current token, as a service behind
+//! keystonemiddleware would, with as little work of its own as possible.
+//!
+//! `bench_cloud burst URL_PREFIX KEY REQUESTS PROJECTS CONCURRENCY` sends
+//! REQUESTS GETs, CONCURRENCY at a time, to
+//! `URL_PREFIX/projects/p{i % PROJECTS}/compute/x` and prints `ok=N failed=M`. `bench_cloud hold ADDR CONNECTIONS SECONDS` opens idle
+//! connections and keeps them open.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::json;
+use tokio::net::TcpListener;
+
+struct Cloud {
+    upstream: String,
+    token: ArcSwap<String>,
+    generation: AtomicU64,
+    password_logins: AtomicU64,
+    rescopes: AtomicU64,
+    delay: Duration,
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let result = match args.get(1).map(String::as_str) {
+        Some("serve") if args.len() == 5 => runtime.block_on(serve(&args[2], &args[3], &args[4])),
+        Some("burst") if args.len() == 7 => {
+            runtime.block_on(burst(&args[2], &args[3], &args[4], &args[5], &args[6]))
+        }
+        Some("hold") if args.len() == 5 => runtime.block_on(hold(&args[2], &args[3], &args[4])),
+        _ => Err("usage: bench_cloud serve K U DELAY_MS | burst URL KEY N PROJECTS CONCURRENCY | hold ADDR N SECONDS".into()),
+    };
+    if let Err(error) = result {
+        eprintln!("bench_cloud: {error}");
+        std::process::exit(1);
+    }
+}
+
+async fn serve(keystone: &str, upstream: &str, delay_ms: &str) -> Result<(), String> {
+    let keystone: SocketAddr = keystone.parse().map_err(|e| format!("{e}"))?;
+    let upstream: SocketAddr = upstream.parse().map_err(|e| format!("{e}"))?;
+    let delay = Duration::from_millis(delay_ms.parse().map_err(|e| format!("{e}"))?);
+    let cloud = Arc::new(Cloud {
+        upstream: format!("http://{upstream}"),
+        token: ArcSwap::from_pointee("bench-token-0".to_string()),
+        generation: AtomicU64::new(0),
+        password_logins: AtomicU64::new(0),
+        rescopes: AtomicU64::new(0),
+        delay,
+    });
+    let keystone_listener = TcpListener::bind(keystone).await.map_err(|e| format!("{keystone}: {e}"))?;
+    let upstream_listener = TcpListener::bind(upstream).await.map_err(|e| format!("{upstream}: {e}"))?;
+    println!("ready");
+    let a = accept(keystone_listener, cloud.clone(), true);
+    let b = accept(upstream_listener, cloud, false);
+    tokio::join!(a, b);
+    Ok(())
+}
+
+async fn accept(listener: TcpListener, cloud: Arc<Cloud>, keystone: bool) {
+    while let Ok((stream, _)) = listener.accept().await {
+        let _ = stream.set_nodelay(true);
+        let cloud = cloud.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request| {
+                let cloud = cloud.clone();
+                async move {
+                    let response = if keystone {
+                        keystone_answer(&cloud, request).await
+                    } else {
+                        upstream_answer(&cloud, request).await
+                    };
+                    Ok::<_, Infallible>(response)
+                }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+fn answer(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body.into()));
+    *response.status_mut() = status;
+    response
+}
+
+async fn upstream_answer(cloud: &Cloud, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let authorised = request
+        .headers()
+        .get("x-auth-token")
+        .is_some_and(|t| t.as_bytes() == cloud.token.load().as_bytes());
+    if !authorised {
+        return answer(StatusCode::UNAUTHORIZED, "unauthorized\n");
+    }
+    // Read (and drop) the body, as a real service would.
+    let mut body = request.into_body();
+    while let Some(Ok(_)) = body.frame().await {}
+    answer(StatusCode::OK, "ok\n")
+}
+
+async fn keystone_answer(cloud: &Cloud, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let path = request.uri().path().to_string();
+    match (request.method().as_str(), path.as_str()) {
+        ("GET", "/counters") => {
+            let body = json!({
+                "password": cloud.password_logins.load(Ordering::SeqCst),
+                "token": cloud.rescopes.load(Ordering::SeqCst),
+            });
+            answer(StatusCode::OK, body.to_string())
+        }
+        ("POST", "/revoke") => {
+            let generation = cloud.generation.fetch_add(1, Ordering::SeqCst) + 1;
+            cloud.token.store(Arc::new(format!("bench-token-{generation}")));
+            answer(StatusCode::OK, "revoked\n")
+        }
+        ("POST", "/v3/auth/tokens") => {
+            let body = request.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+            let login: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            let auth = &login["auth"];
+            if auth["identity"]["methods"][0] == "token" {
+                cloud.rescopes.fetch_add(1, Ordering::SeqCst);
+            } else {
+                cloud.password_logins.fetch_add(1, Ordering::SeqCst);
+            }
+            tokio::time::sleep(cloud.delay).await;
+            let project = &auth["scope"]["project"];
+            let project = project["name"].as_str().or(project["id"].as_str()).map(str::to_string);
+            token_answer(cloud, project)
+        }
+        _ => answer(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+fn token_answer(cloud: &Cloud, project: Option<String>) -> Response<Full<Bytes>> {
+    let now = jiff::Timestamp::now();
+    let expires = now + jiff::SignedDuration::from_hours(1);
+    let mut token = json!({
+        "issued_at": format!("{now:.6}"),
+        "expires_at": format!("{expires:.6}"),
+        "user": {"id": "u", "name": "bench", "domain": {"id": "default", "name": "Default"}},
+    });
+    if let Some(name) = project {
+        let id = format!("{:0>32}", hex_of(&name));
+        token["project"] = json!({"id": id, "name": name, "domain": {"id": "default", "name": "Default"}});
+        token["catalog"] = json!([{"type": "compute", "name": "nova", "endpoints": [
+            {"interface": "public", "region": "RegionOne", "url": format!("{}/v2.1", cloud.upstream)}]}]);
+    }
+    let mut response = answer(StatusCode::CREATED, json!({"token": token}).to_string());
+    if let Ok(value) = http::HeaderValue::from_str(&cloud.token.load()) {
+        response.headers_mut().insert("x-subject-token", value);
+    }
+    response
+}
+
+/// A stable 32-hex-digit id for a project name.
+fn hex_of(name: &str) -> String {
+    name.bytes().fold(0u128, |acc, b| acc.wrapping_mul(131).wrapping_add(b as u128)).to_string()
+}
+
+async fn burst(
+    prefix: &str,
+    key: &str,
+    requests: &str,
+    projects: &str,
+    concurrency: &str,
+) -> Result<(), String> {
+    let requests: usize = requests.parse().map_err(|e| format!("{e}"))?;
+    let projects: usize = projects.parse().map_err(|e| format!("{e}"))?;
+    let concurrency: usize = concurrency.parse().map_err(|e| format!("{e}"))?;
+    let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(concurrency)
+        .build_http::<Full<Bytes>>();
+    let limit = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
+    let tasks: Vec<_> = (0..requests)
+        .map(|i| {
+            let client = client.clone();
+            let limit = limit.clone();
+            let uri = format!("{prefix}/projects/p{}/compute/x", i % projects.max(1));
+            let auth = format!("Bearer {key}");
+            tokio::spawn(async move {
+                let _permit = limit.acquire_owned().await.map_err(|e| e.to_string())?;
+                let request = Request::get(uri)
+                    .header("authorization", auth)
+                    .body(Full::new(Bytes::new()))
+                    .map_err(|e| e.to_string())?;
+                let response = client.request(request).await.map_err(|e| e.to_string())?;
+                let status = response.status();
+                let _ = response.into_body().collect().await;
+                if status == StatusCode::OK { Ok(()) } else { Err(status.to_string()) }
+            })
+        })
+        .collect();
+    let (mut ok, mut failed) = (0, 0);
+    for task in tasks {
+        match task.await {
+            Ok(Ok(())) => ok += 1,
+            _ => failed += 1,
+        }
+    }
+    println!("ok={ok} failed={failed}");
+    Ok(())
+}
+
+async fn hold(addr: &str, connections: &str, seconds: &str) -> Result<(), String> {
+    let connections: usize = connections.parse().map_err(|e| format!("{e}"))?;
+    let seconds: u64 = seconds.parse().map_err(|e| format!("{e}"))?;
+    let mut held = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        held.push(tokio::net::TcpStream::connect(addr).await.map_err(|e| e.to_string())?);
+    }
+    println!("holding {}", held.len());
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    Ok(())
+}
