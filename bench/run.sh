@@ -170,6 +170,7 @@ counters() { curl -fs "http://$K/counters" 2>/dev/null || echo '{}'; }
 kill "$PROXY_PID"; wait "$PROXY_PID" 2>/dev/null || true
 sed -i 's/^prefetch = .*/prefetch = false/' "$work/proxy.toml"
 start_proxy
+rss_idle=$(rss_kib "$PROXY_PID")   # a fresh process, ready, nothing served yet
 before=$(counters)
 burst=$($PIN1 "$CLOUD" burst "http://$P" "$KEY" 1000 10 1000)
 after=$(counters)
@@ -181,7 +182,6 @@ revoke_load=$($PIN1 wrk -t1 -c64 -d3s -H "Authorization: Bearer $KEY" "http://$P
 revoke_after=$(counters)
 
 echo "== (f) memory" >&2
-rss_idle=$(rss_kib "$PROXY_PID")
 $PIN1 "$CLOUD" hold "$P" 1000 3 >/dev/null & holder=$!
 sleep 2; rss_1000=$(rss_kib "$PROXY_PID"); wait "$holder" || true
 $PIN1 "$CLOUD" burst "http://$P" "$KEY" 10000 10000 64 >/dev/null
@@ -201,5 +201,5 @@ done
 echo
 echo "(d) cold start, 1,000 requests over 10 projects: $burst; Keystone calls before $before, after $after"
 echo "(e) token revoked under load: Keystone calls before $revoke_before, after $revoke_after; non-2xx answers to clients: ${revoke_load:-0}"
-echo "(f) RSS: idle $((rss_idle / 1024)) MiB; with 1,000 open connections $((rss_1000 / 1024)) MiB; after 10,000 cached scopes $((rss_scopes / 1024)) MiB"
+echo "(f) RSS: idle (fresh, ready) $((rss_idle / 1024)) MiB; with 1,000 open connections (after the load above) $((rss_1000 / 1024)) MiB; after 10,000 cached scopes $((rss_scopes / 1024)) MiB"
 echo "(b, g) open-loop latency and the 1 GiB upload are not measured yet."

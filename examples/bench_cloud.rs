@@ -70,8 +70,12 @@ async fn serve(keystone: &str, upstream: &str, delay_ms: &str) -> Result<(), Str
         rescopes: AtomicU64::new(0),
         delay,
     });
-    let keystone_listener = TcpListener::bind(keystone).await.map_err(|e| format!("{keystone}: {e}"))?;
-    let upstream_listener = TcpListener::bind(upstream).await.map_err(|e| format!("{upstream}: {e}"))?;
+    let keystone_listener = TcpListener::bind(keystone)
+        .await
+        .map_err(|e| format!("{keystone}: {e}"))?;
+    let upstream_listener = TcpListener::bind(upstream)
+        .await
+        .map_err(|e| format!("{upstream}: {e}"))?;
     println!("ready");
     let a = accept(keystone_listener, cloud.clone(), true);
     let b = accept(upstream_listener, cloud, false);
@@ -134,11 +138,18 @@ async fn keystone_answer(cloud: &Cloud, request: Request<Incoming>) -> Response<
         }
         ("POST", "/revoke") => {
             let generation = cloud.generation.fetch_add(1, Ordering::SeqCst) + 1;
-            cloud.token.store(Arc::new(format!("bench-token-{generation}")));
+            cloud
+                .token
+                .store(Arc::new(format!("bench-token-{generation}")));
             answer(StatusCode::OK, "revoked\n")
         }
         ("POST", "/v3/auth/tokens") => {
-            let body = request.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+            let body = request
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
             let login: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
             let auth = &login["auth"];
             if auth["identity"]["methods"][0] == "token" {
@@ -148,7 +159,10 @@ async fn keystone_answer(cloud: &Cloud, request: Request<Incoming>) -> Response<
             }
             tokio::time::sleep(cloud.delay).await;
             let project = &auth["scope"]["project"];
-            let project = project["name"].as_str().or(project["id"].as_str()).map(str::to_string);
+            let project = project["name"]
+                .as_str()
+                .or(project["id"].as_str())
+                .map(str::to_string);
             token_answer(cloud, project)
         }
         _ => answer(StatusCode::NOT_FOUND, "not found\n"),
@@ -165,7 +179,8 @@ fn token_answer(cloud: &Cloud, project: Option<String>) -> Response<Full<Bytes>>
     });
     if let Some(name) = project {
         let id = format!("{:0>32}", hex_of(&name));
-        token["project"] = json!({"id": id, "name": name, "domain": {"id": "default", "name": "Default"}});
+        token["project"] =
+            json!({"id": id, "name": name, "domain": {"id": "default", "name": "Default"}});
         token["catalog"] = json!([{"type": "compute", "name": "nova", "endpoints": [
             {"interface": "public", "region": "RegionOne", "url": format!("{}/v2.1", cloud.upstream)}]}]);
     }
@@ -178,7 +193,11 @@ fn token_answer(cloud: &Cloud, project: Option<String>) -> Response<Full<Bytes>>
 
 /// A stable 32-hex-digit id for a project name.
 fn hex_of(name: &str) -> String {
-    name.bytes().fold(0u128, |acc, b| acc.wrapping_mul(131).wrapping_add(b as u128)).to_string()
+    name.bytes()
+        .fold(0u128, |acc, b| {
+            acc.wrapping_mul(131).wrapping_add(b as u128)
+        })
+        .to_string()
 }
 
 async fn burst(
@@ -210,7 +229,11 @@ async fn burst(
                 let response = client.request(request).await.map_err(|e| e.to_string())?;
                 let status = response.status();
                 let _ = response.into_body().collect().await;
-                if status == StatusCode::OK { Ok(()) } else { Err(status.to_string()) }
+                if status == StatusCode::OK {
+                    Ok(())
+                } else {
+                    Err(status.to_string())
+                }
             })
         })
         .collect();
@@ -230,7 +253,11 @@ async fn hold(addr: &str, connections: &str, seconds: &str) -> Result<(), String
     let seconds: u64 = seconds.parse().map_err(|e| format!("{e}"))?;
     let mut held = Vec::with_capacity(connections);
     for _ in 0..connections {
-        held.push(tokio::net::TcpStream::connect(addr).await.map_err(|e| e.to_string())?);
+        held.push(
+            tokio::net::TcpStream::connect(addr)
+                .await
+                .map_err(|e| e.to_string())?,
+        );
     }
     println!("holding {}", held.len());
     tokio::time::sleep(Duration::from_secs(seconds)).await;

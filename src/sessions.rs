@@ -149,12 +149,23 @@ mod tests {
     #[test]
     fn a_flood_of_logins_keeps_the_newest_sessions_only() {
         let sessions = Sessions::with_capacity(Duration::from_secs(60), 100);
-        let tokens: Vec<String> =
-            (0..1000).map(|_| sessions.create("alice", scope(), "p1", "demo").0).collect();
+        let tokens: Vec<String> = (0..1000)
+            .map(|_| sessions.create("alice", scope(), "p1", "demo").0)
+            .collect();
         sessions.cache.run_pending_tasks();
-        assert!(sessions.cache.entry_count() <= 100, "{}", sessions.cache.entry_count());
-        assert!(sessions.find(tokens[0].as_bytes()).is_none(), "the oldest went first");
-        assert!(sessions.find(tokens[999].as_bytes()).is_some(), "the newest stays");
+        assert!(
+            sessions.cache.entry_count() <= 100,
+            "{}",
+            sessions.cache.entry_count()
+        );
+        assert!(
+            sessions.find(tokens[0].as_bytes()).is_none(),
+            "the oldest went first"
+        );
+        assert!(
+            sessions.find(tokens[999].as_bytes()).is_some(),
+            "the newest stays"
+        );
     }
 
     #[test]

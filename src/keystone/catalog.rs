@@ -171,9 +171,13 @@ impl Catalog {
     ) -> Result<(&Service, &Endpoint), LookupError> {
         let wanted = normalize(wanted);
         let family = family_of(&wanted);
-        let types = std::iter::once(wanted.as_ref()).chain(family.into_iter().flatten().map(shorter));
+        let types =
+            std::iter::once(wanted.as_ref()).chain(family.into_iter().flatten().map(shorter));
         let by_type = types.flat_map(|t| self.services.iter().filter(move |s| s.type_key == t));
-        let by_name = self.services.iter().filter(|s| s.name_key == wanted.as_ref());
+        let by_name = self
+            .services
+            .iter()
+            .filter(|s| s.name_key == wanted.as_ref());
         let mut found_service = false;
         for service in by_type.chain(by_name) {
             found_service = true;
@@ -181,7 +185,11 @@ impl Catalog {
                 return Ok((service, endpoint));
             }
         }
-        Err(if found_service { LookupError::NoEndpoint } else { LookupError::NoService })
+        Err(if found_service {
+            LookupError::NoEndpoint
+        } else {
+            LookupError::NoService
+        })
     }
 }
 
