@@ -18,7 +18,9 @@ use crate::clients::{Client, Clients};
 use crate::config::{CloudSettings, ProjectRef, Settings};
 use crate::connector;
 use crate::error::ProxyError;
-use crate::forward::{Forwarded, Outgoing, ReplayBody, Upstream, headers};
+use crate::forward::{
+    Forwarded, Outgoing, ReplayBody, ReplayHandle, Upstream, UpstreamBody, headers,
+};
 use crate::keystone::Keystone;
 use crate::keystone::catalog::{Endpoint, LookupError};
 use crate::metrics::{self, Metrics};
@@ -262,14 +264,9 @@ impl Proxy {
 
         let token = self.tokens.get(&scope).await?;
         let (body, replay) = ReplayBody::new(body, self.retry_body_limit);
-        let endpoint = find_endpoint(&token, cloud, &route, trace)?;
-        let sent = Instant::now();
-        let response = cloud
-            .upstream
-            .send(endpoint, &outgoing, &token.header, body, replay.body_read())
-            .await;
-        trace.upstream = sent.elapsed();
-        let response = response?;
+        let response = self
+            .attempt(cloud, &token, &route, &outgoing, body, &replay, trace)
+            .await?;
         if response.status() != StatusCode::UNAUTHORIZED {
             return Ok(self.to_client(response, &token, &route, trace).await);
         }
@@ -295,14 +292,33 @@ impl Proxy {
         drop(response);
         self.metrics.retry("401");
         trace.retried = true;
-        let endpoint = find_endpoint(&token, cloud, &route, trace)?;
+        let response = self
+            .attempt(cloud, &token, &route, &outgoing, body, &replay, trace)
+            .await?;
+        Ok(self.to_client(response, &token, &route, trace).await)
+    }
+
+    /// One attempt: the endpoint from `token`'s catalog, the request sent
+    /// with `token`, the time it took added to the trace.
+    #[allow(clippy::too_many_arguments)]
+    async fn attempt(
+        &self,
+        cloud: &Cloud,
+        token: &Token,
+        route: &Route<'_>,
+        outgoing: &Outgoing<'_>,
+        body: UpstreamBody,
+        replay: &ReplayHandle<Incoming>,
+        trace: &mut Trace,
+    ) -> Result<Response<Incoming>, ProxyError> {
+        let endpoint = find_endpoint(token, cloud, route, trace)?;
         let sent = Instant::now();
         let response = cloud
             .upstream
-            .send(endpoint, &outgoing, &token.header, body, replay.body_read())
+            .send(endpoint, outgoing, &token.header, body, replay.body_read())
             .await;
         trace.upstream += sent.elapsed();
-        Ok(self.to_client(response?, &token, &route, trace).await)
+        response
     }
 
     /// The upstream's answer as the client gets it: hop-by-hop headers

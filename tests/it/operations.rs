@@ -474,21 +474,30 @@ async fn sighup_reloads_clients_without_dropping_connections() {
     );
 }
 
+/// A request the upstream answers after `delay_ms`, on a connection of its
+/// own, started now; its status when it ends.
+async fn slow_request(
+    addr: std::net::SocketAddr,
+    delay_ms: u64,
+) -> tokio::task::JoinHandle<Result<http::StatusCode, hyper::Error>> {
+    let mut busy = http1_connection(TcpStream::connect(addr).await.unwrap()).await;
+    tokio::spawn(async move {
+        busy.ready().await?;
+        let request = http::Request::get("/compute/slow")
+            .header("host", "proxy")
+            .header("authorization", format!("Bearer {ANY_KEY}"))
+            .header("x-reply-delay-ms", delay_ms.to_string())
+            .body(http_body_util::Full::new(Bytes::new()))
+            .unwrap();
+        busy.send_request(request).await.map(|r| r.status())
+    })
+}
+
 #[tokio::test]
 async fn sigterm_drains_in_flight_requests_then_exits_0() {
     let mut stack = Stack::start().await;
     assert_eq!(stack.get("/compute/servers", ANY_KEY).await.status, 200);
-    let mut busy = http1_connection(TcpStream::connect(stack.proxy.addr).await.unwrap()).await;
-    let slow = tokio::spawn(async move {
-        busy.ready().await.unwrap();
-        let request = http::Request::get("/compute/slow")
-            .header("host", "proxy")
-            .header("authorization", format!("Bearer {ANY_KEY}"))
-            .header("x-reply-delay-ms", "1500")
-            .body(http_body_util::Full::new(Bytes::new()))
-            .unwrap();
-        busy.send_request(request).await.map(|r| r.status())
-    });
+    let slow = slow_request(stack.proxy.addr, 1500).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     stack.proxy.signal("TERM");
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -514,17 +523,7 @@ async fn shutdown_timeout_bounds_the_drain() {
     let mut stack =
         Stack::start_with(|config| config.listen = "shutdown_timeout = \"500ms\"".into()).await;
     assert_eq!(stack.get("/compute/servers", ANY_KEY).await.status, 200);
-    let mut busy = http1_connection(TcpStream::connect(stack.proxy.addr).await.unwrap()).await;
-    let slow = tokio::spawn(async move {
-        busy.ready().await.unwrap();
-        let request = http::Request::get("/compute/slow")
-            .header("host", "proxy")
-            .header("authorization", format!("Bearer {ANY_KEY}"))
-            .header("x-reply-delay-ms", "10000")
-            .body(http_body_util::Full::new(Bytes::new()))
-            .unwrap();
-        busy.send_request(request).await.map(|r| r.status())
-    });
+    let slow = slow_request(stack.proxy.addr, 10000).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let started = Instant::now();
     stack.proxy.signal("TERM");
