@@ -428,3 +428,33 @@ async fn rewriting_can_be_turned_off() {
         .await;
     assert_eq!(response.headers["location"], location.as_str());
 }
+
+/// A session belongs to its client: once the client is gone from the
+/// config (reloaded), its sessions are refused.
+#[tokio::test]
+async fn a_removed_clients_sessions_are_refused() {
+    let mut stack = Stack::start().await;
+    let (session, _) = v3_login(&stack, "alice", ALICE_KEY, Some("demo")).await;
+    let headers = [("x-auth-token", session.as_str())];
+    assert_eq!(
+        with_token(&stack, Method::GET, "/compute/servers", &headers)
+            .await
+            .status,
+        200
+    );
+    let log = stack
+        .reload_with(|config| {
+            config.clients = Some(format!(
+                "[clients.any]\nkey_sha256 = \"{}\"\nprojects = [\"*\"]\n",
+                sha256_hex(ANY_KEY.as_bytes())
+            ))
+        })
+        .await;
+    assert!(log.contains("configuration reloaded"), "{log}");
+    assert_eq!(
+        with_token(&stack, Method::GET, "/compute/servers", &headers)
+            .await
+            .status,
+        401
+    );
+}
