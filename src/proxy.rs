@@ -177,6 +177,13 @@ impl Proxy {
             Ok(response) => (response, None),
             Err(error) => (error.to_response().map(made_from), Some(error)),
         };
+        if matches!(error, Some(ProxyError::BadRequest(_))) {
+            // After a malformed request the rest of the connection cannot
+            // be trusted to be framed as the client meant.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         // The upstream's own id if it sent one (its logs use that), else ours.
         let request_id = match response.headers().get(REQUEST_ID) {
             Some(id) => id.clone(),

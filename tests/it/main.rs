@@ -11,6 +11,7 @@ mod deploy;
 mod facade;
 mod faults;
 mod forwarding;
+mod hostile;
 mod identity;
 mod openstack_config;
 mod operations;
