@@ -207,6 +207,8 @@ pub enum Fault {
     NoSubjectToken,
     /// Answer 401 with `Openstack-Auth-Receipt`: another factor is needed.
     MfaReceipt,
+    /// Answer 429 with `Retry-After: SECONDS`.
+    Throttled(u64),
 }
 
 /// Which identity APIs the fake serves and advertises.
@@ -430,6 +432,13 @@ async fn handle(state: Arc<State>, request: Request<Incoming>) -> Response<Full<
     let fault = *lock(&state.fault);
     match fault {
         Some(Fault::Status(status)) => openstack_error(status, "Error", "fake fault"),
+        Some(Fault::Throttled(seconds)) => {
+            let mut response = openstack_error(429, "Too Many Requests", "slow down");
+            response
+                .headers_mut()
+                .insert(http::header::RETRY_AFTER, http::HeaderValue::from(seconds));
+            response
+        }
         Some(Fault::MfaReceipt) => {
             let mut response = unauthorized("Additional authentications steps required.");
             response.headers_mut().insert(

@@ -5,7 +5,9 @@
 //! reaches a proxy with a wrong password would otherwise be one more failed
 //! login. After Keystone rejects a credential (or a scope), the rejection is
 //! answered from memory for 5 s, then 10 s, 20 s, … up to 5 min, and Keystone
-//! is asked again only when that time is up. A success forgets it.
+//! is asked again only when that time is up. A success forgets it. A
+//! Keystone that answers 429 or 503 with `Retry-After` is left alone for that
+//! long (at most [`MAX_RETRY_AFTER`]).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -18,6 +20,9 @@ use crate::config::ProjectRef;
 pub const FIRST_PAUSE: Duration = Duration::from_secs(5);
 /// The longest pause: a fixed password is picked up within 5 minutes.
 pub const MAX_PAUSE: Duration = Duration::from_secs(300);
+/// The longest `Retry-After` honoured: a Keystone that asks for more is
+/// asked again after this anyway, so one odd header cannot stall a cloud.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 /// Entries kept at most; past it, entries whose pause is over are dropped
 /// (a client allowed any project could otherwise name endless projects).
 const MAX_ENTRIES: usize = 10_000;
@@ -65,20 +70,19 @@ impl Backoff {
                 entries.remove(subject);
             }
             Err(error @ (KeystoneError::Rejected(_) | KeystoneError::MfaRequired)) => {
-                if entries.len() >= MAX_ENTRIES {
-                    let now = Instant::now();
-                    entries.retain(|_, e| e.until > now);
-                }
                 let rejections = entries.get(subject).map_or(0, |e| e.rejections) + 1;
-                let pause = pause_after(rejections);
-                entries.insert(
-                    subject.clone(),
-                    Entry {
-                        rejections,
-                        until: Instant::now() + pause,
-                        error: error.clone(),
-                    },
+                remember(
+                    &mut entries,
+                    subject,
+                    rejections,
+                    pause_after(rejections),
+                    error,
                 );
+            }
+            Err(error @ KeystoneError::Busy { retry_after, .. }) => {
+                let rejections = entries.get(subject).map_or(0, |e| e.rejections);
+                let pause = (*retry_after).min(MAX_RETRY_AFTER);
+                remember(&mut entries, subject, rejections, pause, error);
             }
             Err(KeystoneError::Unavailable(_)) => {}
         }
@@ -90,6 +94,26 @@ impl Backoff {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+/// Remember `error` for `subject` for `pause`.
+fn remember(
+    entries: &mut HashMap<Subject, Entry>,
+    subject: &Subject,
+    rejections: u32,
+    pause: Duration,
+    error: &KeystoneError,
+) {
+    if entries.len() >= MAX_ENTRIES {
+        let now = Instant::now();
+        entries.retain(|_, e| e.until > now);
+    }
+    let entry = Entry {
+        rejections,
+        until: Instant::now() + pause,
+        error: error.clone(),
+    };
+    entries.insert(subject.clone(), entry);
 }
 
 /// 5 s after the first rejection, doubling, at most 5 min.
@@ -132,6 +156,20 @@ mod tests {
         );
         backoff.record(&subject, &Ok(()));
         assert!(backoff.check(&subject).is_ok());
+    }
+
+    #[test]
+    fn retry_after_is_honoured_and_capped() {
+        let backoff = Backoff::default();
+        let busy = KeystoneError::Busy {
+            reason: "429".into(),
+            retry_after: Duration::from_secs(3600),
+        };
+        backoff.record::<()>(&Subject::Credential, &Err(busy));
+        let until = backoff.lock()[&Subject::Credential].until;
+        let left = until.saturating_duration_since(Instant::now());
+        assert!(left <= MAX_RETRY_AFTER && left > MAX_RETRY_AFTER - Duration::from_secs(5));
+        assert!(backoff.check(&Subject::Credential).is_err());
     }
 
     #[test]

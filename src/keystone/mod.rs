@@ -48,6 +48,12 @@ pub enum KeystoneError {
     /// Keystone wants another factor (`Openstack-Auth-Receipt`).
     #[error("multi-factor authentication required")]
     MfaRequired,
+    /// Keystone is overloaded and said when to come back (`Retry-After`).
+    #[error("{reason}")]
+    Busy {
+        reason: String,
+        retry_after: Duration,
+    },
 }
 
 impl KeystoneError {
@@ -55,7 +61,9 @@ impl KeystoneError {
         let cloud = cloud.to_string();
         match self {
             KeystoneError::Rejected(reason) => ProxyError::KeystoneRejected { cloud, reason },
-            KeystoneError::Unavailable(reason) => ProxyError::KeystoneUnavailable { cloud, reason },
+            KeystoneError::Unavailable(reason) | KeystoneError::Busy { reason, .. } => {
+                ProxyError::KeystoneUnavailable { cloud, reason }
+            }
             KeystoneError::MfaRequired => ProxyError::MfaRequired { cloud },
         }
     }
@@ -70,13 +78,20 @@ impl KeystoneError {
                 KeystoneError::Unavailable(format!("{reason} ({note})"))
             }
             KeystoneError::MfaRequired => KeystoneError::MfaRequired,
+            KeystoneError::Busy {
+                reason,
+                retry_after,
+            } => KeystoneError::Busy {
+                reason: format!("{reason} ({note})"),
+                retry_after,
+            },
         }
     }
 
     fn kind(&self) -> &'static str {
         match self {
             KeystoneError::Rejected(_) => "rejected",
-            KeystoneError::Unavailable(_) => "unavailable",
+            KeystoneError::Unavailable(_) | KeystoneError::Busy { .. } => "unavailable",
             KeystoneError::MfaRequired => "mfa-required",
         }
     }

@@ -104,6 +104,14 @@ fn classify_failure(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Key
         Some(message) => format!("{} {message}", status.as_u16()),
         None => format!("{status}"),
     };
+    let overloaded =
+        status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE;
+    if let Some(retry_after) = retry_after(headers).filter(|_| overloaded) {
+        return KeystoneError::Busy {
+            reason,
+            retry_after,
+        };
+    }
     match status {
         StatusCode::BAD_REQUEST
         | StatusCode::UNAUTHORIZED
@@ -111,6 +119,13 @@ fn classify_failure(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Key
         | StatusCode::NOT_FOUND => KeystoneError::Rejected(reason),
         _ => KeystoneError::Unavailable(reason),
     }
+}
+
+/// `Retry-After` in seconds (the HTTP-date form is rare from Keystone and
+/// not worth a date parser here: it counts as absent).
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(header::RETRY_AFTER)?.to_str().ok()?;
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
 /// `error.message` from an OpenStack error body, shortened: it is shown to
@@ -158,6 +173,12 @@ mod tests {
         assert!(matches!(
             classify_failure(StatusCode::TOO_MANY_REQUESTS, &none, b""),
             KeystoneError::Unavailable(_)
+        ));
+        let mut later = HeaderMap::new();
+        later.insert("retry-after", "7".parse().unwrap());
+        assert!(matches!(
+            classify_failure(StatusCode::TOO_MANY_REQUESTS, &later, b""),
+            KeystoneError::Busy { retry_after, .. } if retry_after == Duration::from_secs(7)
         ));
     }
 }

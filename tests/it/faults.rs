@@ -106,3 +106,57 @@ async fn upstream_refused_is_502_and_silent_is_504() {
     assert!(waited >= Duration::from_millis(450), "{waited:?}");
     assert!(waited < Duration::from_secs(3), "{waited:?}");
 }
+
+#[tokio::test]
+async fn a_token_expired_on_arrival_is_not_used() {
+    // No project in the config: the password login itself gives the token.
+    let stack = Stack::start_with(|config| {
+        config.auth = format!(
+            "username = \"{USER_NAME}\"\npassword = \"{PASSWORD}\"\nuser_domain_name = \"Default\""
+        );
+    })
+    .await;
+    stack.keystone.set_token_lifetime(Duration::ZERO);
+    let response = stack.get("/compute/servers", ANY_KEY).await;
+    assert_eq!(response.status, 503, "{response:?}");
+    assert_eq!(response.proxy_error(), Some("keystone-unavailable"));
+    let message = response.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(message.contains("already expired"), "{message}");
+    assert!(stack.seen().is_empty());
+    // Keystone healthy again: served at once.
+    stack.keystone.set_token_lifetime(Duration::from_secs(3600));
+    assert_eq!(stack.get("/compute/servers", ANY_KEY).await.status, 200);
+}
+
+#[tokio::test]
+async fn an_empty_catalog_is_a_clear_404() {
+    let stack = Stack::start_with_cloud(|cloud, _| cloud.services.clear(), |_| {}).await;
+    let response = stack.get("/compute/servers", ANY_KEY).await;
+    assert_eq!(response.status, 404);
+    assert_eq!(response.proxy_error(), Some("unknown-service"));
+    assert!(stack.seen().is_empty());
+}
+
+/// 429 with Retry-After: Keystone is left alone for that long, then asked
+/// again by itself.
+#[tokio::test]
+async fn retry_after_is_honoured() {
+    let stack = Stack::start().await;
+    stack.keystone.set_fault(Some(Fault::Throttled(2)));
+    for _ in 0..5 {
+        let response = stack.get("/compute/servers", ANY_KEY).await;
+        assert_eq!(response.status, 503);
+        assert_eq!(response.proxy_error(), Some("keystone-unavailable"));
+    }
+    assert_eq!(
+        stack.keystone.logins(),
+        1,
+        "one call, then the pause was kept"
+    );
+    stack.keystone.set_fault(None);
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    assert_eq!(stack.get("/compute/servers", ANY_KEY).await.status, 200);
+}
