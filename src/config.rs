@@ -325,6 +325,15 @@ pub enum ProjectRef {
 }
 
 impl ProjectRef {
+    /// The id or the name: how the project is written in an allow-list,
+    /// a URL and a log line.
+    pub fn label(&self) -> &str {
+        match self {
+            ProjectRef::Id(id) => id,
+            ProjectRef::Name { name, .. } => name,
+        }
+    }
+
     /// How a client names a project in a URL or header: 32 hex digits are an
     /// id (Keystone's format), anything else is a name in `domain`.
     pub fn from_selector(selector: &str, domain: &DomainRef) -> ProjectRef {

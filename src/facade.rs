@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use crate::clients::{Client, X_AUTH_TOKEN};
 use crate::error::ProxyError;
 use crate::keystone::catalog::{Catalog, Endpoint, Service};
-use crate::proxy::{Proxy, ResponseBody, made};
+use crate::proxy::{Proxy, ResponseBody, made, text_response};
 use crate::route::FacadePath;
 use crate::sessions::Session;
 use crate::tokens::Token;
@@ -490,13 +490,7 @@ fn header_value(text: &str) -> Result<HeaderValue, ProxyError> {
 }
 
 fn json_answer(status: StatusCode, value: &Value) -> Response<ResponseBody> {
-    let mut response = Response::new(made(Bytes::from(value.to_string())));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
+    text_response(status, "application/json", value.to_string())
 }
 
 #[cfg(test)]

@@ -258,7 +258,7 @@ impl Proxy {
             Some((_, session)) => session_scope(session, route.project.as_deref())?,
             None => self.scope(&client, cloud, route.project.as_deref())?,
         };
-        trace.project = scope.project.as_ref().map(project_label);
+        trace.project = scope.project.as_ref().map(|p| p.label().to_string());
         let outgoing = Outgoing {
             method: &parts.method,
             headers: &parts.headers,
@@ -408,7 +408,7 @@ impl Proxy {
         };
         let named = selector
             .map(str::to_string)
-            .or_else(|| project.as_ref().map(project_label));
+            .or_else(|| project.as_ref().map(|p| p.label().to_string()));
         match &named {
             Some(name) if !client.may_use(name) => {
                 return Err(ProxyError::ForbiddenProject {
@@ -465,7 +465,7 @@ impl Proxy {
                 scope
                     .project
                     .as_ref()
-                    .map(project_label)
+                    .map(|p| p.label().to_string())
                     .unwrap_or_else(|| "-".into())
             );
             match tokio::time::timeout(READY_WAIT, self.tokens.get(scope)).await {
@@ -509,14 +509,6 @@ fn request_id(request: &Request<Incoming>) -> HeaderValue {
     HeaderValue::from_str(&id).unwrap_or(HeaderValue::from_static("req-unknown"))
 }
 
-/// How a project is written in an allow-list and in logs.
-fn project_label(project: &ProjectRef) -> String {
-    match project {
-        ProjectRef::Id(id) => id.clone(),
-        ProjectRef::Name { name, .. } => name.clone(),
-    }
-}
-
 fn find_endpoint<'t>(
     token: &'t Token,
     cloud: &Cloud,
@@ -558,7 +550,7 @@ fn health() -> Response<ResponseBody> {
     text_response(StatusCode::OK, "text/plain", "ok\n".into())
 }
 
-fn text_response(
+pub(crate) fn text_response(
     status: StatusCode,
     content_type: &'static str,
     body: String,

@@ -245,10 +245,7 @@ impl Inner {
 fn check_project(scope: &Scope, issued: &IssuedToken) -> Result<(), ProxyError> {
     match (&scope.project, &issued.project) {
         (Some(wanted), Some(got)) if !got.is(wanted) => Err(ProxyError::ForbiddenProject {
-            project: match wanted {
-                ProjectRef::Id(id) => id.clone(),
-                ProjectRef::Name { name, .. } => name.clone(),
-            },
+            project: wanted.label().to_string(),
             reason: format!(
                 "the credential of cloud {:?} is bound to project {:?} ({})",
                 scope.cloud, got.name, got.id

@@ -133,8 +133,7 @@ pub enum Scoping<'a> {
 impl std::fmt::Display for Scoping<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Scoping::Project(ProjectRef::Id(id)) => write!(f, "project {id}"),
-            Scoping::Project(ProjectRef::Name { name, .. }) => write!(f, "project {name}"),
+            Scoping::Project(project) => write!(f, "project {}", project.label()),
             Scoping::Unscoped => f.write_str("unscoped"),
             Scoping::KeystoneDefault => f.write_str("default"),
         }
@@ -183,10 +182,6 @@ impl Keystone {
             parent: Mutex::new(None),
             backoff: Backoff::default(),
         }
-    }
-
-    pub fn cloud(&self) -> &CloudSettings {
-        &self.cloud
     }
 
     /// A token for `project`, or for whatever Keystone picks when `None`.
