@@ -12,6 +12,8 @@ use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Either, Full};
 use hyper::body::Incoming;
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 
 use crate::clients::{Client, Clients};
@@ -229,7 +231,9 @@ impl Proxy {
         request_id: &HeaderValue,
         trace: &mut Trace,
     ) -> Result<Response<ResponseBody>, ProxyError> {
-        let (parts, body) = request.into_parts();
+        let (mut parts, body) = request.into_parts();
+        // Taken first: the route below borrows the rest of `parts`.
+        let client_upgrade = parts.extensions.remove::<OnUpgrade>();
         // The route is parsed first only to answer the probes without a key;
         // a bad path from an unknown caller still gets 401, not 400.
         let target = route::parse(parts.uri.path(), &parts.headers);
@@ -267,42 +271,63 @@ impl Proxy {
             request_id,
             rest: route.rest,
             query: parts.uri.query(),
+            upgrade: headers::upgrade_request(&parts.headers),
         };
+        let (response, token) = self
+            .send_with_renewal(cloud, &scope, &route, &outgoing, body, trace)
+            .await?;
+        if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+            return switch_protocols(response, client_upgrade);
+        }
+        Ok(self.to_client(response, &token, &route, trace).await)
+    }
 
-        let token = self.tokens.get(&scope).await?;
+    /// Send the request with the scope's token; if the upstream refuses
+    /// the token, renew it and send the request again, once, when its body
+    /// can be replayed. The final upstream answer, and the token it got.
+    async fn send_with_renewal(
+        &self,
+        cloud: &Cloud,
+        scope: &Scope,
+        route: &Route<'_>,
+        outgoing: &Outgoing<'_>,
+        body: Incoming,
+        trace: &mut Trace,
+    ) -> Result<(Response<Incoming>, Arc<Token>), ProxyError> {
+        let token = self.tokens.get(scope).await?;
         let (body, replay) = ReplayBody::new(body, self.retry_body_limit);
         let response = self
-            .attempt(cloud, &token, &route, &outgoing, body, &replay, trace)
+            .attempt(cloud, &token, route, outgoing, body, &replay, trace)
             .await?;
         if response.status() != StatusCode::UNAUTHORIZED {
-            return Ok(self.to_client(response, &token, &route, trace).await);
+            return Ok((response, token));
         }
         // The token was refused: whatever happens to this request, the
         // next one should not use it (unless another request renewed it).
-        self.tokens.invalidate(&scope, &token).await;
+        self.tokens.invalidate(scope, &token).await;
         if !replay.is_replayable() {
-            return Ok(self.to_client(response, &token, &route, trace).await);
+            return Ok((response, token));
         }
-        let token = match self.tokens.get(&scope).await {
+        let token = match self.tokens.get(scope).await {
             Ok(token) => token,
             // Keystone will not give this scope a token any more (a role
             // was taken away, say): the upstream's 401 is the true answer.
             Err(error) if error.is_refusal() => {
                 tracing::info!(reason = %error, "renewal after an upstream 401 was refused");
-                return Ok(self.to_client(response, &token, &route, trace).await);
+                return Ok((response, token));
             }
             Err(error) => return Err(error),
         };
         let Some(body) = replay.replay() else {
-            return Ok(self.to_client(response, &token, &route, trace).await);
+            return Ok((response, token));
         };
         drop(response);
         self.metrics.retry("401");
         trace.retried = true;
         let response = self
-            .attempt(cloud, &token, &route, &outgoing, body, &replay, trace)
+            .attempt(cloud, &token, route, outgoing, body, &replay, trace)
             .await?;
-        Ok(self.to_client(response, &token, &route, trace).await)
+        Ok((response, token))
     }
 
     /// One attempt: the endpoint from `token`'s catalog, the request sent
@@ -485,6 +510,41 @@ impl Proxy {
         let text = self.metrics.render(self.tokens.cached().await);
         text_response(StatusCode::OK, metrics::CONTENT_TYPE, text)
     }
+}
+
+/// The upstream agreed to switch protocols (a console's WebSocket, say):
+/// the client gets the 101, and from then on the proxy copies bytes both
+/// ways until either side closes. The token went with the request that
+/// opened the tunnel; what flows inside is the two ends' business.
+fn switch_protocols(
+    mut response: Response<Incoming>,
+    client: Option<OnUpgrade>,
+) -> Result<Response<ResponseBody>, ProxyError> {
+    let Some(client) = client else {
+        // Only an HTTP/1.1 request that asked for it can be switched.
+        return Err(ProxyError::UpstreamUnavailable(
+            "the upstream switched protocols though the client did not ask to".into(),
+        ));
+    };
+    let upstream = hyper::upgrade::on(&mut response);
+    tokio::spawn(async move {
+        let (client, upstream) = match tokio::try_join!(client, upstream) {
+            Ok(both) => both,
+            Err(error) => return tracing::debug!(%error, "protocol switch failed"),
+        };
+        let (mut client, mut upstream) = (TokioIo::new(client), TokioIo::new(upstream));
+        match tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+            Ok((sent, received)) => tracing::debug!(sent, received, "tunnel closed"),
+            Err(error) => tracing::debug!(%error, "tunnel ended with an error"),
+        }
+    });
+    let (mut parts, _empty) = response.into_parts();
+    let protocol = parts.headers.get(header::UPGRADE).cloned();
+    headers::clean_response_headers(&mut parts.headers);
+    if let Some(protocol) = protocol {
+        headers::keep_upgrade(&mut parts.headers, protocol);
+    }
+    Ok(Response::from_parts(parts, made(Bytes::new())))
 }
 
 /// A session is bound to its project: a URL may name it (by id or name)

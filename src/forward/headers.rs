@@ -91,6 +91,23 @@ pub fn request_headers(
     out
 }
 
+/// The protocol an HTTP/1.1 client asks to switch to (`Connection: upgrade`
+/// and `Upgrade: websocket`, say). Consoles (noVNC, serial) use WebSockets,
+/// so the switch is passed through instead of being cleaned away.
+pub fn upgrade_request(headers: &HeaderMap) -> Option<&HeaderValue> {
+    let asked = connection_names(headers)
+        .iter()
+        .any(|name| name == "upgrade");
+    headers.get(header::UPGRADE).filter(|_| asked)
+}
+
+/// Put back the two hop-by-hop headers a protocol switch needs: the switch
+/// concerns the connection on both sides of the proxy.
+pub fn keep_upgrade(headers: &mut HeaderMap, protocol: HeaderValue) {
+    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    headers.insert(header::UPGRADE, protocol);
+}
+
 /// Remove hop-by-hop headers from an upstream response.
 pub fn clean_response_headers(headers: &mut HeaderMap) {
     for name in connection_names(headers) {
@@ -231,6 +248,22 @@ mod tests {
         let out = request_headers(&incoming, None, &forwarded, &HeaderValue::from_static("t"));
         assert_eq!(out["x-forwarded-for"], "1.2.3.4, 127.0.0.1");
         assert_eq!(out["x-forwarded-proto"], "http");
+    }
+
+    #[test]
+    fn an_upgrade_needs_both_headers() {
+        let asked = map(&[
+            ("connection", "keep-alive, Upgrade"),
+            ("upgrade", "websocket"),
+        ]);
+        assert_eq!(upgrade_request(&asked).unwrap(), "websocket");
+        assert!(upgrade_request(&map(&[("upgrade", "websocket")])).is_none());
+        assert!(upgrade_request(&map(&[("connection", "upgrade")])).is_none());
+
+        let mut out = HeaderMap::new();
+        keep_upgrade(&mut out, HeaderValue::from_static("websocket"));
+        assert_eq!(out["connection"], "upgrade");
+        assert_eq!(out["upgrade"], "websocket");
     }
 
     #[test]

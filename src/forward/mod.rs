@@ -39,6 +39,8 @@ pub struct Outgoing<'a> {
     /// Raw rest of the path (empty or starting with `/`) and raw query.
     pub rest: &'a str,
     pub query: Option<&'a str>,
+    /// The protocol the client asks to switch to, if any.
+    pub upgrade: Option<&'a HeaderValue>,
 }
 
 impl Upstream {
@@ -74,6 +76,9 @@ impl Upstream {
             .headers_mut()
             .entry("x-openstack-request-id")
             .or_insert_with(|| outgoing.request_id.clone());
+        if let Some(protocol) = outgoing.upgrade {
+            headers::keep_upgrade(request.headers_mut(), protocol.clone());
+        }
         let response = self.client.request(request);
         tokio::pin!(response);
         let result = tokio::select! {

@@ -289,7 +289,7 @@ impl Connection {
             }
         });
         let connection = builder
-            .serve_connection(TokioIo::new(io), service)
+            .serve_connection_with_upgrades(TokioIo::new(io), service)
             .into_owned();
         if let Err(error) = watcher.watch(connection).await {
             tracing::debug!(error = %error, "connection ended with an error");

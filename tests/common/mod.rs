@@ -4,7 +4,10 @@
 
 #![allow(dead_code)]
 
+pub mod raw;
 pub mod real;
+
+pub use raw::*;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;

@@ -3,17 +3,8 @@
 use std::time::{Duration, Instant};
 
 use keystone_proxy::fake::Fault;
-use keystone_proxy::fake::keystone::FakeService;
 
 use crate::common::*;
-
-fn service(service_type: &str, url: String) -> FakeService {
-    FakeService {
-        service_type: service_type.into(),
-        name: service_type.into(),
-        endpoints: vec![("public".into(), "RegionOne".into(), url)],
-    }
-}
 
 #[tokio::test]
 async fn keystone_down_is_503() {

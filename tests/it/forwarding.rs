@@ -2,6 +2,7 @@
 
 use bytes::Bytes;
 use http::Method;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::common::*;
 
@@ -241,4 +242,78 @@ async fn redirects_are_passed_back_not_followed() {
         "http://elsewhere.example/compute/servers"
     );
     assert_eq!(stack.seen().len(), 1);
+}
+
+/// A console's WebSocket: the upgrade request reaches the endpoint with a
+/// real token (and without the local key), the 101 comes back, and bytes
+/// then flow both ways through the proxy.
+#[tokio::test]
+async fn an_upgrade_is_passed_through_with_the_token_injected() {
+    let (heads, mut seen_heads) = tokio::sync::mpsc::unbounded_channel();
+    let console = scripted_upstream(move |mut stream| {
+        let heads = heads.clone();
+        async move {
+            let Some((head, _)) = read_head(&mut stream).await else {
+                return;
+            };
+            let _ = heads.send(head.clone());
+            let protocol = head_value(&head, "upgrade").unwrap_or("none").to_string();
+            let answer = format!(
+                "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: {protocol}\r\n\r\n"
+            );
+            stream.write_all(answer.as_bytes()).await.unwrap();
+            let mut buf = [0u8; 1024];
+            while let Ok(n @ 1..) = stream.read(&mut buf).await {
+                let mut reply = b"console:".to_vec();
+                reply.extend_from_slice(&buf[..n]);
+                if stream.write_all(&reply).await.is_err() {
+                    break;
+                }
+            }
+        }
+    })
+    .await;
+    let stack = Stack::start_with_cloud(
+        |cloud, _| {
+            let url = format!("http://{console}/console");
+            cloud.services.push(service("console", url));
+        },
+        |_| {},
+    )
+    .await;
+
+    let mut client = tokio::net::TcpStream::connect(stack.proxy.addr)
+        .await
+        .unwrap();
+    let request = format!(
+        "GET /console/ws?token=vnc HTTP/1.1\r\nHost: proxy\r\nAuthorization: Bearer {ANY_KEY}\r\n\
+         Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    );
+    client.write_all(request.as_bytes()).await.unwrap();
+    let (head, early) = read_head(&mut client).await.expect("an answer");
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert_eq!(head_value(&head, "upgrade"), Some("websocket"));
+    assert!(early.is_empty());
+
+    let upstream_head = seen_heads.recv().await.unwrap();
+    assert!(
+        upstream_head.starts_with("GET /console/ws?token=vnc HTTP/1.1"),
+        "{upstream_head}"
+    );
+    let token = head_value(&upstream_head, "x-auth-token").expect("a token");
+    assert!(stack.keystone.issued_tokens().iter().any(|t| t == token));
+    assert_ne!(token, ANY_KEY);
+    assert!(head_value(&upstream_head, "authorization").is_none());
+    assert_eq!(
+        head_value(&upstream_head, "sec-websocket-key"),
+        Some("dGhlIHNhbXBsZSBub25jZQ==")
+    );
+
+    for message in ["hello", "second frame"] {
+        client.write_all(message.as_bytes()).await.unwrap();
+        let mut buf = [0u8; 64];
+        let n = client.read(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], format!("console:{message}").as_bytes());
+    }
 }

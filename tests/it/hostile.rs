@@ -1,52 +1,9 @@
 //! Hostile input: the proxy never contacts anything but the selected
 //! catalog endpoint, and ambiguous or malformed messages go nowhere.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
-
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use std::sync::atomic::Ordering;
 
 use crate::common::*;
-
-/// A listener that only counts the connections it gets: it must get none.
-async fn canary() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let hits = Arc::new(AtomicUsize::new(0));
-    let counter = hits.clone();
-    tokio::spawn(async move {
-        while let Ok((_stream, _)) = listener.accept().await {
-            counter.fetch_add(1, Ordering::SeqCst);
-        }
-    });
-    (addr, hits)
-}
-
-/// Send raw bytes on a new connection; the answer's head (status line and
-/// headers), and whether the proxy then closed the connection.
-async fn raw(addr: std::net::SocketAddr, request: &[u8]) -> (String, bool) {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream.write_all(request).await.unwrap();
-    let mut answer = Vec::new();
-    let mut buf = [0u8; 4096];
-    let closed = loop {
-        match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await {
-            Ok(Ok(0)) => break true,
-            Ok(Ok(n)) => answer.extend_from_slice(&buf[..n]),
-            Ok(Err(_)) => break true,
-            Err(_) => break false,
-        }
-    };
-    let text = String::from_utf8_lossy(&answer).to_string();
-    let head = text
-        .split("\r\n\r\n")
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    (head, closed)
-}
 
 /// Ask for the connection to be closed after the answer, so reading it
 /// ends at once.
