@@ -15,6 +15,7 @@ use std::time::Duration;
 use figment::Figment;
 
 use crate::clouds_yaml::{self, ENVVARS_CLOUD, Environment};
+use crate::forward::Pace;
 use figment::providers::{Env, Format, Serialized, Toml};
 use jiff::SignedDuration;
 use secrecy::SecretString;
@@ -60,6 +61,8 @@ struct RawListen {
     shutdown_timeout: SignedDuration,
     max_connections: usize,
     header_read_timeout: SignedDuration,
+    body_timeout: SignedDuration,
+    body_min_rate: bytesize::ByteSize,
     max_header_bytes: bytesize::ByteSize,
     max_headers: usize,
 }
@@ -76,6 +79,8 @@ impl Default for RawListen {
             shutdown_timeout: SignedDuration::from_secs(30),
             max_connections: 10_000,
             header_read_timeout: SignedDuration::from_secs(30),
+            body_timeout: SignedDuration::from_secs(30),
+            body_min_rate: bytesize::ByteSize::kib(1),
             max_header_bytes: bytesize::ByteSize::kib(64),
             max_headers: 100,
         }
@@ -242,6 +247,8 @@ pub struct ListenSettings {
     /// Time allowed for a request's headers to arrive (slowloris), and for
     /// an idle HTTP/1 keep-alive connection to send its next request.
     pub header_read_timeout: Duration,
+    /// How a request body must keep moving (`body_timeout`, `body_min_rate`).
+    pub body_pace: Pace,
     /// Request line and headers, at most (larger: 431).
     pub max_header_bytes: usize,
     /// Number of request headers, at most (more: 431).
@@ -769,6 +776,10 @@ impl Validator<'_> {
             max_connections: raw.max_connections,
             header_read_timeout: self
                 .positive("listen.header_read_timeout", raw.header_read_timeout)?,
+            body_pace: Pace {
+                timeout: self.positive("listen.body_timeout", raw.body_timeout)?,
+                min_rate: raw.body_min_rate.as_u64(),
+            },
             max_header_bytes,
             max_headers: raw.max_headers,
         })

@@ -47,6 +47,8 @@ pub enum ProxyError {
         "Keystone of cloud {cloud:?} asks for more authentication methods (MFA); a proxy cannot answer that"
     )]
     MfaRequired { cloud: String },
+    #[error("{0}")]
+    ClientTooSlow(String),
     #[error("upstream unavailable: {0}")]
     UpstreamUnavailable(String),
     #[error("upstream did not answer within {0:?}")]
@@ -70,6 +72,7 @@ impl ProxyError {
             KeystoneRejected { .. } => (StatusCode::BAD_GATEWAY, "keystone-rejected"),
             KeystoneUnavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "keystone-unavailable"),
             MfaRequired { .. } => (StatusCode::BAD_GATEWAY, "mfa-required"),
+            ClientTooSlow(_) => (StatusCode::REQUEST_TIMEOUT, "client-timeout"),
             UpstreamUnavailable(_) => (StatusCode::BAD_GATEWAY, "upstream-unavailable"),
             UpstreamTimeout(_) => (StatusCode::GATEWAY_TIMEOUT, "upstream-timeout"),
         }
@@ -175,6 +178,7 @@ mod tests {
                 502,
                 "mfa-required",
             ),
+            (ProxyError::ClientTooSlow("x".into()), 408, "client-timeout"),
             (
                 ProxyError::UpstreamUnavailable("x".into()),
                 502,

@@ -11,11 +11,11 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::forward::ClientBody;
 use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderValue, Method, Response, StatusCode, header};
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
 use serde_json::{Value, json};
 
 use crate::clients::{Client, X_AUTH_TOKEN};
@@ -53,7 +53,7 @@ impl Proxy {
         &self,
         path: FacadePath,
         parts: &Parts,
-        body: Incoming,
+        body: ClientBody,
     ) -> Result<Response<ResponseBody>, ProxyError> {
         let method = &parts.method;
         let reading = matches!(*method, Method::GET | Method::HEAD);
@@ -457,7 +457,7 @@ fn parse_v2_login(body: &Value) -> Result<Login, ProxyError> {
     Ok(Login { proof, project })
 }
 
-async fn read_json(body: Incoming) -> Result<Value, ProxyError> {
+async fn read_json(body: ClientBody) -> Result<Value, ProxyError> {
     let bytes = Limited::new(body, MAX_LOGIN_BYTES)
         .collect()
         .await

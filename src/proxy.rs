@@ -21,7 +21,8 @@ use crate::config::{CloudSettings, ProjectRef, Settings};
 use crate::connector;
 use crate::error::ProxyError;
 use crate::forward::{
-    Forwarded, Outgoing, ReplayBody, ReplayHandle, Upstream, UpstreamBody, headers,
+    ClientBody, Forwarded, Outgoing, Pace, PacedBody, ReplayBody, ReplayHandle, Upstream,
+    UpstreamBody, headers,
 };
 use crate::keystone::Keystone;
 use crate::keystone::catalog::{Endpoint, LookupError};
@@ -94,6 +95,7 @@ pub struct Proxy {
     /// How clients reach the proxy (the facade's catalog points here).
     pub(crate) public_url: String,
     retry_body_limit: usize,
+    body_pace: Pace,
     rewrite_links: bool,
     rewrite_body_limit: usize,
     metrics: Arc<Metrics>,
@@ -155,6 +157,7 @@ impl Proxy {
             sessions,
             public_url: settings.listen.public_url.clone(),
             retry_body_limit: settings.upstream.retry_body_limit,
+            body_pace: settings.listen.body_pace,
             rewrite_links: settings.upstream.rewrite_links,
             rewrite_body_limit: settings.upstream.rewrite_body_limit,
             metrics,
@@ -172,7 +175,8 @@ impl Proxy {
         let _in_flight = self.metrics.in_flight();
         let started = Instant::now();
         let method = request.method().clone();
-        let request_id = request_id(&request);
+        let request_id = request_id(request.headers());
+        let request = request.map(|body| PacedBody::new(body, self.body_pace));
         let mut trace = Trace::default();
         let result = self.forward(request, peer, &request_id, &mut trace).await;
         let (mut response, error) = match result {
@@ -226,7 +230,7 @@ impl Proxy {
 
     async fn forward(
         &self,
-        request: Request<Incoming>,
+        request: Request<ClientBody>,
         peer: &Peer,
         request_id: &HeaderValue,
         trace: &mut Trace,
@@ -291,7 +295,7 @@ impl Proxy {
         scope: &Scope,
         route: &Route<'_>,
         outgoing: &Outgoing<'_>,
-        body: Incoming,
+        body: ClientBody,
         trace: &mut Trace,
     ) -> Result<(Response<Incoming>, Arc<Token>), ProxyError> {
         let token = self.tokens.get(scope).await?;
@@ -340,7 +344,7 @@ impl Proxy {
         route: &Route<'_>,
         outgoing: &Outgoing<'_>,
         body: UpstreamBody,
-        replay: &ReplayHandle<Incoming>,
+        replay: &ReplayHandle<ClientBody>,
         trace: &mut Trace,
     ) -> Result<Response<Incoming>, ProxyError> {
         let endpoint = find_endpoint(token, cloud, route, trace)?;
@@ -560,8 +564,8 @@ fn session_scope(session: &Session, selector: Option<&str>) -> Result<Scope, Pro
 }
 
 /// The client's request id (a global id, in OpenStack terms), else a new one.
-fn request_id(request: &Request<Incoming>) -> HeaderValue {
-    if let Some(id) = request.headers().get(REQUEST_ID) {
+fn request_id(headers: &http::HeaderMap) -> HeaderValue {
+    if let Some(id) = headers.get(REQUEST_ID) {
         return id.clone();
     }
     let id = format!("req-{}", uuid::Uuid::new_v4());

@@ -359,6 +359,12 @@ impl FakeKeystone {
         lock(&self.state.tokens).retain(|_, issued| issued.project_id.is_none());
     }
 
+    /// Revoke the tokens scoped to one project only.
+    pub fn revoke_project(&self, project_id: &str) {
+        lock(&self.state.tokens)
+            .retain(|_, issued| issued.project_id.as_deref() != Some(project_id));
+    }
+
     /// Accept `token` as an unscoped token of `user_id` (a token the proxy
     /// is configured with, as from `openstack token issue`).
     pub fn add_token(&self, token: &str, user_id: &str, lifetime: Duration) {

@@ -136,6 +136,13 @@ impl EchoUpstream {
             .unwrap_or_default()
     }
 
+    /// Forget the requests recorded so far (a long run would keep them all).
+    pub fn clear_seen(&self) {
+        if let Ok(mut seen) = self.state.seen.lock() {
+            *seen = Vec::new();
+        }
+    }
+
     /// Reject every token, valid or not.
     pub fn set_always_401(&self, on: bool) {
         self.state.always_401.store(on, Ordering::SeqCst);

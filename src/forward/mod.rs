@@ -2,6 +2,7 @@
 
 pub mod body;
 pub mod headers;
+pub mod pace;
 
 use std::time::Duration;
 
@@ -17,9 +18,13 @@ use crate::keystone::catalog::Endpoint;
 use crate::keystone::describe_client_error;
 pub use body::{ReplayBody, ReplayHandle};
 pub use headers::Forwarded;
+pub use pace::{Pace, PacedBody};
+
+/// A client's request body, as the proxy reads it.
+pub type ClientBody = PacedBody<Incoming>;
 
 /// The request body type sent upstream.
-pub type UpstreamBody = ReplayBody<Incoming>;
+pub type UpstreamBody = ReplayBody<ClientBody>;
 
 /// A pooled client for one cloud's endpoints.
 #[derive(Debug)]
@@ -89,6 +94,9 @@ impl Upstream {
             },
         };
         result.map_err(|error| {
+            if let Some(too_slow) = pace::too_slow_cause(&error) {
+                return ProxyError::ClientTooSlow(too_slow.to_string());
+            }
             ProxyError::UpstreamUnavailable(format!(
                 "{}: {}",
                 endpoint.authority,

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use keystone_proxy::fake::keystone::FakeService;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 /// A catalog entry with one public endpoint at `url`.
@@ -78,7 +78,10 @@ pub fn head_value<'h>(head: &'h str, name: &str) -> Option<&'h str> {
 
 /// Everything `stream` sends until it closes or is quiet for `quiet`, and
 /// whether it closed.
-pub async fn read_until_closed(stream: &mut TcpStream, quiet: Duration) -> (Vec<u8>, bool) {
+pub async fn read_until_closed<R: AsyncRead + Unpin>(
+    stream: &mut R,
+    quiet: Duration,
+) -> (Vec<u8>, bool) {
     let mut answer = Vec::new();
     let mut buf = [0u8; 16 * 1024];
     loop {

@@ -7,6 +7,7 @@ mod common;
 mod auth;
 mod bodies;
 mod cli;
+mod client_faults;
 mod deploy;
 mod facade;
 mod faults;
