@@ -14,6 +14,7 @@ use subtle::ConstantTimeEq;
 
 use crate::config::{ANY_PROJECT, ClientSettings, Settings};
 use crate::error::ProxyError;
+use crate::login_limit::LoginLimit;
 
 /// The header OpenStack tools put their token in; legacy tools that know
 /// only "token + endpoint" send their local key here.
@@ -29,6 +30,8 @@ pub struct Client {
     pub default_project: Option<String>,
     pub export_token: bool,
     key_sha256: [u8; 32],
+    /// Cold logins this client may still cause.
+    pub logins: LoginLimit,
 }
 
 #[derive(Debug)]
@@ -38,7 +41,7 @@ enum Allowed {
 }
 
 impl Client {
-    fn new(settings: &ClientSettings) -> Client {
+    fn new(settings: &ClientSettings, logins_per_minute: u32) -> Client {
         let allowed = if settings.projects.iter().any(|p| p == ANY_PROJECT) {
             Allowed::Any
         } else {
@@ -51,6 +54,7 @@ impl Client {
             default_project: settings.default_project.clone(),
             export_token: settings.export_token,
             key_sha256: settings.key_sha256,
+            logins: LoginLimit::per_minute(logins_per_minute),
         }
     }
 
@@ -81,7 +85,7 @@ impl Clients {
         let clients: Vec<Arc<Client>> = settings
             .clients
             .iter()
-            .map(|c| Arc::new(Client::new(c)))
+            .map(|c| Arc::new(Client::new(c, settings.token.logins_per_minute)))
             .collect();
         let sidecar = match (clients.is_empty(), settings.clouds.keys().next()) {
             (true, Some(cloud)) => Some(Arc::new(Client {
@@ -91,6 +95,7 @@ impl Clients {
                 default_project: None,
                 export_token: false,
                 key_sha256: [0; 32],
+                logins: LoginLimit::per_minute(settings.token.logins_per_minute),
             })),
             _ => None,
         };

@@ -121,6 +121,8 @@ struct RawToken {
     keystone_timeout: SignedDuration,
     prefetch: bool,
     session_ttl: SignedDuration,
+    max_scopes: u64,
+    logins_per_minute: u32,
 }
 
 impl Default for RawToken {
@@ -131,6 +133,8 @@ impl Default for RawToken {
             keystone_timeout: SignedDuration::from_secs(30),
             prefetch: true,
             session_ttl: SignedDuration::from_hours(12),
+            max_scopes: 10_000,
+            logins_per_minute: 120,
         }
     }
 }
@@ -308,6 +312,10 @@ pub struct TokenSettings {
     pub prefetch: bool,
     /// How long a Keystone-facade session token stays valid.
     pub session_ttl: Duration,
+    /// Tokens (cloud × project) cached at most; the least used go first.
+    pub max_scopes: u64,
+    /// Keystone logins one client may cause per minute (0: no limit).
+    pub logins_per_minute: u32,
 }
 
 /// A domain named by id or by name.
@@ -806,6 +814,11 @@ impl Validator<'_> {
             keystone_timeout: self.positive("token.keystone_timeout", raw.keystone_timeout)?,
             prefetch: raw.prefetch,
             session_ttl: self.positive("token.session_ttl", raw.session_ttl)?,
+            max_scopes: match raw.max_scopes {
+                0 => return Err(self.error("token.max_scopes", "must be greater than zero")),
+                n => n,
+            },
+            logins_per_minute: raw.logins_per_minute,
         })
     }
 

@@ -49,6 +49,11 @@ pub enum ProxyError {
     MfaRequired { cloud: String },
     #[error("{0}")]
     ClientTooSlow(String),
+    #[error(
+        "this client asked for too many new project tokens; try again in {} s",
+        retry_after.as_secs().max(1)
+    )]
+    TooManyLogins { retry_after: std::time::Duration },
     #[error("upstream unavailable: {0}")]
     UpstreamUnavailable(String),
     #[error("upstream did not answer within {0:?}")]
@@ -73,6 +78,7 @@ impl ProxyError {
             KeystoneUnavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "keystone-unavailable"),
             MfaRequired { .. } => (StatusCode::BAD_GATEWAY, "mfa-required"),
             ClientTooSlow(_) => (StatusCode::REQUEST_TIMEOUT, "client-timeout"),
+            TooManyLogins { .. } => (StatusCode::TOO_MANY_REQUESTS, "too-many-logins"),
             UpstreamUnavailable(_) => (StatusCode::BAD_GATEWAY, "upstream-unavailable"),
             UpstreamTimeout(_) => (StatusCode::GATEWAY_TIMEOUT, "upstream-timeout"),
         }
@@ -112,6 +118,11 @@ impl ProxyError {
             HeaderValue::from_static("application/json"),
         );
         headers.insert(PROXY_ERROR_HEADER, HeaderValue::from_static(code));
+        if let ProxyError::TooManyLogins { retry_after } = self {
+            // Whole seconds, rounded up: asking back earlier would fail again.
+            let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+        }
         if status == StatusCode::UNAUTHORIZED {
             headers.insert(
                 header::WWW_AUTHENTICATE,
@@ -179,6 +190,13 @@ mod tests {
                 "mfa-required",
             ),
             (ProxyError::ClientTooSlow("x".into()), 408, "client-timeout"),
+            (
+                ProxyError::TooManyLogins {
+                    retry_after: std::time::Duration::from_secs(1),
+                },
+                429,
+                "too-many-logins",
+            ),
             (
                 ProxyError::UpstreamUnavailable("x".into()),
                 502,

@@ -137,7 +137,7 @@ impl Proxy {
         };
         let cloud = self.cloud(&client)?;
         let scope = self.scope(&client, cloud, login.project.as_deref())?;
-        let token = self.tokens.get(&scope).await?;
+        let token = self.tokens.get(&scope, Some(&client.logins)).await?;
         let project = token
             .project
             .clone()
@@ -156,7 +156,7 @@ impl Proxy {
         self.session_of(parts)?
             .ok_or(ProxyError::MissingCredential)?;
         let subject = subject_session(self, parts)?;
-        let token = self.tokens.get(&subject.scope).await?;
+        let token = self.tokens.get(&subject.scope, None).await?;
         let mut answer = json_answer(StatusCode::OK, &self.v3_token_body(&subject, &token));
         if parts.method == Method::HEAD {
             *answer.body_mut() = made(Bytes::new());
@@ -198,7 +198,7 @@ impl Proxy {
         let project = query_param(parts.uri.query(), "project");
         let cloud = self.cloud(&client)?;
         let scope = self.scope(&client, cloud, project.as_deref())?;
-        let token = self.tokens.get(&scope).await?;
+        let token = self.tokens.get(&scope, Some(&client.logins)).await?;
         // The header holds the token as Keystone gave it (ASCII by construction).
         let secret = token.header.to_str().unwrap_or_default();
         let body = json!({

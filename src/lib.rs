@@ -13,6 +13,7 @@ pub mod facade;
 pub mod fake;
 pub mod forward;
 pub mod keystone;
+pub mod login_limit;
 pub mod metrics;
 pub mod proxy;
 pub mod rewrite;

@@ -278,7 +278,7 @@ impl Proxy {
             upgrade: headers::upgrade_request(&parts.headers),
         };
         let (response, token) = self
-            .send_with_renewal(cloud, &scope, &route, &outgoing, body, trace)
+            .send_with_renewal(&client, cloud, &scope, &route, &outgoing, body, trace)
             .await?;
         if response.status() == StatusCode::SWITCHING_PROTOCOLS {
             return switch_protocols(response, client_upgrade);
@@ -289,8 +289,10 @@ impl Proxy {
     /// Send the request with the scope's token; if the upstream refuses
     /// the token, renew it and send the request again, once, when its body
     /// can be replayed. The final upstream answer, and the token it got.
+    #[allow(clippy::too_many_arguments)]
     async fn send_with_renewal(
         &self,
+        client: &Client,
         cloud: &Cloud,
         scope: &Scope,
         route: &Route<'_>,
@@ -298,7 +300,7 @@ impl Proxy {
         body: ClientBody,
         trace: &mut Trace,
     ) -> Result<(Response<Incoming>, Arc<Token>), ProxyError> {
-        let token = self.tokens.get(scope).await?;
+        let token = self.tokens.get(scope, Some(&client.logins)).await?;
         let (body, replay) = ReplayBody::new(body, self.retry_body_limit);
         let response = self
             .attempt(cloud, &token, route, outgoing, body, &replay, trace)
@@ -312,7 +314,7 @@ impl Proxy {
         if !replay.is_replayable() {
             return Ok((response, token));
         }
-        let token = match self.tokens.get(scope).await {
+        let token = match self.tokens.get(scope, Some(&client.logins)).await {
             Ok(token) => token,
             // Keystone will not give this scope a token any more (a role
             // was taken away, say): the upstream's 401 is the true answer.
@@ -497,7 +499,7 @@ impl Proxy {
                     .map(|p| p.label().to_string())
                     .unwrap_or_else(|| "-".into())
             );
-            match tokio::time::timeout(READY_WAIT, self.tokens.get(scope)).await {
+            match tokio::time::timeout(READY_WAIT, self.tokens.get(scope, None)).await {
                 Ok(Ok(_)) => {}
                 Ok(Err(error)) => problems.push(format!("{label}: {error}")),
                 Err(_) => problems.push(format!("{label}: no token yet (Keystone is slow)")),

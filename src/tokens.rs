@@ -31,11 +31,8 @@ use crate::error::ProxyError;
 use crate::keystone::catalog::Catalog;
 use crate::keystone::v3::{Named, UserInfo};
 use crate::keystone::{IssuedToken, Keystone, KeystoneError, ProjectInfo, lifetime};
+use crate::login_limit::LoginLimit;
 use crate::metrics::Metrics;
-
-/// How many scopes are kept at most. A scope costs a catalog (a few KiB),
-/// so this bounds memory even for a `"*"` client that names many projects.
-const MAX_SCOPES: u64 = 10_000;
 
 /// Which token: a cloud, and a project in it (`None`: the credential's own).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -113,7 +110,9 @@ impl TokenCache {
         metrics: Arc<Metrics>,
     ) -> TokenCache {
         let cache = Cache::builder()
-            .max_capacity(MAX_SCOPES)
+            // A scope costs a catalog (a few KiB): this bounds memory even
+            // for a `"*"` client that names many projects.
+            .max_capacity(settings.max_scopes)
             .expire_after(TokenExpiry)
             .build();
         TokenCache {
@@ -128,8 +127,13 @@ impl TokenCache {
         }
     }
 
-    /// The token for `scope`, logging in if there is none.
-    pub async fn get(&self, scope: &Scope) -> Result<Arc<Token>, ProxyError> {
+    /// The token for `scope`, logging in if there is none; a login counts
+    /// against `limit` (the client's budget), a cache hit never does.
+    pub async fn get(
+        &self,
+        scope: &Scope,
+        limit: Option<&LoginLimit>,
+    ) -> Result<Arc<Token>, ProxyError> {
         // The common case first: a plain lookup, without building an entry.
         let token = match self.inner.cache.get(scope).await {
             Some(token) => {
@@ -141,7 +145,7 @@ impl TokenCache {
                     .inner
                     .cache
                     .entry_by_ref(scope)
-                    .or_try_insert_with(self.inner.login(scope))
+                    .or_try_insert_with(self.inner.limited_login(scope, limit))
                     .await
                     .map_err(|error| (*error).clone())?;
                 self.inner.metrics.cache_lookup(!entry.is_fresh());
@@ -195,6 +199,19 @@ impl TokenCache {
 }
 
 impl Inner {
+    async fn limited_login(
+        &self,
+        scope: &Scope,
+        limit: Option<&LoginLimit>,
+    ) -> Result<Arc<Token>, ProxyError> {
+        if let Some(limit) = limit {
+            limit
+                .check()
+                .map_err(|retry_after| ProxyError::TooManyLogins { retry_after })?;
+        }
+        self.login(scope).await
+    }
+
     async fn login(&self, scope: &Scope) -> Result<Arc<Token>, ProxyError> {
         let keystone =
             self.keystones

@@ -423,6 +423,9 @@ async fn handle(state: Arc<State>, request: Request<Incoming>) -> Response<Full<
             state.discoveries.fetch_add(1, Ordering::SeqCst);
             return discovery(versions, &request);
         }
+        (&Method::GET, "/v3/auth/tokens") if versions != Versions::V2Only => {
+            return validate(&state, &request);
+        }
         (&Method::POST, "/v3/auth/tokens") if versions != Versions::V2Only => Api::V3,
         (&Method::POST, "/v2.0/tokens") if versions != Versions::V3Only => Api::V2,
         _ => return openstack_error(404, "Not Found", "The resource could not be found."),
@@ -469,6 +472,27 @@ async fn handle(state: Arc<State>, request: Request<Incoming>) -> Response<Full<
             response
         }
     }
+}
+
+/// `GET /v3/auth/tokens`: 200 if both `X-Auth-Token` and `X-Subject-Token`
+/// are live tokens, else 404 like Keystone.
+fn validate(state: &State, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+    let tokens = lock(&state.tokens);
+    let live = |name: &str| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|token| tokens.get(token))
+            .is_some_and(|issued| Instant::now() < issued.expires)
+    };
+    if !live("x-auth-token") {
+        return unauthorized(DENIED);
+    }
+    if !live("x-subject-token") {
+        return openstack_error(404, "Not Found", "Could not find token.");
+    }
+    json_response(200, &json!({"token": {"methods": ["token"]}}))
 }
 
 /// `GET /`: the versions this fake serves, like Keystone's 300 answer.

@@ -213,8 +213,12 @@ impl Keystone {
     }
 
     /// A project token from the parent token. If the parent was not made
-    /// just now and the rescope is refused, the parent may have been
-    /// revoked (a password change does that): one more try with a new one.
+    /// just now and the rescope is refused, either the project is wrong
+    /// (no role, no such project) or the parent was revoked (a password
+    /// change does that). Only in the second case is it worth a new parent,
+    /// and one more try: asking Keystone which it is costs a cheap token
+    /// validation, where guessing wrong would cost a password login (bcrypt,
+    /// and a step towards lockout) per unknown project name.
     async fn rescoped(&self, project: &ProjectRef) -> Result<IssuedToken, KeystoneError> {
         let subject = Subject::Project(project.clone());
         self.backoff.check(&subject)?;
@@ -222,7 +226,10 @@ impl Keystone {
         let mut result = self
             .call(Method::Token(&parent), Scoping::Project(project))
             .await;
-        if matches!(result, Err(KeystoneError::Rejected(_))) && !fresh {
+        if matches!(result, Err(KeystoneError::Rejected(_)))
+            && !fresh
+            && !self.still_valid(&parent).await
+        {
             self.forget_parent(&parent).await;
             let (parent, _) = self.parent().await?;
             result = self
@@ -260,6 +267,26 @@ impl Keystone {
             usable_until: Instant::now() + half_life,
         });
         Ok((issued.token, true))
+    }
+
+    /// Whether Keystone still accepts `parent`. Only v3 can say (v2.0's
+    /// validation needs an admin), so a v2.0 parent is assumed gone; when
+    /// Keystone cannot answer, it is assumed fine (no password login on a guess).
+    async fn still_valid(&self, parent: &SecretString) -> bool {
+        let Ok(api) = self.api().await else {
+            return true;
+        };
+        if api.version != ApiVersion::V3 {
+            return false;
+        }
+        let url = format!("{}/auth/tokens?nocatalog", api.base_url);
+        let answer = self
+            .transport
+            .check_token(&url, parent.expose_secret())
+            .await;
+        let valid = !matches!(answer, Err(KeystoneError::Rejected(_)));
+        tracing::debug!(cloud = %self.cloud.name, valid, "parent token checked after a refused rescope");
+        valid
     }
 
     async fn forget_parent(&self, failed: &SecretString) {

@@ -255,6 +255,22 @@ where
     Client::builder(TokioExecutor::new()).build_http()
 }
 
+/// GET `url` (any host) with no key.
+pub async fn get_url(url: &str) -> TestResponse {
+    let request = http::Request::get(url)
+        .body(http_body_util::Full::new(Bytes::new()))
+        .unwrap();
+    TestResponse::read(http_client().request(request).await.expect("an answer")).await
+}
+
+/// A gauge or counter from the proxy's `/metrics` (on its main listener).
+pub async fn metric(proxy: &ProxyProcess, name: &str) -> Option<f64> {
+    let metrics = get_url(&format!("{}/metrics", proxy.url)).await;
+    let text = String::from_utf8_lossy(&metrics.body).to_string();
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
 /// GET through `proxy`, with `key` as a Bearer token if given.
 pub async fn get(proxy: &ProxyProcess, path: &str, key: Option<&str>) -> TestResponse {
     let mut request = http::Request::builder().uri(format!("{}{path}", proxy.url));

@@ -11,17 +11,7 @@ async fn a_64_mib_upload_streams_through_without_being_held() {
     let before_kib = stack.proxy.memory_kib("VmRSS");
 
     let len: u64 = 64 * 1024 * 1024;
-    let client = http_client::<PatternBody>();
-    let mut request = Request::new(PatternBody::new(len));
-    *request.method_mut() = Method::PUT;
-    *request.uri_mut() = format!("{}/object-store/c/big", stack.proxy.url)
-        .parse()
-        .unwrap();
-    request.headers_mut().insert(
-        "authorization",
-        format!("Bearer {ANY_KEY}").parse().unwrap(),
-    );
-    let response = TestResponse::read(client.request(request).await.unwrap()).await;
+    let response = put_pattern(&stack, len).await.unwrap();
     assert_eq!(response.status, 200, "{response:?}");
 
     let seen = stack.seen();
@@ -34,6 +24,24 @@ async fn a_64_mib_upload_streams_through_without_being_held() {
         growth_mib < 16,
         "the proxy grew by {growth_mib} MiB for a 64 MiB body"
     );
+}
+
+/// PUT `len` pattern bytes to the object store, streamed as they are made.
+async fn put_pattern(
+    stack: &Stack,
+    len: u64,
+) -> Result<TestResponse, hyper_util::client::legacy::Error> {
+    let client = http_client::<PatternBody>();
+    let mut request = Request::new(PatternBody::new(len));
+    *request.method_mut() = Method::PUT;
+    *request.uri_mut() = format!("{}/object-store/c/big", stack.proxy.url)
+        .parse()
+        .unwrap();
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {ANY_KEY}").parse().unwrap(),
+    );
+    Ok(TestResponse::read(client.request(request).await?).await)
 }
 
 /// POST `len` bytes after every token was revoked: the status, how many
@@ -83,5 +91,47 @@ async fn body_at_the_limit_is_replayed_one_byte_more_is_not() {
     // Too big to replay: the 401 is passed through after one attempt...
     assert_eq!(post_after_revoke(&stack, 4097).await, (401, 1));
     // ...but the refused token was dropped, so the next request works.
+    assert_eq!(stack.get("/compute/servers", ANY_KEY).await.status, 200);
+}
+
+const BIG: u64 = 256 * 1024 * 1024;
+
+#[tokio::test]
+async fn a_256_mib_upload_arrives_whole_through_a_renewal() {
+    let stack = Stack::start_with(|config| {
+        config.upstream.push_str("\nretry_body_limit = \"256MiB\"");
+    })
+    .await;
+    assert_eq!(stack.get("/compute/servers", ANY_KEY).await.status, 200);
+    stack.keystone.revoke_all();
+    let before = stack.seen().len();
+    let response = put_pattern(&stack, BIG).await.unwrap();
+    assert_eq!(response.status, 200, "{response:?}");
+    let seen = &stack.seen()[before..];
+    let [refused, replayed] = seen else {
+        panic!("two attempts: {seen:?}")
+    };
+    assert!(!refused.token_accepted && replayed.token_accepted);
+    assert_eq!(replayed.body_len, BIG);
+    assert_eq!(replayed.body_sha256, PatternBody::sha256(BIG));
+}
+
+#[tokio::test]
+async fn a_256_mib_upload_that_cannot_be_replayed_fails_loudly() {
+    // The default retry_body_limit (8 MiB) is far below the body.
+    let stack = Stack::start().await;
+    assert_eq!(stack.get("/compute/servers", ANY_KEY).await.status, 200);
+    stack.keystone.revoke_all();
+    let before = stack.seen().len();
+    match put_pattern(&stack, BIG).await {
+        // The upstream's 401 comes back: the client knows it must retry.
+        Ok(response) => assert_eq!(response.status, 401, "{response:?}"),
+        // Or the upload is cut off: an error, never a success.
+        Err(error) => eprintln!("upload refused with an error: {error}"),
+    }
+    let seen = &stack.seen()[before..];
+    assert!(seen.len() <= 1, "never replayed: {seen:?}");
+    assert!(seen.iter().all(|s| !s.token_accepted));
+    // The next request gets a new token.
     assert_eq!(stack.get("/compute/servers", ANY_KEY).await.status, 200);
 }

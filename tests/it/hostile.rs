@@ -165,3 +165,83 @@ async fn conflicting_framing_cannot_smuggle_a_request_upstream() {
     assert_eq!(seen[0].header("content-length"), None);
     assert!(seen.iter().all(|s| !s.path.contains("smuggled")));
 }
+
+/// A `"*"` client naming project after project: each new name costs a
+/// Keystone call, so a client gets only `logins_per_minute` of them, then
+/// 429 with `Retry-After`; names it already has a token for still work.
+#[tokio::test]
+async fn a_flood_of_project_names_is_rate_limited_per_client() {
+    let stack = Stack::start_with(|config| config.token.push_str("\nlogins_per_minute = 5")).await;
+    assert_eq!(
+        stack.get("/projects/demo/compute/x", ANY_KEY).await.status,
+        200
+    );
+    let (secret_logins, rescopes) = (stack.keystone.secret_logins(), stack.keystone.rescopes());
+    let mut limited = Vec::new();
+    for n in 0..20 {
+        let response = stack
+            .get(&format!("/projects/made-up-{n}/compute/x"), ANY_KEY)
+            .await;
+        if response.status == 429 {
+            limited.push(response);
+        }
+    }
+    // 4 left of the minute's 5 (demo took one): a rescope each, refused,
+    // and never a password login (the parent token is checked instead).
+    assert_eq!(stack.keystone.rescopes() - rescopes, 4);
+    assert_eq!(stack.keystone.secret_logins(), secret_logins);
+    assert_eq!(limited.len(), 16);
+    let last = limited.last().unwrap();
+    assert_eq!(last.proxy_error(), Some("too-many-logins"));
+    let retry_after: u64 = last.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=12).contains(&retry_after), "{retry_after}");
+    // Cached scopes cost nothing and are not limited; other clients have their own budget.
+    assert_eq!(
+        stack.get("/projects/demo/compute/x", ANY_KEY).await.status,
+        200
+    );
+    assert_eq!(
+        stack.get("/projects/ops/compute/x", ALICE_KEY).await.status,
+        200
+    );
+}
+
+/// However many real projects are used, at most `token.max_scopes` tokens
+/// are held.
+#[tokio::test]
+async fn the_token_cache_is_capped() {
+    let stack = Stack::start_with_cloud(
+        |cloud, _| {
+            for n in 0..12 {
+                let id = format!("p{n}-id");
+                cloud
+                    .projects
+                    .push(keystone_proxy::fake::keystone::FakeProject {
+                        id: id.clone(),
+                        name: format!("p{n}"),
+                    });
+                cloud.users[0].projects.push(id);
+            }
+        },
+        |config| {
+            config
+                .token
+                .push_str("\nmax_scopes = 4\nlogins_per_minute = 0");
+        },
+    )
+    .await;
+    for n in 0..12 {
+        let response = stack
+            .get(&format!("/projects/p{n}/compute/x"), ANY_KEY)
+            .await;
+        assert_eq!(response.status, 200, "{response:?}");
+    }
+    let cached = metric(&stack.proxy, "keystone_proxy_tokens_cached")
+        .await
+        .expect("the gauge");
+    assert!((1.0..=4.0).contains(&cached), "{cached} tokens cached");
+}

@@ -19,3 +19,4 @@ mod operations;
 mod real_keystone;
 mod routing;
 mod tokens;
+mod upstream_faults;

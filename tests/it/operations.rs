@@ -21,14 +21,6 @@ fn log_lines(proxy: &ProxyProcess, message: &str) -> Vec<Value> {
         .collect()
 }
 
-/// GET `url` (any host) with no key.
-async fn get_url(url: &str) -> TestResponse {
-    let request = http::Request::get(url)
-        .body(http_body_util::Full::new(Bytes::new()))
-        .unwrap();
-    TestResponse::read(http_client().request(request).await.expect("an answer")).await
-}
-
 fn text(response: &TestResponse) -> String {
     String::from_utf8_lossy(&response.body).into_owned()
 }

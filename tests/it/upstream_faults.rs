@@ -1,0 +1,157 @@
+//! Upstreams that break in the middle: the client sees the break, never a
+//! short body presented as complete; a pooled connection the upstream
+//! closed is not reused; a slow body streams as it comes.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use crate::common::*;
+
+/// A stack whose catalog has `name` at the scripted upstream `addr`.
+async fn stack_with(name: &str, addr: std::net::SocketAddr) -> Stack {
+    let url = format!("http://{addr}/v1");
+    Stack::start_with_cloud(|cloud, _| cloud.services.push(service(name, url)), |_| {}).await
+}
+
+/// GET `path` on a new connection to the proxy, asking it to close after
+/// the answer; everything that came back, and whether the proxy closed.
+async fn raw_get(stack: &Stack, path: &str) -> (Vec<u8>, bool) {
+    let mut client = TcpStream::connect(stack.proxy.addr).await.unwrap();
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: proxy\r\nAuthorization: Bearer {ANY_KEY}\r\nConnection: close\r\n\r\n"
+    );
+    client.write_all(request.as_bytes()).await.unwrap();
+    read_until_closed(&mut client, Duration::from_secs(5)).await
+}
+
+/// Answers with a head, 1,000 bytes of body, then drops the connection.
+async fn break_after(stream: TcpStream, head: &'static str, first: &'static [u8]) {
+    let mut stream = stream;
+    if read_head(&mut stream).await.is_none() {
+        return;
+    }
+    let _ = stream.write_all(head.as_bytes()).await;
+    let _ = stream.write_all(first).await;
+    let _ = stream.write_all(&[b'x'; 1000]).await;
+    // Dropped here: the upstream process died mid-answer.
+}
+
+#[tokio::test]
+async fn a_response_cut_short_is_never_complete_for_the_client() {
+    let sized = scripted_upstream(|stream| {
+        break_after(
+            stream,
+            "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n",
+            b"",
+        )
+    })
+    .await;
+    let chunked = scripted_upstream(|stream| {
+        break_after(
+            stream,
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"3e8\r\n",
+        )
+    })
+    .await;
+    let stack = stack_with("sized", sized).await;
+    stack.keystone.update_cloud(|cloud| {
+        cloud
+            .services
+            .push(service("chunked", format!("http://{chunked}/v1")))
+    });
+
+    // Declared length: the client gets the head and fewer bytes than it
+    // says, then the connection ends; it can tell the body is short.
+    let (answer, closed) = raw_get(&stack, "/sized/x").await;
+    let text = String::from_utf8_lossy(&answer);
+    let (head, body) = text.split_once("\r\n\r\n").expect("a head");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("content-length: 100000"),
+        "{head}"
+    );
+    assert!(body.len() < 100_000, "{}", body.len());
+    assert!(closed);
+
+    // Chunked: the terminating chunk never comes.
+    let (answer, closed) = raw_get(&stack, "/chunked/x").await;
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(
+        !text.ends_with("0\r\n\r\n"),
+        "a cut body was terminated as complete"
+    );
+    assert!(closed);
+}
+
+#[tokio::test]
+async fn a_pooled_connection_closed_by_the_upstream_is_not_reused() {
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counter = connections.clone();
+    // One answer per connection, kept alive by HTTP/1.1 rules, then the
+    // upstream closes it while idle (as servers with short keep-alive do).
+    let upstream = scripted_upstream(move |mut stream| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        async move {
+            if read_head(&mut stream).await.is_some() {
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                    .await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    })
+    .await;
+    let stack = stack_with("keepalive", upstream).await;
+    for _ in 0..3 {
+        let response = stack.get("/keepalive/x", ANY_KEY).await;
+        assert_eq!(response.status, 200, "{response:?}");
+        assert_eq!(&response.body[..], b"ok");
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let response = stack.post("/keepalive/x", ANY_KEY, "body").await;
+        assert_eq!(response.status, 200, "{response:?}");
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    assert_eq!(connections.load(Ordering::SeqCst), 6);
+}
+
+#[tokio::test]
+async fn a_slow_body_streams_as_it_comes() {
+    let upstream = scripted_upstream(|mut stream| async move {
+        if read_head(&mut stream).await.is_some() {
+            let head = "HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n";
+            let _ = stream.write_all(head.as_bytes()).await;
+            let _ = stream.write_all(b"first-").await;
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            let _ = stream.write_all(b"second").await;
+        }
+    })
+    .await;
+    let stack = stack_with("slow", upstream).await;
+    let mut client = TcpStream::connect(stack.proxy.addr).await.unwrap();
+    let request = format!(
+        "GET /slow/x HTTP/1.1\r\nHost: proxy\r\nAuthorization: Bearer {ANY_KEY}\r\nConnection: close\r\n\r\n"
+    );
+    let started = Instant::now();
+    client.write_all(request.as_bytes()).await.unwrap();
+    let (head, mut body) = read_head(&mut client).await.expect("a head");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    while body.len() < 6 {
+        let (more, _) = read_until_closed(&mut client, Duration::from_millis(100)).await;
+        body.extend_from_slice(&more);
+        assert!(
+            started.elapsed() < Duration::from_millis(1200),
+            "the first bytes waited for the rest"
+        );
+    }
+    assert_eq!(&body[..], b"first-");
+    let (rest, closed) = read_until_closed(&mut client, Duration::from_secs(5)).await;
+    body.extend_from_slice(&rest);
+    assert_eq!(&body[..], b"first-second");
+    assert!(closed);
+}
