@@ -153,11 +153,14 @@ async fn conflicting_framing_cannot_smuggle_a_request_upstream() {
     let request = with_key(
         "POST /compute/servers HTTP/1.1",
         "proxy",
-        "Connection: close\r\nContent-Length: 40\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n\
+        "Content-Length: 40\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n\
          GET /compute/smuggled HTTP/1.1\r\nHost: x\r\n\r\n",
     );
-    let (head, _) = raw(stack.proxy.addr, &request).await;
+    let (head, closed) = raw(stack.proxy.addr, &request).await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    // RFC 9112 §6.1: after such a message the connection is closed, so
+    // what follows the chunked body is never read as a request.
+    assert!(closed, "the connection is closed after a CL+TE message");
     let seen = stack.seen();
     assert_eq!(seen.len(), 1, "one request upstream: {seen:?}");
     assert_eq!(seen[0].method, "POST");
