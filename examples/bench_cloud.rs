@@ -10,7 +10,9 @@
 //! `bench_cloud burst URL_PREFIX KEY REQUESTS PROJECTS CONCURRENCY` sends
 //! REQUESTS GETs, CONCURRENCY at a time, to
 //! `URL_PREFIX/projects/p{i % PROJECTS}/compute/x` and prints `ok=N failed=M`. `bench_cloud hold ADDR CONNECTIONS SECONDS` opens idle
-//! connections and keeps them open.
+//! connections and keeps them open. `bench_cloud upload URL HEADER VALUE
+//! BYTES` streams BYTES of zeros in one PUT (with `HEADER: VALUE`) and
+//! prints the MiB/s.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -50,7 +52,10 @@ fn main() {
             runtime.block_on(burst(&args[2], &args[3], &args[4], &args[5], &args[6]))
         }
         Some("hold") if args.len() == 5 => runtime.block_on(hold(&args[2], &args[3], &args[4])),
-        _ => Err("usage: bench_cloud serve K U DELAY_MS | burst URL KEY N PROJECTS CONCURRENCY | hold ADDR N SECONDS".into()),
+        Some("upload") if args.len() == 6 => {
+            runtime.block_on(upload(&args[2], &args[3], &args[4], &args[5]))
+        }
+        _ => Err("usage: bench_cloud serve K U DELAY_MS | burst URL KEY N PROJECTS CONCURRENCY | hold ADDR N SECONDS | upload URL HEADER VALUE BYTES".into()),
     };
     if let Err(error) = result {
         eprintln!("bench_cloud: {error}");
@@ -261,5 +266,57 @@ async fn hold(addr: &str, connections: &str, seconds: &str) -> Result<(), String
     }
     println!("holding {}", held.len());
     tokio::time::sleep(Duration::from_secs(seconds)).await;
+    Ok(())
+}
+
+/// A request body of `left` zero bytes, made as it is sent (one shared
+/// 256 KiB chunk, so the sender itself costs next to nothing).
+struct Zeros {
+    left: u64,
+    chunk: Bytes,
+}
+
+impl http_body::Body for Zeros {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
+        if self.left == 0 {
+            return std::task::Poll::Ready(None);
+        }
+        let n = self.left.min(self.chunk.len() as u64);
+        self.left -= n;
+        let data = self.chunk.slice(..n as usize);
+        std::task::Poll::Ready(Some(Ok(http_body::Frame::data(data))))
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.left)
+    }
+}
+
+async fn upload(url: &str, header: &str, value: &str, bytes: &str) -> Result<(), String> {
+    let bytes: u64 = bytes.parse().map_err(|e| format!("{e}"))?;
+    let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http();
+    let body = Zeros {
+        left: bytes,
+        chunk: Bytes::from(vec![0u8; 256 * 1024]),
+    };
+    let request = Request::put(url)
+        .header(header, value)
+        .body(body)
+        .map_err(|e| e.to_string())?;
+    let started = std::time::Instant::now();
+    let response = client.request(request).await.map_err(|e| e.to_string())?;
+    let status = response.status();
+    let _ = response.into_body().collect().await;
+    let seconds = started.elapsed().as_secs_f64();
+    if status != StatusCode::OK {
+        return Err(format!("upload answered {status}"));
+    }
+    println!("{:.0}", bytes as f64 / (1024.0 * 1024.0) / seconds);
     Ok(())
 }
