@@ -151,3 +151,30 @@ async fn retry_after_is_honoured() {
     tokio::time::sleep(Duration::from_millis(2200)).await;
     assert_eq!(stack.get("/compute/servers", ANY_KEY).await.status, 200);
 }
+
+/// Keystone down when the proxy starts: it starts anyway, `/readyz` says
+/// why, requests get 503, and once Keystone is back everything recovers
+/// without a restart.
+#[tokio::test]
+async fn keystone_down_at_start_then_back_recovers_by_itself() {
+    let stack = Stack::start().await;
+    // Nothing asked Keystone yet (the test config does not prefetch).
+    stack.keystone.set_fault(Some(Fault::Status(503)));
+    let ready = get_url(&format!("{}/readyz", stack.proxy.url)).await;
+    assert_eq!(ready.status, 503);
+    assert!(ready.json()["reasons"].to_string().contains("503"), "{ready:?}");
+    let response = stack.get("/compute/servers", ANY_KEY).await;
+    assert_eq!(response.proxy_error(), Some("keystone-unavailable"));
+
+    stack.keystone.set_fault(None);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let ready = get_url(&format!("{}/readyz", stack.proxy.url)).await;
+        if ready.status == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never ready again: {ready:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(stack.get("/compute/servers", ANY_KEY).await.status, 200);
+}
