@@ -137,14 +137,14 @@ fn add_forwarded(out: &mut HeaderMap, host: Option<&HeaderValue>, forwarded: &Fo
     }
 }
 
-/// Lower-cased header names listed in `Connection`.
+/// Lower-cased header names listed in `Connection`. Read as bytes: one
+/// non-ASCII byte (obs-text) must not hide the other names in the value.
 fn connection_names(headers: &HeaderMap) -> Vec<String> {
     headers
         .get_all(header::CONNECTION)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|name| name.trim().to_ascii_lowercase())
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .map(|name| String::from_utf8_lossy(name.trim_ascii()).to_ascii_lowercase())
         .filter(|name| !name.is_empty())
         .collect()
 }
@@ -264,6 +264,29 @@ mod tests {
         keep_upgrade(&mut out, HeaderValue::from_static("websocket"));
         assert_eq!(out["connection"], "upgrade");
         assert_eq!(out["upgrade"], "websocket");
+    }
+
+    #[test]
+    fn connection_with_a_non_ascii_byte_still_names_headers() {
+        // Found by fuzz/fuzz_targets/headers.rs: the whole value was skipped.
+        let mut incoming = map(&[("x-hop", "1"), ("accept", "*/*")]);
+        incoming.append(
+            header::CONNECTION,
+            HeaderValue::from_bytes(b"keep-\xf6live, x-hop").unwrap(),
+        );
+        let forwarded = Forwarded {
+            client_ip: None,
+            proto: "http",
+        };
+        let token = HeaderValue::from_static("t");
+        let out = request_headers(&incoming, None, &forwarded, &token);
+        assert!(!out.contains_key("x-hop"));
+        assert!(out.contains_key("accept"));
+        clean_response_headers(&mut incoming);
+        assert_eq!(
+            incoming.keys().map(|k| k.as_str()).collect::<Vec<_>>(),
+            ["accept"]
+        );
     }
 
     #[test]

@@ -106,7 +106,9 @@ impl Upstream {
     }
 }
 
-fn target_uri(endpoint: &Endpoint, rest: &str, query: Option<&str>) -> Result<Uri, ProxyError> {
+/// The upstream URI: the endpoint's scheme and authority, always (the
+/// request can only add to the path and query).
+pub fn target_uri(endpoint: &Endpoint, rest: &str, query: Option<&str>) -> Result<Uri, ProxyError> {
     let path = PathAndQuery::try_from(endpoint.join(rest, query))
         .map_err(|e| ProxyError::BadRequest(format!("cannot build the upstream path: {e}")))?;
     Uri::builder()

@@ -1,0 +1,184 @@
+//! Header hygiene (`forward::headers`): request headers from a client and
+//! response headers from an upstream, built from fuzz input.
+//!
+//! Input: a flag byte (bit 0: the client has an IP, bit 1: it came over
+//! https, bit 2: pass the request's `Host` on), then `name: value` lines.
+//! Checks, against lists written here from RFC 9110 and keystonemiddleware
+//! rather than taken from the code: upstream never sees a hop-by-hop
+//! header, a header `Connection` names, the client's credential or project
+//! selector, or any identity header keystonemiddleware would set (in `-` or
+//! `_` spelling), except the ones the proxy sets itself, with its own values;
+//! everything else arrives unchanged and in order.
+#![no_main]
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use http::header::HeaderName;
+use http::{HeaderMap, HeaderValue};
+use keystone_proxy::forward::Forwarded;
+use keystone_proxy::forward::headers::{clean_response_headers, request_headers};
+use libfuzzer_sys::fuzz_target;
+
+/// RFC 9110 §7.6.1, plus what old proxies still send.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// The client's own credential and selector, and keystonemiddleware's
+/// identity headers (`X-Service-*` being the same for the service token).
+const IDENTITY: &[&str] = &[
+    "authorization",
+    "x-auth-token",
+    "x-auth-project-id",
+    "x-subject-token",
+    "x-service-token",
+    "x-identity-status",
+    "x-service-identity-status",
+    "x-roles",
+    "x-service-roles",
+    "x-role",
+    "x-user",
+    "x-user-id",
+    "x-user-name",
+    "x-user-domain-id",
+    "x-user-domain-name",
+    "x-project-id",
+    "x-project-name",
+    "x-project-domain-id",
+    "x-project-domain-name",
+    "x-domain-id",
+    "x-domain-name",
+    "x-tenant",
+    "x-tenant-id",
+    "x-tenant-name",
+    "x-is-admin-project",
+    "x-service-catalog",
+    "x-service-user-id",
+    "x-service-project-id",
+];
+const IDENTITY_PREFIXES: &[&str] = &[
+    "x-user-",
+    "x-project-",
+    "x-domain-",
+    "x-tenant-",
+    "x-service-",
+];
+
+/// Set by the proxy only, from what it knows.
+const PROXY_SET: &[&str] = &["x-auth-token", "x-forwarded-proto", "x-forwarded-host"];
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&flags, lines)) = data.split_first() else {
+        return;
+    };
+    let mut incoming = HeaderMap::new();
+    for line in lines.split(|&b| b == b'\n') {
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            continue;
+        };
+        let (name, value) = (&line[..colon], line[colon + 1..].trim_ascii());
+        if let (Ok(name), Ok(value)) =
+            (HeaderName::from_bytes(name), HeaderValue::from_bytes(value))
+        {
+            incoming.append(name, value);
+        }
+    }
+    let client_ip = (flags & 1 != 0).then_some(IpAddr::V4(Ipv4Addr::new(10, 0, 0, flags)));
+    let forwarded = Forwarded {
+        client_ip,
+        proto: if flags & 2 != 0 { "https" } else { "http" },
+    };
+    let host = incoming.get(http::header::HOST).filter(|_| flags & 4 != 0);
+    let mut token = HeaderValue::from_static("proxy-token");
+    token.set_sensitive(true);
+
+    let out = request_headers(&incoming, host, &forwarded, &token);
+
+    let by_connection = connection_names(&incoming);
+    let dropped = |name: &str| {
+        let dashed = name.replace('_', "-");
+        name == "host"
+            || HOP_BY_HOP.contains(&name)
+            || IDENTITY.contains(&dashed.as_str())
+            || IDENTITY_PREFIXES.iter().any(|p| dashed.starts_with(p))
+            || by_connection.iter().any(|n| n == name)
+    };
+    let proxy_sets = |name: &str| {
+        PROXY_SET.contains(&name) || (client_ip.is_some() && name == "x-forwarded-for")
+    };
+    for name in out.keys() {
+        let name = name.as_str();
+        assert!(
+            !dropped(name) || proxy_sets(name),
+            "{name} reached the upstream"
+        );
+    }
+    // The proxy's own values, once each.
+    let values = |name| out.get_all(name).iter().collect::<Vec<_>>();
+    assert_eq!(values("x-auth-token"), [&token]);
+    assert!(out["x-auth-token"].is_sensitive());
+    assert_eq!(values("x-forwarded-proto"), [forwarded.proto]);
+    assert_eq!(
+        values("x-forwarded-host"),
+        host.into_iter().collect::<Vec<_>>()
+    );
+    if let Some(ip) = client_ip {
+        let chain = values("x-forwarded-for");
+        assert_eq!(chain.len(), 1);
+        let chain = chain[0].to_str().unwrap();
+        assert!(chain == ip.to_string() || chain.ends_with(&format!(", {ip}")));
+    }
+    // Nothing else is lost or changed.
+    for name in incoming.keys() {
+        if dropped(name.as_str()) || proxy_sets(name.as_str()) {
+            continue;
+        }
+        assert!(
+            incoming.get_all(name).iter().eq(out.get_all(name).iter()),
+            "{name} was changed"
+        );
+    }
+
+    // An upstream's answer loses its hop-by-hop headers and nothing else.
+    let mut response = incoming.clone();
+    clean_response_headers(&mut response);
+    for name in response.keys() {
+        let name = name.as_str();
+        assert!(!HOP_BY_HOP.contains(&name), "{name} reached the client");
+        assert!(
+            !by_connection.iter().any(|n| n == name),
+            "{name} reached the client"
+        );
+    }
+    for name in incoming.keys() {
+        let hop =
+            HOP_BY_HOP.contains(&name.as_str()) || by_connection.iter().any(|n| n == name.as_str());
+        if !hop {
+            assert!(
+                incoming
+                    .get_all(name)
+                    .iter()
+                    .eq(response.get_all(name).iter())
+            );
+        }
+    }
+});
+
+/// The names a `Connection` header lists, however its value is spelled.
+fn connection_names(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .flat_map(|value| value.as_bytes().split(|&b| b == b','))
+        .map(|name| String::from_utf8_lossy(name.trim_ascii()).to_ascii_lowercase())
+        .filter(|name| !name.is_empty())
+        .collect()
+}

@@ -1,0 +1,122 @@
+//! Path routing (`route::parse`) and joining onto a catalog endpoint
+//! (`Endpoint::join`, then the upstream URI as `forward` builds it).
+//!
+//! Input: three lines, `request-target`, `endpoint URL`, and optionally an
+//! `X-Auth-Project-Id` value. The request target is parsed as hyper parses
+//! a request line (origin form or absolute form). Checks: whatever path is
+//! accepted as a service request, the upstream URI has the endpoint's scheme
+//! and authority (never another host), its path starts with the endpoint's
+//! path, and the rest of the request path and the query follow it verbatim.
+#![no_main]
+
+use http::uri::Uri;
+use http::{HeaderMap, HeaderValue};
+use keystone_proxy::keystone::catalog::{Catalog, Endpoint};
+use keystone_proxy::route::{self, Target, X_AUTH_PROJECT_ID};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let mut lines = text.split('\n');
+    let (Some(target), Some(endpoint_url)) = (lines.next(), lines.next()) else {
+        return;
+    };
+    let mut headers = HeaderMap::new();
+    if let Some(value) = lines
+        .next()
+        .filter(|v| !v.is_empty())
+        .and_then(|v| HeaderValue::from_str(v).ok())
+    {
+        headers.insert(X_AUTH_PROJECT_ID, value);
+    }
+    let Ok(request_uri) = target.parse::<Uri>() else {
+        return;
+    };
+    let path = request_uri.path();
+    let route = match route::parse(path, &headers) {
+        Ok(Target::Service(route)) => route,
+        Ok(Target::Facade(_) | Target::Health | Target::Ready | Target::Metrics) => {
+            let fixed = [
+                "/",
+                "/v3",
+                "/v3/",
+                "/v3/auth/tokens",
+                "/v2.0",
+                "/v2.0/",
+                "/v2.0/tokens",
+                "/token",
+                "/healthz",
+                "/readyz",
+                "/metrics",
+            ];
+            assert!(
+                fixed.contains(&path),
+                "{path:?} is not one of the proxy's own paths"
+            );
+            return;
+        }
+        Err(_) => return,
+    };
+
+    // The selectors are strict; the rest is the path's own tail, untouched.
+    assert!(!route.service.is_empty());
+    assert!(
+        route
+            .service
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    );
+    assert!(route.rest.is_empty() || route.rest.starts_with('/'));
+    assert!(path.ends_with(&format!("{}{}", route.service, route.rest)));
+    if let Some(project) = &route.project {
+        assert!(!project.is_empty() && project != "." && project != "..");
+        assert!(!project.contains(['/', '\\']) && !project.chars().any(char::is_control));
+    }
+
+    // The catalog lookup finds the only endpoint of that service.
+    let catalog = Catalog::parse(&serde_json::json!([{
+        "type": route.service,
+        "name": "fuzzed",
+        "endpoints": [{"interface": "public", "url": endpoint_url}],
+    }]));
+    let Ok((_, endpoint)) = catalog.endpoint(route.service, &["public".into()], None) else {
+        assert!(Endpoint::new("public", None, endpoint_url).is_none());
+        return;
+    };
+    assert_eq!(endpoint.url, endpoint_url);
+
+    let joined = endpoint.join(route.rest, request_uri.query());
+    let base = endpoint.path.strip_suffix('/').unwrap_or(&endpoint.path);
+    assert!(joined.starts_with(base), "{joined:?} left {base:?}");
+    let (joined_path, joined_query) = match joined.split_once('?') {
+        Some((p, q)) if request_uri.query().is_some() => (p, Some(q)),
+        _ => (joined.as_str(), None),
+    };
+    assert_eq!(joined_query, request_uri.query());
+    assert!(joined_path.ends_with(route.rest));
+    assert!(joined_path.starts_with('/'));
+
+    // The URI the proxy sends to.
+    let Ok(upstream) =
+        keystone_proxy::forward::target_uri(endpoint, route.rest, request_uri.query())
+    else {
+        return;
+    };
+    assert_eq!(
+        upstream.path_and_query().map(|p| p.as_str()),
+        Some(joined.as_str()),
+        "the path was changed"
+    );
+    assert_eq!(upstream.scheme(), Some(&endpoint.scheme));
+    assert_eq!(upstream.authority(), Some(&endpoint.authority));
+    // And as the URI reads when written out (logs, Host, a proxy hop).
+    let written: Uri = upstream
+        .to_string()
+        .parse()
+        .expect("the upstream URI parses again");
+    assert_eq!(written.scheme(), Some(&endpoint.scheme));
+    assert_eq!(written.authority(), Some(&endpoint.authority), "{upstream}");
+    assert_eq!(written.path(), joined_path);
+});
