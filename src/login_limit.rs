@@ -5,9 +5,17 @@
 //! thousands (real or made up) in a loop: each a Keystone call, each a
 //! cache entry. This bucket bounds that per client; a limited request gets
 //! 429 with `Retry-After`, and the cache stays bounded by `token.max_scopes`.
+//!
+//! Only logins Keystone answered (a token or a refusal) are charged: while
+//! Keystone is down, the attempts that failed to reach it must not use up
+//! the budget the client needs the moment Keystone is back. So the bucket
+//! is charged after the call, and a client found over budget then is
+//! refused until the bucket has room again (at most as many logins as the
+//! client has in flight at once slip past the limit).
 
 use std::num::NonZeroU32;
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -16,6 +24,8 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 pub struct LoginLimit {
     /// `None`: unlimited (`token.logins_per_minute = 0`).
     limiter: Option<DefaultDirectRateLimiter>,
+    /// Set when the budget ran out: no new login before then.
+    blocked_until: Mutex<Option<Instant>>,
 }
 
 impl LoginLimit {
@@ -23,17 +33,43 @@ impl LoginLimit {
     pub fn per_minute(per_minute: u32) -> LoginLimit {
         let limiter = NonZeroU32::new(per_minute)
             .map(|n| RateLimiter::direct(Quota::per_minute(n).allow_burst(n)));
-        LoginLimit { limiter }
+        LoginLimit {
+            limiter,
+            blocked_until: Mutex::new(None),
+        }
     }
 
-    /// Take one login from the budget, or say how long until one is free.
-    pub fn check(&self) -> Result<(), Duration> {
+    /// May the client start a login now? If not, how long until it may.
+    pub fn admit(&self) -> Result<(), Duration> {
+        let blocked = self.blocked_until();
+        match blocked.and_then(|until| until.checked_duration_since(Instant::now())) {
+            Some(wait) if !wait.is_zero() => Err(wait),
+            _ => Ok(()),
+        }
+    }
+
+    /// A login Keystone answered: take it from the budget; if there was
+    /// none left, refuse new logins until there is.
+    pub fn charge(&self) {
         let Some(limiter) = &self.limiter else {
-            return Ok(());
+            return;
         };
-        limiter
-            .check()
-            .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+        if let Err(not_until) = limiter.check() {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            *self.lock() = Some(Instant::now() + wait);
+        }
+    }
+
+    fn blocked_until(&self) -> Option<Instant> {
+        *self.lock()
+    }
+
+    /// Poisoning needs a panic while holding the lock, which only copies
+    /// an `Instant`: the value is always sound.
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Instant>> {
+        self.blocked_until
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -53,9 +89,13 @@ mod tests {
     fn the_burst_is_the_minute_budget_then_it_waits() {
         let limit = LoginLimit::per_minute(3);
         for _ in 0..3 {
-            assert!(limit.check().is_ok());
+            assert!(limit.admit().is_ok());
+            limit.charge();
         }
-        let wait = limit.check().unwrap_err();
+        // The budget is spent, but that is only known when it is charged.
+        assert!(limit.admit().is_ok());
+        limit.charge();
+        let wait = limit.admit().unwrap_err();
         // One login comes back every 20 s.
         assert!(
             wait > Duration::from_secs(15) && wait <= Duration::from_secs(20),
@@ -64,8 +104,21 @@ mod tests {
     }
 
     #[test]
+    fn unanswered_attempts_cost_nothing() {
+        let limit = LoginLimit::per_minute(2);
+        // Keystone down: many attempts, none charged.
+        assert!((0..100).all(|_| limit.admit().is_ok()));
+        limit.charge();
+        limit.charge();
+        assert!(limit.admit().is_ok());
+    }
+
+    #[test]
     fn zero_means_unlimited() {
         let limit = LoginLimit::per_minute(0);
-        assert!((0..10_000).all(|_| limit.check().is_ok()));
+        for _ in 0..10_000 {
+            limit.charge();
+        }
+        assert!(limit.admit().is_ok());
     }
 }

@@ -206,10 +206,18 @@ impl Inner {
     ) -> Result<Arc<Token>, ProxyError> {
         if let Some(limit) = limit {
             limit
-                .check()
+                .admit()
                 .map_err(|retry_after| ProxyError::TooManyLogins { retry_after })?;
         }
-        self.login(scope).await
+        let result = self.login(scope).await;
+        let answered = match &result {
+            Ok(_) => true,
+            Err(error) => error.is_refusal(),
+        };
+        if let (Some(limit), true) = (limit, answered) {
+            limit.charge();
+        }
+        result
     }
 
     async fn login(&self, scope: &Scope) -> Result<Arc<Token>, ProxyError> {

@@ -10,7 +10,7 @@ use http::uri::{PathAndQuery, Uri};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, Version};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::connector::Connector;
 use crate::error::ProxyError;
@@ -54,6 +54,9 @@ impl Upstream {
             // Redirects are the client's business: the legacy client never
             // follows them, and the pool keeps connections warm between requests.
             .pool_idle_timeout(Duration::from_secs(90))
+            // Without a timer the idle timeout is only checked when a
+            // connection is picked again, and idle ones stay open for good.
+            .pool_timer(TokioTimer::new())
             .build(connector);
         Upstream { client, timeout }
     }

@@ -162,7 +162,10 @@ async fn keystone_down_at_start_then_back_recovers_by_itself() {
     stack.keystone.set_fault(Some(Fault::Status(503)));
     let ready = get_url(&format!("{}/readyz", stack.proxy.url)).await;
     assert_eq!(ready.status, 503);
-    assert!(ready.json()["reasons"].to_string().contains("503"), "{ready:?}");
+    assert!(
+        ready.json()["reasons"].to_string().contains("503"),
+        "{ready:?}"
+    );
     let response = stack.get("/compute/servers", ANY_KEY).await;
     assert_eq!(response.proxy_error(), Some("keystone-unavailable"));
 

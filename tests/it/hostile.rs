@@ -191,9 +191,11 @@ async fn a_flood_of_project_names_is_rate_limited_per_client() {
     }
     // 4 left of the minute's 5 (demo took one): a rescope each, refused,
     // and never a password login (the parent token is checked instead).
-    assert_eq!(stack.keystone.rescopes() - rescopes, 4);
+    // The fifth finds the budget spent only once it is charged, so it is
+    // made: one over, then none.
+    assert_eq!(stack.keystone.rescopes() - rescopes, 5);
     assert_eq!(stack.keystone.secret_logins(), secret_logins);
-    assert_eq!(limited.len(), 16);
+    assert_eq!(limited.len(), 15);
     let last = limited.last().unwrap();
     assert_eq!(last.proxy_error(), Some("too-many-logins"));
     let retry_after: u64 = last.headers["retry-after"]
@@ -247,4 +249,27 @@ async fn the_token_cache_is_capped() {
         .await
         .expect("the gauge");
     assert!((1.0..=4.0).contains(&cached), "{cached} tokens cached");
+}
+
+/// Attempts that never reached Keystone cost nothing: after an outage the
+/// client's budget is whole.
+#[tokio::test]
+async fn an_outage_does_not_use_up_the_login_budget() {
+    let stack = Stack::start_with(|config| config.token.push_str("\nlogins_per_minute = 2")).await;
+    stack
+        .keystone
+        .set_fault(Some(keystone_proxy::fake::Fault::Status(503)));
+    for _ in 0..10 {
+        let response = stack.get("/projects/demo/compute/x", ANY_KEY).await;
+        assert_eq!(response.proxy_error(), Some("keystone-unavailable"));
+    }
+    stack.keystone.set_fault(None);
+    assert_eq!(
+        stack.get("/projects/demo/compute/x", ANY_KEY).await.status,
+        200
+    );
+    assert_eq!(
+        stack.get("/projects/ops/compute/x", ANY_KEY).await.status,
+        200
+    );
 }
