@@ -21,7 +21,7 @@ use crate::config::{CloudSettings, ProjectRef, Settings};
 use crate::connector;
 use crate::error::ProxyError;
 use crate::forward::{
-    ClientBody, Forwarded, Outgoing, Pace, PacedBody, ReplayBody, ReplayHandle, Upstream,
+    ClientBody, Forwarded, Linger, Outgoing, Pace, PacedBody, ReplayBody, ReplayHandle, Upstream,
     UpstreamBody, headers,
 };
 use crate::keystone::Keystone;
@@ -176,7 +176,7 @@ impl Proxy {
         let started = Instant::now();
         let method = request.method().clone();
         let request_id = request_id(request.headers());
-        let request = request.map(|body| PacedBody::new(body, self.body_pace));
+        let request = request.map(|body| Linger::new(PacedBody::new(body, self.body_pace)));
         let mut trace = Trace::default();
         let result = self.forward(request, peer, &request_id, &mut trace).await;
         let (mut response, error) = match result {

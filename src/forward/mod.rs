@@ -2,6 +2,7 @@
 
 pub mod body;
 pub mod headers;
+pub mod linger;
 pub mod pace;
 
 use std::time::Duration;
@@ -18,10 +19,12 @@ use crate::keystone::catalog::Endpoint;
 use crate::keystone::describe_client_error;
 pub use body::{ReplayBody, ReplayHandle};
 pub use headers::Forwarded;
+pub use linger::Linger;
 pub use pace::{Pace, PacedBody};
 
-/// A client's request body, as the proxy reads it.
-pub type ClientBody = PacedBody<Incoming>;
+/// A client's request body, as the proxy reads it: paced, and drained
+/// if the proxy answers without wanting all of it.
+pub type ClientBody = Linger<PacedBody<Incoming>>;
 
 /// The request body type sent upstream.
 pub type UpstreamBody = ReplayBody<ClientBody>;

@@ -252,3 +252,46 @@ async fn many_http2_streams_on_one_connection_all_succeed() {
     assert_eq!(paths.len(), 500, "every stream got its own answer");
     assert_eq!(stack.keystone.secret_logins(), 1);
 }
+
+/// Read the body of an answer whose head is `head` (Content-Length framed),
+/// given the bytes already read after the head.
+async fn read_body(client: &mut TcpStream, head: &str, mut body: Vec<u8>) -> Vec<u8> {
+    let len: usize = head_value(head, "content-length").unwrap().parse().unwrap();
+    let mut buf = [0u8; 4096];
+    while body.len() < len {
+        let n = client.read(&mut buf).await.unwrap();
+        assert!(n > 0, "closed before the end of the answer");
+        body.extend_from_slice(&buf[..n]);
+    }
+    body
+}
+
+/// An upload refused before its body was read (a wrong key here) still
+/// gets its answer: the proxy reads the rest of the body instead of
+/// resetting the connection under the client, which can then go on.
+#[tokio::test]
+async fn an_upload_refused_early_hears_why_and_the_connection_lives_on() {
+    let stack = Stack::start().await;
+    let mut client = TcpStream::connect(stack.proxy.addr).await.unwrap();
+    let head = "POST /compute/servers HTTP/1.1\r\nHost: proxy\r\nAuthorization: Bearer wrong-key\r\n\
+                Content-Length: 1000000\r\n\r\n";
+    client.write_all(head.as_bytes()).await.unwrap();
+    client.write_all(&[1u8; 64 * 1024]).await.unwrap();
+    let (answer, tail) = read_head(&mut client).await.expect("an answer");
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    let body = read_body(&mut client, &answer, tail).await;
+    assert!(String::from_utf8_lossy(&body).contains("not valid"));
+    // The rest of the upload is accepted (and thrown away)...
+    client
+        .write_all(&[1u8; 1000000 - 64 * 1024])
+        .await
+        .expect("the proxy still reads");
+    // ...and the connection serves the next request.
+    let next = format!(
+        "GET /compute/servers HTTP/1.1\r\nHost: proxy\r\nAuthorization: Bearer {ANY_KEY}\r\n\r\n"
+    );
+    client.write_all(next.as_bytes()).await.unwrap();
+    let (answer, _) = read_head(&mut client).await.expect("a second answer");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(stack.seen().iter().all(|seen| seen.method != "POST"));
+}
