@@ -5,6 +5,7 @@
 #
 #   bench/run.sh            # full run (≈ 5 minutes)
 #   SMOKE=1 bench/run.sh    # 2-second cases, one round: keeps the script working
+#   CASES=ab bench/run.sh   # only some cases (letters as in the README's table)
 #
 # Proxy, nginx and the upstream stand-in share CPU 0; the load generator
 # (wrk) runs on CPU 1. Cases run interleaved (direct, nginx, proxy, direct,
@@ -17,7 +18,9 @@ SMOKE=${SMOKE:-0}
 DURATION=${DURATION:-10}
 ROUNDS=${ROUNDS:-3}
 LOAD_LIMIT=${LOAD_LIMIT:-2.5}
+CASES=${CASES:-abcdefg}
 if [ "$SMOKE" = 1 ]; then DURATION=2; ROUNDS=1; fi
+has() { [[ $CASES == *$1* ]]; }
 
 K=127.0.0.1:18500   # fake Keystone
 U=127.0.0.1:18501   # upstream stand-in
@@ -160,14 +163,16 @@ measure() {  # case name, then per target: target url [wrk args…] separated by
 }
 column_median() { local case=$1 target=$2 col=$3; for r in $(seq "$ROUNDS"); do echo "${results[$case,$target,$r]}" | cut -d' ' -f"$col"; done | median; }
 
-echo "== (a) throughput: 64 connections, small GET" >&2
-measure a
-echo "== (b) latency at a fixed rate (open loop)" >&2
+if has a; then
+    echo "== (a) throughput: 64 connections, small GET" >&2
+    measure a
+fi
+has b && echo "== (b) latency at a fixed rate (open loop)" >&2
 # oha sends at RATE req/s whatever the answers' latency, and corrects for
 # coordinated omission; it is built from crates.io (≈ 4–10 min) on a full
 # run when missing, and skipped by the smoke.
 RATE=${RATE:-5000}
-if ! need oha && [ "$SMOKE" != 1 ]; then
+if has b && ! need oha && [ "$SMOKE" != 1 ]; then
     echo "   installing oha (cargo install oha --locked)" >&2
     cargo install oha --locked --quiet >/dev/null 2>&1 || echo "   oha could not be installed: (b) skipped" >&2
     export PATH="$HOME/.cargo/bin:$PATH"
@@ -177,7 +182,7 @@ run_oha() {  # target url [header]: "p50_ms p99_ms success_rate"
         | python3 -c 'import json, sys; d = json.load(sys.stdin); p = d["latencyPercentiles"]
 print("%.3f %.3f %.4f" % (p["p50"] * 1000, p["p99"] * 1000, d["summary"]["successRate"]))'
 }
-if need oha; then
+if has b && need oha; then
     for round in $(seq "$ROUNDS"); do
         until quiet_machine; do echo "   (machine busy, waiting)" >&2; sleep 5; done
         results[b,direct,$round]=$(run_oha -H "X-Auth-Token: bench-token-0" "http://$U/v2.1/x")
@@ -186,39 +191,49 @@ if need oha; then
     done
 fi
 
-echo "== (c) 1 MiB POST bodies" >&2
-BODY_MIB=1 measure c -s "$work/post.lua"
+if has c; then
+    echo "== (c) 1 MiB POST bodies" >&2
+    BODY_MIB=1 measure c -s "$work/post.lua"
+fi
 
-echo "== (g) one streamed upload: direct, then through a fresh proxy" >&2
-UPLOAD_BYTES=$((1024 * 1024 * 1024)); if [ "$SMOKE" = 1 ]; then UPLOAD_BYTES=$((64 * 1024 * 1024)); fi
-kill "$PROXY_PID"; wait "$PROXY_PID" 2>/dev/null || true
-start_proxy
-curl -fs -o /dev/null -H "Authorization: Bearer $KEY" "http://$P/compute/x" || true  # the token, before the clock starts
-upload_direct=$($PIN1 "$CLOUD" upload "http://$U/v2.1/big" X-Auth-Token bench-token-0 "$UPLOAD_BYTES")
-upload_proxy=$($PIN1 "$CLOUD" upload "http://$P/compute/big" Authorization "Bearer $KEY" "$UPLOAD_BYTES")
-peak_upload=$(awk '/VmHWM/ {print $2}' "/proc/$PROXY_PID/status")
+if has g; then
+    echo "== (g) one streamed upload: direct, then through a fresh proxy" >&2
+    UPLOAD_BYTES=$((1024 * 1024 * 1024)); if [ "$SMOKE" = 1 ]; then UPLOAD_BYTES=$((64 * 1024 * 1024)); fi
+    kill "$PROXY_PID"; wait "$PROXY_PID" 2>/dev/null || true
+    start_proxy
+    curl -fs -o /dev/null -H "Authorization: Bearer $KEY" "http://$P/compute/x" || true  # the token, before the clock starts
+    upload_direct=$($PIN1 "$CLOUD" upload "http://$U/v2.1/big" X-Auth-Token bench-token-0 "$UPLOAD_BYTES")
+    upload_proxy=$($PIN1 "$CLOUD" upload "http://$P/compute/big" Authorization "Bearer $KEY" "$UPLOAD_BYTES")
+    peak_upload=$(awk '/VmHWM/ {print $2}' "/proc/$PROXY_PID/status")
+fi
 
-echo "== (d) cold start: 1,000 concurrent requests over 10 projects" >&2
 counters() { curl -fs "http://$K/counters" 2>/dev/null || echo '{}'; }
-kill "$PROXY_PID"; wait "$PROXY_PID" 2>/dev/null || true
-sed -i 's/^prefetch = .*/prefetch = false/' "$work/proxy.toml"
-start_proxy
-rss_idle=$(rss_kib "$PROXY_PID")   # a fresh process, ready, nothing served yet
-before=$(counters)
-burst=$($PIN1 "$CLOUD" burst "http://$P" "$KEY" 1000 10 1000)
-after=$(counters)
+if has d; then
+    echo "== (d) cold start: 1,000 concurrent requests over 10 projects" >&2
+    kill "$PROXY_PID"; wait "$PROXY_PID" 2>/dev/null || true
+    sed -i 's/^prefetch = .*/prefetch = false/' "$work/proxy.toml"
+    start_proxy
+    rss_idle=$(rss_kib "$PROXY_PID")   # a fresh process, ready, nothing served yet
+    before=$(counters)
+    burst=$($PIN1 "$CLOUD" burst "http://$P" "$KEY" 1000 10 1000)
+    after=$(counters)
+fi
 
-echo "== (e) token revoked under full load" >&2
-revoke_before=$(counters)
-( sleep 1; curl -fs -X POST "http://$K/revoke" >/dev/null ) &
-revoke_load=$($PIN1 wrk -t1 -c64 -d3s -H "Authorization: Bearer $KEY" "http://$P/compute/x" | awk '/Non-2xx/ {print $5} END {}')
-revoke_after=$(counters)
+if has e; then
+    echo "== (e) token revoked under full load" >&2
+    revoke_before=$(counters)
+    ( sleep 1; curl -fs -X POST "http://$K/revoke" >/dev/null ) &
+    revoke_load=$($PIN1 wrk -t1 -c64 -d3s -H "Authorization: Bearer $KEY" "http://$P/compute/x" | awk '/Non-2xx/ {print $5} END {}')
+    revoke_after=$(counters)
+fi
 
-echo "== (f) memory" >&2
-$PIN1 "$CLOUD" hold "$P" 1000 3 >/dev/null & holder=$!
-sleep 2; rss_1000=$(rss_kib "$PROXY_PID"); wait "$holder" || true
-$PIN1 "$CLOUD" burst "http://$P" "$KEY" 10000 10000 64 >/dev/null
-rss_scopes=$(rss_kib "$PROXY_PID")
+if has f; then
+    echo "== (f) memory" >&2
+    $PIN1 "$CLOUD" hold "$P" 1000 3 >/dev/null & holder=$!
+    sleep 2; rss_1000=$(rss_kib "$PROXY_PID"); wait "$holder" || true
+    $PIN1 "$CLOUD" burst "http://$P" "$KEY" 10000 10000 64 >/dev/null
+    rss_scopes=$(rss_kib "$PROXY_PID")
+fi
 
 # ----------------------------------------------------------------------
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf (b > 0 ? "%.2f" : "-"), a / b}'; }
@@ -226,16 +241,18 @@ echo
 echo "keystone-proxy benchmark, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), ${ROUNDS} rounds × ${DURATION}s, medians"
 echo
 printf '| case | direct | nginx | keystone-proxy | proxy/nginx | proxy/direct |\n|---|---|---|---|---|---|\n'
-specs=("a:1:req/s" "a:2:CPU µs/req" "a:4:p50 ms (closed loop)" "a:5:p99 ms (closed loop)")
+specs=()
+if has a; then specs+=("a:1:req/s" "a:2:CPU µs/req" "a:4:p50 ms (closed loop)" "a:5:p99 ms (closed loop)"); fi
 if [ -n "${results[b,proxy,1]:-}" ]; then specs+=("b:1:p50 ms at $RATE req/s" "b:2:p99 ms at $RATE req/s" "b:3:success rate at $RATE req/s"); fi
-for spec in "${specs[@]}" "c:3:MiB/s (1 MiB POST)" "c:2:CPU µs/req (1 MiB POST)"; do
+if has c; then specs+=("c:3:MiB/s (1 MiB POST)" "c:2:CPU µs/req (1 MiB POST)"); fi
+for spec in "${specs[@]}"; do
     IFS=: read -r case col label <<<"$spec"
     d=$(column_median "$case" direct "$col"); n=$(column_median "$case" nginx "$col"); p=$(column_median "$case" proxy "$col")
     printf '| (%s) %s | %s | %s | %s | %s | %s |\n' "$case" "$label" "$d" "$n" "$p" "$(ratio "$p" "$n")" "$(ratio "$p" "$d")"
 done
 echo
-echo "(d) cold start, 1,000 requests over 10 projects: $burst; Keystone calls before $before, after $after"
-echo "(e) token revoked under load: Keystone calls before $revoke_before, after $revoke_after; non-2xx answers to clients: ${revoke_load:-0}"
-echo "(f) RSS: idle (fresh, ready) $((rss_idle / 1024)) MiB; with 1,000 open connections (after the load above) $((rss_1000 / 1024)) MiB; after 10,000 cached scopes $((rss_scopes / 1024)) MiB"
-echo "(g) one $((UPLOAD_BYTES / 1024 / 1024)) MiB streamed upload: direct $upload_direct MiB/s, keystone-proxy $upload_proxy MiB/s ($(ratio "$upload_proxy" "$upload_direct") × direct); the proxy's peak RSS $((peak_upload / 1024)) MiB (retry_body_limit 8 MiB)"
-if [ -z "${results[b,proxy,1]:-}" ]; then echo "(b) open-loop latency: skipped (oha is not installed; a full run installs it)"; fi
+has d && echo "(d) cold start, 1,000 requests over 10 projects: $burst; Keystone calls before $before, after $after"
+has e && echo "(e) token revoked under load: Keystone calls before $revoke_before, after $revoke_after; non-2xx answers to clients: ${revoke_load:-0}"
+has f && echo "(f) RSS: idle (fresh, ready; measured in (d)) $((${rss_idle:-0} / 1024)) MiB; with 1,000 open connections (after the load above) $((rss_1000 / 1024)) MiB; after 10,000 cached scopes $((rss_scopes / 1024)) MiB"
+has g && echo "(g) one $((UPLOAD_BYTES / 1024 / 1024)) MiB streamed upload: direct $upload_direct MiB/s, keystone-proxy $upload_proxy MiB/s ($(ratio "$upload_proxy" "$upload_direct") × direct); the proxy's peak RSS $((peak_upload / 1024)) MiB (retry_body_limit 8 MiB)"
+if has b && [ -z "${results[b,proxy,1]:-}" ]; then echo "(b) open-loop latency: skipped (oha is not installed; a full run installs it)"; fi

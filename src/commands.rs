@@ -95,7 +95,7 @@ pub fn catalog_table(issued: &IssuedToken) -> String {
         .flat_map(|service| {
             service.endpoints.iter().map(move |endpoint| {
                 vec![
-                    service.service_type.clone(),
+                    service.service_type.to_string(),
                     service.name.clone(),
                     endpoint.interface.clone(),
                     endpoint.region.clone().unwrap_or_default(),

@@ -280,7 +280,7 @@ impl Proxy {
             .map(|service| {
                 let url = self.proxy_url(project_id, service);
                 json!({
-                    "type": service.service_type,
+                    "type": &*service.service_type,
                     "name": service.name,
                     "endpoints": v2_endpoints(service, &url),
                     "endpoints_links": [],
@@ -370,7 +370,7 @@ fn catalog_v3(catalog: &Catalog, url: impl Fn(&Service, &Endpoint) -> String) ->
                     })
                 })
                 .collect();
-            json!({"id": audit_id(), "type": service.service_type, "name": service.name, "endpoints": endpoints})
+            json!({"id": audit_id(), "type": &*service.service_type, "name": service.name, "endpoints": endpoints})
         })
         .collect();
     Value::Array(services)

@@ -8,6 +8,12 @@ use clap::{Parser, Subcommand, ValueEnum};
 use keystone_proxy::config::{self, ConfigSource, Overrides, Settings};
 use keystone_proxy::{clients, commands, connector, demo, server};
 
+/// Every request allocates a little (headers, futures, buffers); glibc's
+/// malloc was a seventh of the proxy's instructions per request, mimalloc's
+/// thread-local free lists make those allocations cheap.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "keystone-proxy",

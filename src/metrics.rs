@@ -6,6 +6,7 @@
 //! `-` when it never got that far, so random paths cannot grow the number
 //! of series.
 
+use std::sync::Arc;
 use std::sync::atomic::AtomicI64;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -20,13 +21,13 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
-    service: String,
+    service: Arc<str>,
     code: u16,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ServiceLabels {
-    service: String,
+    service: Arc<str>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -53,6 +54,8 @@ pub struct Metrics {
     cache_misses: Counter,
     tokens_cached: Gauge<i64, AtomicI64>,
     in_flight: Gauge<i64, AtomicI64>,
+    /// The label of requests answered before a service was found.
+    no_service: Arc<str>,
 }
 
 impl Default for Metrics {
@@ -126,12 +129,14 @@ impl Metrics {
             cache_misses,
             tokens_cached,
             in_flight,
+            no_service: Arc::from("-"),
         }
     }
 
-    /// A request was answered.
-    pub fn request(&self, service: &str, code: u16, seconds: f64) {
-        let service = service.to_string();
+    /// A request was answered; `service` is the catalog type it went to,
+    /// if it got that far. Labels are shared strings: no copy per request.
+    pub fn request(&self, service: Option<&Arc<str>>, code: u16, seconds: f64) {
+        let service = service.unwrap_or(&self.no_service).clone();
         self.durations
             .get_or_create(&ServiceLabels {
                 service: service.clone(),
@@ -199,7 +204,7 @@ mod tests {
     #[test]
     fn names_follow_the_design() {
         let metrics = Metrics::new();
-        metrics.request("compute", 200, 0.01);
+        metrics.request(Some(&Arc::from("compute")), 200, 0.01);
         metrics.retry("401");
         metrics.login("mycloud", "ok");
         metrics.cache_lookup(true);

@@ -62,7 +62,7 @@ pub fn made(bytes: Bytes) -> ResponseBody {
 }
 
 /// The request id header OpenStack services use (oslo.middleware).
-pub const REQUEST_ID: &str = "x-openstack-request-id";
+pub const REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-openstack-request-id");
 
 /// Characters escaped in a project name put into a URL path segment.
 const PATH_SEGMENT: &AsciiSet = &CONTROLS
@@ -115,9 +115,9 @@ pub struct Peer {
 /// What the log line of a request says, filled in as it goes.
 #[derive(Default)]
 struct Trace {
-    client: Option<String>,
+    client: Option<Arc<Client>>,
     project: Option<String>,
-    service: Option<String>,
+    service: Option<Arc<str>>,
     upstream: Duration,
     retried: bool,
 }
@@ -191,7 +191,7 @@ impl Proxy {
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         // The upstream's own id if it sent one (its logs use that), else ours.
-        let request_id = match response.headers().get(REQUEST_ID) {
+        let request_id = match response.headers().get(&REQUEST_ID) {
             Some(id) => id.clone(),
             None => {
                 response
@@ -201,9 +201,11 @@ impl Proxy {
             }
         };
         let status = response.status();
-        let service = trace.service.as_deref().unwrap_or("-");
-        self.metrics
-            .request(service, status.as_u16(), started.elapsed().as_secs_f64());
+        self.metrics.request(
+            trace.service.as_ref(),
+            status.as_u16(),
+            started.elapsed().as_secs_f64(),
+        );
         log_request(
             &request_id,
             &method,
@@ -256,7 +258,7 @@ impl Proxy {
             Some((client, _)) => client.clone(),
             None => self.clients.authenticate(&parts.headers)?,
         };
-        trace.client = Some(client.name.clone());
+        trace.client = Some(client.clone());
         let route = match target? {
             Target::Service(route) => route,
             _ => return Err(ProxyError::NotFound("served on the admin listener".into())),
@@ -266,7 +268,10 @@ impl Proxy {
             Some((_, session)) => session_scope(session, route.project.as_deref())?,
             None => self.scope(&client, cloud, route.project.as_deref())?,
         };
-        trace.project = scope.project.as_ref().map(|p| p.label().to_string());
+        if tracing::enabled!(tracing::Level::INFO) {
+            // Only the log line needs a copy of the name.
+            trace.project = scope.project.as_ref().map(|p| p.label().to_string());
+        }
         let outgoing = Outgoing {
             method: &parts.method,
             headers: &parts.headers,
@@ -403,7 +408,7 @@ impl Proxy {
             // The service the request used keeps its spelling.
             let name = match &trace.service {
                 Some(used) if *used == service.service_type => route.service,
-                _ => service.service_type.as_str(),
+                _ => &service.service_type,
             };
             for endpoint in &service.endpoints {
                 links.add(&endpoint.url, format!("{base}/{name}"));
@@ -567,12 +572,14 @@ fn session_scope(session: &Session, selector: Option<&str>) -> Result<Scope, Pro
 
 /// The client's request id (a global id, in OpenStack terms), else a new one.
 fn request_id(headers: &http::HeaderMap) -> HeaderValue {
-    if let Some(id) = headers.get(REQUEST_ID) {
+    if let Some(id) = headers.get(&REQUEST_ID) {
         return id.clone();
     }
-    let id = format!("req-{}", uuid::Uuid::new_v4());
+    // Written into a stack buffer: this runs for nearly every request.
+    let mut id = *b"req-00000000-0000-0000-0000-000000000000";
+    uuid::Uuid::new_v4().hyphenated().encode_lower(&mut id[4..]);
     // A formatted UUID is plain ASCII, always a valid header value.
-    HeaderValue::from_str(&id).unwrap_or(HeaderValue::from_static("req-unknown"))
+    HeaderValue::from_bytes(&id).unwrap_or(HeaderValue::from_static("req-unknown"))
 }
 
 fn find_endpoint<'t>(
@@ -639,7 +646,7 @@ fn log_request(
     error: Option<&ProxyError>,
 ) {
     let request_id = request_id.to_str().unwrap_or("-");
-    let client = trace.client.as_deref().unwrap_or("-");
+    let client = trace.client.as_ref().map_or("-", |c| c.name.as_str());
     let project = trace.project.as_deref().unwrap_or("-");
     let service = trace.service.as_deref().unwrap_or("-");
     let duration_ms = started.elapsed().as_secs_f64() * 1000.0;

@@ -59,12 +59,28 @@ static SPOOFABLE_PREFIXES: &[&str] = &[
     "x-service-",
 ];
 
-/// What the proxy knows about the client connection.
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_AUTH_TOKEN_NAME: HeaderName = HeaderName::from_static(X_AUTH_TOKEN);
+
+/// What the proxy knows about the client connection, as header values
+/// made once per connection rather than formatted on every request.
 #[derive(Debug, Clone)]
 pub struct Forwarded {
-    pub client_ip: Option<IpAddr>,
-    /// `http` or `https`: how the client reached the proxy.
-    pub proto: &'static str,
+    client_ip: Option<HeaderValue>,
+    proto: HeaderValue,
+}
+
+impl Forwarded {
+    /// `proto` is `http` or `https`: how the client reached the proxy.
+    pub fn new(client_ip: Option<IpAddr>, proto: &'static str) -> Forwarded {
+        Forwarded {
+            // An IP address is plain ASCII, always a valid header value.
+            client_ip: client_ip.and_then(|ip| HeaderValue::try_from(ip.to_string()).ok()),
+            proto: HeaderValue::from_static(proto),
+        }
+    }
 }
 
 /// The headers to send upstream for `incoming`, with `token` injected.
@@ -87,7 +103,7 @@ pub fn request_headers(
         out.append(name.clone(), value.clone());
     }
     add_forwarded(&mut out, host, forwarded);
-    out.insert(HeaderName::from_static(X_AUTH_TOKEN), token.clone());
+    out.insert(X_AUTH_TOKEN_NAME, token.clone());
     out
 }
 
@@ -110,6 +126,11 @@ pub fn keep_upgrade(headers: &mut HeaderMap, protocol: HeaderValue) {
 
 /// Remove hop-by-hop headers from an upstream response.
 pub fn clean_response_headers(headers: &mut HeaderMap) {
+    // Most answers have none: one pass over the names is cheaper than a
+    // removal (a hash lookup) per hop-by-hop name.
+    if !headers.keys().any(|name| is_hop_by_hop(name.as_str())) {
+        return;
+    }
     for name in connection_names(headers) {
         headers.remove(name.as_str());
     }
@@ -119,21 +140,21 @@ pub fn clean_response_headers(headers: &mut HeaderMap) {
 }
 
 fn add_forwarded(out: &mut HeaderMap, host: Option<&HeaderValue>, forwarded: &Forwarded) {
-    if let Some(ip) = forwarded.client_ip {
-        let chain = match out.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-            Some(previous) => format!("{previous}, {ip}"),
-            None => ip.to_string(),
+    if let Some(ip) = &forwarded.client_ip {
+        let value = match out.get(X_FORWARDED_FOR) {
+            Some(previous) => {
+                let chain = [previous.as_bytes(), b", ", ip.as_bytes()].concat();
+                HeaderValue::from_bytes(&chain).ok()
+            }
+            None => Some(ip.clone()),
         };
-        if let Ok(value) = HeaderValue::from_str(&chain) {
-            out.insert("x-forwarded-for", value);
+        if let Some(value) = value {
+            out.insert(X_FORWARDED_FOR, value);
         }
     }
-    out.insert(
-        "x-forwarded-proto",
-        HeaderValue::from_static(forwarded.proto),
-    );
+    out.insert(X_FORWARDED_PROTO, forwarded.proto.clone());
     if let Some(host) = host {
-        out.insert("x-forwarded-host", host.clone());
+        out.insert(X_FORWARDED_HOST, host.clone());
     }
 }
 
@@ -211,10 +232,7 @@ mod tests {
         ]);
         let mut token = HeaderValue::from_static("real-token");
         token.set_sensitive(true);
-        let forwarded = Forwarded {
-            client_ip: Some("10.0.0.7".parse().unwrap()),
-            proto: "http",
-        };
+        let forwarded = Forwarded::new(Some("10.0.0.7".parse().unwrap()), "http");
         let out = request_headers(&incoming, incoming.get("host"), &forwarded, &token);
         let names: Vec<&str> = out.keys().map(|k| k.as_str()).collect();
         assert_eq!(
@@ -241,10 +259,7 @@ mod tests {
             ("x-forwarded-for", "1.2.3.4"),
             ("x-forwarded-proto", "https"),
         ]);
-        let forwarded = Forwarded {
-            client_ip: Some("127.0.0.1".parse().unwrap()),
-            proto: "http",
-        };
+        let forwarded = Forwarded::new(Some("127.0.0.1".parse().unwrap()), "http");
         let out = request_headers(&incoming, None, &forwarded, &HeaderValue::from_static("t"));
         assert_eq!(out["x-forwarded-for"], "1.2.3.4, 127.0.0.1");
         assert_eq!(out["x-forwarded-proto"], "http");
@@ -274,10 +289,7 @@ mod tests {
             header::CONNECTION,
             HeaderValue::from_bytes(b"keep-\xf6live, x-hop").unwrap(),
         );
-        let forwarded = Forwarded {
-            client_ip: None,
-            proto: "http",
-        };
+        let forwarded = Forwarded::new(None, "http");
         let token = HeaderValue::from_static("t");
         let out = request_headers(&incoming, None, &forwarded, &token);
         assert!(!out.contains_key("x-hop"));

@@ -85,7 +85,7 @@ impl Upstream {
             headers::request_headers(outgoing.headers, outgoing.host, outgoing.forwarded, token);
         request
             .headers_mut()
-            .entry("x-openstack-request-id")
+            .entry(crate::proxy::REQUEST_ID)
             .or_insert_with(|| outgoing.request_id.clone());
         if let Some(protocol) = outgoing.upgrade {
             headers::keep_upgrade(request.headers_mut(), protocol.clone());

@@ -6,6 +6,8 @@
 //! then the first interface in the preference list that has an endpoint in
 //! the configured region wins.
 
+use std::sync::Arc;
+
 use http::uri::{Authority, Scheme};
 use serde::Deserialize;
 
@@ -48,7 +50,8 @@ pub struct Catalog {
 
 #[derive(Debug, Clone)]
 pub struct Service {
-    pub service_type: String,
+    /// Shared: every request's metrics and log line name it.
+    pub service_type: Arc<str>,
     pub name: String,
     pub endpoints: Vec<Endpoint>,
     /// `service_type` and `name` normalised once, for lookups.
@@ -141,7 +144,7 @@ impl Catalog {
             .map(|s| Service {
                 type_key: normalize(&s.service_type).into_owned(),
                 name_key: normalize(&s.name).into_owned(),
-                service_type: s.service_type,
+                service_type: Arc::from(s.service_type),
                 name: s.name,
                 endpoints: s
                     .endpoints
@@ -218,12 +221,26 @@ fn normalize(name: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// `normalize(raw) == normal`, without allocating: every request that
+/// misses the alias table compares against all of it.
+fn normalizes_to(raw: &str, normal: &str) -> bool {
+    raw.len() == normal.len()
+        && raw.bytes().zip(normal.bytes()).all(|(r, n)| {
+            let r = if r == b'_' {
+                b'-'
+            } else {
+                r.to_ascii_lowercase()
+            };
+            r == n
+        })
+}
+
 /// The official type followed by its aliases, if `wanted` is either.
 fn family_of(wanted: &str) -> Option<impl Iterator<Item = &'static str> + use<>> {
     SERVICE_TYPE_ALIASES
         .iter()
         .find(|(official, aliases)| {
-            *official == wanted || aliases.iter().any(|a| normalize(a) == wanted)
+            *official == wanted || aliases.iter().any(|a| normalizes_to(a, wanted))
         })
         .map(|(official, aliases)| std::iter::once(*official).chain(aliases.iter().copied()))
 }

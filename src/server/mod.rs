@@ -220,10 +220,7 @@ async fn accept_loop(
             builder: builder.clone(),
             watcher: graceful.watcher(),
             peer: Peer {
-                forwarded: Forwarded {
-                    client_ip,
-                    proto: if tls.is_some() { "https" } else { "http" },
-                },
+                forwarded: Forwarded::new(client_ip, if tls.is_some() { "https" } else { "http" }),
             },
         };
         tokio::spawn(async move {
