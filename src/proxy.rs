@@ -21,8 +21,8 @@ use crate::config::{CloudSettings, ProjectRef, Settings};
 use crate::connector;
 use crate::error::ProxyError;
 use crate::forward::{
-    ClientBody, Forwarded, Linger, Outgoing, Pace, PacedBody, ReplayBody, ReplayHandle, Upstream,
-    UpstreamBody, headers,
+    ClientBody, Forwarded, Linger, Outgoing, Pace, PacedBody, PooledBody, ReplayBody, ReplayHandle,
+    Upstream, UpstreamBody, headers,
 };
 use crate::keystone::Keystone;
 use crate::keystone::catalog::{Endpoint, LookupError};
@@ -35,7 +35,7 @@ use crate::tokens::{Scope, Token, TokenCache};
 /// The body of every answer: the upstream's, streamed as is (the common
 /// case, with no boxing), or any other: one the proxy made, or the
 /// upstream's with its links rewritten.
-pub type ResponseBody = Either<Incoming, OtherBody>;
+pub type ResponseBody = Either<PooledBody, OtherBody>;
 
 /// A boxed body, for the answers that are not passed through as is.
 pub type OtherBody = UnsyncBoxBody<Bytes, BodyError>;
@@ -304,7 +304,7 @@ impl Proxy {
         outgoing: &Outgoing<'_>,
         body: ClientBody,
         trace: &mut Trace,
-    ) -> Result<(Response<Incoming>, Arc<Token>), ProxyError> {
+    ) -> Result<(Response<PooledBody>, Arc<Token>), ProxyError> {
         let token = self.tokens.get(scope, Some(&client.logins)).await?;
         let (body, replay) = ReplayBody::new(body, self.retry_body_limit);
         let response = self
@@ -353,7 +353,7 @@ impl Proxy {
         body: UpstreamBody,
         replay: &ReplayHandle<ClientBody>,
         trace: &mut Trace,
-    ) -> Result<Response<Incoming>, ProxyError> {
+    ) -> Result<Response<PooledBody>, ProxyError> {
         let endpoint = find_endpoint(token, cloud, route, trace)?;
         let sent = Instant::now();
         let response = cloud
@@ -369,7 +369,7 @@ impl Proxy {
     /// pointed back at the proxy.
     async fn to_client(
         &self,
-        response: Response<Incoming>,
+        response: Response<PooledBody>,
         token: &Token,
         route: &Route<'_>,
         trace: &Trace,
@@ -528,7 +528,7 @@ impl Proxy {
 /// ways until either side closes. The token went with the request that
 /// opened the tunnel; what flows inside is the two ends' business.
 fn switch_protocols(
-    mut response: Response<Incoming>,
+    mut response: Response<PooledBody>,
     client: Option<OnUpgrade>,
 ) -> Result<Response<ResponseBody>, ProxyError> {
     let Some(client) = client else {

@@ -4,14 +4,13 @@ pub mod body;
 pub mod headers;
 pub mod linger;
 pub mod pace;
+pub mod pool;
 
 use std::time::Duration;
 
 use http::uri::{PathAndQuery, Uri};
-use http::{HeaderMap, HeaderValue, Method, Request, Response, Version};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, Version, header};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::connector::Connector;
 use crate::error::ProxyError;
@@ -21,6 +20,7 @@ pub use body::{ReplayBody, ReplayHandle};
 pub use headers::Forwarded;
 pub use linger::Linger;
 pub use pace::{Pace, PacedBody};
+pub use pool::PooledBody;
 
 /// A client's request body, as the proxy reads it: paced, and drained
 /// if the proxy answers without wanting all of it.
@@ -29,10 +29,12 @@ pub type ClientBody = Linger<PacedBody<Incoming>>;
 /// The request body type sent upstream.
 pub type UpstreamBody = ReplayBody<ClientBody>;
 
+/// How long an unused upstream connection is kept open.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
 /// A pooled client for one cloud's endpoints.
-#[derive(Debug)]
 pub struct Upstream {
-    client: Client<Connector, UpstreamBody>,
+    pool: pool::Pool,
     timeout: Duration,
 }
 
@@ -53,15 +55,11 @@ pub struct Outgoing<'a> {
 
 impl Upstream {
     pub fn new(connector: Connector, timeout: Duration) -> Upstream {
-        let client = Client::builder(TokioExecutor::new())
-            // Redirects are the client's business: the legacy client never
-            // follows them, and the pool keeps connections warm between requests.
-            .pool_idle_timeout(Duration::from_secs(90))
-            // Without a timer the idle timeout is only checked when a
-            // connection is picked again, and idle ones stay open for good.
-            .pool_timer(TokioTimer::new())
-            .build(connector);
-        Upstream { client, timeout }
+        // Redirects are the client's business: the pool never follows them.
+        Upstream {
+            pool: pool::Pool::new(connector, IDLE_TIMEOUT),
+            timeout,
+        }
     }
 
     /// Send `outgoing` to `endpoint` with `token`. The upstream gets
@@ -75,14 +73,17 @@ impl Upstream {
         token: &HeaderValue,
         body: UpstreamBody,
         body_read: impl Future<Output = ()>,
-    ) -> Result<Response<Incoming>, ProxyError> {
-        let uri = target_uri(endpoint, outgoing.rest, outgoing.query)?;
+    ) -> Result<Response<PooledBody>, ProxyError> {
         let mut request = Request::new(body);
         *request.method_mut() = outgoing.method.clone();
-        *request.uri_mut() = uri;
+        // Origin form: the connection already says which host.
+        *request.uri_mut() = Uri::from(origin_form(endpoint, outgoing.rest, outgoing.query)?);
         *request.version_mut() = Version::HTTP_11;
         *request.headers_mut() =
             headers::request_headers(outgoing.headers, outgoing.host, outgoing.forwarded, token);
+        request
+            .headers_mut()
+            .insert(header::HOST, endpoint.host.clone());
         request
             .headers_mut()
             .entry(crate::proxy::REQUEST_ID)
@@ -90,7 +91,11 @@ impl Upstream {
         if let Some(protocol) = outgoing.upgrade {
             headers::keep_upgrade(request.headers_mut(), protocol.clone());
         }
-        let response = self.client.request(request);
+        let key = pool::Key {
+            scheme: endpoint.scheme.clone(),
+            authority: endpoint.authority.clone(),
+        };
+        let response = self.pool.send(&key, request);
         tokio::pin!(response);
         let result = tokio::select! {
             result = &mut response => result,
@@ -115,12 +120,21 @@ impl Upstream {
 /// The upstream URI: the endpoint's scheme and authority, always (the
 /// request can only add to the path and query).
 pub fn target_uri(endpoint: &Endpoint, rest: &str, query: Option<&str>) -> Result<Uri, ProxyError> {
-    let path = PathAndQuery::try_from(endpoint.join(rest, query))
-        .map_err(|e| ProxyError::BadRequest(format!("cannot build the upstream path: {e}")))?;
+    let path = origin_form(endpoint, rest, query)?;
     Uri::builder()
         .scheme(endpoint.scheme.clone())
         .authority(endpoint.authority.clone())
         .path_and_query(path)
         .build()
         .map_err(|e| ProxyError::BadRequest(format!("cannot build the upstream URI: {e}")))
+}
+
+/// The upstream path and query (what an HTTP/1.1 request line carries).
+fn origin_form(
+    endpoint: &Endpoint,
+    rest: &str,
+    query: Option<&str>,
+) -> Result<PathAndQuery, ProxyError> {
+    PathAndQuery::try_from(endpoint.join(rest, query))
+        .map_err(|e| ProxyError::BadRequest(format!("cannot build the upstream path: {e}")))
 }

@@ -68,6 +68,8 @@ pub struct Endpoint {
     pub url: String,
     pub scheme: Scheme,
     pub authority: Authority,
+    /// The `Host` header for it (the authority without any user info).
+    pub host: http::HeaderValue,
     /// The URL's path, as written (`/` when it has none; may end in `/`).
     pub path: String,
 }
@@ -254,6 +256,11 @@ impl Endpoint {
             return None;
         }
         let authority = uri.authority()?.clone();
+        let host = match authority.port() {
+            Some(port) => format!("{}:{port}", authority.host()),
+            None => authority.host().to_string(),
+        };
+        let host = http::HeaderValue::try_from(host).ok()?;
         let path = uri.path_and_query().map(|p| p.path()).unwrap_or("/");
         let interface = interface.to_ascii_lowercase();
         let interface = interface
@@ -266,6 +273,7 @@ impl Endpoint {
             url: url.to_string(),
             scheme,
             authority,
+            host,
             path: path.to_string(),
         })
     }

@@ -150,7 +150,7 @@ fn keystone_message(body: &[u8]) -> Option<String> {
 }
 
 /// A transport error in words, with its causes (connection refused, TLS…).
-pub fn describe_client_error(error: &hyper_util::client::legacy::Error) -> String {
+pub fn describe_client_error(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut source = std::error::Error::source(error);
     while let Some(cause) = source {

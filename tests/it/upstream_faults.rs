@@ -90,6 +90,55 @@ async fn a_response_cut_short_is_never_complete_for_the_client() {
 }
 
 #[tokio::test]
+async fn sequential_requests_share_one_upstream_connection() {
+    let connections = Arc::new(AtomicUsize::new(0));
+    let heads = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (counter, seen) = (connections.clone(), heads.clone());
+    // Keep-alive by HTTP/1.1 rules; sized and chunked answers alternate, so
+    // the connection must come back to the pool after either kind of end.
+    let upstream = scripted_upstream(move |mut stream| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        let seen = seen.clone();
+        async move {
+            let mut n = 0;
+            while let Some((head, _)) = read_head(&mut stream).await {
+                seen.lock().unwrap().push(head);
+                let answer: &[u8] = if n % 2 == 0 {
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+                } else {
+                    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"
+                };
+                n += 1;
+                if stream.write_all(answer).await.is_err() {
+                    return;
+                }
+            }
+        }
+    })
+    .await;
+    let stack = stack_with("keepalive", upstream).await;
+    for n in 0..6 {
+        let response = stack.get(&format!("/keepalive/x/{n}"), ANY_KEY).await;
+        assert_eq!(response.status, 200, "{response:?}");
+        assert_eq!(&response.body[..], b"ok");
+    }
+    assert_eq!(connections.load(Ordering::SeqCst), 1);
+    let heads = heads.lock().unwrap();
+    assert_eq!(heads.len(), 6);
+    for (n, head) in heads.iter().enumerate() {
+        // Origin form on the request line, the endpoint in Host.
+        assert!(
+            head.starts_with(&format!("GET /v1/x/{n} HTTP/1.1\r\n")),
+            "{head}"
+        );
+        assert_eq!(
+            head_value(head, "host"),
+            Some(upstream.to_string().as_str())
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_pooled_connection_closed_by_the_upstream_is_not_reused() {
     let connections = Arc::new(AtomicUsize::new(0));
     let counter = connections.clone();

@@ -1,0 +1,292 @@
+//! Keep-alive connections to catalog endpoints.
+//!
+//! hyper-util's general client was a tenth of the proxy's instructions per
+//! request: a hashed pool key, a spawned task to hand each connection back,
+//! boxed futures moved several times. The proxy needs much less: HTTP/1.1
+//! only (the connector offers nothing else), a handful of endpoints per
+//! cloud, and a connection handed back the moment the response body ends.
+//! So the idle list is a short vector behind a mutex held for a push or a
+//! pop, and the response body itself checks its connection back in.
+//!
+//! Like any keep-alive client it can pick a connection the upstream is
+//! closing at that moment; a request that was not sent yet is then sent on
+//! another connection, which is what hyper-util did too.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::uri::{Authority, Scheme};
+use http::{Request, Response, StatusCode, Uri};
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper::client::conn::http1;
+use tower_service::Service;
+
+use super::UpstreamBody;
+use crate::connector::Connector;
+
+type Sender = http1::SendRequest<UpstreamBody>;
+
+/// Where a connection goes: requests to one endpoint share connections.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Key {
+    pub scheme: Scheme,
+    pub authority: Authority,
+}
+
+/// The pool of one cloud. Cheap to share: clones use the same connections.
+#[derive(Clone)]
+pub struct Pool {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    connector: Connector,
+    idle_timeout: Duration,
+    idle: Mutex<Vec<Host>>,
+    /// The sweeper that closes connections idle too long runs once the
+    /// first connection is checked in (inside the runtime).
+    sweeping: AtomicBool,
+}
+
+struct Host {
+    key: Key,
+    /// Most recently used last: it is the least likely to have been closed.
+    idle: Vec<Idle>,
+}
+
+struct Idle {
+    sender: Sender,
+    since: Instant,
+}
+
+/// Why a request did not get a response.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("cannot connect: {0}")]
+    Connect(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("{0}")]
+    Http(#[from] hyper::Error),
+}
+
+impl Pool {
+    pub fn new(connector: Connector, idle_timeout: Duration) -> Pool {
+        Pool {
+            inner: Arc::new(Inner {
+                connector,
+                idle_timeout,
+                idle: Mutex::new(Vec::new()),
+                sweeping: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// Send `request` (its URI in origin form) to `key` on an idle
+    /// connection, else on a new one.
+    pub async fn send(
+        &self,
+        key: &Key,
+        mut request: Request<UpstreamBody>,
+    ) -> Result<Response<PooledBody>, SendError> {
+        while let Some(mut sender) = self.inner.checkout(key) {
+            if sender.ready().await.is_err() {
+                continue; // closed while idle
+            }
+            match sender.try_send_request(request).await {
+                Ok(response) => return Ok(self.inner.clone().wrap(key, sender, response)),
+                Err(mut error) => match error.take_message() {
+                    // Not sent: the connection was closing. Try another.
+                    Some(unsent) => request = unsent,
+                    None => return Err(error.into_error().into()),
+                },
+            }
+        }
+        let mut sender = self.inner.connect(key).await?;
+        let response = sender.send_request(request).await?;
+        Ok(self.inner.clone().wrap(key, sender, response))
+    }
+
+    /// Connections now idle (for tests and metrics).
+    pub fn idle_connections(&self) -> usize {
+        self.inner.lock().iter().map(|host| host.idle.len()).sum()
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, Vec<Host>> {
+        // Held only for a push or a pop; a panic there leaves the list sound.
+        self.idle
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The most recently used connection that can take a request now.
+    /// One still busy (its upstream answered before reading the whole
+    /// request body, say) stays listed until it is ready, closed or idle
+    /// for too long; waiting for it could mean waiting for good.
+    fn checkout(&self, key: &Key) -> Option<Sender> {
+        let mut hosts = self.lock();
+        let host = hosts.iter_mut().find(|host| host.key == *key)?;
+        for at in (0..host.idle.len()).rev() {
+            let idle = &host.idle[at];
+            if idle.sender.is_closed() || idle.since.elapsed() >= self.idle_timeout {
+                host.idle.remove(at);
+            } else if idle.sender.is_ready() {
+                return Some(host.idle.remove(at).sender);
+            }
+        }
+        None
+    }
+
+    fn checkin(self: &Arc<Self>, key: &Key, sender: Sender) {
+        if sender.is_closed() {
+            return;
+        }
+        let idle = Idle {
+            sender,
+            since: Instant::now(),
+        };
+        let mut hosts = self.lock();
+        match hosts.iter_mut().find(|host| host.key == *key) {
+            Some(host) => host.idle.push(idle),
+            None => hosts.push(Host {
+                key: key.clone(),
+                idle: vec![idle],
+            }),
+        }
+        drop(hosts);
+        if !self.sweeping.swap(true, Ordering::Relaxed) {
+            tokio::spawn(sweep(Arc::downgrade(self)));
+        }
+    }
+
+    async fn connect(&self, key: &Key) -> Result<Sender, SendError> {
+        let uri = Uri::builder()
+            .scheme(key.scheme.clone())
+            .authority(key.authority.clone())
+            .path_and_query("/")
+            .build()
+            .map_err(|error| SendError::Connect(error.into()))?;
+        let mut connector = self.connector.clone();
+        std::future::poll_fn(|cx| connector.poll_ready(cx))
+            .await
+            .map_err(SendError::Connect)?;
+        let io = connector.call(uri).await.map_err(SendError::Connect)?;
+        let (sender, connection) = http1::handshake(io).await?;
+        tokio::spawn(async move {
+            // Upgrades: a 101 hands the connection over to a tunnel.
+            if let Err(error) = connection.with_upgrades().await {
+                tracing::debug!(%error, "upstream connection ended with an error");
+            }
+        });
+        Ok(sender)
+    }
+
+    /// The response, with a body that checks `sender` back in when it ends.
+    fn wrap(
+        self: Arc<Self>,
+        key: &Key,
+        sender: Sender,
+        response: Response<Incoming>,
+    ) -> Response<PooledBody> {
+        // After a protocol switch the connection belongs to the tunnel.
+        if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+            return response.map(|body| PooledBody {
+                body,
+                checkin: None,
+            });
+        }
+        let checkin = Checkin {
+            pool: self,
+            key: key.clone(),
+            sender,
+        };
+        response.map(|body| {
+            let mut body = PooledBody {
+                body,
+                checkin: Some(checkin),
+            };
+            body.check_in_if_ended();
+            body
+        })
+    }
+}
+
+/// Close connections idle longer than the timeout, so that an endpoint no
+/// longer used does not keep sockets open for good.
+async fn sweep(pool: Weak<Inner>) {
+    loop {
+        let Some(every) = pool.upgrade().map(|pool| pool.idle_timeout / 2) else {
+            return;
+        };
+        tokio::time::sleep(every.max(Duration::from_millis(100))).await;
+        let Some(pool) = pool.upgrade() else {
+            return;
+        };
+        let timeout = pool.idle_timeout;
+        for host in pool.lock().iter_mut() {
+            host.idle
+                .retain(|idle| !idle.sender.is_closed() && idle.since.elapsed() < timeout);
+        }
+    }
+}
+
+struct Checkin {
+    pool: Arc<Inner>,
+    key: Key,
+    sender: Sender,
+}
+
+/// An upstream response body. When it has been read to its end, its
+/// connection goes back to the pool; dropped before that, the connection
+/// is closed (hyper cannot reuse it).
+pub struct PooledBody {
+    body: Incoming,
+    checkin: Option<Checkin>,
+}
+
+impl PooledBody {
+    fn check_in_if_ended(&mut self) {
+        if self.body.is_end_stream() {
+            self.check_in();
+        }
+    }
+
+    fn check_in(&mut self) {
+        if let Some(Checkin { pool, key, sender }) = self.checkin.take() {
+            pool.checkin(&key, sender);
+        }
+    }
+}
+
+impl Body for PooledBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let polled = Pin::new(&mut self.body).poll_frame(cx);
+        match &polled {
+            Poll::Ready(None) => self.check_in(),
+            Poll::Ready(Some(Ok(_))) => self.check_in_if_ended(),
+            // The connection is broken: let it go.
+            Poll::Ready(Some(Err(_))) => self.checkin = None,
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
