@@ -20,7 +20,6 @@ pub use body::{ReplayBody, ReplayHandle};
 pub use headers::Forwarded;
 pub use linger::Linger;
 pub use pace::{Pace, PacedBody};
-pub use pool::PooledBody;
 
 /// A client's request body, as the proxy reads it: paced, and drained
 /// if the proxy answers without wanting all of it.
@@ -29,12 +28,16 @@ pub type ClientBody = Linger<PacedBody<Incoming>>;
 /// The request body type sent upstream.
 pub type UpstreamBody = ReplayBody<ClientBody>;
 
+/// An upstream response body (its connection goes back to the pool when
+/// it ends).
+pub type PooledBody = pool::PooledBody<UpstreamBody>;
+
 /// How long an unused upstream connection is kept open.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// A pooled client for one cloud's endpoints.
 pub struct Upstream {
-    pool: pool::Pool,
+    pool: pool::Pool<UpstreamBody>,
     timeout: Duration,
 }
 

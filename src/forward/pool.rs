@@ -26,10 +26,23 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1;
 use tower_service::Service;
 
-use super::UpstreamBody;
 use crate::connector::Connector;
 
-type Sender = http1::SendRequest<UpstreamBody>;
+type Sender<B> = http1::SendRequest<B>;
+
+/// What hyper's client connection can send as a request body.
+pub trait RequestBody:
+    Body<Data: Send, Error: Into<Box<dyn std::error::Error + Send + Sync>>> + Send + Unpin + 'static
+{
+}
+
+impl<B> RequestBody for B where
+    B: Body<Data: Send, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
+        + Send
+        + Unpin
+        + 'static
+{
+}
 
 /// Where a connection goes: requests to one endpoint share connections.
 #[derive(Clone, PartialEq, Eq)]
@@ -39,28 +52,27 @@ pub struct Key {
 }
 
 /// The pool of one cloud. Cheap to share: clones use the same connections.
-#[derive(Clone)]
-pub struct Pool {
-    inner: Arc<Inner>,
+pub struct Pool<B> {
+    inner: Arc<Inner<B>>,
 }
 
-struct Inner {
+struct Inner<B> {
     connector: Connector,
     idle_timeout: Duration,
-    idle: Mutex<Vec<Host>>,
+    idle: Mutex<Vec<Host<B>>>,
     /// The sweeper that closes connections idle too long runs once the
     /// first connection is checked in (inside the runtime).
     sweeping: AtomicBool,
 }
 
-struct Host {
+struct Host<B> {
     key: Key,
     /// Most recently used last: it is the least likely to have been closed.
-    idle: Vec<Idle>,
+    idle: Vec<Idle<B>>,
 }
 
-struct Idle {
-    sender: Sender,
+struct Idle<B> {
+    sender: Sender<B>,
     since: Instant,
 }
 
@@ -73,8 +85,8 @@ pub enum SendError {
     Http(#[from] hyper::Error),
 }
 
-impl Pool {
-    pub fn new(connector: Connector, idle_timeout: Duration) -> Pool {
+impl<B: RequestBody> Pool<B> {
+    pub fn new(connector: Connector, idle_timeout: Duration) -> Pool<B> {
         Pool {
             inner: Arc::new(Inner {
                 connector,
@@ -90,8 +102,8 @@ impl Pool {
     pub async fn send(
         &self,
         key: &Key,
-        mut request: Request<UpstreamBody>,
-    ) -> Result<Response<PooledBody>, SendError> {
+        mut request: Request<B>,
+    ) -> Result<Response<PooledBody<B>>, SendError> {
         while let Some(mut sender) = self.inner.checkout(key) {
             if sender.ready().await.is_err() {
                 continue; // closed while idle
@@ -116,8 +128,8 @@ impl Pool {
     }
 }
 
-impl Inner {
-    fn lock(&self) -> MutexGuard<'_, Vec<Host>> {
+impl<B: RequestBody> Inner<B> {
+    fn lock(&self) -> MutexGuard<'_, Vec<Host<B>>> {
         // Held only for a push or a pop; a panic there leaves the list sound.
         self.idle
             .lock()
@@ -128,7 +140,7 @@ impl Inner {
     /// One still busy (its upstream answered before reading the whole
     /// request body, say) stays listed until it is ready, closed or idle
     /// for too long; waiting for it could mean waiting for good.
-    fn checkout(&self, key: &Key) -> Option<Sender> {
+    fn checkout(&self, key: &Key) -> Option<Sender<B>> {
         let mut hosts = self.lock();
         let host = hosts.iter_mut().find(|host| host.key == *key)?;
         for at in (0..host.idle.len()).rev() {
@@ -142,7 +154,7 @@ impl Inner {
         None
     }
 
-    fn checkin(self: &Arc<Self>, key: &Key, sender: Sender) {
+    fn checkin(self: &Arc<Self>, key: &Key, sender: Sender<B>) {
         if sender.is_closed() {
             return;
         }
@@ -164,7 +176,7 @@ impl Inner {
         }
     }
 
-    async fn connect(&self, key: &Key) -> Result<Sender, SendError> {
+    async fn connect(&self, key: &Key) -> Result<Sender<B>, SendError> {
         let uri = Uri::builder()
             .scheme(key.scheme.clone())
             .authority(key.authority.clone())
@@ -190,9 +202,9 @@ impl Inner {
     fn wrap(
         self: Arc<Self>,
         key: &Key,
-        sender: Sender,
+        sender: Sender<B>,
         response: Response<Incoming>,
-    ) -> Response<PooledBody> {
+    ) -> Response<PooledBody<B>> {
         // After a protocol switch the connection belongs to the tunnel.
         if response.status() == StatusCode::SWITCHING_PROTOCOLS {
             return response.map(|body| PooledBody {
@@ -218,7 +230,7 @@ impl Inner {
 
 /// Close connections idle longer than the timeout, so that an endpoint no
 /// longer used does not keep sockets open for good.
-async fn sweep(pool: Weak<Inner>) {
+async fn sweep<B: RequestBody>(pool: Weak<Inner<B>>) {
     loop {
         let Some(every) = pool.upgrade().map(|pool| pool.idle_timeout / 2) else {
             return;
@@ -235,21 +247,21 @@ async fn sweep(pool: Weak<Inner>) {
     }
 }
 
-struct Checkin {
-    pool: Arc<Inner>,
+struct Checkin<B> {
+    pool: Arc<Inner<B>>,
     key: Key,
-    sender: Sender,
+    sender: Sender<B>,
 }
 
 /// An upstream response body. When it has been read to its end, its
 /// connection goes back to the pool; dropped before that, the connection
 /// is closed (hyper cannot reuse it).
-pub struct PooledBody {
+pub struct PooledBody<B> {
     body: Incoming,
-    checkin: Option<Checkin>,
+    checkin: Option<Checkin<B>>,
 }
 
-impl PooledBody {
+impl<B: RequestBody> PooledBody<B> {
     fn check_in_if_ended(&mut self) {
         if self.body.is_end_stream() {
             self.check_in();
@@ -263,7 +275,7 @@ impl PooledBody {
     }
 }
 
-impl Body for PooledBody {
+impl<B: RequestBody> Body for PooledBody<B> {
     type Data = Bytes;
     type Error = hyper::Error;
 
@@ -288,5 +300,106 @@ impl Body for PooledBody {
 
     fn size_hint(&self) -> SizeHint {
         self.body.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::{BodyExt, Empty};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+    use tokio::sync::mpsc;
+
+    /// An upstream answering `ok` to each request; it reports every
+    /// connection it accepts (`true`) and sees closed (`false`).
+    async fn upstream() -> (Key, mpsc::UnboundedReceiver<bool>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let authority = listener.local_addr().unwrap().to_string().parse().unwrap();
+        let (events, received) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let events = events.clone();
+                let _ = events.send(true);
+                tokio::spawn(async move {
+                    let mut buf = [0; 4096];
+                    // The tests send one small request at a time: one read each.
+                    while let Ok(1..) = stream.read(&mut buf).await {
+                        let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+                        if stream.write_all(answer).await.is_err() {
+                            break;
+                        }
+                    }
+                    let _ = events.send(false);
+                });
+            }
+        });
+        let key = Key {
+            scheme: Scheme::HTTP,
+            authority,
+        };
+        (key, received)
+    }
+
+    fn pool(idle_timeout: Duration) -> Pool<Empty<Bytes>> {
+        let connector =
+            crate::connector::build(&Default::default(), Duration::from_secs(1)).unwrap();
+        Pool::new(connector, idle_timeout)
+    }
+
+    async fn get(pool: &Pool<Empty<Bytes>>, key: &Key) -> Response<PooledBody<Empty<Bytes>>> {
+        let request = Request::get("/x")
+            .header(http::header::HOST, key.authority.as_str())
+            .body(Empty::new())
+            .unwrap();
+        pool.send(key, request).await.unwrap()
+    }
+
+    async fn read(response: Response<PooledBody<Empty<Bytes>>>) -> Bytes {
+        response.into_body().collect().await.unwrap().to_bytes()
+    }
+
+    #[tokio::test]
+    async fn a_connection_read_to_the_end_is_reused() {
+        let (key, mut events) = upstream().await;
+        let pool = pool(Duration::from_secs(90));
+        for _ in 0..3 {
+            assert_eq!(read(get(&pool, &key).await).await, "ok");
+            assert_eq!(pool.idle_connections(), 1);
+        }
+        assert_eq!(events.recv().await, Some(true));
+        assert!(events.try_recv().is_err(), "one connection for all");
+    }
+
+    #[tokio::test]
+    async fn a_body_dropped_unread_takes_its_connection_with_it() {
+        let (key, mut events) = upstream().await;
+        let pool = pool(Duration::from_secs(90));
+        drop(get(&pool, &key).await);
+        assert_eq!(pool.idle_connections(), 0);
+        assert_eq!(read(get(&pool, &key).await).await, "ok");
+        let seen: Vec<bool> = [
+            events.recv().await,
+            events.recv().await,
+            events.recv().await,
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        // The first connection closed; the second request opened another.
+        assert_eq!(seen.iter().filter(|opened| **opened).count(), 2, "{seen:?}");
+        assert!(seen.contains(&false), "{seen:?}");
+    }
+
+    #[tokio::test]
+    async fn idle_connections_are_closed_after_the_timeout() {
+        let (key, mut events) = upstream().await;
+        let pool = pool(Duration::from_millis(200));
+        assert_eq!(read(get(&pool, &key).await).await, "ok");
+        assert_eq!(pool.idle_connections(), 1);
+        assert_eq!(events.recv().await, Some(true));
+        let closed = tokio::time::timeout(Duration::from_secs(5), events.recv()).await;
+        assert_eq!(closed.ok().flatten(), Some(false), "closed by the sweeper");
+        assert_eq!(pool.idle_connections(), 0);
     }
 }
