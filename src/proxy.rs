@@ -89,7 +89,8 @@ pub(crate) struct Cloud {
 /// Everything a request needs, shared by all connections; rebuilt on reload.
 pub struct Proxy {
     pub(crate) clients: Clients,
-    clouds: HashMap<String, Cloud>,
+    /// Looked up on every request; the names come from the configuration.
+    clouds: HashMap<String, Cloud, foldhash::fast::RandomState>,
     pub(crate) tokens: TokenCache,
     pub(crate) sessions: Arc<Sessions>,
     /// How clients reach the proxy (the facade's catalog points here).
@@ -128,7 +129,7 @@ impl Proxy {
         metrics: Arc<Metrics>,
         sessions: Arc<Sessions>,
     ) -> Result<Proxy, String> {
-        let mut clouds = HashMap::new();
+        let mut clouds = HashMap::default();
         let mut keystones = HashMap::new();
         for (name, cloud) in &settings.clouds {
             let connector = connector::for_cloud(settings, cloud)?;
