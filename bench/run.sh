@@ -203,6 +203,9 @@ if has g; then
     start_proxy
     curl -fs -o /dev/null -H "Authorization: Bearer $KEY" "http://$P/compute/x" || true  # the token, before the clock starts
     upload_direct=$($PIN1 "$CLOUD" upload "http://$U/v2.1/big" X-Auth-Token bench-token-0 "$UPLOAD_BYTES")
+    # nginx streams it too (proxy_request_buffering off): the same three
+    # copies per byte on CPU 0 as the proxy, against one when direct.
+    upload_nginx=$($PIN1 "$CLOUD" upload "http://$N/big" X-Unused - "$UPLOAD_BYTES")
     upload_proxy=$($PIN1 "$CLOUD" upload "http://$P/compute/big" Authorization "Bearer $KEY" "$UPLOAD_BYTES")
     peak_upload=$(awk '/VmHWM/ {print $2}' "/proc/$PROXY_PID/status")
 fi
@@ -254,5 +257,5 @@ echo
 has d && echo "(d) cold start, 1,000 requests over 10 projects: $burst; Keystone calls before $before, after $after"
 has e && echo "(e) token revoked under load: Keystone calls before $revoke_before, after $revoke_after; non-2xx answers to clients: ${revoke_load:-0}"
 has f && echo "(f) RSS: idle (fresh, ready; measured in (d)) $((${rss_idle:-0} / 1024)) MiB; with 1,000 open connections (after the load above) $((rss_1000 / 1024)) MiB; after 10,000 cached scopes $((rss_scopes / 1024)) MiB"
-has g && echo "(g) one $((UPLOAD_BYTES / 1024 / 1024)) MiB streamed upload: direct $upload_direct MiB/s, keystone-proxy $upload_proxy MiB/s ($(ratio "$upload_proxy" "$upload_direct") × direct); the proxy's peak RSS $((peak_upload / 1024)) MiB (retry_body_limit 8 MiB)"
+has g && echo "(g) one $((UPLOAD_BYTES / 1024 / 1024)) MiB streamed upload: direct $upload_direct MiB/s, nginx $upload_nginx MiB/s, keystone-proxy $upload_proxy MiB/s ($(ratio "$upload_proxy" "$upload_direct") × direct, $(ratio "$upload_proxy" "$upload_nginx") × nginx); the proxy's peak RSS $((peak_upload / 1024)) MiB (retry_body_limit 8 MiB)"
 if has b && [ -z "${results[b,proxy,1]:-}" ]; then echo "(b) open-loop latency: skipped (oha is not installed; a full run installs it)"; fi
