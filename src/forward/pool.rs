@@ -51,7 +51,7 @@ pub struct Key {
     pub authority: Authority,
 }
 
-/// The pool of one cloud. Cheap to share: clones use the same connections.
+/// The pool of one cloud.
 pub struct Pool<B> {
     inner: Arc<Inner<B>>,
 }
@@ -74,6 +74,13 @@ struct Host<B> {
 struct Idle<B> {
     sender: Sender<B>,
     since: Instant,
+}
+
+impl<B> Idle<B> {
+    /// Closed by the upstream, or unused for `timeout`: never to be used again.
+    fn is_dead(&self, timeout: Duration) -> bool {
+        self.sender.is_closed() || self.since.elapsed() >= timeout
+    }
 }
 
 /// Why a request did not get a response.
@@ -122,7 +129,7 @@ impl<B: RequestBody> Pool<B> {
         Ok(self.inner.clone().wrap(key, sender, response))
     }
 
-    /// Connections now idle (for tests and metrics).
+    /// Connections now idle (the tests watch it).
     pub fn idle_connections(&self) -> usize {
         self.inner.lock().iter().map(|host| host.idle.len()).sum()
     }
@@ -145,7 +152,7 @@ impl<B: RequestBody> Inner<B> {
         let host = hosts.iter_mut().find(|host| host.key == *key)?;
         for at in (0..host.idle.len()).rev() {
             let idle = &host.idle[at];
-            if idle.sender.is_closed() || idle.since.elapsed() >= self.idle_timeout {
+            if idle.is_dead(self.idle_timeout) {
                 host.idle.remove(at);
             } else if idle.sender.is_ready() {
                 return Some(host.idle.remove(at).sender);
@@ -241,8 +248,7 @@ async fn sweep<B: RequestBody>(pool: Weak<Inner<B>>) {
         };
         let timeout = pool.idle_timeout;
         for host in pool.lock().iter_mut() {
-            host.idle
-                .retain(|idle| !idle.sender.is_closed() && idle.since.elapsed() < timeout);
+            host.idle.retain(|idle| !idle.is_dead(timeout));
         }
     }
 }

@@ -216,10 +216,23 @@ impl Service {
 
 /// `Volume_V3` and `volume-v3` mean the same: lower case, `_` as `-`.
 fn normalize(name: &str) -> std::borrow::Cow<'_, str> {
-    if name.bytes().any(|b| b.is_ascii_uppercase() || b == b'_') {
-        std::borrow::Cow::Owned(name.to_ascii_lowercase().replace('_', "-"))
+    if name.bytes().any(|b| normal_byte(b) != b) {
+        let ascii_only = |c: char| match u8::try_from(c) {
+            Ok(b) if b.is_ascii() => char::from(normal_byte(b)),
+            _ => c,
+        };
+        std::borrow::Cow::Owned(name.chars().map(ascii_only).collect())
     } else {
         std::borrow::Cow::Borrowed(name)
+    }
+}
+
+/// One byte of a name in [`normalize`]d form.
+fn normal_byte(b: u8) -> u8 {
+    if b == b'_' {
+        b'-'
+    } else {
+        b.to_ascii_lowercase()
     }
 }
 
@@ -227,14 +240,10 @@ fn normalize(name: &str) -> std::borrow::Cow<'_, str> {
 /// misses the alias table compares against all of it.
 fn normalizes_to(raw: &str, normal: &str) -> bool {
     raw.len() == normal.len()
-        && raw.bytes().zip(normal.bytes()).all(|(r, n)| {
-            let r = if r == b'_' {
-                b'-'
-            } else {
-                r.to_ascii_lowercase()
-            };
-            r == n
-        })
+        && raw
+            .bytes()
+            .zip(normal.bytes())
+            .all(|(r, n)| normal_byte(r) == n)
 }
 
 /// The official type followed by its aliases, if `wanted` is either.
