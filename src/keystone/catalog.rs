@@ -341,6 +341,23 @@ mod tests {
     }
 
     #[test]
+    fn the_allocation_free_compare_agrees_with_normalize() {
+        for raw in [
+            "application_deployment",
+            "Volume_V3",
+            "volumev3",
+            "Ünïcode_X",
+            "a",
+        ] {
+            let normal = normalize(raw);
+            assert!(normalizes_to(raw, &normal), "{raw}");
+            assert!(!normalizes_to(raw, &format!("{normal}x")), "{raw}");
+        }
+        assert_eq!(normalize("Ünïcode_X"), "Ünïcode-x");
+        assert!(!normalizes_to("volume_v3", "volume_v3"));
+    }
+
+    #[test]
     fn by_type_alias_and_name() {
         assert_eq!(
             url("compute", &["public"], Some("RegionOne")).unwrap(),
