@@ -141,7 +141,9 @@ pub fn clean_response_headers(headers: &mut HeaderMap) {
 
 fn add_forwarded(out: &mut HeaderMap, host: Option<&HeaderValue>, forwarded: &Forwarded) {
     if let Some(ip) = &forwarded.client_ip {
-        let value = match out.get(X_FORWARDED_FOR) {
+        // A previous chain that is not plain text is replaced, not extended.
+        let previous = out.get(X_FORWARDED_FOR).filter(|v| v.to_str().is_ok());
+        let value = match previous {
             Some(previous) => {
                 let chain = [previous.as_bytes(), b", ", ip.as_bytes()].concat();
                 HeaderValue::from_bytes(&chain).ok()
@@ -263,6 +265,20 @@ mod tests {
         let out = request_headers(&incoming, None, &forwarded, &HeaderValue::from_static("t"));
         assert_eq!(out["x-forwarded-for"], "1.2.3.4, 127.0.0.1");
         assert_eq!(out["x-forwarded-proto"], "http");
+    }
+
+    #[test]
+    fn a_forwarded_for_that_is_not_text_is_replaced() {
+        // Found by fuzz/fuzz_targets/headers.rs after the chain was built
+        // from bytes: obs-text in the client's value reached the upstream.
+        let mut incoming = HeaderMap::new();
+        incoming.insert(
+            "x-forwarded-for",
+            HeaderValue::from_bytes(b"1.2.3.4\xfc").unwrap(),
+        );
+        let forwarded = Forwarded::new(Some("127.0.0.1".parse().unwrap()), "http");
+        let out = request_headers(&incoming, None, &forwarded, &HeaderValue::from_static("t"));
+        assert_eq!(out["x-forwarded-for"], "127.0.0.1");
     }
 
     #[test]
