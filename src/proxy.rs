@@ -246,12 +246,18 @@ impl Proxy {
         let target = route::parse(parts.uri.path(), &parts.headers);
         match target {
             Ok(Target::Health) => return Ok(health()),
-            Ok(Target::Ready) if !self.separate_admin => return Ok(self.readiness().await),
-            Ok(Target::Metrics) if !self.separate_admin => return Ok(self.render_metrics().await),
+            // The rarely used answers are boxed: their futures would
+            // otherwise make every request's future larger.
+            Ok(Target::Ready) if !self.separate_admin => {
+                return Ok(Box::pin(self.readiness()).await);
+            }
+            Ok(Target::Metrics) if !self.separate_admin => {
+                return Ok(Box::pin(self.render_metrics()).await);
+            }
             _ => {}
         }
         if let Ok(Target::Facade(path)) = target {
-            return self.facade(path, &parts, body).await;
+            return Box::pin(self.facade(path, &parts, body)).await;
         }
         // A facade session, or a local key.
         let session = self.session_of(&parts)?;
@@ -314,6 +320,29 @@ impl Proxy {
         if response.status() != StatusCode::UNAUTHORIZED {
             return Ok((response, token));
         }
+        // Boxed: the renewal's futures are large and rarely needed; inline,
+        // every request's future would carry their space.
+        Box::pin(self.renew_and_retry(
+            client, cloud, scope, route, outgoing, response, token, replay, trace,
+        ))
+        .await
+    }
+
+    /// The upstream refused `token`: renew it and send the request again,
+    /// if its body can be replayed; else the upstream's 401 is the answer.
+    #[allow(clippy::too_many_arguments)]
+    async fn renew_and_retry(
+        &self,
+        client: &Client,
+        cloud: &Cloud,
+        scope: &Scope,
+        route: &Route<'_>,
+        outgoing: &Outgoing<'_>,
+        response: Response<PooledBody>,
+        token: Arc<Token>,
+        replay: ReplayHandle<ClientBody>,
+        trace: &mut Trace,
+    ) -> Result<(Response<PooledBody>, Arc<Token>), ProxyError> {
         // The token was refused: whatever happens to this request, the
         // next one should not use it (unless another request renewed it).
         self.tokens.invalidate(scope, &token).await;
@@ -359,7 +388,7 @@ impl Proxy {
         let sent = Instant::now();
         let response = cloud
             .upstream
-            .send(endpoint, outgoing, &token.header, body, replay.body_read())
+            .send(endpoint, outgoing, &token.header, body, replay)
             .await;
         trace.upstream += sent.elapsed();
         response
@@ -389,7 +418,12 @@ impl Proxy {
             return Response::from_parts(parts, Either::Left(body));
         }
         let response = Response::from_parts(parts, body);
-        let rewritten = rewrite::rewrite_response(&links, response, self.rewrite_body_limit).await;
+        let rewritten = Box::pin(rewrite::rewrite_response(
+            &links,
+            response,
+            self.rewrite_body_limit,
+        ))
+        .await;
         rewritten.map(|body| Either::Right(body.map_err(BodyError).boxed_unsync()))
     }
 

@@ -143,17 +143,9 @@ impl TokenCache {
                 self.inner.metrics.cache_lookup(true);
                 token
             }
-            None => {
-                let entry = self
-                    .inner
-                    .cache
-                    .entry_by_ref(scope)
-                    .or_try_insert_with(self.inner.limited_login(scope, limit))
-                    .await
-                    .map_err(|error| (*error).clone())?;
-                self.inner.metrics.cache_lookup(!entry.is_fresh());
-                entry.into_value()
-            }
+            // Boxed: the login's future is kilobytes, and every request's
+            // future would otherwise carry (and move) that space.
+            None => Box::pin(self.fetch(scope, limit)).await?,
         };
         if Instant::now() >= token.refresh_at && !token.refreshing.swap(true, Ordering::AcqRel) {
             let this = self.clone();
@@ -162,6 +154,23 @@ impl TokenCache {
             tokio::spawn(async move { this.refresh(scope, old).await });
         }
         Ok(token)
+    }
+
+    /// A cache miss: log in, or wait for the login another request started.
+    async fn fetch(
+        &self,
+        scope: &Scope,
+        limit: Option<&LoginLimit>,
+    ) -> Result<Arc<Token>, ProxyError> {
+        let entry = self
+            .inner
+            .cache
+            .entry_by_ref(scope)
+            .or_try_insert_with(self.inner.limited_login(scope, limit))
+            .await
+            .map_err(|error| (*error).clone())?;
+        self.inner.metrics.cache_lookup(!entry.is_fresh());
+        Ok(entry.into_value())
     }
 
     /// Replace `old` with a new token, in the background.

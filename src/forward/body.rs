@@ -38,7 +38,9 @@ pub struct ReplayBody<B> {
 pub struct ReplayHandle<B> {
     shared: Arc<Mutex<Shared<B>>>,
     size_hint: SizeHint,
-    finished: watch::Receiver<bool>,
+    /// `None` when the body had ended before it was wrapped (most requests
+    /// have none): nothing to wait for, and no channel to make.
+    finished: Option<watch::Receiver<bool>>,
 }
 
 struct Shared<B> {
@@ -50,7 +52,7 @@ struct Shared<B> {
     overflowed: bool,
     attempt: u32,
     /// Set once the client's body has ended (or failed).
-    finished: watch::Sender<bool>,
+    finished: Option<watch::Sender<bool>>,
 }
 
 #[derive(Clone)]
@@ -70,7 +72,13 @@ where
         let size_hint = source.size_hint();
         let too_big = size_hint.lower() > limit as u64;
         let source = (!source.is_end_stream()).then_some(source);
-        let (finished, finished_rx) = watch::channel(source.is_none());
+        let (finished, finished_rx) = match source {
+            Some(_) => {
+                let (sender, receiver) = watch::channel(false);
+                (Some(sender), Some(receiver))
+            }
+            None => (None, None),
+        };
         let shared = Arc::new(Mutex::new(Shared {
             source,
             kept: VecDeque::new(),
@@ -102,11 +110,21 @@ impl<B> ReplayHandle<B> {
     /// upstream's time to answer is counted from then, so a long upload is
     /// not cut short by `upstream.timeout`.
     pub fn body_read(&self) -> impl Future<Output = ()> + use<B> {
-        let mut finished = self.finished.clone();
+        let finished = self.finished.clone();
         async move {
-            // An error means the sender (the request) is gone: nothing to wait for.
-            let _ = finished.wait_for(|done| *done).await;
+            if let Some(mut finished) = finished {
+                // An error means the sender (the request) is gone: nothing
+                // to wait for.
+                let _ = finished.wait_for(|done| *done).await;
+            }
         }
+    }
+
+    /// Whether the client's body has been read to its end already.
+    pub fn is_body_read(&self) -> bool {
+        self.finished
+            .as_ref()
+            .is_none_or(|finished| *finished.borrow())
     }
 
     /// Whether [`replay`](Self::replay) would give a body.
@@ -201,7 +219,9 @@ where
 impl<B> Shared<B> {
     fn end_of_source(&mut self) {
         self.source = None;
-        self.finished.send_replace(true);
+        if let Some(finished) = &self.finished {
+            finished.send_replace(true);
+        }
     }
 
     fn keep(&mut self, frame: &Frame<Bytes>) {
@@ -300,9 +320,13 @@ mod tests {
         let read = handle.body_read();
         tokio::pin!(read);
         assert!(futures_poll_once(read.as_mut()).await.is_pending());
+        assert!(!handle.is_body_read());
         assert_eq!(read_all(body).await, b"ab");
+        assert!(handle.is_body_read());
         read.await;
+        // A body that had ended before it was wrapped is read from the start.
         let (_body, handle) = ReplayBody::new(http_body_util::Empty::<Bytes>::new(), 4);
+        assert!(handle.is_body_read());
         handle.body_read().await;
     }
 

@@ -111,10 +111,12 @@ pub fn request_headers(
 /// and `Upgrade: websocket`, say). Consoles (noVNC, serial) use WebSockets,
 /// so the switch is passed through instead of being cleaned away.
 pub fn upgrade_request(headers: &HeaderMap) -> Option<&HeaderValue> {
+    // `Upgrade` first: nearly every request lacks it, and that is one lookup.
+    let protocol = headers.get(header::UPGRADE)?;
     let asked = connection_names(headers)
         .iter()
         .any(|name| name == "upgrade");
-    headers.get(header::UPGRADE).filter(|_| asked)
+    asked.then_some(protocol)
 }
 
 /// Put back the two hop-by-hop headers a protocol switch needs: the switch

@@ -66,16 +66,16 @@ impl Upstream {
     }
 
     /// Send `outgoing` to `endpoint` with `token`. The upstream gets
-    /// `timeout` for its response headers, counted from when `body_read`
-    /// says the client's body has been read (an upload takes as long as
-    /// the client needs to send it).
+    /// `timeout` for its response headers, counted from when `replay` says
+    /// the client's body has been read (an upload takes as long as the
+    /// client needs to send it).
     pub async fn send(
         &self,
         endpoint: &Endpoint,
         outgoing: &Outgoing<'_>,
         token: &HeaderValue,
         body: UpstreamBody,
-        body_read: impl Future<Output = ()>,
+        replay: &ReplayHandle<ClientBody>,
     ) -> Result<Response<PooledBody>, ProxyError> {
         let mut request = Request::new(body);
         *request.method_mut() = outgoing.method.clone();
@@ -100,24 +100,33 @@ impl Upstream {
         };
         let response = self.pool.send(&key, request);
         tokio::pin!(response);
-        let result = tokio::select! {
-            result = &mut response => result,
-            () = body_read => match tokio::time::timeout(self.timeout, &mut response).await {
-                Ok(result) => result,
-                Err(_elapsed) => return Err(ProxyError::UpstreamTimeout(self.timeout)),
-            },
-        };
-        result.map_err(|error| {
-            if let Some(too_slow) = pace::too_slow_cause(&error) {
-                return ProxyError::ClientTooSlow(too_slow.to_string());
+        if !replay.is_body_read() {
+            // The upload is still going: the upstream may answer early.
+            let body_read = replay.body_read();
+            tokio::select! {
+                biased;
+                result = &mut response => return result.map_err(|e| send_error(endpoint, e)),
+                () = body_read => {}
             }
-            ProxyError::UpstreamUnavailable(format!(
-                "{}: {}",
-                endpoint.authority,
-                describe_client_error(&error)
-            ))
-        })
+        }
+        let result = match tokio::time::timeout(self.timeout, &mut response).await {
+            Ok(result) => result,
+            Err(_elapsed) => return Err(ProxyError::UpstreamTimeout(self.timeout)),
+        };
+        result.map_err(|error| send_error(endpoint, error))
     }
+}
+
+/// Why sending to `endpoint` failed, as the client is told.
+fn send_error(endpoint: &Endpoint, error: pool::SendError) -> ProxyError {
+    if let Some(too_slow) = pace::too_slow_cause(&error) {
+        return ProxyError::ClientTooSlow(too_slow.to_string());
+    }
+    ProxyError::UpstreamUnavailable(format!(
+        "{}: {}",
+        endpoint.authority,
+        describe_client_error(&error)
+    ))
 }
 
 /// The upstream URI: the endpoint's scheme and authority, always (the

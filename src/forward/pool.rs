@@ -124,7 +124,9 @@ impl<B: RequestBody> Pool<B> {
                 },
             }
         }
-        let mut sender = self.inner.connect(key).await?;
+        // Boxed: connecting (TLS included) is a large future that only a
+        // new connection needs.
+        let mut sender = Box::pin(self.inner.connect(key)).await?;
         let response = sender.send_request(request).await?;
         Ok(self.inner.clone().wrap(key, sender, response))
     }

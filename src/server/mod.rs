@@ -11,6 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
+use http::{Request, Response};
+use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -23,7 +25,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::config::{ListenSettings, Settings};
 use crate::forward::Forwarded;
 use crate::metrics::Metrics;
-use crate::proxy::{Peer, Proxy};
+use crate::proxy::{Peer, Proxy, ResponseBody};
 use crate::sessions::Sessions;
 pub use listener::Bound;
 use listener::Stream;
@@ -275,15 +277,7 @@ impl Connection {
         let peer = Arc::new(peer);
         let service = service_fn(move |request| {
             // Each request uses the configuration current when it arrives.
-            let proxy = live.proxy.load_full();
-            let peer = peer.clone();
-            async move {
-                let response = match role {
-                    Role::Proxy => proxy.handle(request, &peer).await,
-                    Role::Admin => proxy.handle_admin(request).await,
-                };
-                Ok::<_, Infallible>(response)
-            }
+            answer(role, live.proxy.load_full(), peer.clone(), request)
         });
         let connection = builder
             .serve_connection_with_upgrades(TokioIo::new(io), service)
@@ -292,6 +286,22 @@ impl Connection {
             tracing::debug!(error = %error, "connection ended with an error");
         }
     }
+}
+
+/// One request's answer. Its future lives in the connection's task, and
+/// hyper moves it there for every request: whatever it holds (the awaited
+/// futures of the whole pipeline) is copied each time, so the rarely taken
+/// paths are boxed where they start (see `a_request_future_stays_small`).
+async fn answer(
+    role: Role,
+    proxy: Arc<Proxy>,
+    peer: Arc<Peer>,
+    request: Request<Incoming>,
+) -> Result<Response<ResponseBody>, Infallible> {
+    Ok(match role {
+        Role::Proxy => proxy.handle(request, &peer).await,
+        Role::Admin => Box::pin(proxy.handle_admin(request)).await,
+    })
 }
 
 /// Wait for SIGTERM/SIGINT (then tell the accept loops to stop); reload
@@ -377,4 +387,47 @@ fn hangup_signal() -> tokio::sync::mpsc::Receiver<()> {
         });
     }
     receive
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ConfigSource, Overrides};
+
+    /// The size of the future `make` returns, without running it (a
+    /// request's body cannot be made outside hyper).
+    fn future_size<F: Future>(_make: impl FnOnce(Request<Incoming>) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    /// Every proxied request's future is moved into its connection's task
+    /// (and kept there for the connection's life). Once it held every path
+    /// inline (logins, the facade, renewals, link rewriting) and was 60 KB,
+    /// copied per request; cold paths are boxed now. The bound leaves room
+    /// for growth, not for another unboxed login or rewrite.
+    #[test]
+    fn a_request_future_stays_small() {
+        let settings = crate::config::load(
+            ConfigSource::Embedded {
+                name: "test.toml",
+                text: r#"
+                    [clouds.c]
+                    auth_url = "http://127.0.0.1:1/v3"
+                    [clouds.c.auth]
+                    application_credential_id = "id"
+                    application_credential_secret = "secret"
+                "#,
+            },
+            &Overrides::default(),
+        )
+        .expect("a valid config");
+        let metrics = Arc::new(Metrics::new());
+        let sessions = Arc::new(Sessions::new(settings.token.session_ttl));
+        let proxy = Arc::new(Proxy::new(&settings, metrics, sessions).expect("a proxy"));
+        let peer = Arc::new(Peer {
+            forwarded: Forwarded::new(None, "http"),
+        });
+        let size = future_size(|request| answer(Role::Proxy, proxy, peer, request));
+        assert!(size < 6 * 1024, "a request's future is {size} bytes");
+    }
 }
