@@ -113,6 +113,16 @@ pub struct Peer {
     pub forwarded: Forwarded,
 }
 
+/// What every attempt of one request shares: who asks, for which scope,
+/// and what is sent.
+struct Call<'a> {
+    client: &'a Client,
+    cloud: &'a Cloud,
+    scope: &'a Scope,
+    route: &'a Route<'a>,
+    outgoing: &'a Outgoing<'a>,
+}
+
 /// What the log line of a request says, filled in as it goes.
 #[derive(Default)]
 struct Trace {
@@ -289,9 +299,14 @@ impl Proxy {
             query: parts.uri.query(),
             upgrade: headers::upgrade_request(&parts.headers),
         };
-        let (response, token) = self
-            .send_with_renewal(&client, cloud, &scope, &route, &outgoing, body, trace)
-            .await?;
+        let call = Call {
+            client: &client,
+            cloud,
+            scope: &scope,
+            route: &route,
+            outgoing: &outgoing,
+        };
+        let (response, token) = self.send_with_renewal(&call, body, trace).await?;
         if response.status() == StatusCode::SWITCHING_PROTOCOLS {
             return switch_protocols(response, client_upgrade);
         }
@@ -301,43 +316,31 @@ impl Proxy {
     /// Send the request with the scope's token; if the upstream refuses
     /// the token, renew it and send the request again, once, when its body
     /// can be replayed. The final upstream answer, and the token it got.
-    #[allow(clippy::too_many_arguments)]
     async fn send_with_renewal(
         &self,
-        client: &Client,
-        cloud: &Cloud,
-        scope: &Scope,
-        route: &Route<'_>,
-        outgoing: &Outgoing<'_>,
+        call: &Call<'_>,
         body: ClientBody,
         trace: &mut Trace,
     ) -> Result<(Response<PooledBody>, Arc<Token>), ProxyError> {
-        let token = self.tokens.get(scope, Some(&client.logins)).await?;
-        let (body, replay) = ReplayBody::new(body, self.retry_body_limit);
-        let response = self
-            .attempt(cloud, &token, route, outgoing, body, &replay, trace)
+        let token = self
+            .tokens
+            .get(call.scope, Some(&call.client.logins))
             .await?;
+        let (body, replay) = ReplayBody::new(body, self.retry_body_limit);
+        let response = self.attempt(call, &token, body, &replay, trace).await?;
         if response.status() != StatusCode::UNAUTHORIZED {
             return Ok((response, token));
         }
         // Boxed: the renewal's futures are large and rarely needed; inline,
         // every request's future would carry their space.
-        Box::pin(self.renew_and_retry(
-            client, cloud, scope, route, outgoing, response, token, replay, trace,
-        ))
-        .await
+        Box::pin(self.renew_and_retry(call, response, token, replay, trace)).await
     }
 
     /// The upstream refused `token`: renew it and send the request again,
     /// if its body can be replayed; else the upstream's 401 is the answer.
-    #[allow(clippy::too_many_arguments)]
     async fn renew_and_retry(
         &self,
-        client: &Client,
-        cloud: &Cloud,
-        scope: &Scope,
-        route: &Route<'_>,
-        outgoing: &Outgoing<'_>,
+        call: &Call<'_>,
         response: Response<PooledBody>,
         token: Arc<Token>,
         replay: ReplayHandle<ClientBody>,
@@ -345,11 +348,11 @@ impl Proxy {
     ) -> Result<(Response<PooledBody>, Arc<Token>), ProxyError> {
         // The token was refused: whatever happens to this request, the
         // next one should not use it (unless another request renewed it).
-        self.tokens.invalidate(scope, &token).await;
+        self.tokens.invalidate(call.scope, &token).await;
         if !replay.is_replayable() {
             return Ok((response, token));
         }
-        let token = match self.tokens.get(scope, Some(&client.logins)).await {
+        let token = match self.tokens.get(call.scope, Some(&call.client.logins)).await {
             Ok(token) => token,
             // Keystone will not give this scope a token any more (a role
             // was taken away, say): the upstream's 401 is the true answer.
@@ -365,30 +368,26 @@ impl Proxy {
         drop(response);
         self.metrics.retry("401");
         trace.retried = true;
-        let response = self
-            .attempt(cloud, &token, route, outgoing, body, &replay, trace)
-            .await?;
+        let response = self.attempt(call, &token, body, &replay, trace).await?;
         Ok((response, token))
     }
 
     /// One attempt: the endpoint from `token`'s catalog, the request sent
     /// with `token`, the time it took added to the trace.
-    #[allow(clippy::too_many_arguments)]
     async fn attempt(
         &self,
-        cloud: &Cloud,
+        call: &Call<'_>,
         token: &Token,
-        route: &Route<'_>,
-        outgoing: &Outgoing<'_>,
         body: UpstreamBody,
         replay: &ReplayHandle<ClientBody>,
         trace: &mut Trace,
     ) -> Result<Response<PooledBody>, ProxyError> {
-        let endpoint = find_endpoint(token, cloud, route, trace)?;
+        let endpoint = find_endpoint(token, call.cloud, call.route, trace)?;
         let sent = Instant::now();
-        let response = cloud
+        let response = call
+            .cloud
             .upstream
-            .send(endpoint, outgoing, &token.header, body, replay)
+            .send(endpoint, call.outgoing, &token.header, body, replay)
             .await;
         trace.upstream += sent.elapsed();
         response
