@@ -163,7 +163,10 @@ _auth_conf = {
     "delay_auth_decision": "false",
     # -1: never cache validation results, so revocation is seen at once.
     "token_cache_time": "-1",
-    "http_connect_timeout": "10",
+    # The whole request to Keystone, not only the connect (keystoneauth's
+    # session timeout): under the full test suite on two cores Keystone can
+    # be slow, and a timeout here is a 503 that no proxy could have avoided.
+    "http_connect_timeout": "30",
     "log_name": "upstream",
 }
 
