@@ -679,6 +679,10 @@ fn log_request(
     trace: &Trace,
     error: Option<&ProxyError>,
 ) {
+    // The fields cost time to prepare: not at all when the line is off.
+    if !tracing::enabled!(tracing::Level::INFO) {
+        return;
+    }
     let request_id = request_id.to_str().unwrap_or("-");
     let client = trace.client.as_ref().map_or("-", |c| c.name.as_str());
     let project = trace.project.as_deref().unwrap_or("-");
