@@ -273,7 +273,7 @@ if has h && need oha && need valgrind; then
         kill "$vg" 2>/dev/null; wait "$vg" 2>/dev/null || true
         awk -v n="$IR_REQUESTS" '/^(summary|totals):/ {printf "%.0f\n", $2 / n; exit}' "$out".[0-9]*
     }
-    ir_direct=$(count_ir direct "http://127.0.0.1:18511/healthz" "http://127.0.0.1:18511/v2.1/x" -H "X-Auth-Token: bench-token-0")
+    ir_direct=$(count_ir direct "http://127.0.0.1:18511/v2.1/x" "http://127.0.0.1:18511/v2.1/x" -H "X-Auth-Token: bench-token-0")
     ir_nginx=$(count_ir nginx "http://127.0.0.1:18512/x" "http://127.0.0.1:18512/x")
     ir_proxy=$(count_ir proxy "http://127.0.0.1:18514/readyz" "http://127.0.0.1:18513/compute/x" -H "Authorization: Bearer $KEY")
 fi
