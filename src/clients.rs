@@ -12,6 +12,7 @@ use http::{HeaderMap, header};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::access::{Access, LimitSettings};
 use crate::config::{ANY_PROJECT, ClientSettings, Settings};
 use crate::error::ProxyError;
 use crate::login_limit::LoginLimit;
@@ -24,6 +25,8 @@ pub const X_AUTH_TOKEN: &str = "x-auth-token";
 #[derive(Debug)]
 pub struct Client {
     pub name: String,
+    /// The name as a shared string: every request's metrics carry it.
+    pub label: Arc<str>,
     pub cloud: String,
     allowed: Allowed,
     /// The project used when the request names none.
@@ -32,6 +35,8 @@ pub struct Client {
     key_sha256: [u8; 32],
     /// Cold logins this client may still cause.
     pub logins: LoginLimit,
+    /// Its rules and limits.
+    pub access: Access,
 }
 
 #[derive(Debug)]
@@ -49,12 +54,14 @@ impl Client {
         };
         Client {
             name: settings.name.clone(),
+            label: Arc::from(settings.name.as_str()),
             cloud: settings.cloud.clone(),
             allowed,
             default_project: settings.default_project.clone(),
             export_token: settings.export_token,
             key_sha256: settings.key_sha256,
             logins: LoginLimit::per_minute(logins_per_minute),
+            access: Access::new(settings.rules.clone(), &settings.limits),
         }
     }
 
@@ -90,12 +97,14 @@ impl Clients {
         let sidecar = match (clients.is_empty(), settings.clouds.keys().next()) {
             (true, Some(cloud)) => Some(Arc::new(Client {
                 name: SIDECAR_CLIENT.to_string(),
+                label: Arc::from(SIDECAR_CLIENT),
                 cloud: cloud.clone(),
                 allowed: Allowed::Any,
                 default_project: None,
                 export_token: false,
                 key_sha256: [0; 32],
                 logins: LoginLimit::per_minute(settings.token.logins_per_minute),
+                access: Access::new(Vec::new(), &LimitSettings::default()),
             })),
             _ => None,
         };

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use figment::Figment;
 
+use crate::access::{LimitSettings, Rule};
 use crate::clouds_yaml::{self, ENVVARS_CLOUD, Environment};
 use crate::forward::Pace;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -192,6 +193,20 @@ struct RawClient {
     default_project: Option<String>,
     #[serde(default)]
     export_token: bool,
+    #[serde(default)]
+    rules: Vec<RawRule>,
+    requests_per_second: Option<f64>,
+    burst: Option<u32>,
+    max_in_flight: Option<u32>,
+}
+
+/// `[[clients.NAME.rules]]`: like a Keystone access rule.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    service: String,
+    method: OneOrMany,
+    path: String,
 }
 
 fn any_project() -> Vec<String> {
@@ -230,6 +245,9 @@ pub struct Settings {
     pub clouds: BTreeMap<String, CloudSettings>,
     /// Empty means sidecar mode: no local keys, loopback listeners only.
     pub clients: Vec<ClientSettings>,
+    /// What is allowed but probably not meant (a rule naming a service
+    /// that is not a known type): said at start, and by `check-config`.
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -450,6 +468,9 @@ pub struct ClientSettings {
     pub projects: Vec<String>,
     pub default_project: Option<String>,
     pub export_token: bool,
+    /// Empty: no rules (everything but the built-in refusals).
+    pub rules: Vec<Rule>,
+    pub limits: LimitSettings,
 }
 
 impl std::fmt::Debug for ClientSettings {
@@ -462,6 +483,8 @@ impl std::fmt::Debug for ClientSettings {
             .field("projects", &self.projects)
             .field("default_project", &self.default_project)
             .field("export_token", &self.export_token)
+            .field("rules", &self.rules)
+            .field("limits", &self.limits)
             .finish()
     }
 }
@@ -671,9 +694,15 @@ struct Validator<'a> {
 
 impl Validator<'_> {
     fn error(&self, key: &str, problem: impl std::fmt::Display) -> ConfigError {
+        self.error_at(key, key, problem)
+    }
+
+    /// An error about `key`, whose source is found under `lookup` (an
+    /// array element has no metadata of its own, its table has).
+    fn error_at(&self, key: &str, lookup: &str, problem: impl std::fmt::Display) -> ConfigError {
         let origin = self
             .figment
-            .find_metadata(key)
+            .find_metadata(lookup)
             .map(|m| match &m.source {
                 Some(figment::Source::File(path)) => {
                     let path = std::path::absolute(path).unwrap_or_else(|_| path.clone());
@@ -700,10 +729,11 @@ impl Validator<'_> {
             .into_iter()
             .map(|(name, cloud)| Ok((name.clone(), self.cloud(&name, cloud)?)))
             .collect::<Result<BTreeMap<_, _>, ConfigError>>()?;
+        let mut warnings = Vec::new();
         let clients = raw
             .clients
             .into_iter()
-            .map(|(name, client)| self.client(&name, client, &clouds))
+            .map(|(name, client)| self.client(&name, client, &clouds, &mut warnings))
             .collect::<Result<Vec<_>, _>>()?;
         if clients.is_empty() {
             self.check_sidecar(&listen, &clouds)?;
@@ -714,6 +744,7 @@ impl Validator<'_> {
             token,
             clouds,
             clients,
+            warnings,
         })
     }
 
@@ -1025,6 +1056,7 @@ impl Validator<'_> {
         name: &str,
         raw: RawClient,
         clouds: &BTreeMap<String, CloudSettings>,
+        warnings: &mut Vec<String>,
     ) -> Result<ClientSettings, ConfigError> {
         let key = |field: &str| format!("clients.{name}.{field}");
         let key_sha256 = parse_sha256(&raw.key_sha256).ok_or_else(|| {
@@ -1055,6 +1087,8 @@ impl Validator<'_> {
                 return Err(self.error(&key("default_project"), "is not in `projects`"));
             }
         }
+        let rules = self.rules(name, raw.rules, warnings)?;
+        let limits = self.limits(name, raw.requests_per_second, raw.burst, raw.max_in_flight)?;
         Ok(ClientSettings {
             name: name.to_string(),
             key_sha256,
@@ -1062,6 +1096,69 @@ impl Validator<'_> {
             projects: raw.projects,
             default_project: raw.default_project,
             export_token: raw.export_token,
+            rules,
+            limits,
+        })
+    }
+
+    fn rules(
+        &self,
+        client: &str,
+        raw: Vec<RawRule>,
+        warnings: &mut Vec<String>,
+    ) -> Result<Vec<Rule>, ConfigError> {
+        let table = format!("clients.{client}.rules");
+        let mut rules = Vec::with_capacity(raw.len());
+        for (index, raw) in raw.into_iter().enumerate() {
+            let methods = match raw.method {
+                OneOrMany::One(method) => vec![method],
+                OneOrMany::Many(methods) => methods,
+            };
+            let rule = Rule::parse(&raw.service, &methods, &raw.path).map_err(|e| {
+                self.error_at(&format!("{table}[{index}].{}", e.field), &table, e.problem)
+            })?;
+            if !rule.service.is_known() {
+                warnings.push(format!(
+                    "{table}[{index}].service: {:?} is not a service type or alias of the \
+                     service-types authority; it matches only a service of that catalog name",
+                    raw.service
+                ));
+            }
+            rules.push(rule);
+        }
+        Ok(rules)
+    }
+
+    fn limits(
+        &self,
+        client: &str,
+        requests_per_second: Option<f64>,
+        burst: Option<u32>,
+        max_in_flight: Option<u32>,
+    ) -> Result<LimitSettings, ConfigError> {
+        let key = |field: &str| format!("clients.{client}.{field}");
+        if let Some(rate) = requests_per_second {
+            if !(rate.is_finite() && rate > 0.0) {
+                return Err(self.error(&key("requests_per_second"), "must be a number above 0"));
+            }
+        }
+        match burst {
+            Some(0) => return Err(self.error(&key("burst"), "must be at least 1")),
+            Some(_) if requests_per_second.is_none() => {
+                return Err(self.error(&key("burst"), "needs requests_per_second"));
+            }
+            _ => {}
+        }
+        if max_in_flight == Some(0) {
+            return Err(self.error(
+                &key("max_in_flight"),
+                "must be at least 1 (leave it out for no limit)",
+            ));
+        }
+        Ok(LimitSettings {
+            requests_per_second,
+            burst,
+            max_in_flight,
         })
     }
 

@@ -33,8 +33,25 @@ pub enum ProxyError {
     NotFound(String),
     #[error("{0}")]
     Forbidden(String),
-    #[error("{0}")]
-    MethodNotAllowed(String),
+    #[error("{message}")]
+    MethodNotAllowed {
+        message: String,
+        /// The `Allow` header: the methods that path or client may use.
+        allow: &'static str,
+    },
+    #[error(
+        "the path has a dot segment (. or .., also as %2e or behind %2F), which could leave the \
+         service's endpoint"
+    )]
+    DotSegment,
+    #[error("{operation} is refused: {reason}")]
+    ForbiddenOperation {
+        operation: String,
+        reason: String,
+        /// What refused it (`rules`, `identity:credentials`, …), for logs
+        /// and metrics.
+        refused_by: &'static str,
+    },
     #[error("project {project:?} is not allowed: {reason}")]
     ForbiddenProject { project: String, reason: String },
     #[error("no service {service:?} in the catalog for this project{detail}")]
@@ -54,6 +71,13 @@ pub enum ProxyError {
         retry_after.as_secs().max(1)
     )]
     TooManyLogins { retry_after: std::time::Duration },
+    #[error("{why}; try again in {} s", retry_after.as_secs().max(1))]
+    TooManyRequests {
+        retry_after: std::time::Duration,
+        why: String,
+        /// `rate` or `in-flight`.
+        refused_by: &'static str,
+    },
     #[error("upstream unavailable: {0}")]
     UpstreamUnavailable(String),
     #[error("upstream did not answer within {0:?}")]
@@ -71,7 +95,9 @@ impl ProxyError {
             BadRequest(_) => (StatusCode::BAD_REQUEST, "bad-request"),
             NotFound(_) => (StatusCode::NOT_FOUND, "not-found"),
             Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
-            MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed"),
+            MethodNotAllowed { .. } => (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed"),
+            DotSegment => (StatusCode::BAD_REQUEST, "bad-request"),
+            ForbiddenOperation { .. } => (StatusCode::FORBIDDEN, "forbidden-operation"),
             ForbiddenProject { .. } => (StatusCode::FORBIDDEN, "forbidden-project"),
             UnknownService { .. } => (StatusCode::NOT_FOUND, "unknown-service"),
             KeystoneRejected { .. } => (StatusCode::BAD_GATEWAY, "keystone-rejected"),
@@ -79,6 +105,7 @@ impl ProxyError {
             MfaRequired { .. } => (StatusCode::BAD_GATEWAY, "mfa-required"),
             ClientTooSlow(_) => (StatusCode::REQUEST_TIMEOUT, "client-timeout"),
             TooManyLogins { .. } => (StatusCode::TOO_MANY_REQUESTS, "too-many-logins"),
+            TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "too-many-requests"),
             UpstreamUnavailable(_) => (StatusCode::BAD_GATEWAY, "upstream-unavailable"),
             UpstreamTimeout(_) => (StatusCode::GATEWAY_TIMEOUT, "upstream-timeout"),
         }
@@ -93,6 +120,19 @@ impl ProxyError {
                 | ProxyError::MfaRequired { .. }
                 | ProxyError::ForbiddenProject { .. }
         )
+    }
+
+    /// What refused the request, when the proxy refused it on purpose (a
+    /// method, a rule, a built-in protection, a limit): the `refused_by`
+    /// of the request log line and the `reason` of `refused_total`.
+    pub fn refused_by(&self) -> Option<&'static str> {
+        match self {
+            ProxyError::MethodNotAllowed { .. } => Some("method"),
+            ProxyError::DotSegment => Some("dot-segment"),
+            ProxyError::ForbiddenOperation { refused_by, .. }
+            | ProxyError::TooManyRequests { refused_by, .. } => Some(refused_by),
+            _ => None,
+        }
     }
 
     /// The code alone, for logs and metrics.
@@ -118,10 +158,17 @@ impl ProxyError {
             HeaderValue::from_static("application/json"),
         );
         headers.insert(PROXY_ERROR_HEADER, HeaderValue::from_static(code));
-        if let ProxyError::TooManyLogins { retry_after } = self {
-            // Whole seconds, rounded up: asking back earlier would fail again.
-            let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+        match self {
+            ProxyError::TooManyLogins { retry_after }
+            | ProxyError::TooManyRequests { retry_after, .. } => {
+                // Whole seconds, rounded up: asking back earlier would fail again.
+                let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+            }
+            ProxyError::MethodNotAllowed { allow, .. } => {
+                headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+            }
+            _ => {}
         }
         if status == StatusCode::UNAUTHORIZED {
             headers.insert(
@@ -148,9 +195,31 @@ mod tests {
             (ProxyError::NotFound("x".into()), 404, "not-found"),
             (ProxyError::Forbidden("x".into()), 403, "forbidden"),
             (
-                ProxyError::MethodNotAllowed("x".into()),
+                ProxyError::MethodNotAllowed {
+                    message: "x".into(),
+                    allow: "GET",
+                },
                 405,
                 "method-not-allowed",
+            ),
+            (ProxyError::DotSegment, 400, "bad-request"),
+            (
+                ProxyError::ForbiddenOperation {
+                    operation: "o".into(),
+                    reason: "r".into(),
+                    refused_by: "rules",
+                },
+                403,
+                "forbidden-operation",
+            ),
+            (
+                ProxyError::TooManyRequests {
+                    retry_after: std::time::Duration::from_secs(1),
+                    why: "w".into(),
+                    refused_by: "rate",
+                },
+                429,
+                "too-many-requests",
             ),
             (
                 ProxyError::ForbiddenProject {
@@ -233,5 +302,22 @@ mod tests {
         assert_eq!(json["error"]["code"], 503);
         assert_eq!(json["error"]["title"], "Service Unavailable");
         assert!(json["error"]["message"].as_str().unwrap().contains("down"));
+    }
+
+    #[test]
+    fn refusals_say_when_to_come_back_and_what_is_allowed() {
+        let limited = ProxyError::TooManyRequests {
+            retry_after: std::time::Duration::from_millis(1500),
+            why: "over".into(),
+            refused_by: "rate",
+        }
+        .to_response();
+        assert_eq!(limited.headers()[header::RETRY_AFTER], "2");
+        let method = ProxyError::MethodNotAllowed {
+            message: "no".into(),
+            allow: "GET, HEAD",
+        }
+        .to_response();
+        assert_eq!(method.headers()[header::ALLOW], "GET, HEAD");
     }
 }

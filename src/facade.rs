@@ -18,10 +18,11 @@ use http::{HeaderValue, Method, Response, StatusCode, header};
 use http_body_util::{BodyExt, Limited};
 use serde_json::{Value, json};
 
+use crate::access::Access;
 use crate::clients::{Client, X_AUTH_TOKEN};
 use crate::error::ProxyError;
 use crate::keystone::catalog::{Catalog, Endpoint, Service};
-use crate::proxy::{Proxy, ResponseBody, made, text_response};
+use crate::proxy::{Proxy, ResponseBody, Trace, made, text_response};
 use crate::route::FacadePath;
 use crate::sessions::Session;
 use crate::tokens::Token;
@@ -40,6 +41,15 @@ struct Login {
     project: Option<String>,
 }
 
+/// A successful login: the session token (shown once), its session, the
+/// real token behind it and the client.
+struct LoggedIn {
+    session_token: String,
+    session: Arc<Session>,
+    token: Arc<Token>,
+    client: Arc<Client>,
+}
+
 enum Proof {
     /// Client name and local key.
     Key { name: String, key: String },
@@ -54,6 +64,7 @@ impl Proxy {
         path: FacadePath,
         parts: &Parts,
         body: ClientBody,
+        trace: &mut Trace,
     ) -> Result<Response<ResponseBody>, ProxyError> {
         let method = &parts.method;
         let reading = matches!(*method, Method::GET | Method::HEAD);
@@ -71,28 +82,26 @@ impl Proxy {
             )),
             FacadePath::V3Tokens if *method == Method::POST => {
                 let login = parse_v3_login(&read_json(body).await?)?;
-                let (session_token, session, token) = self.log_in(login).await?;
-                let mut answer =
-                    json_answer(StatusCode::CREATED, &self.v3_token_body(&session, &token));
+                let login = self.log_in(login, trace).await?;
+                let body = self.v3_token_body(&login.session, &login.token, &login.client.access);
+                let mut answer = json_answer(StatusCode::CREATED, &body);
                 answer
                     .headers_mut()
-                    .insert("x-subject-token", header_value(&session_token)?);
+                    .insert("x-subject-token", header_value(&login.session_token)?);
                 Ok(answer)
             }
-            FacadePath::V3Tokens if reading => self.v3_validate(parts).await,
+            FacadePath::V3Tokens if reading => self.v3_validate(parts, trace).await,
             FacadePath::V3Tokens if *method == Method::DELETE => self.v3_revoke(parts),
             FacadePath::V2Tokens if *method == Method::POST => {
                 let login = parse_v2_login(&read_json(body).await?)?;
-                let (session_token, session, token) = self.log_in(login).await?;
-                Ok(json_answer(
-                    StatusCode::OK,
-                    &self.v2_access(&session_token, &session, &token),
-                ))
+                let login = self.log_in(login, trace).await?;
+                Ok(json_answer(StatusCode::OK, &self.v2_access(&login)))
             }
-            FacadePath::Broker if reading => self.broker(parts).await,
-            _ => Err(ProxyError::MethodNotAllowed(format!(
-                "{method} is not served on this path"
-            ))),
+            FacadePath::Broker if reading => self.broker(parts, trace).await,
+            _ => Err(ProxyError::MethodNotAllowed {
+                message: format!("{method} is not served on this path"),
+                allow: allowed_methods(path),
+            }),
         }
     }
 
@@ -118,8 +127,9 @@ impl Proxy {
         Ok(Some((client, session)))
     }
 
-    /// Check the credential, get the real token, open a session.
-    async fn log_in(&self, login: Login) -> Result<(String, Arc<Session>, Arc<Token>), ProxyError> {
+    /// Check the credential, get the real token, open a session. The
+    /// client and the project go into the request's log line.
+    async fn log_in(&self, login: Login, trace: &mut Trace) -> Result<LoggedIn, ProxyError> {
         let client = match &login.proof {
             Proof::Key { name, key } => self
                 .clients
@@ -135,6 +145,8 @@ impl Proxy {
                     .ok_or(ProxyError::BadCredential)?
             }
         };
+        trace.client = Some(client.clone());
+        trace.project = login.project.clone();
         let cloud = self.cloud(&client)?;
         let scope = self.scope(&client, cloud, login.project.as_deref())?;
         let token = self.tokens.get(&scope, Some(&client.logins)).await?;
@@ -145,19 +157,36 @@ impl Proxy {
                 project: String::new(),
                 reason: "the cloud's token is not scoped to a project".into(),
             })?;
+        trace.project = Some(project.name.clone());
         let (session_token, session) =
             self.sessions
                 .create(&client.name, scope, &project.id, &project.name);
-        Ok((session_token, session, token))
+        Ok(LoggedIn {
+            session_token,
+            session,
+            token,
+            client,
+        })
     }
 
     /// `GET`/`HEAD /v3/auth/tokens`: is `X-Subject-Token` a live session?
-    async fn v3_validate(&self, parts: &Parts) -> Result<Response<ResponseBody>, ProxyError> {
-        self.session_of(parts)?
+    async fn v3_validate(
+        &self,
+        parts: &Parts,
+        trace: &mut Trace,
+    ) -> Result<Response<ResponseBody>, ProxyError> {
+        let (caller, _) = self
+            .session_of(parts)?
             .ok_or(ProxyError::MissingCredential)?;
+        trace.client = Some(caller);
         let subject = subject_session(self, parts)?;
+        let owner = self
+            .clients
+            .by_name(&subject.client)
+            .ok_or_else(|| ProxyError::NotFound("no such token".into()))?;
         let token = self.tokens.get(&subject.scope, None).await?;
-        let mut answer = json_answer(StatusCode::OK, &self.v3_token_body(&subject, &token));
+        let body = self.v3_token_body(&subject, &token, &owner.access);
+        let mut answer = json_answer(StatusCode::OK, &body);
         if parts.method == Method::HEAD {
             *answer.body_mut() = made(Bytes::new());
         }
@@ -187,8 +216,13 @@ impl Proxy {
     }
 
     /// `GET /token[?project=P]`: the real token, for clients allowed to see it.
-    async fn broker(&self, parts: &Parts) -> Result<Response<ResponseBody>, ProxyError> {
+    async fn broker(
+        &self,
+        parts: &Parts,
+        trace: &mut Trace,
+    ) -> Result<Response<ResponseBody>, ProxyError> {
         let client = self.clients.authenticate(&parts.headers)?;
+        trace.client = Some(client.clone());
         if !client.export_token {
             return Err(ProxyError::Forbidden(format!(
                 "client {:?} may not export tokens (export_token = false)",
@@ -198,6 +232,7 @@ impl Proxy {
         let project = query_param(parts.uri.query(), "project");
         let cloud = self.cloud(&client)?;
         let scope = self.scope(&client, cloud, project.as_deref())?;
+        trace.project = scope.project.as_ref().map(|p| p.label().to_string());
         let token = self.tokens.get(&scope, Some(&client.logins)).await?;
         // The header holds the token as Keystone gave it (ASCII by construction).
         let secret = token.header.to_str().unwrap_or_default();
@@ -205,7 +240,7 @@ impl Proxy {
             "token": secret,
             "expires_at": keystone_time(token.expires_at),
             "project": token.project.as_ref().map(|p| json!({"id": p.id, "name": p.name})),
-            "catalog": catalog_v3(&token.catalog, |_, endpoint| endpoint.url.clone()),
+            "catalog": catalog_v3(&token.catalog, |_| true, |_, endpoint| endpoint.url.clone()),
         });
         let mut answer = json_answer(StatusCode::OK, &body);
         let headers = answer.headers_mut();
@@ -246,8 +281,9 @@ impl Proxy {
         )
     }
 
-    /// A Keystone v3 token body for `session`, from the real `token`.
-    fn v3_token_body(&self, session: &Session, token: &Token) -> Value {
+    /// A Keystone v3 token body for `session`, from the real `token`; its
+    /// catalog lists the services `access` may use.
+    fn v3_token_body(&self, session: &Session, token: &Token, access: &Access) -> Value {
         let project_id = &session.project_id;
         let domain = |named: &Option<crate::keystone::v3::Named>| {
             named
@@ -261,7 +297,11 @@ impl Proxy {
             "user": {"id": user.id, "name": user.name, "domain": domain(&user.domain)},
             "project": {"id": project_id, "name": session.project_name, "domain": domain(&token.project_domain)},
             "roles": token.roles.iter().map(|r| json!({"id": r.id, "name": r.name})).collect::<Vec<_>>(),
-            "catalog": catalog_v3(&token.catalog, |service, _| self.proxy_url(project_id, service)),
+            "catalog": catalog_v3(
+                &token.catalog,
+                |service| access.may_use(service),
+                |service, _| self.proxy_url(project_id, service),
+            ),
             "expires_at": keystone_time(session_expiry(session, token)),
             "issued_at": keystone_time(token.issued_at.unwrap_or_else(jiff::Timestamp::now)),
             "audit_ids": [audit_id()],
@@ -269,14 +309,17 @@ impl Proxy {
         }})
     }
 
-    /// A Keystone v2.0 `access` body for `session`, from the real `token`.
-    fn v2_access(&self, session_token: &str, session: &Session, token: &Token) -> Value {
+    /// A Keystone v2.0 `access` body for a login, from its real token; its
+    /// catalog lists the services the client may use.
+    fn v2_access(&self, login: &LoggedIn) -> Value {
+        let (session, token) = (&login.session, &login.token);
         let project_id = &session.project_id;
         let user = token.user.clone().unwrap_or_default();
         let catalog: Vec<Value> = token
             .catalog
             .services()
             .iter()
+            .filter(|service| login.client.access.may_use(service))
             .map(|service| {
                 let url = self.proxy_url(project_id, service);
                 json!({
@@ -292,7 +335,7 @@ impl Proxy {
             .unwrap_or(token.expires_at);
         json!({"access": {
             "token": {
-                "id": session_token,
+                "id": login.session_token,
                 "expires": format!("{expires:.0}"),
                 "issued_at": keystone_time(token.issued_at.unwrap_or_else(jiff::Timestamp::now)),
                 "tenant": {"id": project_id, "name": session.project_name, "enabled": true, "description": null},
@@ -308,6 +351,15 @@ impl Proxy {
             },
             "metadata": {"is_admin": 0, "roles": token.roles.iter().map(|r| r.id.clone()).collect::<Vec<_>>()},
         }})
+    }
+}
+
+/// The methods a facade path serves, for the `Allow` header of a 405.
+fn allowed_methods(path: FacadePath) -> &'static str {
+    match path {
+        FacadePath::V3Tokens => "GET, HEAD, POST, DELETE",
+        FacadePath::V2Tokens => "POST",
+        FacadePath::Root | FacadePath::V3 | FacadePath::V2 | FacadePath::Broker => "GET, HEAD",
     }
 }
 
@@ -344,11 +396,17 @@ fn audit_id() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>())
 }
 
-/// A v3 catalog: every service, one endpoint per (interface, region), at `url`.
-fn catalog_v3(catalog: &Catalog, url: impl Fn(&Service, &Endpoint) -> String) -> Value {
+/// A v3 catalog: every service `listed` keeps, one endpoint per
+/// (interface, region), at `url`.
+fn catalog_v3(
+    catalog: &Catalog,
+    listed: impl Fn(&Service) -> bool,
+    url: impl Fn(&Service, &Endpoint) -> String,
+) -> Value {
     let services: Vec<Value> = catalog
         .services()
         .iter()
+        .filter(|service| listed(service))
         .map(|service| {
             let mut seen: Vec<(&str, Option<&str>)> = Vec::new();
             let endpoints: Vec<Value> = service

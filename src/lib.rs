@@ -2,6 +2,7 @@
 //! OpenStack. See README.md for what it does and DESIGN.md for the contract.
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod clients;
 pub mod clouds_yaml;
 pub mod commands;
@@ -18,6 +19,7 @@ pub mod metrics;
 pub mod proxy;
 pub mod rewrite;
 pub mod route;
+pub mod segments;
 pub mod server;
 pub mod sessions;
 pub mod tokens;

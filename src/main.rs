@@ -147,6 +147,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         ),
         Some(Command::CheckConfig { config }) => {
             let settings = Source::from_flag(config).load(&Overrides::default())?;
+            for warning in &settings.warnings {
+                eprintln!("keystone-proxy: warning: {warning}");
+            }
             println!("{settings:#?}");
             Ok(ExitCode::SUCCESS)
         }

@@ -4,7 +4,9 @@
 //! Label values come from a closed set wherever a client could otherwise
 //! invent them: `service` is the catalog type the request resolved to, or
 //! `-` when it never got that far, so random paths cannot grow the number
-//! of series.
+//! of series; `client` is a configured client name, or `-` when the caller
+//! was not authenticated; a refusal's `reason` is one of the proxy's own
+//! labels.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicI64;
@@ -23,6 +25,13 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 struct RequestLabels {
     service: Arc<str>,
     code: u16,
+    client: Arc<str>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RefusedLabels {
+    client: Arc<str>,
+    reason: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -47,6 +56,7 @@ struct LoginLabels {
 pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
+    refused: Family<RefusedLabels, Counter>,
     durations: Family<ServiceLabels, Histogram>,
     retries: Family<ReasonLabels, Counter>,
     logins: Family<LoginLabels, Counter>,
@@ -54,7 +64,8 @@ pub struct Metrics {
     cache_misses: Counter,
     tokens_cached: Gauge<i64, AtomicI64>,
     in_flight: Gauge<i64, AtomicI64>,
-    /// The label of requests answered before a service was found.
+    /// The label of requests answered before a service (or a client) was
+    /// found.
     no_service: Arc<str>,
 }
 
@@ -68,6 +79,7 @@ impl Metrics {
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("keystone_proxy");
         let requests = Family::<RequestLabels, Counter>::default();
+        let refused = Family::<RefusedLabels, Counter>::default();
         // 1 ms to ~65 s: proxied OpenStack calls range from cached GETs to
         // image uploads.
         let durations = Family::<ServiceLabels, Histogram>::new_with_constructor(|| {
@@ -83,6 +95,11 @@ impl Metrics {
             "requests",
             "Requests answered, by service and status",
             requests.clone(),
+        );
+        registry.register(
+            "refused",
+            "Requests the proxy refused on purpose (a method, a rule, a built-in protection, a limit), by client and reason",
+            refused.clone(),
         );
         registry.register(
             "request_duration_seconds",
@@ -122,6 +139,7 @@ impl Metrics {
         Metrics {
             registry,
             requests,
+            refused,
             durations,
             retries,
             logins,
@@ -134,16 +152,36 @@ impl Metrics {
     }
 
     /// A request was answered; `service` is the catalog type it went to,
-    /// if it got that far. Labels are shared strings: no copy per request.
-    pub fn request(&self, service: Option<&Arc<str>>, code: u16, seconds: f64) {
+    /// if it got that far, `client` who asked, if known. Labels are shared
+    /// strings: no copy per request.
+    pub fn request(
+        &self,
+        service: Option<&Arc<str>>,
+        client: Option<&Arc<str>>,
+        code: u16,
+        seconds: f64,
+    ) {
         let service = service.unwrap_or(&self.no_service).clone();
+        let client = client.unwrap_or(&self.no_service).clone();
         self.durations
             .get_or_create(&ServiceLabels {
                 service: service.clone(),
             })
             .observe(seconds);
         self.requests
-            .get_or_create(&RequestLabels { service, code })
+            .get_or_create(&RequestLabels {
+                service,
+                code,
+                client,
+            })
+            .inc();
+    }
+
+    /// The proxy refused a request of `client` on purpose, for `reason`.
+    pub fn refused(&self, client: Option<&Arc<str>>, reason: &'static str) {
+        let client = client.unwrap_or(&self.no_service).clone();
+        self.refused
+            .get_or_create(&RefusedLabels { client, reason })
             .inc();
     }
 
@@ -204,7 +242,14 @@ mod tests {
     #[test]
     fn names_follow_the_design() {
         let metrics = Metrics::new();
-        metrics.request(Some(&Arc::from("compute")), 200, 0.01);
+        metrics.request(
+            Some(&Arc::from("compute")),
+            Some(&Arc::from("ci")),
+            200,
+            0.01,
+        );
+        metrics.request(None, None, 401, 0.01);
+        metrics.refused(Some(&Arc::from("ci")), "rules");
         metrics.retry("401");
         metrics.login("mycloud", "ok");
         metrics.cache_lookup(true);
@@ -212,7 +257,9 @@ mod tests {
         let guard = metrics.in_flight();
         let text = metrics.render(3);
         for line in [
-            "keystone_proxy_requests_total{service=\"compute\",code=\"200\"} 1",
+            "keystone_proxy_requests_total{service=\"compute\",code=\"200\",client=\"ci\"} 1",
+            "keystone_proxy_requests_total{service=\"-\",code=\"401\",client=\"-\"} 1",
+            "keystone_proxy_refused_total{client=\"ci\",reason=\"rules\"} 1",
             "keystone_proxy_request_duration_seconds_count{service=\"compute\"} 1",
             "keystone_proxy_upstream_retries_total{reason=\"401\"} 1",
             "keystone_proxy_keystone_logins_total{cloud=\"mycloud\",result=\"ok\"} 1",

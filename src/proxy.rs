@@ -16,6 +16,7 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 
+use crate::access::{self, Ask, Limited, Slot};
 use crate::clients::{Client, Clients};
 use crate::config::{CloudSettings, ProjectRef, Settings};
 use crate::connector;
@@ -25,7 +26,7 @@ use crate::forward::{
     Upstream, UpstreamBody, headers,
 };
 use crate::keystone::Keystone;
-use crate::keystone::catalog::{Endpoint, LookupError};
+use crate::keystone::catalog::{Endpoint, LookupError, Service};
 use crate::metrics::{self, Metrics};
 use crate::rewrite::{self, LinkMap};
 use crate::route::{self, Route, Target};
@@ -125,12 +126,18 @@ struct Call<'a> {
 
 /// What the log line of a request says, filled in as it goes.
 #[derive(Default)]
-struct Trace {
-    client: Option<Arc<Client>>,
-    project: Option<String>,
+pub(crate) struct Trace {
+    pub(crate) client: Option<Arc<Client>>,
+    pub(crate) project: Option<String>,
     service: Option<Arc<str>>,
+    /// The request path without its query (which may carry signatures,
+    /// such as Swift temp URLs); kept only when the log line is on.
+    path: Option<String>,
     upstream: Duration,
     retried: bool,
+    /// The client's place among its requests in flight, held until the
+    /// answer's body is done.
+    slot: Option<Slot>,
 }
 
 impl Proxy {
@@ -189,11 +196,17 @@ impl Proxy {
         let request_id = request_id(request.headers());
         let request = request.map(|body| Linger::new(PacedBody::new(body, self.body_pace)));
         let mut trace = Trace::default();
+        if tracing::enabled!(tracing::Level::INFO) {
+            trace.path = Some(request.uri().path().to_string());
+        }
         let result = self.forward(request, peer, &request_id, &mut trace).await;
         let (mut response, error) = match result {
             Ok(response) => (response, None),
             Err(error) => (error.to_response().map(made_from), Some(error)),
         };
+        if let Some(slot) = trace.slot.take() {
+            response = response.map(|body| hold(body, slot));
+        }
         if matches!(error, Some(ProxyError::BadRequest(_))) {
             // After a malformed request the rest of the connection cannot
             // be trusted to be framed as the client meant.
@@ -212,11 +225,16 @@ impl Proxy {
             }
         };
         let status = response.status();
+        let client = trace.client.as_ref().map(|c| &c.label);
         self.metrics.request(
             trace.service.as_ref(),
+            client,
             status.as_u16(),
             started.elapsed().as_secs_f64(),
         );
+        if let Some(reason) = error.as_ref().and_then(ProxyError::refused_by) {
+            self.metrics.refused(client, reason);
+        }
         log_request(
             &request_id,
             &method,
@@ -249,6 +267,12 @@ impl Proxy {
         trace: &mut Trace,
     ) -> Result<Response<ResponseBody>, ProxyError> {
         let (mut parts, body) = request.into_parts();
+        if access::rule::is_never_allowed(&parts.method) {
+            return Err(ProxyError::MethodNotAllowed {
+                message: format!("{} is never forwarded", parts.method),
+                allow: access::rule::STANDARD_ALLOW,
+            });
+        }
         // Taken first: the route below borrows the rest of `parts`.
         let client_upgrade = parts.extensions.remove::<OnUpgrade>();
         // The route is parsed first only to answer the probes without a key;
@@ -267,7 +291,7 @@ impl Proxy {
             _ => {}
         }
         if let Ok(Target::Facade(path)) = target {
-            return Box::pin(self.facade(path, &parts, body)).await;
+            return Box::pin(self.facade(path, &parts, body, trace)).await;
         }
         // A facade session, or a local key.
         let session = self.session_of(&parts)?;
@@ -276,10 +300,18 @@ impl Proxy {
             None => self.clients.authenticate(&parts.headers)?,
         };
         trace.client = Some(client.clone());
+        trace.slot = admit(&client)?;
         let route = match target? {
             Target::Service(route) => route,
             _ => return Err(ProxyError::NotFound("served on the admin listener".into())),
         };
+        client.access.check_method(&parts.method)?;
+        let ask = Ask {
+            method: &parts.method,
+            service: route.service,
+            rest: route.rest,
+        };
+        client.access.check_route(ask, &client.name)?;
         let cloud = self.cloud(&client)?;
         let scope = match &session {
             Some((_, session)) => session_scope(session, route.project.as_deref())?,
@@ -382,7 +414,13 @@ impl Proxy {
         replay: &ReplayHandle<ClientBody>,
         trace: &mut Trace,
     ) -> Result<Response<PooledBody>, ProxyError> {
-        let endpoint = find_endpoint(token, call.cloud, call.route, trace)?;
+        let (service, endpoint) = find_endpoint(token, call.cloud, call.route, trace)?;
+        let ask = Ask {
+            method: call.outgoing.method,
+            service: call.route.service,
+            rest: call.route.rest,
+        };
+        (call.client.access).check_endpoint(ask, &call.client.name, service, endpoint)?;
         let sent = Instant::now();
         let response = call
             .cloud
@@ -616,12 +654,70 @@ fn request_id(headers: &http::HeaderMap) -> HeaderValue {
     HeaderValue::from_bytes(&id).unwrap_or(HeaderValue::from_static("req-unknown"))
 }
 
+/// The admission of a request by its client's limits: its in-flight
+/// place, if the client has a `max_in_flight`.
+fn admit(client: &Client) -> Result<Option<Slot>, ProxyError> {
+    client
+        .access
+        .limits
+        .admit()
+        .map_err(|limited| match limited {
+            Limited::Rate(retry_after) => ProxyError::TooManyRequests {
+                retry_after,
+                why: format!("client {:?} is over its requests_per_second", client.name),
+                refused_by: access::reason::RATE,
+            },
+            Limited::InFlight => ProxyError::TooManyRequests {
+                retry_after: Duration::from_secs(1),
+                why: format!(
+                    "client {:?} has max_in_flight requests being answered",
+                    client.name
+                ),
+                refused_by: access::reason::IN_FLIGHT,
+            },
+        })
+}
+
+/// The answer's body, holding the client's in-flight place until it is
+/// done (a download counts as long as it takes).
+fn hold(body: ResponseBody, slot: Slot) -> ResponseBody {
+    Either::Right(Held { body, _slot: slot }.boxed_unsync())
+}
+
+/// See [`hold`].
+struct Held {
+    body: ResponseBody,
+    _slot: Slot,
+}
+
+impl http_body::Body for Held {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, BodyError>>> {
+        std::pin::Pin::new(&mut self.body)
+            .poll_frame(cx)
+            .map_err(BodyError)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
 fn find_endpoint<'t>(
     token: &'t Token,
     cloud: &Cloud,
     route: &Route<'_>,
     trace: &mut Trace,
-) -> Result<&'t Endpoint, ProxyError> {
+) -> Result<(&'t Service, &'t Endpoint), ProxyError> {
     let settings = &cloud.settings;
     let found = token.catalog.endpoint(
         route.service,
@@ -650,7 +746,7 @@ fn find_endpoint<'t>(
         }
     })?;
     trace.service = Some(service.service_type.clone());
-    Ok(endpoint)
+    Ok((service, endpoint))
 }
 
 fn health() -> Response<ResponseBody> {
@@ -670,7 +766,10 @@ pub(crate) fn text_response(
     response
 }
 
-/// One line per request, with what an operator needs to follow it.
+/// One line per request, with what an operator needs to follow it: who
+/// (client, project), what (service, method, path without the query) and
+/// how it ended (status, the error and what refused it). A request the
+/// proxy refused as a forbidden operation is logged at `warn`.
 fn log_request(
     request_id: &HeaderValue,
     method: &http::Method,
@@ -679,26 +778,38 @@ fn log_request(
     trace: &Trace,
     error: Option<&ProxyError>,
 ) {
+    let warn = matches!(error, Some(ProxyError::ForbiddenOperation { .. }));
     // The fields cost time to prepare: not at all when the line is off.
-    if !tracing::enabled!(tracing::Level::INFO) {
+    let on = match warn {
+        true => tracing::enabled!(tracing::Level::WARN),
+        false => tracing::enabled!(tracing::Level::INFO),
+    };
+    if !on {
         return;
     }
     let request_id = request_id.to_str().unwrap_or("-");
     let client = trace.client.as_ref().map_or("-", |c| c.name.as_str());
     let project = trace.project.as_deref().unwrap_or("-");
     let service = trace.service.as_deref().unwrap_or("-");
+    let path = trace.path.as_deref().unwrap_or("-");
     let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
     let upstream_ms = trace.upstream.as_secs_f64() * 1000.0;
     let status = status.as_u16();
     let retried = trace.retried;
     match error {
         None => tracing::info!(
-            request_id, client, project, service, %method, status, duration_ms, upstream_ms,
-            retried, "request"
+            request_id, client, project, service, %method, path, status, duration_ms,
+            upstream_ms, retried, "request"
+        ),
+        Some(error) if warn => tracing::warn!(
+            request_id, client, project, service, %method, path, status, duration_ms,
+            upstream_ms, retried, error = error.code(), refused_by = error.refused_by(),
+            reason = %error, "request"
         ),
         Some(error) => tracing::info!(
-            request_id, client, project, service, %method, status, duration_ms, upstream_ms,
-            retried, error = error.code(), reason = %error, "request"
+            request_id, client, project, service, %method, path, status, duration_ms,
+            upstream_ms, retried, error = error.code(), refused_by = error.refused_by(),
+            reason = %error, "request"
         ),
     }
 }

@@ -4,7 +4,8 @@
 //! upstream byte for byte (Swift object names, `%2F` in Glance ids, …).
 //! Only the two selector segments are inspected, and they are strict, so
 //! that no spelling of a path can pick something other than a catalog
-//! endpoint.
+//! endpoint; the rest is only searched for dot segments (`..`, `%2e`, also
+//! behind `%2F`), which are refused so that no path leaves the endpoint's.
 
 use std::borrow::Cow;
 
@@ -12,6 +13,7 @@ use http::HeaderMap;
 use percent_encoding::percent_decode_str;
 
 use crate::error::ProxyError;
+use crate::segments::has_dot_segment;
 
 /// Header novaclient sends to pick the project; honoured like the path prefix.
 pub const X_AUTH_PROJECT_ID: &str = "x-auth-project-id";
@@ -101,6 +103,11 @@ pub fn parse<'a>(path: &'a str, headers: &'a HeaderMap) -> Result<Target<'a>, Pr
         return Err(ProxyError::BadRequest(format!(
             "{service:?} is not a service type or name (letters, digits, - and _ only)"
         )));
+    }
+    // The rest goes upstream as it is: it must not be able to climb out of
+    // the endpoint's path, however the upstream decodes it.
+    if has_dot_segment(rest) {
+        return Err(ProxyError::DotSegment);
     }
     let project = match (project, header_project(headers)?) {
         (Some(path), Some(header)) if path != header => {
@@ -246,6 +253,31 @@ mod tests {
         }
         assert_eq!(route("/"), Ok(ok(None, "<Facade(Root)>", "")));
         assert_eq!(route("/projects/demo"), Err("not-found"));
+    }
+
+    #[test]
+    fn dot_segments_in_the_rest_are_refused() {
+        for path in [
+            "/compute/..",
+            "/compute/.",
+            "/compute/../../identity/v3/credentials",
+            "/compute/servers/%2e%2e/x",
+            "/compute/servers/.%2E/x",
+            "/compute/a%2F..%2Fb",
+            "/projects/demo/compute/./servers",
+        ] {
+            assert!(
+                matches!(parse(path, &HeaderMap::new()), Err(ProxyError::DotSegment)),
+                "{path}"
+            );
+        }
+        for path in [
+            "/compute/v2.1/servers",
+            "/object-store/a/.hidden/b...",
+            "/image/%2Fx",
+        ] {
+            assert!(parse(path, &HeaderMap::new()).is_ok(), "{path}");
+        }
     }
 
     #[test]

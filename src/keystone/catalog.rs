@@ -42,6 +42,42 @@ static SERVICE_TYPE_ALIASES: &[(&str, &[&str])] = &[
     ("admin-logic", &["registration"]),
 ];
 
+/// The official types of the service-types authority that have no alias
+/// (those with aliases are in [`SERVICE_TYPE_ALIASES`]): with both, a
+/// word in a path or a rule is known to be a type without a catalog.
+static OFFICIAL_TYPES: &[&str] = &[
+    "accelerator",
+    "application-catalog",
+    "backup",
+    "baremetal-introspection",
+    "cloudformation",
+    "compute",
+    "data-processing",
+    "data-protection-orchestration",
+    "database",
+    "dns",
+    "ec2-api",
+    "function-engine",
+    "identity",
+    "image",
+    "key-manager",
+    "load-balancer",
+    "metric",
+    "monitoring",
+    "monitoring-events",
+    "network",
+    "nfv-orchestration",
+    "object-store",
+    "orchestration",
+    "placement",
+    "rating",
+    "reservation",
+    "search",
+];
+
+/// The official service type of the identity service (Keystone).
+pub const IDENTITY: &str = "identity";
+
 /// A parsed catalog, as Keystone v3 returns it in `token.catalog`.
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
@@ -57,6 +93,8 @@ pub struct Service {
     /// `service_type` and `name` normalised once, for lookups.
     type_key: String,
     name_key: String,
+    /// The official type of `service_type` (aliases resolved), once.
+    canonical: String,
 }
 
 /// An endpoint, with its URL split once so that joining a request onto it
@@ -146,6 +184,7 @@ impl Catalog {
             .map(|s| Service {
                 type_key: normalize(&s.service_type).into_owned(),
                 name_key: normalize(&s.name).into_owned(),
+                canonical: canonical_type(&s.service_type).into_owned(),
                 service_type: Arc::from(s.service_type),
                 name: s.name,
                 endpoints: s
@@ -204,6 +243,18 @@ fn shorter<'a>(alias: &'static str) -> &'a str {
 }
 
 impl Service {
+    /// The official type of this service, aliases resolved (`volumev3` is
+    /// `block-storage`).
+    pub fn canonical_type(&self) -> &str {
+        &self.canonical
+    }
+
+    /// Whether `name` (normal form, as [`ServiceName`] keeps it) is this
+    /// service's catalog name.
+    fn is_named(&self, normal: &str) -> bool {
+        self.name_key == normal
+    }
+
     /// The first interface of `interfaces` with an endpoint (in `region`).
     fn endpoint_for(&self, interfaces: &[String], region: Option<&str>) -> Option<&Endpoint> {
         interfaces.iter().find_map(|interface| {
@@ -212,6 +263,64 @@ impl Service {
             })
         })
     }
+}
+
+/// A service as a rule names it: a type, an alias or a catalog name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceName {
+    /// The official type, if the name is a type or an alias.
+    canonical: String,
+    /// The name in normal form, to compare with catalog names.
+    normal: String,
+    known: bool,
+}
+
+impl ServiceName {
+    pub fn new(name: &str) -> ServiceName {
+        ServiceName {
+            canonical: canonical_type(name).into_owned(),
+            normal: normalize(name).into_owned(),
+            known: is_known_type(name),
+        }
+    }
+
+    /// Whether the name is a type or an alias of the service-types
+    /// authority, so that it can be compared without a catalog.
+    pub fn is_known(&self) -> bool {
+        self.known
+    }
+
+    /// The official type the name stands for (the name itself, in normal
+    /// form, when it is not known).
+    pub fn canonical(&self) -> &str {
+        &self.canonical
+    }
+
+    /// Whether `service` is what this name finds: its type family, or (for
+    /// a name that is not a type) its catalog name.
+    pub fn matches(&self, service: &Service) -> bool {
+        service.canonical_type() == self.canonical || service.is_named(&self.normal)
+    }
+}
+
+/// The official type `name` stands for: the official type of its alias
+/// family, else `name` itself in normal form. Allocates only when `name`
+/// is not in normal form.
+pub fn canonical_type(name: &str) -> std::borrow::Cow<'_, str> {
+    let normal = normalize(name);
+    match family_entry(&normal) {
+        Some((official, _)) => std::borrow::Cow::Borrowed(official),
+        None => normal,
+    }
+}
+
+/// Whether `name` is an official type or an alias of one.
+pub fn is_known_type(name: &str) -> bool {
+    let canonical = canonical_type(name);
+    OFFICIAL_TYPES.contains(&canonical.as_ref())
+        || SERVICE_TYPE_ALIASES
+            .iter()
+            .any(|(official, _)| *official == canonical)
 }
 
 /// `Volume_V3` and `volume-v3` mean the same: lower case, `_` as `-`.
@@ -248,12 +357,15 @@ fn normalizes_to(raw: &str, normal: &str) -> bool {
 
 /// The official type followed by its aliases, if `wanted` is either.
 fn family_of(wanted: &str) -> Option<impl Iterator<Item = &'static str> + use<>> {
-    SERVICE_TYPE_ALIASES
-        .iter()
-        .find(|(official, aliases)| {
-            *official == wanted || aliases.iter().any(|a| normalizes_to(a, wanted))
-        })
+    family_entry(wanted)
         .map(|(official, aliases)| std::iter::once(*official).chain(aliases.iter().copied()))
+}
+
+/// The alias family `wanted` (in normal form) belongs to, if any.
+fn family_entry(wanted: &str) -> Option<&'static (&'static str, &'static [&'static str])> {
+    SERVICE_TYPE_ALIASES.iter().find(|(official, aliases)| {
+        *official == wanted || aliases.iter().any(|a| normalizes_to(a, wanted))
+    })
 }
 
 impl Endpoint {

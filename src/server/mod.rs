@@ -75,6 +75,7 @@ pub async fn run(
     let main = Bound::bind(&settings.listen.address, settings.listen.socket_mode).await?;
     let bound_url = main.describe(scheme);
     let settings = with_public_url(settings, &bound_url);
+    warn_about(&settings);
     let metrics = Arc::new(Metrics::new());
     // Sessions outlive reloads: tools logged in through the facade stay so.
     let sessions = Arc::new(Sessions::new(settings.token.session_ttl));
@@ -343,6 +344,7 @@ fn apply_reload(
     });
     match prepared {
         Ok((settings, proxy, tls)) => {
+            warn_about(&settings);
             if settings.listen.address != running.listen.address
                 || settings.listen.admin_address != running.listen.admin_address
             {
@@ -354,6 +356,13 @@ fn apply_reload(
             tracing::info!("configuration reloaded");
         }
         Err(error) => tracing::error!(%error, "reload refused; the running configuration stays"),
+    }
+}
+
+/// Say what the configuration allows but probably does not mean.
+fn warn_about(settings: &Settings) {
+    for warning in &settings.warnings {
+        tracing::warn!(%warning, "configuration");
     }
 }
 

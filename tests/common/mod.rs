@@ -230,6 +230,43 @@ impl Stack {
     pub fn seen(&self) -> Vec<SeenRequest> {
         self.upstream.seen()
     }
+
+    /// POST a JSON body (a facade login, say), with no key.
+    pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> TestResponse {
+        let headers = [("content-type", "application/json")];
+        self.send(Method::POST, path, &headers, Bytes::from(body.to_string()))
+            .await
+    }
+
+    /// Log in through the v3 facade: (session token, token body).
+    pub async fn v3_login(
+        &self,
+        user: &str,
+        key: &str,
+        project: Option<&str>,
+    ) -> (String, serde_json::Value) {
+        let response = self
+            .post_json("/v3/auth/tokens", &v3_password(user, key, project))
+            .await;
+        assert_eq!(response.status, 201, "{response:?}");
+        let session = response.headers["x-subject-token"]
+            .to_str()
+            .expect("an ASCII token")
+            .to_string();
+        (session, response.json())
+    }
+}
+
+/// A v3 password login body for the facade: user name = client name,
+/// password = key, optionally scoped to a project by name.
+pub fn v3_password(user: &str, key: &str, project: Option<&str>) -> serde_json::Value {
+    let mut body = serde_json::json!({"auth": {"identity": {"methods": ["password"],
+        "password": {"user": {"name": user, "domain": {"name": "Default"}, "password": key}}}}});
+    if let Some(project) = project {
+        body["auth"]["scope"] =
+            serde_json::json!({"project": {"name": project, "domain": {"name": "Default"}}});
+    }
+    body
 }
 
 /// The fake Keystone with the demo cloud, and the upstream its catalog

@@ -263,7 +263,27 @@ pub async fn openstack(
     project: &str,
     args: &[&str],
 ) -> Value {
-    let output = tokio::process::Command::new(venv().join("bin").join("openstack"))
+    let args = [args, &["-f", "json"]].concat();
+    let output = openstack_output(auth_url, user, key, project, &args).await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "openstack {args:?} failed:\n{stdout}\n{stderr}"
+    );
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
+}
+
+/// The same run of `openstack` (without `-f json`, which not every command
+/// takes), however it ends: for commands that must fail.
+pub async fn openstack_output(
+    auth_url: &str,
+    user: &str,
+    key: &str,
+    project: &str,
+    args: &[&str],
+) -> std::process::Output {
+    tokio::process::Command::new(venv().join("bin").join("openstack"))
         .args([
             "--os-auth-url",
             auth_url,
@@ -286,17 +306,9 @@ pub async fn openstack(
         ])
         .args(["--os-interface", "public"])
         .args(args)
-        .args(["-f", "json"])
         .env_remove("OS_CLOUD")
         .env("HOME", std::env::temp_dir())
         .output()
         .await
-        .expect("run openstack");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "openstack {args:?} failed:\n{stdout}\n{stderr}"
-    );
-    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
+        .expect("run openstack")
 }

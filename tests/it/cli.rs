@@ -122,3 +122,80 @@ async fn the_example_config_is_valid() {
     assert!(run.ok, "{run:?}");
     assert!(!run.stdout.contains("s3cret"));
 }
+
+/// Rules and limits are validated at start: a wrong method or path is an
+/// error naming the rule, a service that is no known type a warning.
+#[tokio::test]
+async fn check_config_validates_rules_and_limits() {
+    let client = |extra: &str| {
+        format!(
+            "{GOOD}\n[clients.m]\nkey_sha256 = \"{}\"\n{extra}\n",
+            "0".repeat(64)
+        )
+    };
+    let rule = |service: &str, method: &str, path: &str| {
+        client(&format!(
+            "[[clients.m.rules]]\nservice = \"{service}\"\nmethod = {method}\npath = \"{path}\"\n"
+        ))
+    };
+    for (text, key, words) in [
+        (
+            rule("compute", "[\"GTE\"]", "/servers"),
+            "clients.m.rules[0].method",
+            "not an HTTP method",
+        ),
+        (
+            rule("compute", "\"get\"", "/servers"),
+            "clients.m.rules[0].method",
+            "write \"GET\"",
+        ),
+        (
+            rule("compute", "\"TRACE\"", "/servers"),
+            "clients.m.rules[0].method",
+            "never allowed",
+        ),
+        (
+            rule("compute", "\"GET\"", ""),
+            "clients.m.rules[0].path",
+            "is empty",
+        ),
+        (
+            rule("compute", "\"GET\"", "/a*"),
+            "clients.m.rules[0].path",
+            "whole segments",
+        ),
+        (
+            client("requests_per_second = 0"),
+            "clients.m.requests_per_second",
+            "above 0",
+        ),
+        (
+            client("burst = 5"),
+            "clients.m.burst",
+            "needs requests_per_second",
+        ),
+        (
+            client("max_in_flight = 0"),
+            "clients.m.max_in_flight",
+            "at least 1",
+        ),
+    ] {
+        let (_dir, path) = write_config(&text);
+        let run = run_binary(&["check-config", "--config", path.to_str().unwrap()], &[]).await;
+        assert!(!run.ok, "{text}");
+        assert!(run.stderr.contains(key), "{key}: {run:?}");
+        assert!(run.stderr.contains(words), "{words}: {run:?}");
+        assert!(run.stderr.contains(path.to_str().unwrap()), "{run:?}");
+    }
+    let (_dir, path) = write_config(&rule("nova", "[\"GET\", \"HEAD\"]", "/servers/**"));
+    let run = run_binary(&["check-config", "--config", path.to_str().unwrap()], &[]).await;
+    assert!(run.ok, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("warning: clients.m.rules[0].service: \"nova\" is not a service type"),
+        "{run:?}"
+    );
+    let (_dir, path) = write_config(&rule("volumev3", "\"*\"", "/**"));
+    let run = run_binary(&["check-config", "--config", path.to_str().unwrap()], &[]).await;
+    assert!(run.ok && !run.stderr.contains("warning"), "{run:?}");
+}

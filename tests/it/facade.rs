@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::Method;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::common::*;
 
@@ -22,34 +22,6 @@ async fn stack_with_exporter(extra: impl FnOnce(&mut TestConfig)) -> Stack {
         extra(config);
     })
     .await
-}
-
-fn v3_password(user: &str, key: &str, project: Option<&str>) -> Value {
-    let mut body = json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {
-        "name": user, "domain": {"name": "Default"}, "password": key}}}}});
-    if let Some(project) = project {
-        body["auth"]["scope"] =
-            json!({"project": {"name": project, "domain": {"name": "Default"}}});
-    }
-    body
-}
-
-async fn post_json(stack: &Stack, path: &str, body: &Value) -> TestResponse {
-    let headers = [("content-type", "application/json")];
-    stack
-        .send(Method::POST, path, &headers, Bytes::from(body.to_string()))
-        .await
-}
-
-/// Log in through the v3 facade: (session token, token body).
-async fn v3_login(stack: &Stack, user: &str, key: &str, project: Option<&str>) -> (String, Value) {
-    let response = post_json(stack, "/v3/auth/tokens", &v3_password(user, key, project)).await;
-    assert_eq!(response.status, 201, "{response:?}");
-    let session = response.headers["x-subject-token"]
-        .to_str()
-        .unwrap()
-        .to_string();
-    (session, response.json())
 }
 
 async fn with_token(
@@ -105,12 +77,12 @@ async fn version_discovery_points_at_the_proxy() {
 #[tokio::test]
 async fn v3_login_gives_a_session_and_a_catalog_on_the_proxy() {
     let stack = Stack::start().await;
-    let response = post_json(
-        &stack,
-        "/v3/auth/tokens",
-        &v3_password("alice", ALICE_KEY, Some("ops")),
-    )
-    .await;
+    let response = stack
+        .post_json(
+            "/v3/auth/tokens",
+            &v3_password("alice", ALICE_KEY, Some("ops")),
+        )
+        .await;
     assert_eq!(response.status, 201, "{response:?}");
     assert_no_real_token(&stack, &response);
     let session = response.headers["x-subject-token"]
@@ -168,36 +140,36 @@ async fn v3_login_gives_a_session_and_a_catalog_on_the_proxy() {
 #[tokio::test]
 async fn v3_logins_are_checked() {
     let stack = Stack::start().await;
-    let response = post_json(
-        &stack,
-        "/v3/auth/tokens",
-        &v3_password("alice", "wrong", Some("ops")),
-    )
-    .await;
+    let response = stack
+        .post_json(
+            "/v3/auth/tokens",
+            &v3_password("alice", "wrong", Some("ops")),
+        )
+        .await;
     assert_eq!(response.status, 401);
     assert_eq!(response.json()["error"]["code"], 401);
-    let response = post_json(
-        &stack,
-        "/v3/auth/tokens",
-        &v3_password("alice", ANY_KEY, Some("ops")),
-    )
-    .await;
+    let response = stack
+        .post_json(
+            "/v3/auth/tokens",
+            &v3_password("alice", ANY_KEY, Some("ops")),
+        )
+        .await;
     assert_eq!(
         response.status, 401,
         "another client's key under alice's name"
     );
-    let response = post_json(
-        &stack,
-        "/v3/auth/tokens",
-        &v3_password("alice", ALICE_KEY, Some("other")),
-    )
-    .await;
+    let response = stack
+        .post_json(
+            "/v3/auth/tokens",
+            &v3_password("alice", ALICE_KEY, Some("other")),
+        )
+        .await;
     assert_eq!(response.status, 403, "outside alice's allow-list");
     assert_eq!(stack.keystone.logins(), 0);
     // The application-credential shape, and no scope (the default project).
     let body = json!({"auth": {"identity": {"methods": ["application_credential"],
         "application_credential": {"id": "any", "secret": ANY_KEY}}}});
-    let response = post_json(&stack, "/v3/auth/tokens", &body).await;
+    let response = stack.post_json("/v3/auth/tokens", &body).await;
     assert_eq!(response.status, 201, "{response:?}");
     assert_eq!(response.json()["token"]["project"]["id"], DEMO_PROJECT_ID);
 }
@@ -205,8 +177,8 @@ async fn v3_logins_are_checked() {
 #[tokio::test]
 async fn sessions_validate_revoke_and_refuse() {
     let stack = Stack::start().await;
-    let (session, _) = v3_login(&stack, "any", ANY_KEY, Some("demo")).await;
-    let (other, _) = v3_login(&stack, "alice", ALICE_KEY, Some("demo")).await;
+    let (session, _) = stack.v3_login("any", ANY_KEY, Some("demo")).await;
+    let (other, _) = stack.v3_login("alice", ALICE_KEY, Some("demo")).await;
     let check = [
         ("x-auth-token", other.as_str()),
         ("x-subject-token", session.as_str()),
@@ -263,7 +235,7 @@ async fn sessions_validate_revoke_and_refuse() {
 #[tokio::test]
 async fn a_session_outlives_real_token_renewals_and_ends_with_its_ttl() {
     let stack = Stack::start_with(|config| config.token.push_str("\nsession_ttl = \"2s\"")).await;
-    let (session, _) = v3_login(&stack, "any", ANY_KEY, None).await;
+    let (session, _) = stack.v3_login("any", ANY_KEY, None).await;
     let headers = [("x-auth-token", session.as_str())];
     stack.keystone.revoke_all();
     let response = with_token(&stack, Method::GET, "/compute/servers", &headers).await;
@@ -279,7 +251,7 @@ async fn v2_login_on_a_v3_only_cloud() {
     let stack = Stack::start().await;
     let body = json!({"auth": {"tenantName": "demo",
         "passwordCredentials": {"username": "any", "password": ANY_KEY}}});
-    let response = post_json(&stack, "/v2.0/tokens", &body).await;
+    let response = stack.post_json("/v2.0/tokens", &body).await;
     assert_eq!(response.status, 200, "{response:?}");
     assert_no_real_token(&stack, &response);
     let access = &response.json()["access"];
@@ -312,7 +284,7 @@ async fn v2_login_on_a_v3_only_cloud() {
     );
     let wrong = json!({"auth": {"tenantName": "demo",
         "passwordCredentials": {"username": "any", "password": "nope"}}});
-    assert_eq!(post_json(&stack, "/v2.0/tokens", &wrong).await.status, 401);
+    assert_eq!(stack.post_json("/v2.0/tokens", &wrong).await.status, 401);
 }
 
 #[tokio::test]
@@ -434,7 +406,7 @@ async fn rewriting_can_be_turned_off() {
 #[tokio::test]
 async fn a_removed_clients_sessions_are_refused() {
     let mut stack = Stack::start().await;
-    let (session, _) = v3_login(&stack, "alice", ALICE_KEY, Some("demo")).await;
+    let (session, _) = stack.v3_login("alice", ALICE_KEY, Some("demo")).await;
     let headers = [("x-auth-token", session.as_str())];
     assert_eq!(
         with_token(&stack, Method::GET, "/compute/servers", &headers)

@@ -47,8 +47,9 @@ async fn health_readiness_and_metrics() {
     );
     let body = text(&metrics);
     for line in [
-        "keystone_proxy_requests_total{service=\"compute\",code=\"200\"} 2",
-        "keystone_proxy_requests_total{service=\"-\",code=\"404\"} 1",
+        "keystone_proxy_requests_total{service=\"compute\",code=\"200\",client=\"any\"} 2",
+        "keystone_proxy_requests_total{service=\"-\",code=\"404\",client=\"any\"} 1",
+        "keystone_proxy_requests_total{service=\"-\",code=\"200\",client=\"-\"} 2",
         "keystone_proxy_keystone_logins_total{cloud=\"test\",result=\"ok\"} 2",
         "keystone_proxy_token_cache_misses_total 1",
         "keystone_proxy_token_cache_hits_total 3",
@@ -186,10 +187,24 @@ async fn request_ids_and_one_log_line_per_request() {
 #[tokio::test]
 async fn no_secret_reaches_the_logs_even_at_trace_level() {
     let bad_key = "bad-key-1234567890";
-    let mut password_stack =
-        Stack::start_with(|config| config.rust_log = Some("trace".into())).await;
+    let exporter_key = "exporter-key-0987654321";
+    // A client that may export the real token, and is rate-limited.
+    let exporter = format!(
+        "\n[clients.exporter]\nkey_sha256 = \"{}\"\nexport_token = true\n\
+         requests_per_second = 1\nburst = 2\n",
+        sha256_hex(exporter_key.as_bytes())
+    );
+    let mut password_stack = Stack::start_with(|config| {
+        config.rust_log = Some("trace".into());
+        config
+            .clients
+            .get_or_insert_with(String::new)
+            .push_str(&exporter);
+    })
+    .await;
     let mut app_cred_stack = Stack::start_with(|config| {
         config.rust_log = Some("trace".into());
+        config.clients.get_or_insert_with(String::new).push_str(&exporter);
         config.auth = format!(
             "application_credential_id = \"{APP_CRED_ID}\"\napplication_credential_secret = \"{APP_CRED_SECRET}\""
         );
@@ -199,6 +214,7 @@ async fn no_secret_reaches_the_logs_even_at_trace_level() {
         &base64::engine::general_purpose::STANDARD,
         format!("alice:{ALICE_KEY}"),
     );
+    let mut sessions = Vec::new();
     for stack in [&password_stack, &app_cred_stack] {
         assert_eq!(stack.get("/compute/servers", ANY_KEY).await.status, 200);
         let basic_auth = format!("Basic {basic}");
@@ -217,6 +233,40 @@ async fn no_secret_reaches_the_logs_even_at_trace_level() {
             assert_eq!(response.status, 200);
         }
         assert_eq!(stack.get("/compute/servers", bad_key).await.status, 401);
+        // Refusals: a forbidden operation, a method, a limit.
+        let minting = stack
+            .post("/identity/users/u1/application_credentials", ANY_KEY, "{}")
+            .await;
+        assert_eq!(minting.status, 403);
+        let auth = format!("Bearer {ANY_KEY}");
+        let trace = stack
+            .send(
+                Method::TRACE,
+                "/compute/servers",
+                &[("authorization", &auth)],
+                Bytes::new(),
+            )
+            .await;
+        assert_eq!(trace.status, 405);
+        // The real token exported, then the exporter over its rate.
+        assert_eq!(stack.get("/token", exporter_key).await.status, 200);
+        let mut statuses = Vec::new();
+        for _ in 0..3 {
+            statuses.push(stack.get("/compute/servers", exporter_key).await.status);
+        }
+        assert!(statuses.contains(&http::StatusCode::TOO_MANY_REQUESTS));
+        // A facade session, used.
+        let (session, _) = stack.v3_login("any", ANY_KEY, Some("demo")).await;
+        let with_session = stack
+            .send(
+                Method::GET,
+                "/compute/servers",
+                &[("x-auth-token", &session)],
+                Bytes::new(),
+            )
+            .await;
+        assert_eq!(with_session.status, 200);
+        sessions.push(session);
         stack.keystone.revoke_all();
         assert_eq!(
             stack.post("/compute/servers", ANY_KEY, "body").await.status,
@@ -244,9 +294,11 @@ async fn no_secret_reaches_the_logs_even_at_trace_level() {
         bad_key,
         &basic,
         "wrong-password-987",
+        exporter_key,
     ]
     .iter()
     .map(|s| s.to_string())
+    .chain(sessions)
     .collect();
     for stack in [&password_stack, &app_cred_stack, &wrong] {
         secrets.extend(stack.keystone.issued_tokens());

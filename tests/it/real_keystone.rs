@@ -8,7 +8,8 @@ use bytes::Bytes;
 use http::Method;
 
 use crate::common::real::{
-    RealCloud, keystone, keystone_call_log, keystone_calls, short_lived_keystone,
+    RealCloud, keystone, keystone_call_log, keystone_calls, openstack, openstack_output,
+    short_lived_keystone,
 };
 use crate::common::*;
 
@@ -348,4 +349,216 @@ async fn a_v2_script_works_against_a_v3_only_keystone() {
     let saw = upstream_saw(&response);
     assert_eq!(saw["project_id"], cloud.projects.beta.as_str());
     assert_eq!(saw["path"], "/compute/v2.1/servers");
+}
+
+/// The proxy's real token must never become a cloud credential that works
+/// without the proxy. Every identity call that would mint or reveal one is
+/// refused, through a local key and through the real `openstack` CLI via
+/// the facade; Keystone, asked directly as admin, shows nothing changed.
+#[tokio::test]
+async fn identity_calls_that_would_mint_credentials_are_refused() {
+    let cloud = keystone();
+    let admin = cloud.admin_token().await;
+    let real = Real::start(cloud, &cloud.password_auth("alpha"), "").await;
+    let user = &cloud.user.id;
+    let (_, _, found) = cloud
+        .call(Method::GET, "/users?name=admin", Some(&admin), None)
+        .await;
+    let admin_id = found["users"][0]["id"].as_str().unwrap().to_string();
+    let before = keystone_state(cloud, &admin).await;
+
+    // A local key, as curl would send it.
+    let json = |v: serde_json::Value| Bytes::from(v.to_string());
+    for (method, path, body) in [
+        (
+            Method::POST,
+            format!("/identity/users/{user}/application_credentials"),
+            json(serde_json::json!({"application_credential": {"name": "stolen"}})),
+        ),
+        (
+            Method::POST,
+            format!("/identity/users/{user}/credentials/OS-EC2"),
+            json(serde_json::json!({"tenant_id": cloud.projects.alpha})),
+        ),
+        (
+            Method::GET,
+            format!("/identity/users/{user}/credentials/OS-EC2"),
+            Bytes::new(),
+        ),
+        (
+            Method::GET,
+            "/identity/credentials".to_string(),
+            Bytes::new(),
+        ),
+        (
+            Method::POST,
+            format!("/identity/users/{user}/password"),
+            json(serde_json::json!({"user": {"password": "new-pass-1",
+                "original_password": cloud.user.password}})),
+        ),
+        (
+            Method::POST,
+            "/identity/OS-TRUST/trusts".to_string(),
+            json(serde_json::json!({"trust": {"trustor_user_id": user,
+                "trustee_user_id": admin_id, "impersonation": true,
+                "project_id": cloud.projects.alpha, "roles": [{"name": "member"}]}})),
+        ),
+        (
+            Method::PUT,
+            format!(
+                "/identity/projects/{}/users/{user}/roles/{}",
+                cloud.projects.gamma, cloud.roles.member
+            ),
+            Bytes::new(),
+        ),
+        (
+            Method::POST,
+            "/identity/auth/tokens".to_string(),
+            Bytes::new(),
+        ),
+        (
+            Method::GET,
+            "/identity/v3/auth/tokens".to_string(),
+            Bytes::new(),
+        ),
+    ] {
+        let response = real.send(method.clone(), &path, body).await;
+        assert_eq!(response.status, 403, "{method} {path}: {response:?}");
+        assert_eq!(
+            response.proxy_error(),
+            Some("forbidden-operation"),
+            "{path}"
+        );
+    }
+
+    // The real CLI through the facade.
+    let auth_url = format!("{}/v3", real.proxy.url);
+    let alpha = cloud.projects.alpha.as_str();
+    // (arguments, what refuses it, whether the CLI notices): openstacksdk
+    // ignores the status of a role assignment (it returns False), so
+    // `role add` exits 0 although nothing was granted.
+    let commands: Vec<(Vec<&str>, &str, bool)> = vec![
+        (
+            vec!["application", "credential", "create", "stolen"],
+            "identity:application-credentials",
+            true,
+        ),
+        (
+            vec!["ec2", "credentials", "create"],
+            "identity:credentials",
+            true,
+        ),
+        (
+            vec!["ec2", "credentials", "list"],
+            "identity:credentials",
+            true,
+        ),
+        (
+            vec![
+                "user",
+                "password",
+                "set",
+                "--password",
+                "new-pass-2",
+                "--original-password",
+                "x",
+            ],
+            "identity:password",
+            true,
+        ),
+        (
+            vec![
+                "trust",
+                "create",
+                "--project",
+                alpha,
+                "--role",
+                &cloud.roles.member,
+                user,
+                &admin_id,
+            ],
+            "identity:trusts",
+            true,
+        ),
+        (
+            vec![
+                "role",
+                "add",
+                "--project",
+                &cloud.projects.gamma,
+                "--user",
+                user,
+                &cloud.roles.member,
+            ],
+            "identity:grants",
+            false,
+        ),
+    ];
+    for (args, label, noticed) in &commands {
+        let before_run = real.proxy.logs().len();
+        let output = openstack_output(&auth_url, "tester", ANY_KEY, "alpha", args).await;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        if *noticed {
+            assert!(
+                !output.status.success(),
+                "openstack {args:?} succeeded:\n{stderr}"
+            );
+            assert!(
+                stderr.contains("403") || stderr.contains("is refused"),
+                "{args:?}: {stderr}"
+            );
+        }
+        let logs = real.proxy.logs();
+        let refused = logs[before_run..].lines().any(|line| {
+            line.contains("\"error\":\"forbidden-operation\"")
+                && line.contains(&format!("\"refused_by\":\"{label}\""))
+        });
+        assert!(refused, "{args:?}: the proxy refused it ({label})");
+    }
+    assert_eq!(
+        keystone_state(cloud, &admin).await,
+        before,
+        "Keystone changed"
+    );
+    // The password still is the old one.
+    let login = serde_json::json!({"auth": {"identity": {"methods": ["password"],
+        "password": {"user": {"id": user, "password": cloud.user.password}}}}});
+    let (status, _, _) = cloud
+        .call(Method::POST, "/auth/tokens", None, Some(login))
+        .await;
+    assert_eq!(status, 201);
+
+    // What tools need from identity still works through the facade.
+    let projects = openstack(
+        &auth_url,
+        "tester",
+        ANY_KEY,
+        "alpha",
+        &["project", "list", "--my-projects"],
+    )
+    .await;
+    assert!(projects.to_string().contains("alpha"), "{projects}");
+    let catalog = openstack(&auth_url, "tester", ANY_KEY, "alpha", &["catalog", "list"]).await;
+    assert!(catalog.to_string().contains("identity"), "{catalog}");
+}
+
+/// What an attacker could have changed, as Keystone's admin sees it.
+async fn keystone_state(cloud: &RealCloud, admin: &str) -> Vec<serde_json::Value> {
+    let user = &cloud.user.id;
+    let mut state = Vec::new();
+    for path in [
+        format!("/users/{user}/application_credentials"),
+        format!("/credentials?user_id={user}"),
+        format!("/OS-TRUST/trusts?trustor_user_id={user}"),
+        format!("/role_assignments?user.id={user}"),
+    ] {
+        let (status, _, mut body) = cloud.call(Method::GET, &path, Some(admin), None).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        // Links carry the query and the time-independent parts only.
+        if let Some(object) = body.as_object_mut() {
+            object.remove("links");
+        }
+        state.push(body);
+    }
+    state
 }
