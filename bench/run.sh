@@ -173,9 +173,9 @@ has b && echo "== (b) latency at a fixed rate (open loop)" >&2
 # coordinated omission; it is built from crates.io (≈ 4–10 min) on a full
 # run when missing, and skipped by the smoke.
 RATE=${RATE:-5000}
-if { has b || has h; } && ! need oha && [ "$SMOKE" != 1 ]; then
+if has b && ! need oha && [ "$SMOKE" != 1 ]; then
     echo "   installing oha (cargo install oha --locked)" >&2
-    cargo install oha --locked --quiet >/dev/null 2>&1 || echo "   oha could not be installed: (b) and (h) skipped" >&2
+    cargo install oha --locked --quiet >/dev/null 2>&1 || echo "   oha could not be installed: (b) skipped" >&2
     export PATH="$HOME/.cargo/bin:$PATH"
 fi
 run_oha() {  # target url [header]: "p50_ms p99_ms success_rate"
@@ -239,43 +239,57 @@ if has f; then
     rss_scopes=$(rss_kib "$PROXY_PID")
 fi
 
-if has h && need oha && need valgrind; then
+if has h && need valgrind; then
     echo "== (h) instructions per request (callgrind)" >&2
     # Wall time on a shared machine drifts; instructions counted by
     # callgrind do not (the same binary and load give the same count). Each
     # target runs under callgrind on its own port, is warmed up, then
-    # counts IR_REQUESTS requests on 64 connections. The proxy's upstream
-    # and Keystone are the stand-ins above (not counted).
+    # counts IR_REQUESTS requests on 64 connections, sent by bench_cloud
+    # (exactly that many). The proxy's upstream and Keystone are the
+    # stand-ins above (not counted). The proxy is counted twice: for a
+    # client without rules, and for one with 10 access rules, the one that
+    # matches last.
     IR_REQUESTS=${IR_REQUESTS:-10000}; if [ "$SMOKE" = 1 ]; then IR_REQUESTS=500; fi
     sed -e "s/^address = .*/address = \"127.0.0.1:18513\"/" -e "s/^admin_address = .*/admin_address = \"127.0.0.1:18514\"/" \
         "$work/proxy.toml" >"$work/proxy-ir.toml"
+    RULES_KEY=bench-rules-key
+    { cat "$work/proxy-ir.toml"
+      printf '[clients.ruled]\nkey_sha256 = "%s"\nprojects = ["*"]\n' "$(printf %s "$RULES_KEY" | sha256sum | cut -d' ' -f1)"
+      for path in '/servers/**' '/flavors/*' '/os-hypervisors/**' '/os-keypairs/*' /limits '/images/**' /os-availability-zone '/extensions/*' '/os-services/**'; do
+          printf '[[clients.ruled.rules]]\nservice = "compute"\nmethod = ["GET", "HEAD"]\npath = "%s"\n' "$path"
+      done
+      printf '[[clients.ruled.rules]]\nservice = "compute"\nmethod = "GET"\npath = "/*"\n'
+    } >"$work/proxy-ir-rules.toml"
     sed -e "s/listen $N;/listen 127.0.0.1:18512;/" -e "s|nginx.pid;|nginx-ir.pid;|" -e "s/^daemon off;/daemon off;\nmaster_process off;/" \
         "$work/nginx.conf" >"$work/nginx-ir.conf"
-    # name ready_url target_url [header]: Ir per request
+    # name ready_url target_url header value: Ir per request
     count_ir() {
-        local name=$1 ready=$2 url=$3; shift 3
+        local name=$1 ready=$2 url=$3 header=$4 value=$5
         local out="$work/callgrind-$name"
         case $name in
             # exec: the job's pid is valgrind's own, so it can be told to dump and stopped.
-            proxy) RUST_LOG=warn exec $PIN0 valgrind --tool=callgrind --callgrind-out-file="$out" "$BIN" serve --config "$work/proxy-ir.toml" ;;
+            proxy) RUST_LOG=warn exec $PIN0 valgrind --tool=callgrind --callgrind-out-file="$out" "${PROXY_BIN:-$BIN}" serve --config "$work/proxy-ir.toml" ;;
+            proxy-rules) RUST_LOG=warn exec $PIN0 valgrind --tool=callgrind --callgrind-out-file="$out" "$BIN" serve --config "$work/proxy-ir-rules.toml" ;;
             nginx) exec $PIN0 valgrind --tool=callgrind --callgrind-out-file="$out" nginx -c "$work/nginx-ir.conf" ;;
             direct) exec $PIN0 valgrind --tool=callgrind --callgrind-out-file="$out" "$CLOUD" serve 127.0.0.1:18510 127.0.0.1:18511 0 ;;
         esac >"$work/valgrind-$name.log" 2>&1 &
         local vg=$!; pids+=("$vg")
         # Any answer will do: the first requests below wait for a token.
         for _ in $(seq 300); do curl -s -o /dev/null "$ready" 2>/dev/null && break; sleep 0.1; done
-        $PIN1 oha -n 2000 -c 64 --no-tui "$@" "$url" >/dev/null
+        $PIN1 "$CLOUD" get "$url" "$header" "$value" 2000 64 >/dev/null
         callgrind_control -z "$vg" >/dev/null 2>&1
-        $PIN1 oha -n "$IR_REQUESTS" -c 64 --no-tui "$@" "$url" >/dev/null
+        $PIN1 "$CLOUD" get "$url" "$header" "$value" "$IR_REQUESTS" 64 >"$work/load-$name.out"
         callgrind_control -d "$vg" >/dev/null 2>&1
         for _ in $(seq 50); do ls "$out".[0-9]* >/dev/null 2>&1 && break; sleep 0.1; done
         sleep 1
         kill "$vg" 2>/dev/null; wait "$vg" 2>/dev/null || true
+        grep -q "failed=0" "$work/load-$name.out" || echo "   (h) $name: $(cat "$work/load-$name.out")" >&2
         awk -v n="$IR_REQUESTS" '/^(summary|totals):/ {printf "%.0f\n", $2 / n; exit}' "$out".[0-9]*
     }
-    ir_direct=$(count_ir direct "http://127.0.0.1:18511/v2.1/x" "http://127.0.0.1:18511/v2.1/x" -H "X-Auth-Token: bench-token-0")
-    ir_nginx=$(count_ir nginx "http://127.0.0.1:18512/x" "http://127.0.0.1:18512/x")
-    ir_proxy=$(count_ir proxy "http://127.0.0.1:18514/readyz" "http://127.0.0.1:18513/compute/x" -H "Authorization: Bearer $KEY")
+    ir_direct=$(count_ir direct "http://127.0.0.1:18511/v2.1/x" "http://127.0.0.1:18511/v2.1/x" X-Auth-Token bench-token-0)
+    ir_nginx=$(count_ir nginx "http://127.0.0.1:18512/x" "http://127.0.0.1:18512/x" X-Bench 1)
+    ir_proxy=$(count_ir proxy "http://127.0.0.1:18514/readyz" "http://127.0.0.1:18513/compute/x" Authorization "Bearer $KEY")
+    ir_rules=$(count_ir proxy-rules "http://127.0.0.1:18514/readyz" "http://127.0.0.1:18513/compute/x" Authorization "Bearer $RULES_KEY")
 fi
 
 # ----------------------------------------------------------------------
@@ -298,6 +312,6 @@ has d && echo "(d) cold start, 1,000 requests over 10 projects: $burst; Keystone
 has e && echo "(e) token revoked under load: Keystone calls before $revoke_before, after $revoke_after; non-2xx answers to clients: ${revoke_load:-0}"
 has f && echo "(f) RSS: idle (fresh, ready; measured in (d)) $((${rss_idle:-0} / 1024)) MiB; with 1,000 open connections (after the load above) $((rss_1000 / 1024)) MiB; after 10,000 cached scopes $((rss_scopes / 1024)) MiB"
 has g && echo "(g) one $((UPLOAD_BYTES / 1024 / 1024)) MiB streamed upload: direct $upload_direct MiB/s, nginx $upload_nginx MiB/s, keystone-proxy $upload_proxy MiB/s ($(ratio "$upload_proxy" "$upload_direct") × direct, $(ratio "$upload_proxy" "$upload_nginx") × nginx); the proxy's peak RSS $((peak_upload / 1024)) MiB (retry_body_limit 8 MiB)"
-if has h && [ -n "${ir_proxy:-}" ]; then echo "(h) instructions per request (callgrind, $IR_REQUESTS requests, 64 connections): direct $ir_direct, nginx $ir_nginx, keystone-proxy $ir_proxy ($(ratio "$ir_proxy" "$ir_nginx") × nginx)"; fi
-if has h && [ -z "${ir_proxy:-}" ]; then echo "(h) instructions per request: skipped (needs oha and valgrind; a full run installs oha)"; fi
+if has h && [ -n "${ir_proxy:-}" ]; then echo "(h) instructions per request (callgrind, $IR_REQUESTS requests, 64 connections): direct $ir_direct, nginx $ir_nginx, keystone-proxy $ir_proxy ($(ratio "$ir_proxy" "$ir_nginx") × nginx), keystone-proxy for a client with 10 rules $ir_rules ($(ratio "$ir_rules" "$ir_proxy") × without)"; fi
+if has h && [ -z "${ir_proxy:-}" ]; then echo "(h) instructions per request: skipped (needs valgrind)"; fi
 if has b && [ -z "${results[b,proxy,1]:-}" ]; then echo "(b) open-loop latency: skipped (oha is not installed; a full run installs it)"; fi

@@ -9,7 +9,12 @@
 //!
 //! `bench_cloud burst URL_PREFIX KEY REQUESTS PROJECTS CONCURRENCY` sends
 //! REQUESTS GETs, CONCURRENCY at a time, to
-//! `URL_PREFIX/projects/p{i % PROJECTS}/compute/x` and prints `ok=N failed=M`. `bench_cloud hold ADDR CONNECTIONS SECONDS` opens idle
+//! `URL_PREFIX/projects/p{i % PROJECTS}/compute/x` and prints `ok=N failed=M`.
+//! `bench_cloud get URL HEADER VALUE REQUESTS CONNECTIONS` sends exactly
+//! REQUESTS GETs of URL (with `HEADER: VALUE`) over CONNECTIONS keep-alive
+//! connections, one request at a time on each, and prints `ok=N failed=M`:
+//! the load of case (h), which counts instructions per request and so needs
+//! an exact number of them. `bench_cloud hold ADDR CONNECTIONS SECONDS` opens idle
 //! connections and keeps them open. `bench_cloud upload URL HEADER VALUE
 //! BYTES` streams BYTES of zeros in one PUT (with `HEADER: VALUE`) and
 //! prints the MiB/s.
@@ -52,10 +57,13 @@ fn main() {
             runtime.block_on(burst(&args[2], &args[3], &args[4], &args[5], &args[6]))
         }
         Some("hold") if args.len() == 5 => runtime.block_on(hold(&args[2], &args[3], &args[4])),
+        Some("get") if args.len() == 7 => {
+            runtime.block_on(get(&args[2], &args[3], &args[4], &args[5], &args[6]))
+        }
         Some("upload") if args.len() == 6 => {
             runtime.block_on(upload(&args[2], &args[3], &args[4], &args[5]))
         }
-        _ => Err("usage: bench_cloud serve K U DELAY_MS | burst URL KEY N PROJECTS CONCURRENCY | hold ADDR N SECONDS | upload URL HEADER VALUE BYTES".into()),
+        _ => Err("usage: bench_cloud serve K U DELAY_MS | burst URL KEY N PROJECTS CONCURRENCY | get URL HEADER VALUE N CONNECTIONS | hold ADDR N SECONDS | upload URL HEADER VALUE BYTES".into()),
     };
     if let Err(error) = result {
         eprintln!("bench_cloud: {error}");
@@ -251,6 +259,84 @@ async fn burst(
     }
     println!("ok={ok} failed={failed}");
     Ok(())
+}
+
+async fn get(
+    url: &str,
+    header: &str,
+    value: &str,
+    requests: &str,
+    connections: &str,
+) -> Result<(), String> {
+    let requests: usize = requests.parse().map_err(|e| format!("{e}"))?;
+    let connections: usize = connections
+        .parse::<usize>()
+        .map_err(|e| format!("{e}"))?
+        .max(1);
+    let uri: http::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
+    let addr = uri
+        .authority()
+        .ok_or_else(|| format!("{url}: no host"))?
+        .as_str()
+        .to_string();
+    let workers: Vec<_> = (0..connections)
+        .map(|worker| {
+            // The first `requests % connections` workers send one more.
+            let share = requests / connections + usize::from(worker < requests % connections);
+            let (addr, uri) = (addr.clone(), uri.clone());
+            let (header, value) = (header.to_string(), value.to_string());
+            tokio::spawn(
+                async move { get_on_one_connection(&addr, &uri, &header, &value, share).await },
+            )
+        })
+        .collect();
+    let (mut ok, mut failed) = (0, 0);
+    for worker in workers {
+        let (o, f) = worker.await.map_err(|e| e.to_string())??;
+        ok += o;
+        failed += f;
+    }
+    println!("ok={ok} failed={failed}");
+    Ok(())
+}
+
+/// `count` GETs, one after the other, on one connection to `addr`.
+async fn get_on_one_connection(
+    addr: &str,
+    uri: &http::Uri,
+    header: &str,
+    value: &str,
+    count: usize,
+) -> Result<(usize, usize), String> {
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(connection);
+    let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+    let (mut ok, mut failed) = (0, 0);
+    for _ in 0..count {
+        sender.ready().await.map_err(|e| e.to_string())?;
+        let request = Request::get(path.as_str())
+            .header(http::header::HOST, addr)
+            .header(header, value)
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| e.to_string())?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = response.status();
+        let _ = response.into_body().collect().await;
+        if status == StatusCode::OK {
+            ok += 1;
+        } else {
+            failed += 1;
+        }
+    }
+    Ok((ok, failed))
 }
 
 async fn hold(addr: &str, connections: &str, seconds: &str) -> Result<(), String> {

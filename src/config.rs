@@ -1088,6 +1088,13 @@ impl Validator<'_> {
             }
         }
         let rules = self.rules(name, raw.rules, warnings)?;
+        if !rules.is_empty() && raw.export_token {
+            warnings.push(format!(
+                "clients.{name}: export_token = true with rules: the real token it can read at \
+                 /token does anything the cloud allows; the rules bind only its requests \
+                 through the proxy"
+            ));
+        }
         let limits = self.limits(name, raw.requests_per_second, raw.burst, raw.max_in_flight)?;
         Ok(ClientSettings {
             name: name.to_string(),

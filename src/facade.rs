@@ -91,7 +91,7 @@ impl Proxy {
                 Ok(answer)
             }
             FacadePath::V3Tokens if reading => self.v3_validate(parts, trace).await,
-            FacadePath::V3Tokens if *method == Method::DELETE => self.v3_revoke(parts),
+            FacadePath::V3Tokens if *method == Method::DELETE => self.v3_revoke(parts, trace),
             FacadePath::V2Tokens if *method == Method::POST => {
                 let login = parse_v2_login(&read_json(body).await?)?;
                 let login = self.log_in(login, trace).await?;
@@ -125,6 +125,16 @@ impl Proxy {
             .by_name(&session.client)
             .ok_or(ProxyError::BadCredential)?;
         Ok(Some((client, session)))
+    }
+
+    /// Token validation and revocation need a session of the caller's own
+    /// (as Keystone needs a token): its client goes into the log line.
+    fn record_caller(&self, parts: &Parts, trace: &mut Trace) -> Result<(), ProxyError> {
+        let (caller, _) = self
+            .session_of(parts)?
+            .ok_or(ProxyError::MissingCredential)?;
+        trace.client = Some(caller);
+        Ok(())
     }
 
     /// Check the credential, get the real token, open a session. The
@@ -175,10 +185,7 @@ impl Proxy {
         parts: &Parts,
         trace: &mut Trace,
     ) -> Result<Response<ResponseBody>, ProxyError> {
-        let (caller, _) = self
-            .session_of(parts)?
-            .ok_or(ProxyError::MissingCredential)?;
-        trace.client = Some(caller);
+        self.record_caller(parts, trace)?;
         let subject = subject_session(self, parts)?;
         let owner = self
             .clients
@@ -199,9 +206,12 @@ impl Proxy {
     }
 
     /// `DELETE /v3/auth/tokens`: end the session in `X-Subject-Token`.
-    fn v3_revoke(&self, parts: &Parts) -> Result<Response<ResponseBody>, ProxyError> {
-        self.session_of(parts)?
-            .ok_or(ProxyError::MissingCredential)?;
+    fn v3_revoke(
+        &self,
+        parts: &Parts,
+        trace: &mut Trace,
+    ) -> Result<Response<ResponseBody>, ProxyError> {
+        self.record_caller(parts, trace)?;
         let subject = parts
             .headers
             .get("x-subject-token")

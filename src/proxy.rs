@@ -122,6 +122,8 @@ struct Call<'a> {
     scope: &'a Scope,
     route: &'a Route<'a>,
     outgoing: &'a Outgoing<'a>,
+    /// The rule that allowed the request before the catalog, if any.
+    early_rule: Option<usize>,
 }
 
 /// What the log line of a request says, filled in as it goes.
@@ -306,12 +308,8 @@ impl Proxy {
             _ => return Err(ProxyError::NotFound("served on the admin listener".into())),
         };
         client.access.check_method(&parts.method)?;
-        let ask = Ask {
-            method: &parts.method,
-            service: route.service,
-            rest: route.rest,
-        };
-        client.access.check_route(ask, &client.name)?;
+        let early_rule =
+            (client.access).check_route(Ask::new(&parts.method, &route), &client.name)?;
         let cloud = self.cloud(&client)?;
         let scope = match &session {
             Some((_, session)) => session_scope(session, route.project.as_deref())?,
@@ -337,6 +335,7 @@ impl Proxy {
             scope: &scope,
             route: &route,
             outgoing: &outgoing,
+            early_rule,
         };
         let (response, token) = self.send_with_renewal(&call, body, trace).await?;
         if response.status() == StatusCode::SWITCHING_PROTOCOLS {
@@ -415,12 +414,9 @@ impl Proxy {
         trace: &mut Trace,
     ) -> Result<Response<PooledBody>, ProxyError> {
         let (service, endpoint) = find_endpoint(token, call.cloud, call.route, trace)?;
-        let ask = Ask {
-            method: call.outgoing.method,
-            service: call.route.service,
-            rest: call.route.rest,
-        };
-        (call.client.access).check_endpoint(ask, &call.client.name, service, endpoint)?;
+        let ask = Ask::new(call.outgoing.method, call.route);
+        let (client, early) = (call.client, call.early_rule);
+        (client.access).check_endpoint(ask, &client.name, service, endpoint, early)?;
         let sent = Instant::now();
         let response = call
             .cloud

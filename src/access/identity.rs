@@ -76,20 +76,12 @@ const PROTECTED: &[Protected] = &[
     Protected {
         segment: "OS-OAUTH1",
         reads_too: true,
-        refusal: Refusal {
-            label: "identity:oauth",
-            reason: "OAuth consumers and access tokens are credentials that work without the \
-                     proxy",
-        },
+        refusal: OAUTH,
     },
     Protected {
         segment: "OS-OAUTH2",
         reads_too: true,
-        refusal: Refusal {
-            label: "identity:oauth",
-            reason: "OAuth consumers and access tokens are credentials that work without the \
-                     proxy",
-        },
+        refusal: OAUTH,
     },
     Protected {
         segment: "tokens",
@@ -116,6 +108,12 @@ const PROTECTED: &[Protected] = &[
         },
     },
 ];
+
+/// Both OAuth APIs.
+const OAUTH: Refusal = Refusal {
+    label: "identity:oauth",
+    reason: "OAuth consumers and access tokens are credentials that work without the proxy",
+};
 
 /// Every other change on the identity service.
 const READ_ONLY: Refusal = Refusal {

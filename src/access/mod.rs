@@ -31,6 +31,7 @@ use http::Method;
 
 use crate::error::ProxyError;
 use crate::keystone::catalog::{self, Endpoint, IDENTITY, Service};
+use crate::route::Route;
 pub use limits::{LimitSettings, Limited, Limits, Slot};
 pub use rule::Rule;
 
@@ -47,9 +48,6 @@ pub mod reason {
 pub struct Access {
     /// Empty: no rules (everything but the built-in refusals).
     rules: Vec<Rule>,
-    /// Some rule names a service that is not a known type or alias (a
-    /// catalog name, say): only the catalog can tell what it is.
-    needs_catalog: bool,
     pub limits: Limits,
 }
 
@@ -63,12 +61,21 @@ pub struct Ask<'a> {
     pub rest: &'a str,
 }
 
+impl<'a> Ask<'a> {
+    /// What `method` on `route` asks for.
+    pub fn new(method: &'a Method, route: &'a Route<'a>) -> Ask<'a> {
+        Ask {
+            method,
+            service: route.service,
+            rest: route.rest,
+        }
+    }
+}
+
 impl Access {
     pub fn new(rules: Vec<Rule>, limits: &LimitSettings) -> Access {
-        let needs_catalog = rules.iter().any(|r| !r.service.is_known());
         Access {
             rules,
-            needs_catalog,
             limits: Limits::new(limits),
         }
     }
@@ -89,31 +96,54 @@ impl Access {
 
     /// Before the catalog: refuse what the rules refuse whatever the
     /// catalog says, i.e. when the service word is a known type or alias
-    /// and every rule that could be about it does not allow the request.
-    pub fn check_route(&self, ask: Ask<'_>, client: &str) -> Result<(), ProxyError> {
-        if self.rules.is_empty() || self.needs_catalog || !catalog::is_known_type(ask.service) {
-            return Ok(());
+    /// and no rule that could be about it allows the request (a rule naming
+    /// a catalog name could be about any service). When a rule of the
+    /// word's type family allows it, which one: the endpoint check then
+    /// need not look again if the catalog agrees.
+    pub fn check_route(&self, ask: Ask<'_>, client: &str) -> Result<Option<usize>, ProxyError> {
+        if self.rules.is_empty() {
+            return Ok(None);
         }
-        let canonical = catalog::canonical_type(ask.service);
-        let allowed = self
-            .rules
-            .iter()
-            .any(|r| r.service.canonical() == canonical && r.allows(ask.method, ask.rest));
-        match allowed {
-            true => Ok(()),
+        let Some(canonical) = catalog::known_type(ask.service) else {
+            return Ok(None);
+        };
+        let mut could = false;
+        for (index, rule) in self.rules.iter().enumerate() {
+            let known = rule.service.is_known();
+            let same_family = known && rule.service.canonical() == canonical;
+            // A rule of another known family is not about this request.
+            let about = same_family || !known;
+            if !about || !rule.allows(ask.method, ask.rest) {
+                continue;
+            }
+            if same_family {
+                return Ok(Some(index));
+            }
+            could = true;
+        }
+        match could {
+            true => Ok(None),
             false => Err(refused_by_rules(ask, client)),
         }
     }
 
     /// At the endpoint, where the catalog says what the service is: the
-    /// decision that counts.
+    /// decision that counts. `early` is what [`Access::check_route`] found.
     pub fn check_endpoint(
         &self,
         ask: Ask<'_>,
         client: &str,
         service: &Service,
         endpoint: &Endpoint,
+        early: Option<usize>,
     ) -> Result<(), ProxyError> {
+        let identity = service.canonical_type() == IDENTITY;
+        let confirmed = early
+            .and_then(|i| self.rules.get(i))
+            .is_some_and(|r| r.is_for(service));
+        if confirmed && !identity {
+            return Ok(());
+        }
         let mut matching = self
             .rules
             .iter()
@@ -122,7 +152,7 @@ impl Access {
         if !self.rules.is_empty() && allowing.is_none() {
             return Err(refused_by_rules(ask, client));
         }
-        if service.canonical_type() != IDENTITY {
+        if !identity {
             return Ok(());
         }
         let Some(refusal) = identity::refusal(ask.method, &endpoint.path, ask.rest) else {
@@ -198,13 +228,15 @@ mod tests {
             rest,
         };
         let early = access.check_route(ask, "c");
-        let last = access.check_endpoint(ask, "c", found, endpoint);
-        // Refusing early must never contradict the decision that counts.
-        if early.is_err() {
-            assert!(
-                last.is_err(),
-                "{method} {service}{rest}: early refusal only"
-            );
+        let last = access.check_endpoint(ask, "c", found, endpoint, None);
+        // Refusing early must never contradict the decision that counts,
+        // and what it found gives the same decision.
+        match &early {
+            Err(_) => assert!(last.is_err(), "{method} {service}{rest}: early only"),
+            Ok(found_early) => {
+                let with_early = access.check_endpoint(ask, "c", found, endpoint, *found_early);
+                assert_eq!(with_early.is_ok(), last.is_ok(), "{method} {service}{rest}");
+            }
         }
         last.map_err(|e| match e {
             ProxyError::ForbiddenOperation { refused_by, .. } => refused_by.to_string(),
@@ -276,6 +308,15 @@ mod tests {
         );
         let by_name = access(&[("nova", &["GET"], "/**")]);
         assert_eq!(decide(&by_name, "GET", "compute", "/servers"), Ok(()));
+        // It could be about any service, but it allows no POST anywhere:
+        // that is known before the catalog.
+        let post = Method::POST;
+        let ask = Ask {
+            method: &post,
+            service: "compute",
+            rest: "/servers",
+        };
+        assert!(by_name.check_route(ask, "c").is_err());
         assert_eq!(
             decide(&by_name, "GET", "block-storage", "/x"),
             Err("rules".into())

@@ -87,11 +87,20 @@ pub fn is_never_allowed(method: &Method) -> bool {
 pub const STANDARD_ALLOW: &str = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, COPY";
 
 /// A rule, validated.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Rule {
     pub service: ServiceName,
     methods: Methods,
     path: PathPattern,
+    /// `compute GET,HEAD /servers/**`: the rule as written, for
+    /// `check-config` and logs.
+    written: String,
+}
+
+impl std::fmt::Debug for Rule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.written)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -132,12 +141,13 @@ impl Rule {
         if service.trim().is_empty() {
             return Err(error("service", "is empty".into()));
         }
-        let methods = parse_methods(methods).map_err(|p| error("method", p))?;
-        let path = PathPattern::parse(path).map_err(|p| error("path", p))?;
+        let parsed_methods = parse_methods(methods).map_err(|p| error("method", p))?;
+        let pattern = PathPattern::parse(path).map_err(|p| error("path", p))?;
         Ok(Rule {
             service: ServiceName::new(service.trim()),
-            methods,
-            path,
+            methods: parsed_methods,
+            path: pattern,
+            written: format!("{} {} {path}", service.trim(), methods.join(",")),
         })
     }
 
@@ -390,6 +400,10 @@ mod tests {
         let e = Rule::parse(" ", &["GET".into()], "/").unwrap_err();
         assert_eq!(e.field, "service");
         assert!(rule(&["GET"], "/a/**").is_broad());
+        assert_eq!(
+            format!("{:?}", rule(&["GET", "HEAD"], "/servers/**")),
+            "compute GET,HEAD /servers/**"
+        );
         assert!(!rule(&["GET"], "/a/*").is_broad());
     }
 }

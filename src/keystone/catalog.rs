@@ -214,9 +214,12 @@ impl Catalog {
         region: Option<&str>,
     ) -> Result<(&Service, &Endpoint), LookupError> {
         let wanted = normalize(wanted);
-        let family = family_of(&wanted);
-        let types =
-            std::iter::once(wanted.as_ref()).chain(family.into_iter().flatten().map(shorter));
+        // The family is looked up only if the exact type finds nothing: a
+        // request that names its service by type (most) never scans it.
+        let family = std::iter::once_with(|| family_of(&wanted))
+            .flatten()
+            .flatten();
+        let types = std::iter::once(wanted.as_ref()).chain(family.map(shorter));
         let by_type = types.flat_map(|t| self.services.iter().filter(move |s| s.type_key == t));
         let by_name = self
             .services
@@ -316,11 +319,18 @@ pub fn canonical_type(name: &str) -> std::borrow::Cow<'_, str> {
 
 /// Whether `name` is an official type or an alias of one.
 pub fn is_known_type(name: &str) -> bool {
-    let canonical = canonical_type(name);
-    OFFICIAL_TYPES.contains(&canonical.as_ref())
-        || SERVICE_TYPE_ALIASES
-            .iter()
-            .any(|(official, _)| *official == canonical)
+    known_type(name).is_some()
+}
+
+/// The official type `name` stands for, if it is an official type or an
+/// alias of one (one scan of the tables; no allocation for a name in
+/// normal form).
+pub fn known_type(name: &str) -> Option<std::borrow::Cow<'_, str>> {
+    let normal = normalize(name);
+    if let Some((official, _)) = family_entry(&normal) {
+        return Some(std::borrow::Cow::Borrowed(official));
+    }
+    OFFICIAL_TYPES.contains(&normal.as_ref()).then_some(normal)
 }
 
 /// `Volume_V3` and `volume-v3` mean the same: lower case, `_` as `-`.

@@ -640,6 +640,30 @@ impl Body for PatternBody {
     }
 }
 
+/// Run `futures` at once, each in its own task; their outputs in order.
+pub async fn spawn_all<F>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let tasks: Vec<_> = futures.into_iter().map(tokio::spawn).collect();
+    let mut outputs = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        outputs.push(task.await.expect("the task ends without panicking"));
+    }
+    outputs
+}
+
+/// The proxy's JSON log lines whose message is `message`.
+pub fn log_lines(proxy: &ProxyProcess, message: &str) -> Vec<serde_json::Value> {
+    proxy
+        .logs()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|entry| entry["fields"]["message"] == message)
+        .collect()
+}
+
 /// Wait until `condition` holds, checking every 20 ms for up to `limit`.
 pub async fn eventually(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
     let deadline = tokio::time::Instant::now() + limit;

@@ -57,16 +57,6 @@ fn assert_refused(response: &TestResponse, status: u16, code: &str, what: &str) 
     }
 }
 
-/// The JSON log lines of `proxy` whose message is `message`.
-fn log_lines(proxy: &ProxyProcess, message: &str) -> Vec<Value> {
-    proxy
-        .logs()
-        .lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .filter(|entry| entry["fields"]["message"] == message)
-        .collect()
-}
-
 /// Everything item 1 of the least-privilege issue lists, in the spellings
 /// a client might try: each must be refused before anything goes upstream.
 const IDENTITY_REFUSALS: &[(&str, &str, &str)] = &[
@@ -560,16 +550,11 @@ async fn a_client_over_its_rate_gets_429_and_slows_no_one_else() {
         })
     };
     let started = Instant::now();
-    let burst: Vec<_> = (0..80)
-        .map(|_| {
-            let stack = stack.clone();
-            tokio::spawn(async move { stack.get("/compute/servers", LIMITED_KEY).await })
-        })
-        .collect();
-    let mut answers = Vec::new();
-    for task in burst {
-        answers.push(task.await.unwrap());
-    }
+    let answers = spawn_all((0..80).map(|_| {
+        let stack = stack.clone();
+        async move { stack.get("/compute/servers", LIMITED_KEY).await }
+    }))
+    .await;
     let elapsed = started.elapsed().as_secs_f64();
     let ok = answers.iter().filter(|a| a.status == 200).count();
     let limited: Vec<&TestResponse> = answers.iter().filter(|a| a.status == 429).collect();
@@ -647,9 +632,7 @@ async fn max_in_flight_counts_answers_until_their_body_is_done() {
             async move { http_client().request(request).await.unwrap() }
         })
         .collect();
-    let [a, b] = <[_; 2]>::try_from(futures_join(downloads).await)
-        .ok()
-        .unwrap();
+    let [a, b] = <[_; 2]>::try_from(spawn_all(downloads).await).ok().unwrap();
     let held = stack.get("/compute/servers", LIMITED_KEY).await;
     assert_refused(&held, 429, "too-many-requests", "while two bodies stream");
     for response in [a, b] {
@@ -665,19 +648,6 @@ async fn max_in_flight_counts_answers_until_their_body_is_done() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(freed, "the places come back once the bodies are done");
-}
-
-/// Run futures at once, their outputs in order.
-async fn futures_join<F: std::future::Future + Send + 'static>(futures: Vec<F>) -> Vec<F::Output>
-where
-    F::Output: Send + 'static,
-{
-    let tasks: Vec<_> = futures.into_iter().map(tokio::spawn).collect();
-    let mut outputs = Vec::new();
-    for task in tasks {
-        outputs.push(task.await.unwrap());
-    }
-    outputs
 }
 
 /// `/token` exports and facade logins name the client and project in

@@ -198,4 +198,15 @@ async fn check_config_validates_rules_and_limits() {
     let (_dir, path) = write_config(&rule("volumev3", "\"*\"", "/**"));
     let run = run_binary(&["check-config", "--config", path.to_str().unwrap()], &[]).await;
     assert!(run.ok && !run.stderr.contains("warning"), "{run:?}");
+    // Rules do not bind a real token the client can export.
+    let text = rule("volumev3", "\"*\"", "/**").replace(
+        "[[clients.m.rules]]",
+        "export_token = true\n[[clients.m.rules]]",
+    );
+    let (_dir, path) = write_config(&text);
+    let run = run_binary(&["check-config", "--config", path.to_str().unwrap()], &[]).await;
+    assert!(
+        run.ok && run.stderr.contains("export_token = true with rules"),
+        "{run:?}"
+    );
 }

@@ -241,11 +241,7 @@ async fn many_http2_streams_on_one_connection_all_succeed() {
             TestResponse::read(response).await
         }
     });
-    let tasks: Vec<_> = requests.map(tokio::spawn).collect();
-    let mut answers = Vec::new();
-    for task in tasks {
-        answers.push(task.await.unwrap());
-    }
+    let answers = spawn_all(requests).await;
     assert!(answers.iter().all(|a| a.status == 200));
     let paths: std::collections::HashSet<String> =
         answers.iter().map(|a| a.echoed().path).collect();

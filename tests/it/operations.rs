@@ -5,21 +5,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::Method;
-use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
 
 use crate::common::*;
-
-/// The proxy's JSON log lines whose message is `message`.
-fn log_lines(proxy: &ProxyProcess, message: &str) -> Vec<Value> {
-    proxy
-        .logs()
-        .lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .filter(|entry| entry["fields"]["message"] == message)
-        .collect()
-}
 
 fn text(response: &TestResponse) -> String {
     String::from_utf8_lossy(&response.body).into_owned()

@@ -5,18 +5,12 @@ use std::sync::Arc;
 use crate::common::*;
 
 async fn concurrent_gets(stack: &Arc<Stack>, paths: &[&str], n: usize) -> Vec<u16> {
-    let tasks: Vec<_> = (0..n)
-        .map(|i| {
-            let stack = stack.clone();
-            let path = paths[i % paths.len()].to_string();
-            tokio::spawn(async move { stack.get(&path, ANY_KEY).await.status.as_u16() })
-        })
-        .collect();
-    let mut statuses = Vec::new();
-    for task in tasks {
-        statuses.push(task.await.unwrap());
-    }
-    statuses
+    spawn_all((0..n).map(|i| {
+        let stack = stack.clone();
+        let path = paths[i % paths.len()].to_string();
+        async move { stack.get(&path, ANY_KEY).await.status.as_u16() }
+    }))
+    .await
 }
 
 #[tokio::test]
