@@ -17,6 +17,7 @@ use figment::Figment;
 use crate::access::{LimitSettings, Rule};
 use crate::clouds_yaml::{self, ENVVARS_CLOUD, Environment};
 use crate::forward::Pace;
+use crate::forward::headers::Underscores;
 use figment::providers::{Env, Format, Serialized, Toml};
 use jiff::SignedDuration;
 use secrecy::SecretString;
@@ -66,6 +67,7 @@ struct RawListen {
     body_min_rate: bytesize::ByteSize,
     max_header_bytes: bytesize::ByteSize,
     max_headers: usize,
+    underscore_headers: Underscores,
 }
 
 impl Default for RawListen {
@@ -84,6 +86,7 @@ impl Default for RawListen {
             body_min_rate: bytesize::ByteSize::kib(1),
             max_header_bytes: bytesize::ByteSize::kib(64),
             max_headers: 100,
+            underscore_headers: Underscores::Drop,
         }
     }
 }
@@ -275,6 +278,8 @@ pub struct ListenSettings {
     pub max_header_bytes: usize,
     /// Number of request headers, at most (more: 431).
     pub max_headers: usize,
+    /// Request headers with `_` in their name: dropped, or passed on.
+    pub underscore_headers: Underscores,
 }
 
 /// Where the proxy listens.
@@ -821,6 +826,7 @@ impl Validator<'_> {
             },
             max_header_bytes,
             max_headers: raw.max_headers,
+            underscore_headers: raw.underscore_headers,
         })
     }
 

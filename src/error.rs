@@ -78,6 +78,8 @@ pub enum ProxyError {
         /// `rate` or `in-flight`.
         refused_by: &'static str,
     },
+    #[error("{0}")]
+    NotImplemented(String),
     #[error("upstream unavailable: {0}")]
     UpstreamUnavailable(String),
     #[error("upstream did not answer within {0:?}")]
@@ -106,6 +108,7 @@ impl ProxyError {
             ClientTooSlow(_) => (StatusCode::REQUEST_TIMEOUT, "client-timeout"),
             TooManyLogins { .. } => (StatusCode::TOO_MANY_REQUESTS, "too-many-logins"),
             TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "too-many-requests"),
+            NotImplemented(_) => (StatusCode::NOT_IMPLEMENTED, "not-implemented"),
             UpstreamUnavailable(_) => (StatusCode::BAD_GATEWAY, "upstream-unavailable"),
             UpstreamTimeout(_) => (StatusCode::GATEWAY_TIMEOUT, "upstream-timeout"),
         }
@@ -133,6 +136,15 @@ impl ProxyError {
             | ProxyError::TooManyRequests { refused_by, .. } => Some(refused_by),
             _ => None,
         }
+    }
+
+    /// After this answer the rest of the connection cannot be trusted to
+    /// be framed as the client meant: it is closed.
+    pub fn closes_connection(&self) -> bool {
+        matches!(
+            self,
+            ProxyError::BadRequest(_) | ProxyError::NotImplemented(_)
+        )
     }
 
     /// The code alone, for logs and metrics.
@@ -265,6 +277,11 @@ mod tests {
                 },
                 429,
                 "too-many-logins",
+            ),
+            (
+                ProxyError::NotImplemented("x".into()),
+                501,
+                "not-implemented",
             ),
             (
                 ProxyError::UpstreamUnavailable("x".into()),

@@ -160,7 +160,11 @@ impl Proxy {
                 metrics.clone(),
             );
             keystones.insert(name.clone(), Arc::new(keystone));
-            let upstream = Upstream::new(connector, settings.upstream.timeout);
+            let upstream = Upstream::new(
+                connector,
+                settings.upstream.timeout,
+                settings.listen.underscore_headers,
+            );
             clouds.insert(
                 name.to_string(),
                 Cloud {
@@ -209,9 +213,7 @@ impl Proxy {
         if let Some(slot) = trace.slot.take() {
             response = response.map(|body| hold(body, slot));
         }
-        if matches!(error, Some(ProxyError::BadRequest(_))) {
-            // After a malformed request the rest of the connection cannot
-            // be trusted to be framed as the client meant.
+        if error.as_ref().is_some_and(ProxyError::closes_connection) {
             response
                 .headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -275,6 +277,8 @@ impl Proxy {
                 allow: access::rule::STANDARD_ALLOW,
             });
         }
+        headers::check_transfer_encoding(&parts.headers)?;
+        let host = headers::client_host(&parts.headers, &parts.uri, parts.version)?;
         // Taken first: the route below borrows the rest of `parts`.
         let client_upgrade = parts.extensions.remove::<OnUpgrade>();
         // The route is parsed first only to answer the probes without a key;
@@ -322,7 +326,7 @@ impl Proxy {
         let outgoing = Outgoing {
             method: &parts.method,
             headers: &parts.headers,
-            host: parts.headers.get(header::HOST),
+            host: host.as_ref(),
             forwarded: &peer.forwarded,
             request_id,
             rest: route.rest,
@@ -339,9 +343,10 @@ impl Proxy {
         };
         let (response, token) = self.send_with_renewal(&call, body, trace).await?;
         if response.status() == StatusCode::SWITCHING_PROTOCOLS {
-            return switch_protocols(response, client_upgrade);
+            let asked = outgoing.upgrade.is_some();
+            return switch_protocols(response, client_upgrade.filter(|_| asked));
         }
-        Ok(self.to_client(response, &token, &route, trace).await)
+        self.to_client(response, &token, &route, trace).await
     }
 
     /// Send the request with the scope's token; if the upstream refuses
@@ -436,19 +441,20 @@ impl Proxy {
         token: &Token,
         route: &Route<'_>,
         trace: &Trace,
-    ) -> Response<ResponseBody> {
+    ) -> Result<Response<ResponseBody>, ProxyError> {
         let (mut parts, body) = response.into_parts();
+        headers::normalize_response_framing(&mut parts.headers)?;
         headers::clean_response_headers(&mut parts.headers);
         let has_location = parts.headers.contains_key(header::LOCATION)
             || parts.headers.contains_key(header::CONTENT_LOCATION);
         let is_json = rewrite::is_json(&parts.headers);
         if !self.rewrite_links || !(has_location || is_json) {
-            return Response::from_parts(parts, Either::Left(body));
+            return Ok(Response::from_parts(parts, Either::Left(body)));
         }
         let links = self.links(token, route, trace);
         links.rewrite_headers(&mut parts.headers);
         if !is_json {
-            return Response::from_parts(parts, Either::Left(body));
+            return Ok(Response::from_parts(parts, Either::Left(body)));
         }
         let response = Response::from_parts(parts, body);
         let rewritten = Box::pin(rewrite::rewrite_response(
@@ -457,7 +463,7 @@ impl Proxy {
             self.rewrite_body_limit,
         ))
         .await;
-        rewritten.map(|body| Either::Right(body.map_err(BodyError).boxed_unsync()))
+        Ok(rewritten.map(|body| Either::Right(body.map_err(BodyError).boxed_unsync())))
     }
 
     /// Every catalog endpoint of the token's project, mapped to the proxy
@@ -591,7 +597,7 @@ impl Proxy {
     }
 }
 
-/// The upstream agreed to switch protocols (a console's WebSocket, say):
+/// The upstream agreed to switch protocols (a console's WebSocket):
 /// the client gets the 101, and from then on the proxy copies bytes both
 /// ways until either side closes. The token went with the request that
 /// opened the tunnel; what flows inside is the two ends' business.
@@ -599,10 +605,16 @@ fn switch_protocols(
     mut response: Response<PooledBody>,
     client: Option<OnUpgrade>,
 ) -> Result<Response<ResponseBody>, ProxyError> {
-    let Some(client) = client else {
-        // Only an HTTP/1.1 request that asked for it can be switched.
+    // Only an HTTP/1.1 WebSocket request the proxy forwarded as one can be
+    // switched, and only to a WebSocket: anything else would tunnel raw
+    // bytes nobody asked for.
+    let websocket = response
+        .headers()
+        .get(header::UPGRADE)
+        .is_some_and(headers::names_websocket);
+    let Some(client) = client.filter(|_| websocket) else {
         return Err(ProxyError::UpstreamUnavailable(
-            "the upstream switched protocols though the client did not ask to".into(),
+            "the upstream switched protocols though no WebSocket was asked for".into(),
         ));
     };
     let upstream = hyper::upgrade::on(&mut response);

@@ -2,13 +2,16 @@
 //! response headers from an upstream, built from fuzz input.
 //!
 //! Input: a flag byte (bit 0: the client has an IP, bit 1: it came over
-//! https, bit 2: pass the request's `Host` on), then `name: value` lines.
+//! https, bit 2: pass the request's `Host` on, bit 3: pass headers with
+//! `_` in their name), then `name: value` lines.
 //! Checks, against lists written here from RFC 9110 and keystonemiddleware
 //! rather than taken from the code: upstream never sees a hop-by-hop
 //! header, a header `Connection` names, the client's credential or project
 //! selector, or any identity header keystonemiddleware would set (in `-` or
-//! `_` spelling), except the ones the proxy sets itself, with its own values;
-//! everything else arrives unchanged and in order.
+//! `_` spelling), a framing header or a forwarding header the client wrote,
+//! except the ones the proxy sets itself, with its own values; by default
+//! no header with `_` at all; everything else arrives unchanged and in
+//! order.
 #![no_main]
 
 use std::net::{IpAddr, Ipv4Addr};
@@ -16,7 +19,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use http::header::HeaderName;
 use http::{HeaderMap, HeaderValue};
 use keystone_proxy::forward::Forwarded;
-use keystone_proxy::forward::headers::{clean_response_headers, request_headers};
+use keystone_proxy::forward::headers::{Underscores, clean_response_headers, request_headers};
 use libfuzzer_sys::fuzz_target;
 
 /// RFC 9110 §7.6.1, plus what old proxies still send.
@@ -72,6 +75,17 @@ const IDENTITY_PREFIXES: &[&str] = &[
     "x-service-",
 ];
 
+/// Forwarding headers say what the proxy knows, never what the client
+/// claims (and `Content_Length` is not let pass for the real one).
+const NOT_AS_WRITTEN: &[&str] = &[
+    "forwarded",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-forwarded-prefix",
+    "x-forwarded-port",
+    "x-real-ip",
+];
+
 /// Set by the proxy only, from what it knows.
 const PROXY_SET: &[&str] = &["x-auth-token", "x-forwarded-proto", "x-forwarded-host"];
 
@@ -98,13 +112,21 @@ fuzz_target!(|data: &[u8]| {
     let mut token = HeaderValue::from_static("proxy-token");
     token.set_sensitive(true);
 
-    let out = request_headers(&incoming, host, &forwarded, &token);
+    let underscores = if flags & 8 != 0 {
+        Underscores::Pass
+    } else {
+        Underscores::Drop
+    };
+    let out = request_headers(&incoming, host, &forwarded, &token, underscores);
 
     let by_connection = connection_names(&incoming);
     let dropped = |name: &str| {
         let dashed = name.replace('_', "-");
         name == "host"
-            || HOP_BY_HOP.contains(&name)
+            || (underscores == Underscores::Drop && name.contains('_'))
+            || HOP_BY_HOP.contains(&dashed.as_str())
+            || NOT_AS_WRITTEN.contains(&dashed.as_str())
+            || (name.contains('_') && dashed == "content-length")
             || IDENTITY.contains(&dashed.as_str())
             || IDENTITY_PREFIXES.iter().any(|p| dashed.starts_with(p))
             || by_connection.iter().any(|n| n == name)

@@ -22,6 +22,20 @@ use tokio::sync::watch;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// The `T` somewhere in `error`'s chain of sources, if there is one.
+pub fn find_cause<'e, T: std::error::Error + 'static>(
+    error: &'e (dyn std::error::Error + 'static),
+) -> Option<&'e T> {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        if let Some(found) = error.downcast_ref::<T>() {
+            return Some(found);
+        }
+        cause = error.source();
+    }
+    None
+}
+
 /// The body handed to the upstream client.
 pub struct ReplayBody<B> {
     shared: Arc<Mutex<Shared<B>>>,

@@ -7,8 +7,16 @@
 //!   project selector (`X-Auth-Project-Id`): they were for the proxy;
 //! * identity headers that keystonemiddleware sets after validating a token
 //!   (`X-Roles`, `X-Project-Id`, …). A client could otherwise pose as an
-//!   admin to a service that trusts them. WSGI turns `X_Roles` into the same
-//!   variable as `X-Roles`, so underscore spellings are dropped too.
+//!   admin to a service that trusts them;
+//! * forwarding headers the client wrote (`Forwarded`, `X-Forwarded-Host`,
+//!   `-Proto`, `-Prefix`, `-Port`, `X-Real-IP`): a service that parses proxy
+//!   headers would believe them. The proxy writes its own.
+//!
+//! WSGI turns `X_Roles` into the same variable as `X-Roles`, and a uWSGI
+//! upstream reads `Content_Length` as the body's length: so by default every
+//! header with `_` in its name is dropped, as nginx does
+//! (`underscores_in_headers off`). With [`Underscores::Pass`] they go on,
+//! except those whose `-` spelling is one of the above or a framing header.
 
 use std::net::IpAddr;
 
@@ -30,6 +38,7 @@ static HOP_BY_HOP: &[&str] = &[
     "trailer",
     "transfer-encoding",
     "upgrade",
+    "http2-settings",
 ];
 
 /// Exact names (in `-` spelling) a client may not send upstream.
@@ -46,7 +55,24 @@ static SPOOFABLE: &[&str] = &[
     "x-is-admin-project",
     "x-forwarded-proto",
     "x-forwarded-host",
+    "x-forwarded-prefix",
+    "x-forwarded-port",
+    "x-real-ip",
+    "forwarded",
 ];
+
+/// What happens to request headers with `_` in their name
+/// (`listen.underscore_headers`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Underscores {
+    /// Dropped (nginx's default).
+    #[default]
+    Drop,
+    /// Passed on, unless their `-` spelling is framing, hop-by-hop, a
+    /// credential, an identity or a forwarding header.
+    Pass,
+}
 
 /// Prefixes (in `-` spelling) of keystonemiddleware's identity headers:
 /// `X-User-*`, `X-Project-*`, `X-Domain-*`, `X-Tenant-*` and the service
@@ -89,15 +115,24 @@ pub fn request_headers(
     host: Option<&HeaderValue>,
     forwarded: &Forwarded,
     token: &HeaderValue,
+    underscores: Underscores,
 ) -> HeaderMap {
     let named_by_connection = connection_names(incoming);
     let mut out = HeaderMap::with_capacity(incoming.keys_len() + 4);
     for (name, value) in incoming {
-        if name == header::HOST
-            || is_hop_by_hop(name.as_str())
-            || is_spoofable(name.as_str())
-            || named_by_connection.iter().any(|n| n == name.as_str())
-        {
+        let name_str = name.as_str();
+        let dropped = if name_str.contains('_') {
+            underscores == Underscores::Drop || is_framing_or_never_forwarded(name_str)
+        } else {
+            is_never_forwarded(name_str)
+        };
+        if dropped || named_by_connection.iter().any(|n| n == name_str) {
+            if name_str.contains('_') {
+                tracing::debug!(
+                    header = name_str,
+                    "request header with an underscore dropped"
+                );
+            }
             continue;
         }
         out.append(name.clone(), value.clone());
@@ -107,16 +142,64 @@ pub fn request_headers(
     out
 }
 
-/// The protocol an HTTP/1.1 client asks to switch to (`Connection: upgrade`
-/// and `Upgrade: websocket`, say). Consoles (noVNC, serial) use WebSockets,
-/// so the switch is passed through instead of being cleaned away.
+/// The protocol an HTTP/1.1 client asks to switch to: only a WebSocket,
+/// asked for with both `Connection: upgrade` and `Upgrade: websocket`.
+/// Consoles (noVNC, serial) use WebSockets, so that switch is passed
+/// through; any other (`h2c`, say) is cleaned away like any hop-by-hop
+/// header, and the upstream never hears of it.
 pub fn upgrade_request(headers: &HeaderMap) -> Option<&HeaderValue> {
     // `Upgrade` first: nearly every request lacks it, and that is one lookup.
     let protocol = headers.get(header::UPGRADE)?;
     let asked = connection_names(headers)
         .iter()
         .any(|name| name == "upgrade");
-    asked.then_some(protocol)
+    (asked && names_websocket(protocol)).then_some(protocol)
+}
+
+/// Whether an `Upgrade` value lists `websocket` (any case, any version).
+pub fn names_websocket(protocol: &HeaderValue) -> bool {
+    protocol.as_bytes().split(|&b| b == b',').any(|p| {
+        let name = p
+            .trim_ascii()
+            .split(|&b| b == b'/')
+            .next()
+            .unwrap_or_default();
+        name.eq_ignore_ascii_case(b"websocket")
+    })
+}
+
+/// An upstream answer framed one way only (RFC 9112 §6.3): with
+/// `Transfer-Encoding` too, `Content-Length` is dropped (hyper has decoded
+/// the chunks; passing the length on would frame the answer wrongly); a
+/// list of equal lengths becomes one. Unequal lengths say nothing reliable
+/// about where the body ends: the answer is refused.
+pub fn normalize_response_framing(headers: &mut HeaderMap) -> Result<(), crate::error::ProxyError> {
+    if headers.contains_key(header::TRANSFER_ENCODING) {
+        headers.remove(header::CONTENT_LENGTH);
+        return Ok(());
+    }
+    let mut values = headers.get_all(header::CONTENT_LENGTH).iter();
+    let (Some(first), second) = (values.next(), values.next()) else {
+        return Ok(());
+    };
+    if second.is_none() && !first.as_bytes().contains(&b',') {
+        return Ok(());
+    }
+    let mut lengths = headers
+        .get_all(header::CONTENT_LENGTH)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .map(|n| n.trim_ascii());
+    let length = lengths.next().unwrap_or_default().to_vec();
+    if length.is_empty() || !lengths.all(|n| n == length.as_slice()) {
+        return Err(crate::error::ProxyError::UpstreamUnavailable(
+            "the upstream's answer has conflicting Content-Length values".into(),
+        ));
+    }
+    let value = HeaderValue::from_bytes(&length)
+        .map_err(|_| crate::error::ProxyError::UpstreamUnavailable("bad Content-Length".into()))?;
+    headers.insert(header::CONTENT_LENGTH, value);
+    Ok(())
 }
 
 /// Put back the two hop-by-hop headers a protocol switch needs: the switch
@@ -178,16 +261,113 @@ fn is_hop_by_hop(name: &str) -> bool {
     HOP_BY_HOP.contains(&name)
 }
 
-/// `name` is lower case (http's `HeaderName` guarantees it).
-fn is_spoofable(name: &str) -> bool {
-    let dashed;
-    let name = if name.contains('_') {
-        dashed = name.replace('_', "-");
-        dashed.as_str()
-    } else {
-        name
+/// A header (lower case, `-` spelling) the proxy never forwards as the
+/// client wrote it: `Host`, hop-by-hop, credentials, identity and
+/// forwarding headers.
+fn is_never_forwarded(name: &str) -> bool {
+    name == "host"
+        || is_hop_by_hop(name)
+        || SPOOFABLE.contains(&name)
+        || SPOOFABLE_PREFIXES.iter().any(|p| name.starts_with(p))
+}
+
+/// Whether `name` (with `_` in it) is, in `-` spelling, a header the
+/// proxy never forwards or `Content-Length`: an upstream that maps `_` to
+/// `-` (WSGI, uWSGI) would take it for the real one.
+fn is_framing_or_never_forwarded(name: &str) -> bool {
+    let dashed = name.replace('_', "-");
+    dashed == "content-length" || is_never_forwarded(&dashed)
+}
+
+/// `Transfer-Encoding` as a request may send it: exactly `chunked`, once.
+/// hyper decodes chunked framing but would pass other codings (`gzip,
+/// chunked`) on silently dropped, and a repeated `chunked` is ambiguous.
+pub fn check_transfer_encoding(headers: &HeaderMap) -> Result<(), crate::error::ProxyError> {
+    use crate::error::ProxyError;
+    let mut chunked = 0;
+    for value in headers.get_all(header::TRANSFER_ENCODING) {
+        for coding in value.as_bytes().split(|&b| b == b',') {
+            let coding = coding.trim_ascii();
+            if coding.eq_ignore_ascii_case(b"chunked") {
+                chunked += 1;
+            } else if !coding.is_empty() {
+                return Err(ProxyError::NotImplemented(format!(
+                    "Transfer-Encoding {:?} is not supported (only chunked)",
+                    String::from_utf8_lossy(coding)
+                )));
+            }
+        }
+    }
+    match chunked {
+        0 | 1 => Ok(()),
+        _ => Err(ProxyError::BadRequest(
+            "Transfer-Encoding names chunked more than once".into(),
+        )),
+    }
+}
+
+/// The client's `Host` (or, over HTTP/2, `:authority`), checked: one,
+/// not empty, `host[:port]` only (no user info, path, query or fragment),
+/// and over HTTP/2 a `host` header must agree with `:authority`. Returns
+/// the authority the client addressed, for `X-Forwarded-Host`.
+pub fn client_host(
+    headers: &HeaderMap,
+    uri: &http::Uri,
+    version: http::Version,
+) -> Result<Option<HeaderValue>, crate::error::ProxyError> {
+    use crate::error::ProxyError;
+    let mut hosts = headers.get_all(header::HOST).iter();
+    let host = hosts.next();
+    if hosts.next().is_some() {
+        return Err(ProxyError::BadRequest("more than one Host header".into()));
+    }
+    let host = host
+        .map(|h| {
+            h.to_str()
+                .ok()
+                .filter(|h| is_authority(h))
+                .ok_or_else(|| ProxyError::BadRequest("the Host header is not host[:port]".into()))
+        })
+        .transpose()?;
+    if version != http::Version::HTTP_2 {
+        if host.is_none() && version == http::Version::HTTP_11 {
+            return Err(ProxyError::BadRequest(
+                "an HTTP/1.1 request needs a Host header".into(),
+            ));
+        }
+        return Ok(headers.get(header::HOST).cloned());
+    }
+    let authority = uri.authority().map(|a| a.as_str());
+    match (authority, host) {
+        (Some(authority), Some(host)) if !authority.eq_ignore_ascii_case(host) => Err(
+            ProxyError::BadRequest("the host header and :authority disagree".into()),
+        ),
+        (Some(authority), _) => Ok(HeaderValue::from_str(authority).ok()),
+        (None, _) => Ok(headers.get(header::HOST).cloned()),
+    }
+}
+
+/// `host[:port]`: a name, an IPv4 address or a bracketed IPv6 address, and
+/// digits after the last `:`. Nothing that could carry user info, a path,
+/// a query or a fragment.
+fn is_authority(text: &str) -> bool {
+    let (host, port) = match text.rsplit_once(':') {
+        Some((host, _)) if !host.ends_with(']') && host.contains(':') => (text, None),
+        Some((host, port)) => (host, Some(port)),
+        None => (text, None),
     };
-    SPOOFABLE.contains(&name) || SPOOFABLE_PREFIXES.iter().any(|p| name.starts_with(p))
+    let port_ok =
+        port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
+    let host_ok = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(ipv6) => ipv6.parse::<std::net::Ipv6Addr>().is_ok(),
+        None => {
+            !host.is_empty()
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+        }
+    };
+    host_ok && port_ok
 }
 
 #[cfg(test)]
@@ -237,7 +417,13 @@ mod tests {
         let mut token = HeaderValue::from_static("real-token");
         token.set_sensitive(true);
         let forwarded = Forwarded::new(Some("10.0.0.7".parse().unwrap()), "http");
-        let out = request_headers(&incoming, incoming.get("host"), &forwarded, &token);
+        let out = request_headers(
+            &incoming,
+            incoming.get("host"),
+            &forwarded,
+            &token,
+            Underscores::Drop,
+        );
         let names: Vec<&str> = out.keys().map(|k| k.as_str()).collect();
         assert_eq!(
             names,
@@ -258,13 +444,185 @@ mod tests {
     }
 
     #[test]
+    fn underscores_are_dropped_or_passed_but_never_as_framing() {
+        let incoming = map(&[
+            ("transfer_encoding", "chunked"),
+            ("content_length", "7"),
+            ("keep_alive", "1"),
+            ("proxy_connection", "keep-alive"),
+            ("x_roles", "admin"),
+            ("x_forwarded_host", "evil"),
+            ("x_custom_flag", "1"),
+            ("accept", "*/*"),
+        ]);
+        let forwarded = Forwarded::new(None, "http");
+        let token = HeaderValue::from_static("t");
+        let names = |underscores| {
+            let out = request_headers(&incoming, None, &forwarded, &token, underscores);
+            out.keys().map(|k| k.to_string()).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            names(Underscores::Drop),
+            ["accept", "x-forwarded-proto", "x-auth-token"]
+        );
+        assert_eq!(
+            names(Underscores::Pass),
+            [
+                "x_custom_flag",
+                "accept",
+                "x-forwarded-proto",
+                "x-auth-token"
+            ]
+        );
+    }
+
+    #[test]
+    fn client_forwarding_headers_are_not_passed_as_written() {
+        let incoming = map(&[
+            ("forwarded", "for=1.2.3.4;host=evil;proto=https"),
+            ("x-forwarded-host", "evil"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-prefix", "/evil"),
+            ("x-forwarded-port", "443"),
+            ("x-real-ip", "1.2.3.4"),
+        ]);
+        let forwarded = Forwarded::new(None, "http");
+        let host = HeaderValue::from_static("proxy:8080");
+        let token = HeaderValue::from_static("t");
+        let out = request_headers(
+            &incoming,
+            Some(&host),
+            &forwarded,
+            &token,
+            Underscores::Drop,
+        );
+        let names: Vec<&str> = out.keys().map(|k| k.as_str()).collect();
+        assert_eq!(
+            names,
+            ["x-forwarded-proto", "x-forwarded-host", "x-auth-token"]
+        );
+        assert_eq!(out["x-forwarded-host"], "proxy:8080");
+        assert_eq!(out["x-forwarded-proto"], "http");
+    }
+
+    #[test]
+    fn transfer_encoding_must_be_exactly_chunked() {
+        let code = |value: &str| {
+            check_transfer_encoding(&map(&[("transfer-encoding", value)])).map_err(|e| e.code())
+        };
+        assert_eq!(code("chunked"), Ok(()));
+        assert_eq!(code("Chunked"), Ok(()));
+        assert_eq!(code("gzip, chunked"), Err("not-implemented"));
+        assert_eq!(code("identity"), Err("not-implemented"));
+        assert_eq!(code("chunked, chunked"), Err("bad-request"));
+        assert_eq!(
+            check_transfer_encoding(&HeaderMap::new()).map_err(|e| e.code()),
+            Ok(())
+        );
+        let mut twice = map(&[("transfer-encoding", "chunked")]);
+        twice.append("transfer-encoding", HeaderValue::from_static("chunked"));
+        assert!(check_transfer_encoding(&twice).is_err());
+    }
+
+    #[test]
+    fn the_host_is_one_plain_authority() {
+        let uri: http::Uri = "/compute/x".parse().unwrap();
+        let v11 = http::Version::HTTP_11;
+        let host = |value: &str| {
+            client_host(&map(&[("host", value)]), &uri, v11)
+                .map(|h| h.map(|h| h.to_str().unwrap().to_string()))
+                .map_err(|e| e.code())
+        };
+        for good in [
+            "proxy",
+            "proxy:8080",
+            "10.0.0.1:80",
+            "[::1]",
+            "[::1]:8080",
+            "a-b.c_d",
+        ] {
+            assert_eq!(host(good), Ok(Some(good.to_string())), "{good}");
+        }
+        for bad in [
+            "",
+            "user:pass@evil.example",
+            "evil.example/x?y#z",
+            "evil?x",
+            "evil#x",
+            "evil:",
+            "evil:80x",
+            "::1",
+            "[nope]",
+            "a b",
+        ] {
+            assert_eq!(host(bad), Err("bad-request"), "{bad:?}");
+        }
+        let mut two = map(&[("host", "a")]);
+        two.append("host", HeaderValue::from_static("a"));
+        assert!(client_host(&two, &uri, v11).is_err());
+        assert!(client_host(&HeaderMap::new(), &uri, v11).is_err());
+        assert!(client_host(&HeaderMap::new(), &uri, http::Version::HTTP_10).is_ok());
+        // HTTP/2: `:authority` is the host; a `host` header must agree.
+        let h2: http::Uri = "http://proxy:8080/compute/x".parse().unwrap();
+        let v2 = http::Version::HTTP_2;
+        let got = client_host(&HeaderMap::new(), &h2, v2).unwrap().unwrap();
+        assert_eq!(got, "proxy:8080");
+        assert!(client_host(&map(&[("host", "proxy:8080")]), &h2, v2).is_ok());
+        assert!(client_host(&map(&[("host", "evil")]), &h2, v2).is_err());
+    }
+
+    #[test]
+    fn only_websockets_are_upgrades() {
+        let ask = |protocol: &str| {
+            upgrade_request(&map(&[("connection", "Upgrade"), ("upgrade", protocol)])).is_some()
+        };
+        assert!(ask("websocket") && ask("WebSocket") && ask("foo, websocket/13"));
+        assert!(!ask("h2c") && !ask("TLS/1.2") && !ask("websockets"));
+    }
+
+    #[test]
+    fn response_framing_is_made_one() {
+        let framed = |pairs: &[(&str, &str)]| {
+            let mut headers = map(pairs);
+            normalize_response_framing(&mut headers).map(|()| {
+                headers
+                    .get_all("content-length")
+                    .iter()
+                    .map(|v| v.to_str().unwrap().to_string())
+                    .collect::<Vec<_>>()
+            })
+        };
+        assert_eq!(framed(&[("content-length", "5")]).unwrap(), ["5"]);
+        assert_eq!(framed(&[("content-length", "5, 5")]).unwrap(), ["5"]);
+        assert_eq!(
+            framed(&[("content-length", "5"), ("content-length", "5")]).unwrap(),
+            ["5"]
+        );
+        assert!(
+            framed(&[("content-length", "5"), ("transfer-encoding", "chunked")])
+                .unwrap()
+                .is_empty()
+        );
+        assert!(framed(&[("content-length", "5, 6")]).is_err());
+        assert!(framed(&[("content-length", "5"), ("content-length", "7")]).is_err());
+        assert!(framed(&[("content-length", ",")]).is_err());
+        assert!(framed(&[]).unwrap().is_empty());
+    }
+
+    #[test]
     fn forwarded_for_is_appended() {
         let incoming = map(&[
             ("x-forwarded-for", "1.2.3.4"),
             ("x-forwarded-proto", "https"),
         ]);
         let forwarded = Forwarded::new(Some("127.0.0.1".parse().unwrap()), "http");
-        let out = request_headers(&incoming, None, &forwarded, &HeaderValue::from_static("t"));
+        let out = request_headers(
+            &incoming,
+            None,
+            &forwarded,
+            &HeaderValue::from_static("t"),
+            Underscores::Drop,
+        );
         assert_eq!(out["x-forwarded-for"], "1.2.3.4, 127.0.0.1");
         assert_eq!(out["x-forwarded-proto"], "http");
     }
@@ -279,7 +637,13 @@ mod tests {
             HeaderValue::from_bytes(b"1.2.3.4\xfc").unwrap(),
         );
         let forwarded = Forwarded::new(Some("127.0.0.1".parse().unwrap()), "http");
-        let out = request_headers(&incoming, None, &forwarded, &HeaderValue::from_static("t"));
+        let out = request_headers(
+            &incoming,
+            None,
+            &forwarded,
+            &HeaderValue::from_static("t"),
+            Underscores::Drop,
+        );
         assert_eq!(out["x-forwarded-for"], "127.0.0.1");
     }
 
@@ -309,7 +673,7 @@ mod tests {
         );
         let forwarded = Forwarded::new(None, "http");
         let token = HeaderValue::from_static("t");
-        let out = request_headers(&incoming, None, &forwarded, &token);
+        let out = request_headers(&incoming, None, &forwarded, &token, Underscores::Drop);
         assert!(!out.contains_key("x-hop"));
         assert!(out.contains_key("accept"));
         clean_response_headers(&mut incoming);

@@ -39,12 +39,15 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 pub struct Upstream {
     pool: pool::Pool<UpstreamBody>,
     timeout: Duration,
+    underscores: headers::Underscores,
 }
 
 /// What stays the same across the attempts of one request.
 pub struct Outgoing<'a> {
     pub method: &'a Method,
     pub headers: &'a HeaderMap,
+    /// The authority the client addressed (`Host`, or HTTP/2's
+    /// `:authority`), checked.
     pub host: Option<&'a HeaderValue>,
     pub forwarded: &'a Forwarded,
     /// Sent as `X-OpenStack-Request-ID` unless the client sent one.
@@ -57,11 +60,16 @@ pub struct Outgoing<'a> {
 }
 
 impl Upstream {
-    pub fn new(connector: Connector, timeout: Duration) -> Upstream {
+    pub fn new(
+        connector: Connector,
+        timeout: Duration,
+        underscores: headers::Underscores,
+    ) -> Upstream {
         // Redirects are the client's business: the pool never follows them.
         Upstream {
             pool: pool::Pool::new(connector, IDLE_TIMEOUT),
             timeout,
+            underscores,
         }
     }
 
@@ -82,8 +90,13 @@ impl Upstream {
         // Origin form: the connection already says which host.
         *request.uri_mut() = Uri::from(origin_form(endpoint, outgoing.rest, outgoing.query)?);
         *request.version_mut() = Version::HTTP_11;
-        *request.headers_mut() =
-            headers::request_headers(outgoing.headers, outgoing.host, outgoing.forwarded, token);
+        *request.headers_mut() = headers::request_headers(
+            outgoing.headers,
+            outgoing.host,
+            outgoing.forwarded,
+            token,
+            self.underscores,
+        );
         request
             .headers_mut()
             .insert(header::HOST, endpoint.host.clone());
@@ -119,8 +132,12 @@ impl Upstream {
 
 /// Why sending to `endpoint` failed, as the client is told.
 fn send_error(endpoint: &Endpoint, error: pool::SendError) -> ProxyError {
-    if let Some(too_slow) = pace::too_slow_cause(&error) {
+    if let Some(too_slow) = body::find_cause::<pace::TooSlow>(&error) {
         return ProxyError::ClientTooSlow(too_slow.to_string());
+    }
+    // The client's own body failed: the client's fault, not the upstream's.
+    if let Some(unreadable) = body::find_cause::<pace::Unreadable>(&error) {
+        return ProxyError::BadRequest(unreadable.to_string());
     }
     ProxyError::UpstreamUnavailable(format!(
         "{}: {}",

@@ -18,6 +18,8 @@ use http_body::{Body, Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
 
 use super::body::BoxError;
+#[cfg(test)]
+use super::body::find_cause;
 
 /// The pace a request body must keep.
 #[derive(Debug, Clone, Copy)]
@@ -103,7 +105,9 @@ where
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(other) => Poll::Ready(other.map(|result| result.map_err(Into::into))),
+            Poll::Ready(other) => Poll::Ready(other.map(|result| {
+                result.map_err(|error| Box::new(Unreadable(error.into())) as BoxError)
+            })),
             Poll::Pending => {
                 let deadline = this.deadline();
                 let timer = this
@@ -129,17 +133,12 @@ where
     }
 }
 
-/// The [`TooSlow`] that caused `error`, if one did.
-pub fn too_slow_cause<'e>(error: &'e (dyn std::error::Error + 'static)) -> Option<&'e TooSlow> {
-    let mut cause = Some(error);
-    while let Some(error) = cause {
-        if let Some(too_slow) = error.downcast_ref::<TooSlow>() {
-            return Some(too_slow);
-        }
-        cause = error.source();
-    }
-    None
-}
+/// The client's body could not be read: malformed chunked framing, or
+/// the client went away before sending all it announced. Told apart from
+/// an upstream failure, so that the client is told it sent a bad request.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body could not be read: {0}")]
+pub struct Unreadable(BoxError);
 
 #[cfg(test)]
 mod tests {
@@ -184,7 +183,7 @@ mod tests {
         assert!(body.frame().await.unwrap().is_ok());
         let started = Instant::now();
         let error = body.frame().await.unwrap().unwrap_err();
-        assert!(too_slow_cause(&*error).is_some(), "{error}");
+        assert!(find_cause::<TooSlow>(&*error).is_some(), "{error}");
         assert_eq!(started.elapsed(), Duration::from_millis(1000));
         drop(send);
     }
@@ -211,7 +210,7 @@ mod tests {
                 Err(error) => break error,
             }
         };
-        assert!(too_slow_cause(&*error).is_some());
+        assert!(find_cause::<TooSlow>(&*error).is_some());
         assert_eq!(started.elapsed(), Duration::from_millis(1000));
         assert!((9..=10).contains(&bytes), "{bytes}");
     }

@@ -534,6 +534,21 @@ where
     sender
 }
 
+/// An HTTP/2 connection of its own (prior knowledge, no TLS).
+pub async fn h2_connection(
+    addr: std::net::SocketAddr,
+) -> hyper::client::conn::http2::SendRequest<http_body_util::Full<Bytes>> {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .expect("an HTTP/2 handshake");
+    tokio::spawn(connection);
+    sender
+}
+
 /// A GET over an [`http1_connection`].
 pub async fn get_on(
     sender: &mut hyper::client::conn::http1::SendRequest<Full<Bytes>>,

@@ -497,21 +497,6 @@ async fn trace_track_and_connect_go_nowhere() {
     assert_eq!(response.status, 200, "Swift's COPY: {response:?}");
 }
 
-/// An HTTP/2 connection of its own (prior knowledge, no TLS).
-async fn h2_connection(
-    addr: std::net::SocketAddr,
-) -> hyper::client::conn::http2::SendRequest<http_body_util::Full<Bytes>> {
-    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (sender, connection) = hyper::client::conn::http2::handshake(
-        hyper_util::rt::TokioExecutor::new(),
-        hyper_util::rt::TokioIo::new(stream),
-    )
-    .await
-    .expect("an HTTP/2 handshake");
-    tokio::spawn(connection);
-    sender
-}
-
 #[tokio::test]
 async fn a_method_a_rule_names_is_allowed() {
     let rules = client(

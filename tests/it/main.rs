@@ -10,6 +10,7 @@ mod bodies;
 mod cli;
 mod client_faults;
 mod deploy;
+mod edges;
 mod facade;
 mod faults;
 mod forwarding;
