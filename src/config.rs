@@ -101,6 +101,7 @@ struct RawUpstream {
     insecure: bool,
     rewrite_links: bool,
     rewrite_body_limit: bytesize::ByteSize,
+    max_connections_per_endpoint: usize,
 }
 
 impl Default for RawUpstream {
@@ -113,6 +114,7 @@ impl Default for RawUpstream {
             insecure: false,
             rewrite_links: true,
             rewrite_body_limit: bytesize::ByteSize::mib(1),
+            max_connections_per_endpoint: 512,
         }
     }
 }
@@ -321,6 +323,9 @@ pub struct UpstreamSettings {
     /// JSON bodies up to this size are searched for links; larger ones
     /// stream through untouched.
     pub rewrite_body_limit: usize,
+    /// Connections open to one endpoint at most; past it a request waits
+    /// up to `connect_timeout` for one, then gets 503 `upstream-busy`.
+    pub max_connections_per_endpoint: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -841,6 +846,15 @@ impl Validator<'_> {
             rewrite_links: raw.rewrite_links,
             rewrite_body_limit: usize::try_from(raw.rewrite_body_limit.as_u64())
                 .map_err(|_| self.error("upstream.rewrite_body_limit", "too large"))?,
+            max_connections_per_endpoint: match raw.max_connections_per_endpoint {
+                0 => {
+                    return Err(self.error(
+                        "upstream.max_connections_per_endpoint",
+                        "must be greater than zero",
+                    ));
+                }
+                n => n,
+            },
         })
     }
 

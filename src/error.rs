@@ -82,6 +82,8 @@ pub enum ProxyError {
     NotImplemented(String),
     #[error("upstream unavailable: {0}")]
     UpstreamUnavailable(String),
+    #[error("upstream busy: {0}")]
+    UpstreamBusy(String),
     #[error("upstream did not answer within {0:?}")]
     UpstreamTimeout(std::time::Duration),
 }
@@ -110,6 +112,7 @@ impl ProxyError {
             TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "too-many-requests"),
             NotImplemented(_) => (StatusCode::NOT_IMPLEMENTED, "not-implemented"),
             UpstreamUnavailable(_) => (StatusCode::BAD_GATEWAY, "upstream-unavailable"),
+            UpstreamBusy(_) => (StatusCode::SERVICE_UNAVAILABLE, "upstream-busy"),
             UpstreamTimeout(_) => (StatusCode::GATEWAY_TIMEOUT, "upstream-timeout"),
         }
     }
@@ -288,6 +291,7 @@ mod tests {
                 502,
                 "upstream-unavailable",
             ),
+            (ProxyError::UpstreamBusy("x".into()), 503, "upstream-busy"),
             (
                 ProxyError::UpstreamTimeout(std::time::Duration::from_secs(1)),
                 504,

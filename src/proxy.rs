@@ -160,11 +160,7 @@ impl Proxy {
                 metrics.clone(),
             );
             keystones.insert(name.clone(), Arc::new(keystone));
-            let upstream = Upstream::new(
-                connector,
-                settings.upstream.timeout,
-                settings.listen.underscore_headers,
-            );
+            let upstream = Upstream::new(connector, settings);
             clouds.insert(
                 name.to_string(),
                 Cloud {

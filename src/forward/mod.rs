@@ -60,16 +60,18 @@ pub struct Outgoing<'a> {
 }
 
 impl Upstream {
-    pub fn new(
-        connector: Connector,
-        timeout: Duration,
-        underscores: headers::Underscores,
-    ) -> Upstream {
+    pub fn new(connector: Connector, settings: &crate::config::Settings) -> Upstream {
+        let upstream = &settings.upstream;
         // Redirects are the client's business: the pool never follows them.
         Upstream {
-            pool: pool::Pool::new(connector, IDLE_TIMEOUT),
-            timeout,
-            underscores,
+            pool: pool::Pool::new(
+                connector,
+                IDLE_TIMEOUT,
+                upstream.max_connections_per_endpoint,
+                upstream.connect_timeout,
+            ),
+            timeout: upstream.timeout,
+            underscores: settings.listen.underscore_headers,
         }
     }
 
@@ -134,6 +136,9 @@ impl Upstream {
 fn send_error(endpoint: &Endpoint, error: pool::SendError) -> ProxyError {
     if let Some(too_slow) = body::find_cause::<pace::TooSlow>(&error) {
         return ProxyError::ClientTooSlow(too_slow.to_string());
+    }
+    if let pool::SendError::Busy { .. } = error {
+        return ProxyError::UpstreamBusy(format!("{}: {error}", endpoint.authority));
     }
     // The client's own body failed: the client's fault, not the upstream's.
     if let Some(unreadable) = body::find_cause::<pace::Unreadable>(&error) {

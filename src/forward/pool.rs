@@ -11,9 +11,15 @@
 //! Like any keep-alive client it can pick a connection the upstream is
 //! closing at that moment; a request that was not sent yet is then sent on
 //! another connection, which is what hyper-util did too.
+//!
+//! Connections to one endpoint are bounded (`max_per_endpoint`): each holds
+//! a slot of its endpoint for as long as it is open, idle or busy. Past the
+//! bound a request waits for a connection to come back or to close, up to
+//! `busy_timeout`, then fails with [`SendError::Busy`]: a flood of requests
+//! whose bodies never come cannot open sockets without end.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -24,6 +30,7 @@ use http::{Request, Response, StatusCode, Uri};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::client::conn::http1;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tower_service::Service;
 
 use crate::connector::Connector;
@@ -59,6 +66,10 @@ pub struct Pool<B> {
 struct Inner<B> {
     connector: Connector,
     idle_timeout: Duration,
+    /// Connections open to one endpoint at most, and how long a request
+    /// waits for one when all are taken.
+    max_per_endpoint: usize,
+    busy_timeout: Duration,
     idle: Mutex<Vec<Host<B>>>,
     /// The sweeper that closes connections idle too long runs once the
     /// first connection is checked in (inside the runtime).
@@ -69,6 +80,19 @@ struct Host<B> {
     key: Key,
     /// Most recently used last: it is the least likely to have been closed.
     idle: Vec<Idle<B>>,
+    /// One permit per connection that may still be opened.
+    slots: Arc<Semaphore>,
+    /// Requests waiting for a connection, woken when one comes back.
+    returned: Arc<Notify>,
+    waiting: Arc<AtomicUsize>,
+}
+
+/// What a request waiting for a connection gets.
+enum Acquired<B> {
+    /// A connection that came back to the pool.
+    Returned(Sender<B>),
+    /// Room for a new connection.
+    New(OwnedSemaphorePermit),
 }
 
 struct Idle<B> {
@@ -90,14 +114,23 @@ pub enum SendError {
     Connect(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("{0}")]
     Http(#[from] hyper::Error),
+    #[error("{max} connections to this endpoint are busy; none came free within {waited:?}")]
+    Busy { max: usize, waited: Duration },
 }
 
 impl<B: RequestBody> Pool<B> {
-    pub fn new(connector: Connector, idle_timeout: Duration) -> Pool<B> {
+    pub fn new(
+        connector: Connector,
+        idle_timeout: Duration,
+        max_per_endpoint: usize,
+        busy_timeout: Duration,
+    ) -> Pool<B> {
         Pool {
             inner: Arc::new(Inner {
                 connector,
                 idle_timeout,
+                max_per_endpoint: max_per_endpoint.max(1),
+                busy_timeout,
                 idle: Mutex::new(Vec::new()),
                 sweeping: AtomicBool::new(false),
             }),
@@ -111,7 +144,21 @@ impl<B: RequestBody> Pool<B> {
         key: &Key,
         mut request: Request<B>,
     ) -> Result<Response<PooledBody<B>>, SendError> {
-        while let Some(mut sender) = self.inner.checkout(key) {
+        loop {
+            let mut sender = match self.inner.checkout(key) {
+                Some(sender) => sender,
+                // Boxed: waiting and connecting (TLS included) are large
+                // futures that only a request without an idle connection
+                // needs.
+                None => match Box::pin(self.inner.returned_or_new(key)).await? {
+                    Acquired::Returned(sender) => sender,
+                    Acquired::New(slot) => {
+                        let mut sender = Box::pin(self.inner.connect(key, slot)).await?;
+                        let response = sender.send_request(request).await?;
+                        return Ok(self.inner.clone().wrap(key, sender, response));
+                    }
+                },
+            };
             if sender.ready().await.is_err() {
                 continue; // closed while idle
             }
@@ -124,11 +171,6 @@ impl<B: RequestBody> Pool<B> {
                 },
             }
         }
-        // Boxed: connecting (TLS included) is a large future that only a
-        // new connection needs.
-        let mut sender = Box::pin(self.inner.connect(key)).await?;
-        let response = sender.send_request(request).await?;
-        Ok(self.inner.clone().wrap(key, sender, response))
     }
 
     /// Connections now idle (the tests watch it).
@@ -172,12 +214,10 @@ impl<B: RequestBody> Inner<B> {
             since: Instant::now(),
         };
         let mut hosts = self.lock();
-        match hosts.iter_mut().find(|host| host.key == *key) {
-            Some(host) => host.idle.push(idle),
-            None => hosts.push(Host {
-                key: key.clone(),
-                idle: vec![idle],
-            }),
+        let host = self.host(&mut hosts, key);
+        host.idle.push(idle);
+        if host.waiting.load(Ordering::Acquire) > 0 {
+            host.returned.notify_one();
         }
         drop(hosts);
         if !self.sweeping.swap(true, Ordering::Relaxed) {
@@ -185,7 +225,69 @@ impl<B: RequestBody> Inner<B> {
         }
     }
 
-    async fn connect(&self, key: &Key) -> Result<Sender<B>, SendError> {
+    /// The entry of `key`, made on first use.
+    fn host<'h>(&self, hosts: &'h mut Vec<Host<B>>, key: &Key) -> &'h mut Host<B> {
+        let at = match hosts.iter().position(|host| host.key == *key) {
+            Some(at) => at,
+            None => {
+                hosts.push(Host {
+                    key: key.clone(),
+                    idle: Vec::new(),
+                    slots: Arc::new(Semaphore::new(self.max_per_endpoint)),
+                    returned: Arc::new(Notify::new()),
+                    waiting: Arc::new(AtomicUsize::new(0)),
+                });
+                hosts.len() - 1
+            }
+        };
+        &mut hosts[at]
+    }
+
+    /// No idle connection: room for a new one, or (all slots taken) the
+    /// first connection that comes back or frees its slot within
+    /// `busy_timeout`.
+    async fn returned_or_new(&self, key: &Key) -> Result<Acquired<B>, SendError> {
+        let (slots, returned, waiting) = {
+            let mut hosts = self.lock();
+            let host = self.host(&mut hosts, key);
+            (
+                host.slots.clone(),
+                host.returned.clone(),
+                host.waiting.clone(),
+            )
+        };
+        if let Ok(slot) = slots.clone().try_acquire_owned() {
+            return Ok(Acquired::New(slot));
+        }
+        let deadline = tokio::time::Instant::now() + self.busy_timeout;
+        waiting.fetch_add(1, Ordering::AcqRel);
+        let _counted = Counted(&waiting);
+        loop {
+            let notified = returned.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(sender) = self.checkout(key) {
+                return Ok(Acquired::Returned(sender));
+            }
+            tokio::select! {
+                () = &mut notified => {}
+                slot = slots.clone().acquire_owned() => {
+                    // The semaphore is never closed.
+                    if let Ok(slot) = slot {
+                        return Ok(Acquired::New(slot));
+                    }
+                }
+                () = tokio::time::sleep_until(deadline) => {
+                    return Err(SendError::Busy {
+                        max: self.max_per_endpoint,
+                        waited: self.busy_timeout,
+                    });
+                }
+            }
+        }
+    }
+
+    async fn connect(&self, key: &Key, slot: OwnedSemaphorePermit) -> Result<Sender<B>, SendError> {
         let uri = Uri::builder()
             .scheme(key.scheme.clone())
             .authority(key.authority.clone())
@@ -199,6 +301,8 @@ impl<B: RequestBody> Inner<B> {
         let io = connector.call(uri).await.map_err(SendError::Connect)?;
         let (sender, connection) = http1::handshake(io).await?;
         tokio::spawn(async move {
+            // The slot is the connection's for as long as it is open.
+            let _slot = slot;
             // Upgrades: a 101 hands the connection over to a tunnel.
             if let Err(error) = connection.with_upgrades().await {
                 tracing::debug!(%error, "upstream connection ended with an error");
@@ -234,6 +338,15 @@ impl<B: RequestBody> Inner<B> {
             body.check_in_if_ended();
             body
         })
+    }
+}
+
+/// Counts a waiting request until dropped.
+struct Counted<'a>(&'a AtomicUsize);
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -352,7 +465,7 @@ mod tests {
     fn pool(idle_timeout: Duration) -> Pool<Empty<Bytes>> {
         let connector =
             crate::connector::build(&Default::default(), Duration::from_secs(1)).unwrap();
-        Pool::new(connector, idle_timeout)
+        Pool::new(connector, idle_timeout, 512, Duration::from_secs(1))
     }
 
     async fn get(pool: &Pool<Empty<Bytes>>, key: &Key) -> Response<PooledBody<Empty<Bytes>>> {
@@ -397,6 +510,49 @@ mod tests {
         // The first connection closed; the second request opened another.
         assert_eq!(seen.iter().filter(|opened| **opened).count(), 2, "{seen:?}");
         assert!(seen.contains(&false), "{seen:?}");
+    }
+
+    #[tokio::test]
+    async fn past_the_bound_a_request_waits_for_a_connection_to_come_back() {
+        let (key, mut events) = upstream().await;
+        let connector =
+            crate::connector::build(&Default::default(), Duration::from_secs(1)).unwrap();
+        let pool: Pool<Empty<Bytes>> = Pool::new(
+            connector,
+            Duration::from_secs(90),
+            1,
+            Duration::from_secs(30),
+        );
+        let pool = Arc::new(pool);
+        // The only connection is busy until this answer is read.
+        let first = get(&pool, &key).await;
+        let waiting = {
+            let (pool, key) = (pool.clone(), key.clone());
+            tokio::spawn(async move { read(get(&pool, &key).await).await })
+        };
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "the second request waits");
+        assert_eq!(read(first).await, "ok");
+        assert_eq!(waiting.await.unwrap(), "ok");
+        assert_eq!(events.recv().await, Some(true));
+        assert!(events.try_recv().is_err(), "one connection for both");
+    }
+
+    #[tokio::test]
+    async fn past_the_bound_a_request_gives_up_after_the_busy_timeout() {
+        let (key, _events) = upstream().await;
+        let connector =
+            crate::connector::build(&Default::default(), Duration::from_secs(1)).unwrap();
+        let pool: Pool<Empty<Bytes>> = Pool::new(
+            connector,
+            Duration::from_secs(90),
+            1,
+            Duration::from_millis(100),
+        );
+        let _held = get(&pool, &key).await;
+        let request = Request::get("/x").body(Empty::new()).unwrap();
+        let error = pool.send(&key, request).await.err().expect("busy");
+        assert!(matches!(error, SendError::Busy { max: 1, .. }), "{error}");
     }
 
     #[tokio::test]

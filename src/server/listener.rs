@@ -27,8 +27,7 @@ pub enum Stream {
 impl Bound {
     pub async fn bind(address: &ListenAddress, socket_mode: u32) -> Result<Bound, String> {
         match address {
-            ListenAddress::Tcp(addr) => TcpListener::bind(addr)
-                .await
+            ListenAddress::Tcp(addr) => tcp_listener(*addr)
                 .map(Bound::Tcp)
                 .map_err(|e| format!("listening on {addr}: {e}")),
             ListenAddress::Unix(path) => bind_unix(path, socket_mode)
@@ -75,6 +74,21 @@ impl Bound {
 /// Bind a unix socket. A socket file left by a process that died is
 /// replaced; one a live process listens on, or a file that is not a
 /// socket, is an error (never delete what is not ours).
+/// Connections that wait in the kernel for the proxy to accept them (past
+/// `listen.max_connections`, say), as nginx's 511 and more: a short queue
+/// would refuse clients that only had to wait.
+const BACKLOG: u32 = 1024;
+
+fn tcp_listener(addr: std::net::SocketAddr) -> io::Result<TcpListener> {
+    let socket = match addr {
+        std::net::SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        std::net::SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
+}
+
 async fn bind_unix(path: &Path, mode: u32) -> io::Result<Bound> {
     if let Ok(meta) = std::fs::symlink_metadata(path) {
         if !meta.file_type().is_socket() {

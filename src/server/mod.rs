@@ -2,6 +2,7 @@
 //! optional admin listener, connection limits, SIGHUP reload and a
 //! graceful drain on SIGTERM/SIGINT.
 
+mod fds;
 mod listener;
 mod tls;
 
@@ -74,7 +75,8 @@ pub async fn run(
     let scheme = if tls.is_some() { "https" } else { "http" };
     let main = Bound::bind(&settings.listen.address, settings.listen.socket_mode).await?;
     let bound_url = main.describe(scheme);
-    let settings = with_public_url(settings, &bound_url);
+    let budget = fds::budget(settings.listen.max_connections);
+    let settings = fds::fit_settings(with_public_url(settings, &bound_url), budget);
     warn_about(&settings);
     let metrics = Arc::new(Metrics::new());
     // Sessions outlive reloads: tools logged in through the facade stay so.
@@ -130,7 +132,9 @@ pub async fn run(
             .await;
         }
     };
-    let reload: Reload = Box::new(move || reload().map(|s| with_public_url(s, &bound_url)));
+    let reload: Reload = Box::new(move || {
+        reload().map(|s| fds::fit_settings(with_public_url(s, &bound_url), budget))
+    });
     let signals = signal_loop(&live, &settings, reload, (metrics, sessions), stop);
     tokio::join!(accept_main, accept_admin, signals);
 
@@ -193,6 +197,7 @@ async fn accept_loop(
     handshake_timeout: Duration,
     mut stopped: watch::Receiver<bool>,
 ) {
+    let mut backoff = fds::AcceptBackoff::default();
     loop {
         let permit = tokio::select! {
             permit = limit.clone().acquire_owned() => match permit {
@@ -203,11 +208,18 @@ async fn accept_loop(
         };
         let (stream, client_ip) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
+                Ok(pair) => {
+                    backoff.succeeded();
+                    pair
+                }
                 Err(error) => {
                     // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    let delay = backoff.failed(&error);
+                    drop(permit);
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        _ = stopped.changed() => return,
+                    }
                     continue;
                 }
             },
@@ -228,6 +240,23 @@ async fn accept_loop(
         };
         tokio::spawn(async move {
             let _permit = permit;
+            // hyper's header timer starts once the protocol is known, which
+            // takes a first byte: a connection that sends none would hold its
+            // place for good. (A unix socket cannot be peeked without
+            // unsafe code; its readiness is the best sign there, and only
+            // local processes can reach it.)
+            let mut byte = [0u8; 1];
+            let first_byte = match &stream {
+                Stream::Tcp(io) => tokio::time::timeout(handshake_timeout, io.peek(&mut byte))
+                    .await
+                    .map(|_| ()),
+                Stream::Unix(io) => tokio::time::timeout(handshake_timeout, io.readable())
+                    .await
+                    .map(|_| ()),
+            };
+            if first_byte.is_err() {
+                return tracing::debug!("connection closed: no request within header_read_timeout");
+            }
             match stream {
                 Stream::Tcp(io) => connection.serve_with(io, tls, handshake_timeout).await,
                 Stream::Unix(io) => connection.serve_with(io, tls, handshake_timeout).await,

@@ -65,6 +65,9 @@ pub struct TestConfig {
     pub listen_flag: String,
     /// `RUST_LOG` for the proxy (unset by default: `info`).
     pub rust_log: Option<String>,
+    /// A command (and its arguments) the binary is started under, e.g.
+    /// `prlimit --nofile=256:256 --`; empty by default.
+    pub launch_with: Vec<String>,
 }
 
 impl Default for TestConfig {
@@ -89,6 +92,7 @@ impl Default for TestConfig {
             listen: String::new(),
             listen_flag: "127.0.0.1:0".into(),
             rust_log: None,
+            launch_with: Vec::new(),
         }
     }
 }
@@ -145,7 +149,14 @@ impl Stack {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("keystone-proxy.toml");
         std::fs::write(&path, config.render(&keystone.root_url())).expect("write config");
-        let mut command = Command::new(binary());
+        let mut command = match config.launch_with.split_first() {
+            Some((launcher, args)) => {
+                let mut command = Command::new(launcher);
+                command.args(args).arg(binary());
+                command
+            }
+            None => Command::new(binary()),
+        };
         command
             .args([
                 "serve",

@@ -367,3 +367,70 @@ async fn only_a_websocket_the_proxy_asked_for_is_tunnelled() {
         "the upstream saw an upgrade: {answer}"
     );
 }
+
+/// Under a low file descriptor limit (systemd's default is 1024; here 256)
+/// the proxy fits its connection cap to what it can open, says so at start,
+/// keeps its admin listener answering while idle connections fill the
+/// proxy port, and serves keyed requests again once those are shed, with
+/// a bounded number of log lines.
+#[tokio::test]
+async fn few_file_descriptors_cap_connections_without_failing() {
+    let stack = Stack::start_with(|config| {
+        config.launch_with = ["prlimit", "--nofile=256:256", "--"]
+            .map(String::from)
+            .to_vec();
+        config.listen = "admin_address = \"127.0.0.1:0\"\nheader_read_timeout = \"1s\"".into();
+    })
+    .await;
+    assert!(
+        eventually(Duration::from_secs(3), || stack
+            .proxy
+            .logs()
+            .contains("allows fewer connections"))
+        .await,
+        "{}",
+        stack.proxy.logs()
+    );
+    let start = log_lines(
+        &stack.proxy,
+        "the file descriptor limit allows fewer connections than listen.max_connections: serving at most `connections` at once (raise LimitNOFILE / ulimit -n)",
+    );
+    assert_eq!(start[0]["fields"]["limit"], 256);
+    assert_eq!(start[0]["fields"]["connections"], 64);
+
+    // More idle connections than the cap, and than the descriptors.
+    let mut idle = Vec::new();
+    for _ in 0..300 {
+        idle.push(TcpStream::connect(stack.proxy.addr).await.unwrap());
+    }
+    let admin = stack.proxy.admin_url.clone().expect("an admin listener");
+    let health = tokio::time::timeout(Duration::from_secs(5), get_url(&format!("{admin}/healthz")))
+        .await
+        .expect("the admin listener answers while the proxy port is full");
+    assert_eq!(health.status, 200);
+    // Idle connections are shed after header_read_timeout, 64 at a time;
+    // the keyed request waits its turn and is served.
+    let served = tokio::time::timeout(
+        Duration::from_secs(30),
+        stack.get("/compute/servers", ANY_KEY),
+    )
+    .await
+    .expect("served once the idle connections are shed");
+    assert_eq!(served.status, 200);
+    let failures = stack.proxy.logs().matches("accept failed").count();
+    assert!(failures <= 6, "{failures} accept-failure lines");
+    drop(idle);
+}
+
+/// A connection that never sends a byte is closed after
+/// `listen.header_read_timeout` (hyper's own timer starts only with the
+/// first byte).
+#[tokio::test]
+async fn a_connection_that_sends_nothing_is_closed() {
+    let stack =
+        Stack::start_with(|config| config.listen = "header_read_timeout = \"1s\"".into()).await;
+    let mut silent = TcpStream::connect(stack.proxy.addr).await.unwrap();
+    let (answer, closed) = read_until_closed(&mut silent, Duration::from_secs(10)).await;
+    assert!(closed, "still open after 10 s");
+    assert!(answer.is_empty());
+}
