@@ -102,6 +102,7 @@ struct RawUpstream {
     rewrite_links: bool,
     rewrite_body_limit: bytesize::ByteSize,
     max_connections_per_endpoint: usize,
+    body_timeout: SignedDuration,
 }
 
 impl Default for RawUpstream {
@@ -115,6 +116,7 @@ impl Default for RawUpstream {
             rewrite_links: true,
             rewrite_body_limit: bytesize::ByteSize::mib(1),
             max_connections_per_endpoint: 512,
+            body_timeout: SignedDuration::from_secs(60),
         }
     }
 }
@@ -326,6 +328,9 @@ pub struct UpstreamSettings {
     /// Connections open to one endpoint at most; past it a request waits
     /// up to `connect_timeout` for one, then gets 503 `upstream-busy`.
     pub max_connections_per_endpoint: usize,
+    /// The longest an answer's body may go without a byte (then it is cut,
+    /// or a buffered JSON answer becomes 504).
+    pub body_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -846,6 +851,7 @@ impl Validator<'_> {
             rewrite_links: raw.rewrite_links,
             rewrite_body_limit: usize::try_from(raw.rewrite_body_limit.as_u64())
                 .map_err(|_| self.error("upstream.rewrite_body_limit", "too large"))?,
+            body_timeout: self.positive("upstream.body_timeout", raw.body_timeout)?,
             max_connections_per_endpoint: match raw.max_connections_per_endpoint {
                 0 => {
                     return Err(self.error(

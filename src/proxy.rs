@@ -273,7 +273,10 @@ impl Proxy {
                 allow: access::rule::STANDARD_ALLOW,
             });
         }
-        headers::check_transfer_encoding(&parts.headers)?;
+        if !http_body::Body::is_end_stream(&body) {
+            // Only a request with a body can have a transfer coding.
+            headers::check_transfer_encoding(&parts.headers)?;
+        }
         let host = headers::client_host(&parts.headers, &parts.uri, parts.version)?;
         // Taken first: the route below borrows the rest of `parts`.
         let client_upgrade = parts.extensions.remove::<OnUpgrade>();
@@ -439,8 +442,7 @@ impl Proxy {
         trace: &Trace,
     ) -> Result<Response<ResponseBody>, ProxyError> {
         let (mut parts, body) = response.into_parts();
-        headers::normalize_response_framing(&mut parts.headers)?;
-        headers::clean_response_headers(&mut parts.headers);
+        headers::clean_response_headers(&mut parts.headers)?;
         let has_location = parts.headers.contains_key(header::LOCATION)
             || parts.headers.contains_key(header::CONTENT_LOCATION);
         let is_json = rewrite::is_json(&parts.headers);
@@ -458,7 +460,13 @@ impl Proxy {
             response,
             self.rewrite_body_limit,
         ))
-        .await;
+        .await
+        .map_err(|error| {
+            match crate::forward::body::find_cause::<crate::forward::pool::Stalled>(&*error) {
+                Some(stalled) => ProxyError::UpstreamTimeout(stalled.0),
+                None => ProxyError::UpstreamUnavailable(format!("the answer broke off: {error}")),
+            }
+        })?;
         Ok(rewritten.map(|body| Either::Right(body.map_err(BodyError).boxed_unsync())))
     }
 
@@ -627,7 +635,7 @@ fn switch_protocols(
     });
     let (mut parts, _empty) = response.into_parts();
     let protocol = parts.headers.get(header::UPGRADE).cloned();
-    headers::clean_response_headers(&mut parts.headers);
+    headers::clean_response_headers(&mut parts.headers)?;
     if let Some(protocol) = protocol {
         headers::keep_upgrade(&mut parts.headers, protocol);
     }

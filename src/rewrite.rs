@@ -339,7 +339,7 @@ pub async fn rewrite_response<B>(
     map: &LinkMap,
     response: Response<B>,
     limit: usize,
-) -> Response<UnsyncBoxBody<Bytes, BoxError>>
+) -> Result<Response<UnsyncBoxBody<Bytes, BoxError>>, BoxError>
 where
     B: Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: Into<BoxError>,
@@ -351,22 +351,26 @@ where
         && is_plain_encoding(&parts.headers)
         && !declared_too_long(&parts.headers, &body.size_hint(), limit);
     if !eligible {
-        return Response::from_parts(parts, Replay::passthrough(body).boxed_unsync());
+        return Ok(Response::from_parts(
+            parts,
+            Replay::passthrough(body).boxed_unsync(),
+        ));
     }
     let replay = match read_limited(&mut body, limit).await {
         Read::Complete(frames) => rewrite_frames(map, &mut parts.headers, frames),
-        Read::Failed(frames, error) => Replay::new(frames, Some(error), None),
-        Read::TooLong(frames) => Replay::new(frames, None, Some(body)),
+        // Nothing was sent yet: the client gets an error, not a cut answer.
+        Read::Failed(error) => return Err(error),
+        Read::TooLong(frames) => Replay::new(frames, Some(body)),
     };
-    Response::from_parts(parts, replay.boxed_unsync())
+    Ok(Response::from_parts(parts, replay.boxed_unsync()))
 }
 
 /// What reading at most `limit + 1` bytes of a body found.
 enum Read {
     /// The whole body (data and trailers, if any).
     Complete(VecDeque<Frame<Bytes>>),
-    /// The frames before the body failed, and its error.
-    Failed(VecDeque<Frame<Bytes>>, BoxError),
+    /// The body failed before its end (or the limit).
+    Failed(BoxError),
     /// More than `limit` bytes: the frames read so far; the body goes on.
     TooLong(VecDeque<Frame<Bytes>>),
 }
@@ -381,7 +385,7 @@ where
     loop {
         let frame = match body.frame().await {
             None => return Read::Complete(frames),
-            Some(Err(error)) => return Read::Failed(frames, error.into()),
+            Some(Err(error)) => return Read::Failed(error.into()),
             Some(Ok(frame)) => frame,
         };
         len = len.saturating_add(frame.data_ref().map_or(0, Bytes::len));
@@ -410,7 +414,7 @@ fn rewrite_frames<B>(
         .flat_map(|d| d.iter().copied())
         .collect();
     let Some(new) = map.rewrite_json(&data) else {
-        return Replay::new(frames, None, None);
+        return Replay::new(frames, None);
     };
     headers.insert(CONTENT_LENGTH, HeaderValue::from(new.len()));
     // A fixed length and chunked framing together are invalid.
@@ -418,28 +422,23 @@ fn rewrite_frames<B>(
     let mut out = VecDeque::with_capacity(2);
     out.push_back(Frame::data(Bytes::from(new)));
     out.extend(frames.into_iter().filter(Frame::is_trailers));
-    Replay::new(out, None, None)
+    Replay::new(out, None)
 }
 
-/// A body that yields frames already read, then an error already seen,
-/// then whatever remains of the original body.
+/// A body that yields frames already read, then whatever remains of the
+/// original body.
 struct Replay<B> {
     frames: VecDeque<Frame<Bytes>>,
-    error: Option<BoxError>,
     rest: Option<B>,
 }
 
 impl<B> Replay<B> {
-    fn new(frames: VecDeque<Frame<Bytes>>, error: Option<BoxError>, rest: Option<B>) -> Self {
-        Replay {
-            frames,
-            error,
-            rest,
-        }
+    fn new(frames: VecDeque<Frame<Bytes>>, rest: Option<B>) -> Self {
+        Replay { frames, rest }
     }
 
     fn passthrough(body: B) -> Self {
-        Replay::new(VecDeque::new(), None, Some(body))
+        Replay::new(VecDeque::new(), Some(body))
     }
 
     fn buffered_len(&self) -> u64 {
@@ -469,10 +468,6 @@ where
         if let Some(frame) = this.frames.pop_front() {
             return Poll::Ready(Some(Ok(frame)));
         }
-        if let Some(error) = this.error.take() {
-            this.rest = None;
-            return Poll::Ready(Some(Err(error)));
-        }
         match this.rest.as_mut() {
             Some(rest) => Pin::new(rest)
                 .poll_frame(cx)
@@ -482,9 +477,7 @@ where
     }
 
     fn is_end_stream(&self) -> bool {
-        self.frames.is_empty()
-            && self.error.is_none()
-            && self.rest.as_ref().is_none_or(Body::is_end_stream)
+        self.frames.is_empty() && self.rest.as_ref().is_none_or(Body::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -861,6 +854,19 @@ mod tests {
         B: Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: Into<BoxError>,
     {
+        try_run(response, limit)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    async fn try_run<B>(
+        response: Response<B>,
+        limit: usize,
+    ) -> Result<Response<UnsyncBoxBody<Bytes, BoxError>>, BoxError>
+    where
+        B: Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: Into<BoxError>,
+    {
         let map = map();
         let fut = rewrite_response(&map, response, limit);
         tokio::time::timeout(std::time::Duration::from_secs(5), fut)
@@ -1003,8 +1009,20 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn response_body_errors_pass_through() {
-        for limit in [5, 4096] {
+    async fn response_body_errors_pass_through_once_the_answer_streams() {
+        // Within the limit nothing was sent yet: the error is the answer.
+        let (tx, body) = channel();
+        send(&tx, Frame::data(Bytes::from_static(b"{\"a\":")));
+        tx.send(Err("upstream broke".into()))
+            .unwrap_or_else(|_| panic!());
+        drop(tx);
+        let error = try_run(response("application/json", body), 4096)
+            .await
+            .map(|_| ())
+            .expect_err("an error");
+        assert_eq!(error.to_string(), "upstream broke");
+        // Past the limit the answer streams: the error follows its bytes.
+        for limit in [5] {
             let (tx, body) = channel();
             send(&tx, Frame::data(Bytes::from_static(b"{\"a\":")));
             send(

@@ -4,6 +4,8 @@
 //! Input: a flag byte (bit 0: the client has an IP, bit 1: it came over
 //! https, bit 2: pass the request's `Host` on, bit 3: pass headers with
 //! `_` in their name), then `name: value` lines.
+//! The response side: hop-by-hop headers removed, nothing else changed,
+//! and the answer framed one way only (RFC 9112 §6.3).
 //! Checks, against lists written here from RFC 9110 and keystonemiddleware
 //! rather than taken from the code: upstream never sees a hop-by-hop
 //! header, a header `Connection` names, the client's credential or project
@@ -22,7 +24,7 @@ use keystone_proxy::forward::Forwarded;
 use keystone_proxy::forward::headers::{Underscores, clean_response_headers, request_headers};
 use libfuzzer_sys::fuzz_target;
 
-/// RFC 9110 §7.6.1, plus what old proxies still send.
+/// RFC 9110 §7.6.1, plus what old proxies still send, plus HTTP2-Settings.
 const HOP_BY_HOP: &[&str] = &[
     "connection",
     "keep-alive",
@@ -33,6 +35,8 @@ const HOP_BY_HOP: &[&str] = &[
     "trailer",
     "transfer-encoding",
     "upgrade",
+    // RFC 7540 §3.2.1: connection-specific, sent with `Upgrade: h2c`.
+    "http2-settings",
 ];
 
 /// The client's own credential and selector, and keystonemiddleware's
@@ -169,7 +173,44 @@ fuzz_target!(|data: &[u8]| {
 
     // An upstream's answer loses its hop-by-hop headers and nothing else.
     let mut response = incoming.clone();
-    clean_response_headers(&mut response);
+    let framed = clean_response_headers(&mut response);
+    // Framed one way only: one length, none next to a transfer coding; or
+    // refused, when the lengths disagree.
+    let lengths: Vec<Vec<u8>> = incoming
+        .get_all("content-length")
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .map(|n| n.trim_ascii().to_vec())
+        .collect();
+    let chunked = incoming.contains_key("transfer-encoding");
+    let agree = lengths
+        .first()
+        .is_some_and(|first| !first.is_empty() && lengths.iter().all(|n| n == first));
+    // One value, not a list, is passed as it is (hyper checks the number).
+    let values: Vec<_> = incoming.get_all("content-length").iter().collect();
+    let single = values.len() == 1 && !values[0].as_bytes().contains(&b',');
+    match framed {
+        Ok(()) => {
+            let out: Vec<_> = response.get_all("content-length").iter().collect();
+            assert!(out.len() <= 1, "{out:?}");
+            assert!(out.iter().all(|v| !v.as_bytes().contains(&b',')), "{out:?}");
+            if chunked {
+                assert!(out.is_empty(), "Content-Length next to Transfer-Encoding");
+            } else {
+                assert!(
+                    lengths.is_empty() || agree || single,
+                    "passed conflicting lengths: {lengths:?}"
+                );
+            }
+        }
+        Err(_) => {
+            assert!(
+                !chunked && !agree && !single,
+                "refused an answer framed one way: {lengths:?}"
+            );
+            return;
+        }
+    }
     for name in response.keys() {
         let name = name.as_str();
         assert!(!HOP_BY_HOP.contains(&name), "{name} reached the client");
@@ -179,8 +220,9 @@ fuzz_target!(|data: &[u8]| {
         );
     }
     for name in incoming.keys() {
-        let hop =
-            HOP_BY_HOP.contains(&name.as_str()) || by_connection.iter().any(|n| n == name.as_str());
+        let hop = HOP_BY_HOP.contains(&name.as_str())
+            || by_connection.iter().any(|n| n == name.as_str())
+            || name == "content-length";
         if !hop {
             assert!(
                 incoming

@@ -168,16 +168,41 @@ pub fn names_websocket(protocol: &HeaderValue) -> bool {
     })
 }
 
-/// An upstream answer framed one way only (RFC 9112 §6.3): with
-/// `Transfer-Encoding` too, `Content-Length` is dropped (hyper has decoded
-/// the chunks; passing the length on would frame the answer wrongly); a
-/// list of equal lengths becomes one. Unequal lengths say nothing reliable
-/// about where the body ends: the answer is refused.
-pub fn normalize_response_framing(headers: &mut HeaderMap) -> Result<(), crate::error::ProxyError> {
+/// Put back the two hop-by-hop headers a protocol switch needs: the switch
+/// concerns the connection on both sides of the proxy.
+pub fn keep_upgrade(headers: &mut HeaderMap, protocol: HeaderValue) {
+    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    headers.insert(header::UPGRADE, protocol);
+}
+
+/// Remove hop-by-hop headers from an upstream response, and frame it one
+/// way only (RFC 9112 §6.3).
+pub fn clean_response_headers(headers: &mut HeaderMap) -> Result<(), crate::error::ProxyError> {
+    // Most answers have none: one pass over the names is cheaper than a
+    // removal (a hash lookup) per hop-by-hop name.
+    if !headers.keys().any(|name| is_hop_by_hop(name.as_str())) {
+        return one_content_length(headers);
+    }
+    // With `Transfer-Encoding` too, `Content-Length` is dropped (RFC 9112
+    // §6.3: the coding wins; hyper has decoded the chunks, and passing the
+    // length on would frame the answer wrongly).
     if headers.contains_key(header::TRANSFER_ENCODING) {
         headers.remove(header::CONTENT_LENGTH);
-        return Ok(());
     }
+    for name in connection_names(headers) {
+        headers.remove(name.as_str());
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(*name);
+    }
+    one_content_length(headers)
+}
+
+/// A `Content-Length` list of equal values (`5, 5`) becomes one value;
+/// unequal ones say nothing reliable about where the body ends, and the
+/// answer is refused.
+fn one_content_length(headers: &mut HeaderMap) -> Result<(), crate::error::ProxyError> {
+    use crate::error::ProxyError;
     let mut values = headers.get_all(header::CONTENT_LENGTH).iter();
     let (Some(first), second) = (values.next(), values.next()) else {
         return Ok(());
@@ -192,36 +217,14 @@ pub fn normalize_response_framing(headers: &mut HeaderMap) -> Result<(), crate::
         .map(|n| n.trim_ascii());
     let length = lengths.next().unwrap_or_default().to_vec();
     if length.is_empty() || !lengths.all(|n| n == length.as_slice()) {
-        return Err(crate::error::ProxyError::UpstreamUnavailable(
+        return Err(ProxyError::UpstreamUnavailable(
             "the upstream's answer has conflicting Content-Length values".into(),
         ));
     }
     let value = HeaderValue::from_bytes(&length)
-        .map_err(|_| crate::error::ProxyError::UpstreamUnavailable("bad Content-Length".into()))?;
+        .map_err(|_| ProxyError::UpstreamUnavailable("bad Content-Length".into()))?;
     headers.insert(header::CONTENT_LENGTH, value);
     Ok(())
-}
-
-/// Put back the two hop-by-hop headers a protocol switch needs: the switch
-/// concerns the connection on both sides of the proxy.
-pub fn keep_upgrade(headers: &mut HeaderMap, protocol: HeaderValue) {
-    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    headers.insert(header::UPGRADE, protocol);
-}
-
-/// Remove hop-by-hop headers from an upstream response.
-pub fn clean_response_headers(headers: &mut HeaderMap) {
-    // Most answers have none: one pass over the names is cheaper than a
-    // removal (a hash lookup) per hop-by-hop name.
-    if !headers.keys().any(|name| is_hop_by_hop(name.as_str())) {
-        return;
-    }
-    for name in connection_names(headers) {
-        headers.remove(name.as_str());
-    }
-    for name in HOP_BY_HOP {
-        headers.remove(*name);
-    }
 }
 
 fn add_forwarded(out: &mut HeaderMap, host: Option<&HeaderValue>, forwarded: &Forwarded) {
@@ -321,53 +324,71 @@ pub fn client_host(
     if hosts.next().is_some() {
         return Err(ProxyError::BadRequest("more than one Host header".into()));
     }
-    let host = host
-        .map(|h| {
-            h.to_str()
-                .ok()
-                .filter(|h| is_authority(h))
-                .ok_or_else(|| ProxyError::BadRequest("the Host header is not host[:port]".into()))
-        })
-        .transpose()?;
+    if host.is_some_and(|h| !is_authority(h.as_bytes())) {
+        return Err(ProxyError::BadRequest(
+            "the Host header is not host[:port]".into(),
+        ));
+    }
     if version != http::Version::HTTP_2 {
         if host.is_none() && version == http::Version::HTTP_11 {
             return Err(ProxyError::BadRequest(
                 "an HTTP/1.1 request needs a Host header".into(),
             ));
         }
-        return Ok(headers.get(header::HOST).cloned());
+        return Ok(host.cloned());
     }
-    let authority = uri.authority().map(|a| a.as_str());
-    match (authority, host) {
-        (Some(authority), Some(host)) if !authority.eq_ignore_ascii_case(host) => Err(
-            ProxyError::BadRequest("the host header and :authority disagree".into()),
-        ),
-        (Some(authority), _) => Ok(HeaderValue::from_str(authority).ok()),
-        (None, _) => Ok(headers.get(header::HOST).cloned()),
+    match (uri.authority(), host) {
+        (Some(authority), Some(host))
+            if !authority
+                .as_str()
+                .as_bytes()
+                .eq_ignore_ascii_case(host.as_bytes()) =>
+        {
+            Err(ProxyError::BadRequest(
+                "the host header and :authority disagree".into(),
+            ))
+        }
+        (Some(authority), _) => Ok(HeaderValue::from_str(authority.as_str()).ok()),
+        (None, host) => Ok(host.cloned()),
     }
 }
 
 /// `host[:port]`: a name, an IPv4 address or a bracketed IPv6 address, and
 /// digits after the last `:`. Nothing that could carry user info, a path,
 /// a query or a fragment.
-fn is_authority(text: &str) -> bool {
-    let (host, port) = match text.rsplit_once(':') {
-        Some((host, _)) if !host.ends_with(']') && host.contains(':') => (text, None),
-        Some((host, port)) => (host, Some(port)),
-        None => (text, None),
-    };
-    let port_ok =
-        port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
-    let host_ok = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
-        Some(ipv6) => ipv6.parse::<std::net::Ipv6Addr>().is_ok(),
-        None => {
-            !host.is_empty()
-                && host
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+fn is_authority(text: &[u8]) -> bool {
+    // One pass over the bytes: it runs for every request.
+    let port = match text.first() {
+        // An IPv6 literal: rare, so parsed properly.
+        Some(b'[') => {
+            let Some(end) = text.iter().position(|&b| b == b']') else {
+                return false;
+            };
+            let literal = std::str::from_utf8(&text[1..end]).unwrap_or("-");
+            if literal.parse::<std::net::Ipv6Addr>().is_err() {
+                return false;
+            }
+            match &text[end + 1..] {
+                [] => return true,
+                [b':', port @ ..] => port,
+                _ => return false,
+            }
+        }
+        _ => {
+            let colon = text.iter().position(|&b| b == b':');
+            let name = &text[..colon.unwrap_or(text.len())];
+            let name_ok = !name.is_empty()
+                && name
+                    .iter()
+                    .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
+            match colon {
+                _ if !name_ok => return false,
+                None => return true,
+                Some(at) => &text[at + 1..],
+            }
         }
     };
-    host_ok && port_ok
+    !port.is_empty() && port.len() <= 5 && port.iter().all(u8::is_ascii_digit)
 }
 
 #[cfg(test)]
@@ -584,7 +605,7 @@ mod tests {
     fn response_framing_is_made_one() {
         let framed = |pairs: &[(&str, &str)]| {
             let mut headers = map(pairs);
-            normalize_response_framing(&mut headers).map(|()| {
+            clean_response_headers(&mut headers).map(|()| {
                 headers
                     .get_all("content-length")
                     .iter()
@@ -676,7 +697,7 @@ mod tests {
         let out = request_headers(&incoming, None, &forwarded, &token, Underscores::Drop);
         assert!(!out.contains_key("x-hop"));
         assert!(out.contains_key("accept"));
-        clean_response_headers(&mut incoming);
+        clean_response_headers(&mut incoming).unwrap();
         assert_eq!(
             incoming.keys().map(|k| k.as_str()).collect::<Vec<_>>(),
             ["accept"]
@@ -691,7 +712,7 @@ mod tests {
             ("transfer-encoding", "chunked"),
             ("x-openstack-request-id", "req-1"),
         ]);
-        clean_response_headers(&mut headers);
+        clean_response_headers(&mut headers).unwrap();
         assert_eq!(
             headers.keys().map(|k| k.as_str()).collect::<Vec<_>>(),
             ["x-openstack-request-id"]

@@ -69,6 +69,7 @@ impl Upstream {
                 IDLE_TIMEOUT,
                 upstream.max_connections_per_endpoint,
                 upstream.connect_timeout,
+                upstream.body_timeout,
             ),
             timeout: upstream.timeout,
             underscores: settings.listen.underscore_headers,

@@ -66,6 +66,8 @@ pub struct Pool<B> {
 struct Inner<B> {
     connector: Connector,
     idle_timeout: Duration,
+    /// The longest an answer's body may go without sending a byte.
+    body_timeout: Duration,
     /// Connections open to one endpoint at most, and how long a request
     /// waits for one when all are taken.
     max_per_endpoint: usize,
@@ -124,11 +126,13 @@ impl<B: RequestBody> Pool<B> {
         idle_timeout: Duration,
         max_per_endpoint: usize,
         busy_timeout: Duration,
+        body_timeout: Duration,
     ) -> Pool<B> {
         Pool {
             inner: Arc::new(Inner {
                 connector,
                 idle_timeout,
+                body_timeout,
                 max_per_endpoint: max_per_endpoint.max(1),
                 busy_timeout,
                 idle: Mutex::new(Vec::new()),
@@ -323,8 +327,10 @@ impl<B: RequestBody> Inner<B> {
             return response.map(|body| PooledBody {
                 body,
                 checkin: None,
+                stall: Stall::new(self.body_timeout),
             });
         }
+        let stall = Stall::new(self.body_timeout);
         let checkin = Checkin {
             pool: self,
             key: key.clone(),
@@ -334,6 +340,7 @@ impl<B: RequestBody> Inner<B> {
             let mut body = PooledBody {
                 body,
                 checkin: Some(checkin),
+                stall,
             };
             body.check_in_if_ended();
             body
@@ -380,6 +387,53 @@ struct Checkin<B> {
 pub struct PooledBody<B> {
     body: Incoming,
     checkin: Option<Checkin<B>>,
+    stall: Stall,
+}
+
+/// The upstream sent no byte of an answer's body for this long: the
+/// exchange is cut, so a stalled upstream cannot hold a client for good.
+#[derive(Debug, thiserror::Error)]
+#[error("the upstream sent no body bytes for {0:?}")]
+pub struct Stalled(pub Duration);
+
+/// The timer of a body waiting for its upstream, made only when a poll
+/// finds nothing (a small answer arrives with its head and never needs one).
+struct Stall {
+    timeout: Duration,
+    /// When the wait began: the first poll that found nothing, or the last
+    /// data after it (no clock is read for a body that never waits).
+    since: Option<Instant>,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Stall {
+    fn new(timeout: Duration) -> Stall {
+        Stall {
+            timeout,
+            since: None,
+            timer: None,
+        }
+    }
+
+    /// Data came: the next wait counts from now.
+    fn progressed(&mut self) {
+        if self.since.is_some() {
+            self.since = Some(Instant::now());
+        }
+    }
+
+    /// Nothing came: whether the body has waited too long.
+    fn poll_stalled(&mut self, cx: &mut Context<'_>) -> bool {
+        let since = *self.since.get_or_insert_with(Instant::now);
+        let deadline = tokio::time::Instant::from_std(since + self.timeout);
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if timer.deadline() != deadline {
+            timer.as_mut().reset(deadline);
+        }
+        timer.as_mut().poll(cx).is_ready()
+    }
 }
 
 impl<B: RequestBody> PooledBody<B> {
@@ -398,21 +452,35 @@ impl<B: RequestBody> PooledBody<B> {
 
 impl<B: RequestBody> Body for PooledBody<B> {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let polled = Pin::new(&mut self.body).poll_frame(cx);
         match &polled {
             Poll::Ready(None) => self.check_in(),
-            Poll::Ready(Some(Ok(_))) => self.check_in_if_ended(),
+            Poll::Ready(Some(Ok(_))) => {
+                self.stall.progressed();
+                self.check_in_if_ended();
+            }
             // The connection is broken: let it go.
             Poll::Ready(Some(Err(_))) => self.checkin = None,
-            Poll::Pending => {}
+            Poll::Pending => {
+                if self.stall.poll_stalled(cx) {
+                    // Never to be reused: the answer is still coming.
+                    self.checkin = None;
+                    let timeout = self.stall.timeout;
+                    tracing::warn!(
+                        ?timeout,
+                        "an upstream answer's body stalled: the answer is cut"
+                    );
+                    return Poll::Ready(Some(Err(Box::new(Stalled(timeout)))));
+                }
+            }
         }
-        polled
+        polled.map(|frame| frame.map(|result| result.map_err(Into::into)))
     }
 
     fn is_end_stream(&self) -> bool {
@@ -465,7 +533,13 @@ mod tests {
     fn pool(idle_timeout: Duration) -> Pool<Empty<Bytes>> {
         let connector =
             crate::connector::build(&Default::default(), Duration::from_secs(1)).unwrap();
-        Pool::new(connector, idle_timeout, 512, Duration::from_secs(1))
+        Pool::new(
+            connector,
+            idle_timeout,
+            512,
+            Duration::from_secs(1),
+            Duration::from_secs(60),
+        )
     }
 
     async fn get(pool: &Pool<Empty<Bytes>>, key: &Key) -> Response<PooledBody<Empty<Bytes>>> {
@@ -522,6 +596,7 @@ mod tests {
             Duration::from_secs(90),
             1,
             Duration::from_secs(30),
+            Duration::from_secs(60),
         );
         let pool = Arc::new(pool);
         // The only connection is busy until this answer is read.
@@ -548,6 +623,7 @@ mod tests {
             Duration::from_secs(90),
             1,
             Duration::from_millis(100),
+            Duration::from_secs(60),
         );
         let _held = get(&pool, &key).await;
         let request = Request::get("/x").body(Empty::new()).unwrap();

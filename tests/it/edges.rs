@@ -434,3 +434,53 @@ async fn a_connection_that_sends_nothing_is_closed() {
     assert!(closed, "still open after 10 s");
     assert!(answer.is_empty());
 }
+
+/// An upstream that sends its head and a little of the body, then nothing.
+async fn stalling(content_type: &'static str) -> std::net::SocketAddr {
+    scripted_upstream(move |mut stream| async move {
+        if read_head(&mut stream).await.is_none() {
+            return;
+        }
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: 100\r\n\r\n"
+        );
+        let _ = stream.write_all(head.as_bytes()).await;
+        let _ = stream.write_all(b"{\"a\": \"0123").await;
+        tokio::time::sleep(Duration::from_secs(60)).await;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_stalled_upstream_body_is_cut_after_body_timeout() {
+    let plain = stalling("application/octet-stream").await;
+    let json = stalling("application/json").await;
+    let stack = Stack::start_with_cloud(
+        |cloud, _| {
+            cloud
+                .services
+                .push(service("plain", format!("http://{plain}/v1")));
+            cloud
+                .services
+                .push(service("json", format!("http://{json}/v1")));
+        },
+        |config| config.upstream.push_str("\nbody_timeout = \"1s\""),
+    )
+    .await;
+    // Streamed: the client sees the head and the bytes that came, then the
+    // connection closes short of the Content-Length.
+    let started = std::time::Instant::now();
+    let (answer, closed) = raw(
+        stack.proxy.addr,
+        &head("GET /plain/x HTTP/1.1", "proxy", ""),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(closed, "the cut answer closes the connection");
+    assert!(started.elapsed() < Duration::from_secs(30), "cut, not held");
+    // Held back for link rewriting: nothing was sent, so the client is told.
+    let response = stack.get("/json/x", ANY_KEY).await;
+    assert_eq!(response.status, 504, "{response:?}");
+    assert_eq!(response.proxy_error(), Some("upstream-timeout"));
+    assert!(stack.proxy.logs().contains("stalled"), "the log says so");
+}
