@@ -325,7 +325,7 @@ impl Proxy {
         let outgoing = Outgoing {
             method: &parts.method,
             headers: &parts.headers,
-            host: host.as_ref(),
+            host: host.as_deref(),
             forwarded: &peer.forwarded,
             request_id,
             rest: route.rest,

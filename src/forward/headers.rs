@@ -178,10 +178,22 @@ pub fn keep_upgrade(headers: &mut HeaderMap, protocol: HeaderValue) {
 /// Remove hop-by-hop headers from an upstream response, and frame it one
 /// way only (RFC 9112 §6.3).
 pub fn clean_response_headers(headers: &mut HeaderMap) -> Result<(), crate::error::ProxyError> {
-    // Most answers have none: one pass over the names is cheaper than a
-    // removal (a hash lookup) per hop-by-hop name.
-    if !headers.keys().any(|name| is_hop_by_hop(name.as_str())) {
-        return one_content_length(headers);
+    // Most answers have no hop-by-hop header and one plain length: one
+    // pass over the headers says so, cheaper than a lookup per name.
+    let (mut hop, mut lengths, mut list) = (false, 0, false);
+    for (name, value) in headers.iter() {
+        if name == header::CONTENT_LENGTH {
+            lengths += 1;
+            list |= value.as_bytes().contains(&b',');
+        } else if is_hop_by_hop(name.as_str()) {
+            hop = true;
+        }
+    }
+    if !hop {
+        return match lengths > 1 || list {
+            true => one_content_length(headers),
+            false => Ok(()),
+        };
     }
     // With `Transfer-Encoding` too, `Content-Length` is dropped (RFC 9112
     // §6.3: the coding wins; hyper has decoded the chunks, and passing the
@@ -313,12 +325,13 @@ pub fn check_transfer_encoding(headers: &HeaderMap) -> Result<(), crate::error::
 /// not empty, `host[:port]` only (no user info, path, query or fragment),
 /// and over HTTP/2 a `host` header must agree with `:authority`. Returns
 /// the authority the client addressed, for `X-Forwarded-Host`.
-pub fn client_host(
-    headers: &HeaderMap,
+pub fn client_host<'a>(
+    headers: &'a HeaderMap,
     uri: &http::Uri,
     version: http::Version,
-) -> Result<Option<HeaderValue>, crate::error::ProxyError> {
+) -> Result<Option<std::borrow::Cow<'a, HeaderValue>>, crate::error::ProxyError> {
     use crate::error::ProxyError;
+    use std::borrow::Cow;
     let mut hosts = headers.get_all(header::HOST).iter();
     let host = hosts.next();
     if hosts.next().is_some() {
@@ -335,7 +348,7 @@ pub fn client_host(
                 "an HTTP/1.1 request needs a Host header".into(),
             ));
         }
-        return Ok(host.cloned());
+        return Ok(host.map(Cow::Borrowed));
     }
     match (uri.authority(), host) {
         (Some(authority), Some(host))
@@ -348,8 +361,10 @@ pub fn client_host(
                 "the host header and :authority disagree".into(),
             ))
         }
-        (Some(authority), _) => Ok(HeaderValue::from_str(authority.as_str()).ok()),
-        (None, host) => Ok(host.cloned()),
+        (Some(authority), _) => Ok(HeaderValue::from_str(authority.as_str())
+            .ok()
+            .map(Cow::Owned)),
+        (None, host) => Ok(host.map(Cow::Borrowed)),
     }
 }
 
@@ -586,8 +601,9 @@ mod tests {
         // HTTP/2: `:authority` is the host; a `host` header must agree.
         let h2: http::Uri = "http://proxy:8080/compute/x".parse().unwrap();
         let v2 = http::Version::HTTP_2;
-        let got = client_host(&HeaderMap::new(), &h2, v2).unwrap().unwrap();
-        assert_eq!(got, "proxy:8080");
+        let none = HeaderMap::new();
+        let got = client_host(&none, &h2, v2).unwrap().unwrap();
+        assert_eq!(*got, "proxy:8080");
         assert!(client_host(&map(&[("host", "proxy:8080")]), &h2, v2).is_ok());
         assert!(client_host(&map(&[("host", "evil")]), &h2, v2).is_err());
     }
