@@ -31,6 +31,9 @@ pub struct RealCloud {
     pub roles: Roles,
     pub app_cred: AppCred,
     pub token_expiration: u64,
+    /// Where the harness keeps the servers' logs (`keystone.log`,
+    /// `upstream.log`).
+    pub workdir: PathBuf,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -70,16 +73,42 @@ struct Running {
     _child: Mutex<Child>,
 }
 
+static LONG: OnceLock<Running> = OnceLock::new();
+static SHORT: OnceLock<Running> = OnceLock::new();
+
 /// The shared Keystone with ordinary (1 h) tokens.
 pub fn keystone() -> &'static RealCloud {
-    static LONG: OnceLock<Running> = OnceLock::new();
     &LONG.get_or_init(|| start(3600, "long")).cloud
 }
 
 /// A second Keystone whose tokens live 20 s, for the expiry tests.
 pub fn short_lived_keystone() -> &'static RealCloud {
-    static SHORT: OnceLock<Running> = OnceLock::new();
     &SHORT.get_or_init(|| start(20, "short")).cloud
+}
+
+/// What the running harnesses' Keystone and upstream logged lately that is
+/// not a plain access line: for failure messages, so that a failure the
+/// cloud caused (a 503 from keystonemiddleware, a Keystone 500) says so.
+pub fn server_complaints() -> String {
+    let running = [LONG.get(), SHORT.get()];
+    let mut out = String::new();
+    for cloud in running.into_iter().flatten().map(|r| &r.cloud) {
+        for name in ["keystone.log", "upstream.log"] {
+            let path = cloud.workdir.join(name);
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let lines: Vec<&str> = text
+                .lines()
+                .filter(|l| !l.starts_with("127.0.0.1 - ") && !l.contains(" INFO "))
+                .collect();
+            let tail = &lines[lines.len().saturating_sub(30)..];
+            out.push_str(&format!(
+                "--- {} ---\n{}\n",
+                path.display(),
+                tail.join("\n")
+            ));
+        }
+    }
+    out
 }
 
 fn project_dir() -> PathBuf {

@@ -9,7 +9,7 @@ use http::Method;
 
 use crate::common::real::{
     RealCloud, keystone, keystone_call_log, keystone_calls, openstack, openstack_output,
-    short_lived_keystone,
+    server_complaints, short_lived_keystone,
 };
 use crate::common::*;
 
@@ -51,7 +51,12 @@ impl Real {
 
 /// What the keystonemiddleware-protected upstream reported.
 fn upstream_saw(response: &TestResponse) -> serde_json::Value {
-    assert_eq!(response.status, 200, "{response:?}");
+    assert_eq!(
+        response.status,
+        200,
+        "{response:?}\n{}",
+        server_complaints()
+    );
     response.json()
 }
 
