@@ -15,11 +15,8 @@ use subtle::ConstantTimeEq;
 use crate::access::{Access, LimitSettings};
 use crate::config::{ANY_PROJECT, ClientSettings, Settings};
 use crate::error::ProxyError;
+use crate::header_names::X_AUTH_TOKEN;
 use crate::login_limit::LoginLimit;
-
-/// The header OpenStack tools put their token in; legacy tools that know
-/// only "token + endpoint" send their local key here.
-pub const X_AUTH_TOKEN: &str = "x-auth-token";
 
 /// An authenticated caller.
 #[derive(Debug)]
@@ -187,7 +184,7 @@ fn presented(headers: &HeaderMap) -> Result<Presented<'_>, ProxyError> {
             return basic(encoded);
         }
     }
-    match headers.get(X_AUTH_TOKEN) {
+    match headers.get(&X_AUTH_TOKEN) {
         Some(key) if !key.is_empty() => Ok(Presented::Key(key.as_bytes())),
         _ => Err(ProxyError::MissingCredential),
     }

@@ -61,7 +61,7 @@ pub async fn healthcheck(url: &str) -> Result<(), String> {
     let response = tokio::time::timeout(std::time::Duration::from_secs(5), client.request(request))
         .await
         .map_err(|_| "no answer within 5 s".to_string())?
-        .map_err(|e| crate::keystone::describe_client_error(&e))?;
+        .map_err(|e| crate::error::with_causes(&e))?;
     match response.status() {
         http::StatusCode::OK => Ok(()),
         status => Err(format!("answered {status}")),

@@ -16,8 +16,6 @@ use figment::Figment;
 
 use crate::access::{LimitSettings, Rule};
 use crate::clouds_yaml::{self, ENVVARS_CLOUD, Environment};
-use crate::forward::Pace;
-use crate::forward::headers::Underscores;
 use figment::providers::{Env, Format, Serialized, Toml};
 use jiff::SignedDuration;
 use secrecy::SecretString;
@@ -255,6 +253,29 @@ pub struct Settings {
     /// What is allowed but probably not meant (a rule naming a service
     /// that is not a known type): said at start, and by `check-config`.
     pub warnings: Vec<String>,
+}
+
+/// The pace a request body must keep.
+#[derive(Debug, Clone, Copy)]
+pub struct Pace {
+    /// The longest wait for the next bytes, and the grace period before
+    /// `min_rate` applies.
+    pub timeout: Duration,
+    /// Bytes per second, on average since the body started (0: no minimum).
+    pub min_rate: u64,
+}
+
+/// What happens to request headers with `_` in their name
+/// (`listen.underscore_headers`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Underscores {
+    /// Dropped (nginx's default).
+    #[default]
+    Drop,
+    /// Passed on, unless their `-` spelling is framing, hop-by-hop, a
+    /// credential, an identity or a forwarding header.
+    Pass,
 }
 
 #[derive(Debug, Clone)]

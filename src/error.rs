@@ -11,8 +11,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::Full;
 
-/// The header that marks an answer made by the proxy.
-pub const PROXY_ERROR_HEADER: &str = "x-proxy-error";
+use crate::header_names::X_PROXY_ERROR;
 
 /// Something went wrong between the client and the upstream.
 ///
@@ -172,7 +171,7 @@ impl ProxyError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        headers.insert(PROXY_ERROR_HEADER, HeaderValue::from_static(code));
+        headers.insert(X_PROXY_ERROR, HeaderValue::from_static(code));
         match self {
             ProxyError::TooManyLogins { retry_after }
             | ProxyError::TooManyRequests { retry_after, .. } => {
@@ -193,6 +192,19 @@ impl ProxyError {
         }
         response
     }
+}
+
+/// An error in words, with its causes (a transport error: connection
+/// refused, TLS…), for messages and logs.
+pub fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 #[cfg(test)]
@@ -314,10 +326,7 @@ mod tests {
         }
         .to_response();
         assert_eq!(response.status(), 503);
-        assert_eq!(
-            response.headers()[PROXY_ERROR_HEADER],
-            "keystone-unavailable"
-        );
+        assert_eq!(response.headers()[X_PROXY_ERROR], "keystone-unavailable");
         let body = response.into_body().collect().await.unwrap().to_bytes();
         let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(json["error"]["code"], 503);

@@ -19,8 +19,9 @@ use http_body_util::{BodyExt, Limited};
 use serde_json::{Value, json};
 
 use crate::access::Access;
-use crate::clients::{Client, X_AUTH_TOKEN};
+use crate::clients::Client;
 use crate::error::ProxyError;
+use crate::header_names::{X_AUTH_TOKEN, X_SUBJECT_TOKEN};
 use crate::keystone::catalog::{Catalog, Endpoint, Service};
 use crate::proxy::{Proxy, ResponseBody, Trace, made, text_response};
 use crate::route::FacadePath;
@@ -87,7 +88,7 @@ impl Proxy {
                 let mut answer = json_answer(StatusCode::CREATED, &body);
                 answer
                     .headers_mut()
-                    .insert("x-subject-token", header_value(&login.session_token)?);
+                    .insert(X_SUBJECT_TOKEN, header_value(&login.session_token)?);
                 Ok(answer)
             }
             FacadePath::V3Tokens if reading => self.v3_validate(parts, trace).await,
@@ -107,7 +108,7 @@ impl Proxy {
 
     /// The session a request carries in `X-Auth-Token`, if it carries one.
     pub(crate) fn session_of(&self, parts: &Parts) -> Result<Option<SessionAuth>, ProxyError> {
-        let Some(value) = parts.headers.get(X_AUTH_TOKEN) else {
+        let Some(value) = parts.headers.get(&X_AUTH_TOKEN) else {
             return Ok(None);
         };
         if !value
@@ -197,10 +198,8 @@ impl Proxy {
         if parts.method == Method::HEAD {
             *answer.body_mut() = made(Bytes::new());
         }
-        if let Some(value) = parts.headers.get("x-subject-token") {
-            answer
-                .headers_mut()
-                .insert("x-subject-token", value.clone());
+        if let Some(value) = parts.headers.get(&X_SUBJECT_TOKEN) {
+            answer.headers_mut().insert(X_SUBJECT_TOKEN, value.clone());
         }
         Ok(answer)
     }
@@ -214,7 +213,7 @@ impl Proxy {
         self.record_caller(parts, trace)?;
         let subject = parts
             .headers
-            .get("x-subject-token")
+            .get(&X_SUBJECT_TOKEN)
             .map(|v| v.as_bytes())
             .unwrap_or_default();
         if !self.sessions.revoke(subject) {
@@ -254,7 +253,7 @@ impl Proxy {
         });
         let mut answer = json_answer(StatusCode::OK, &body);
         let headers = answer.headers_mut();
-        headers.insert("x-subject-token", token.header.clone());
+        headers.insert(X_SUBJECT_TOKEN, token.header.clone());
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         Ok(answer)
     }
@@ -377,7 +376,7 @@ fn allowed_methods(path: FacadePath) -> &'static str {
 fn subject_session(proxy: &Proxy, parts: &Parts) -> Result<Arc<Session>, ProxyError> {
     let subject = parts
         .headers
-        .get("x-subject-token")
+        .get(&X_SUBJECT_TOKEN)
         .map(|v| v.as_bytes())
         .unwrap_or_default();
     proxy

@@ -25,9 +25,12 @@ use crate::forward::{
     ClientBody, Forwarded, Linger, Outgoing, Pace, PacedBody, PooledBody, ReplayBody, ReplayHandle,
     Upstream, UpstreamBody, headers,
 };
+use crate::header_names::X_OPENSTACK_REQUEST_ID;
 use crate::keystone::Keystone;
 use crate::keystone::catalog::{Endpoint, LookupError, Service};
 use crate::metrics::{self, Metrics};
+pub(crate) use crate::request_log::Trace;
+use crate::request_log::{Line, Logged};
 use crate::rewrite::{self, LinkMap};
 use crate::route::{self, Route, Target};
 use crate::sessions::{Session, Sessions};
@@ -37,6 +40,10 @@ use crate::tokens::{Scope, Token, TokenCache};
 /// case, with no boxing), or any other: one the proxy made, or the
 /// upstream's with its links rewritten.
 pub type ResponseBody = Either<PooledBody, OtherBody>;
+
+/// What the listeners send: an answer whose log line is written when it
+/// is done.
+pub type Answer = Logged<ResponseBody>;
 
 /// A boxed body, for the answers that are not passed through as is.
 pub type OtherBody = UnsyncBoxBody<Bytes, BodyError>;
@@ -61,9 +68,6 @@ pub fn made(bytes: Bytes) -> ResponseBody {
             .boxed_unsync(),
     )
 }
-
-/// The request id header OpenStack services use (oslo.middleware).
-pub const REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-openstack-request-id");
 
 /// Characters escaped in a project name put into a URL path segment.
 const PATH_SEGMENT: &AsciiSet = &CONTROLS
@@ -126,22 +130,6 @@ struct Call<'a> {
     early_rule: Option<usize>,
 }
 
-/// What the log line of a request says, filled in as it goes.
-#[derive(Default)]
-pub(crate) struct Trace {
-    pub(crate) client: Option<Arc<Client>>,
-    pub(crate) project: Option<String>,
-    service: Option<Arc<str>>,
-    /// The request path without its query (which may carry signatures,
-    /// such as Swift temp URLs); kept only when the log line is on.
-    path: Option<String>,
-    upstream: Duration,
-    retried: bool,
-    /// The client's place among its requests in flight, held until the
-    /// answer's body is done.
-    slot: Option<Slot>,
-}
-
 impl Proxy {
     pub fn new(
         settings: &Settings,
@@ -190,37 +178,35 @@ impl Proxy {
     }
 
     /// Answer one request on the proxy listener; never fails (errors
-    /// become proxy answers).
-    pub async fn handle(&self, request: Request<Incoming>, peer: &Peer) -> Response<ResponseBody> {
+    /// become proxy answers). Its log line is written when the answer's
+    /// body is done (see [`request_log`]).
+    pub async fn handle(&self, request: Request<Incoming>, peer: &Peer) -> Response<Answer> {
         let _in_flight = self.metrics.in_flight();
         let started = Instant::now();
         let method = request.method().clone();
         let request_id = request_id(request.headers());
         let request = request.map(|body| Linger::new(PacedBody::new(body, self.body_pace)));
-        let mut trace = Trace::default();
-        if tracing::enabled!(tracing::Level::INFO) {
-            trace.path = Some(request.uri().path().to_string());
-        }
+        let mut trace = Trace {
+            target: Some(request.uri().clone()),
+            ..Trace::default()
+        };
         let result = self.forward(request, peer, &request_id, &mut trace).await;
         let (mut response, error) = match result {
             Ok(response) => (response, None),
             Err(error) => (error.to_response().map(made_from), Some(error)),
         };
-        if let Some(slot) = trace.slot.take() {
-            response = response.map(|body| hold(body, slot));
-        }
         if error.as_ref().is_some_and(ProxyError::closes_connection) {
             response
                 .headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         // The upstream's own id if it sent one (its logs use that), else ours.
-        let request_id = match response.headers().get(&REQUEST_ID) {
+        let request_id = match response.headers().get(&X_OPENSTACK_REQUEST_ID) {
             Some(id) => id.clone(),
             None => {
                 response
                     .headers_mut()
-                    .insert(REQUEST_ID, request_id.clone());
+                    .insert(X_OPENSTACK_REQUEST_ID, request_id.clone());
                 request_id
             }
         };
@@ -235,19 +221,22 @@ impl Proxy {
         if let Some(reason) = error.as_ref().and_then(ProxyError::refused_by) {
             self.metrics.refused(client, reason);
         }
-        log_request(
-            &request_id,
-            &method,
-            status,
-            started,
-            &trace,
-            error.as_ref(),
-        );
-        response
+        let logging = tracing::enabled!(tracing::Level::WARN);
+        let line = (logging || trace.slot.is_some()).then(|| {
+            Box::new(Line {
+                request_id,
+                method,
+                status,
+                started,
+                trace,
+                error,
+            })
+        });
+        response.map(|body| Logged::new(body, line))
     }
 
     /// Answer one request on the admin listener: health, readiness, metrics.
-    pub async fn handle_admin(&self, request: Request<Incoming>) -> Response<ResponseBody> {
+    pub async fn handle_admin(&self, request: Request<Incoming>) -> Response<Answer> {
         let answer = match route::parse(request.uri().path(), request.headers()) {
             Ok(Target::Health) => Ok(health()),
             Ok(Target::Ready) => Ok(self.readiness().await),
@@ -256,7 +245,9 @@ impl Proxy {
                 "the admin listener serves /healthz, /readyz and /metrics".into(),
             )),
         };
-        answer.unwrap_or_else(|error| error.to_response().map(made_from))
+        answer
+            .unwrap_or_else(|error| error.to_response().map(made_from))
+            .map(Logged::unlogged)
     }
 
     async fn forward(
@@ -656,7 +647,7 @@ fn session_scope(session: &Session, selector: Option<&str>) -> Result<Scope, Pro
 
 /// The client's request id (a global id, in OpenStack terms), else a new one.
 fn request_id(headers: &http::HeaderMap) -> HeaderValue {
-    if let Some(id) = headers.get(&REQUEST_ID) {
+    if let Some(id) = headers.get(&X_OPENSTACK_REQUEST_ID) {
         return id.clone();
     }
     // Written into a stack buffer: this runs for nearly every request.
@@ -688,40 +679,6 @@ fn admit(client: &Client) -> Result<Option<Slot>, ProxyError> {
                 refused_by: access::reason::IN_FLIGHT,
             },
         })
-}
-
-/// The answer's body, holding the client's in-flight place until it is
-/// done (a download counts as long as it takes).
-fn hold(body: ResponseBody, slot: Slot) -> ResponseBody {
-    Either::Right(Held { body, _slot: slot }.boxed_unsync())
-}
-
-/// See [`hold`].
-struct Held {
-    body: ResponseBody,
-    _slot: Slot,
-}
-
-impl http_body::Body for Held {
-    type Data = Bytes;
-    type Error = BodyError;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, BodyError>>> {
-        std::pin::Pin::new(&mut self.body)
-            .poll_frame(cx)
-            .map_err(BodyError)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.body.size_hint()
-    }
 }
 
 fn find_endpoint<'t>(
@@ -776,52 +733,4 @@ pub(crate) fn text_response(
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
-}
-
-/// One line per request, with what an operator needs to follow it: who
-/// (client, project), what (service, method, path without the query) and
-/// how it ended (status, the error and what refused it). A request the
-/// proxy refused as a forbidden operation is logged at `warn`.
-fn log_request(
-    request_id: &HeaderValue,
-    method: &http::Method,
-    status: StatusCode,
-    started: Instant,
-    trace: &Trace,
-    error: Option<&ProxyError>,
-) {
-    let warn = matches!(error, Some(ProxyError::ForbiddenOperation { .. }));
-    // The fields cost time to prepare: not at all when the line is off.
-    let on = match warn {
-        true => tracing::enabled!(tracing::Level::WARN),
-        false => tracing::enabled!(tracing::Level::INFO),
-    };
-    if !on {
-        return;
-    }
-    let request_id = request_id.to_str().unwrap_or("-");
-    let client = trace.client.as_ref().map_or("-", |c| c.name.as_str());
-    let project = trace.project.as_deref().unwrap_or("-");
-    let service = trace.service.as_deref().unwrap_or("-");
-    let path = trace.path.as_deref().unwrap_or("-");
-    let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let upstream_ms = trace.upstream.as_secs_f64() * 1000.0;
-    let status = status.as_u16();
-    let retried = trace.retried;
-    match error {
-        None => tracing::info!(
-            request_id, client, project, service, %method, path, status, duration_ms,
-            upstream_ms, retried, "request"
-        ),
-        Some(error) if warn => tracing::warn!(
-            request_id, client, project, service, %method, path, status, duration_ms,
-            upstream_ms, retried, error = error.code(), refused_by = error.refused_by(),
-            reason = %error, "request"
-        ),
-        Some(error) => tracing::info!(
-            request_id, client, project, service, %method, path, status, duration_ms,
-            upstream_ms, retried, error = error.code(), refused_by = error.refused_by(),
-            reason = %error, "request"
-        ),
-    }
 }

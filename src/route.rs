@@ -13,10 +13,8 @@ use http::HeaderMap;
 use percent_encoding::percent_decode_str;
 
 use crate::error::ProxyError;
+use crate::header_names::X_AUTH_PROJECT_ID;
 use crate::segments::has_dot_segment;
-
-/// Header novaclient sends to pick the project; honoured like the path prefix.
-pub const X_AUTH_PROJECT_ID: &str = "x-auth-project-id";
 
 /// What a request path asks for.
 #[derive(Debug, PartialEq, Eq)]
@@ -143,7 +141,7 @@ fn project_selector(segment: &str) -> Result<Cow<'_, str>, ProxyError> {
 }
 
 fn header_project(headers: &HeaderMap) -> Result<Option<Cow<'_, str>>, ProxyError> {
-    let Some(value) = headers.get(X_AUTH_PROJECT_ID) else {
+    let Some(value) = headers.get(&X_AUTH_PROJECT_ID) else {
         return Ok(None);
     };
     let value = value

@@ -20,11 +20,11 @@
 
 use std::net::IpAddr;
 
-use http::header::{self, HeaderName};
+use http::header;
 use http::{HeaderMap, HeaderValue};
 
-use crate::clients::X_AUTH_TOKEN;
-use crate::route::X_AUTH_PROJECT_ID;
+pub use crate::config::Underscores;
+use crate::header_names::{X_AUTH_TOKEN, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO};
 
 /// Hop-by-hop headers of RFC 9110 §7.6.1 plus the non-standard ones that
 /// proxies in the wild still send.
@@ -44,8 +44,8 @@ static HOP_BY_HOP: &[&str] = &[
 /// Exact names (in `-` spelling) a client may not send upstream.
 static SPOOFABLE: &[&str] = &[
     "authorization",
-    X_AUTH_TOKEN,
-    X_AUTH_PROJECT_ID,
+    "x-auth-token",
+    "x-auth-project-id",
     "x-subject-token",
     "x-identity-status",
     "x-roles",
@@ -61,19 +61,6 @@ static SPOOFABLE: &[&str] = &[
     "forwarded",
 ];
 
-/// What happens to request headers with `_` in their name
-/// (`listen.underscore_headers`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Underscores {
-    /// Dropped (nginx's default).
-    #[default]
-    Drop,
-    /// Passed on, unless their `-` spelling is framing, hop-by-hop, a
-    /// credential, an identity or a forwarding header.
-    Pass,
-}
-
 /// Prefixes (in `-` spelling) of keystonemiddleware's identity headers:
 /// `X-User-*`, `X-Project-*`, `X-Domain-*`, `X-Tenant-*` and the service
 /// token's `X-Service-*` (which includes `X-Service-Token`).
@@ -84,11 +71,6 @@ static SPOOFABLE_PREFIXES: &[&str] = &[
     "x-tenant-",
     "x-service-",
 ];
-
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-const X_AUTH_TOKEN_NAME: HeaderName = HeaderName::from_static(X_AUTH_TOKEN);
 
 /// What the proxy knows about the client connection, as header values
 /// made once per connection rather than formatted on every request.
@@ -138,7 +120,7 @@ pub fn request_headers(
         out.append(name.clone(), value.clone());
     }
     add_forwarded(&mut out, host, forwarded);
-    out.insert(X_AUTH_TOKEN_NAME, token.clone());
+    out.insert(X_AUTH_TOKEN, token.clone());
     out
 }
 
@@ -409,6 +391,7 @@ fn is_authority(text: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::HeaderName;
 
     fn map(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut headers = HeaderMap::new();

@@ -14,8 +14,8 @@ use hyper::body::Incoming;
 
 use crate::connector::Connector;
 use crate::error::ProxyError;
+use crate::header_names::X_OPENSTACK_REQUEST_ID;
 use crate::keystone::catalog::Endpoint;
-use crate::keystone::describe_client_error;
 pub use body::{ReplayBody, ReplayHandle};
 pub use headers::Forwarded;
 pub use linger::Linger;
@@ -105,7 +105,7 @@ impl Upstream {
             .insert(header::HOST, endpoint.host.clone());
         request
             .headers_mut()
-            .entry(crate::proxy::REQUEST_ID)
+            .entry(X_OPENSTACK_REQUEST_ID)
             .or_insert_with(|| outgoing.request_id.clone());
         if let Some(protocol) = outgoing.upgrade {
             headers::keep_upgrade(request.headers_mut(), protocol.clone());
@@ -148,7 +148,7 @@ fn send_error(endpoint: &Endpoint, error: pool::SendError) -> ProxyError {
     ProxyError::UpstreamUnavailable(format!(
         "{}: {}",
         endpoint.authority,
-        describe_client_error(&error)
+        crate::error::with_causes(&error)
     ))
 }
 

@@ -20,16 +20,7 @@ use tokio::time::{Instant, Sleep};
 use super::body::BoxError;
 #[cfg(test)]
 use super::body::find_cause;
-
-/// The pace a request body must keep.
-#[derive(Debug, Clone, Copy)]
-pub struct Pace {
-    /// The longest wait for the next bytes, and the grace period before
-    /// `min_rate` applies.
-    pub timeout: Duration,
-    /// Bytes per second, on average since the body started (0: no minimum).
-    pub min_rate: u64,
-}
+pub use crate::config::Pace;
 
 /// The client sent its body too slowly; the proxy answers 408.
 #[derive(Debug, thiserror::Error)]

@@ -33,7 +33,6 @@ use crate::metrics::Metrics;
 use backoff::{Backoff, Subject};
 use discovery::Api;
 use transport::Transport;
-pub use transport::describe_client_error;
 pub use v3::{IssuedToken, ProjectInfo};
 
 /// Why a login failed; whether it is worth retrying soon differs.

@@ -75,7 +75,7 @@ impl Transport {
                 .http
                 .request(request)
                 .await
-                .map_err(|e| KeystoneError::Unavailable(describe_client_error(&e)))?;
+                .map_err(|e| KeystoneError::Unavailable(crate::error::with_causes(&e)))?;
             let (parts, body) = response.into_parts();
             let body = Limited::new(body, MAX_ANSWER_BYTES)
                 .collect()
@@ -147,18 +147,6 @@ fn keystone_message(body: &[u8]) -> Option<String> {
     let value: serde_json::Value = serde_json::from_slice(body).ok()?;
     let message = value.get("error")?.get("message")?.as_str()?;
     Some(message.chars().take(300).collect())
-}
-
-/// A transport error in words, with its causes (connection refused, TLS…).
-pub fn describe_client_error(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

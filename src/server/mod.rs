@@ -26,7 +26,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::config::{ListenSettings, Settings};
 use crate::forward::Forwarded;
 use crate::metrics::Metrics;
-use crate::proxy::{Peer, Proxy, ResponseBody};
+use crate::proxy::{Answer, Peer, Proxy};
 use crate::sessions::Sessions;
 pub use listener::Bound;
 use listener::Stream;
@@ -327,7 +327,7 @@ async fn answer(
     proxy: Arc<Proxy>,
     peer: Arc<Peer>,
     request: Request<Incoming>,
-) -> Result<Response<ResponseBody>, Infallible> {
+) -> Result<Response<Answer>, Infallible> {
     Ok(match role {
         Role::Proxy => proxy.handle(request, &peer).await,
         Role::Admin => Box::pin(proxy.handle_admin(request)).await,

@@ -483,4 +483,14 @@ async fn a_stalled_upstream_body_is_cut_after_body_timeout() {
     assert_eq!(response.status, 504, "{response:?}");
     assert_eq!(response.proxy_error(), Some("upstream-timeout"));
     assert!(stack.proxy.logs().contains("stalled"), "the log says so");
+    // The streamed one's line says it was cut, and by what.
+    let lines = log_lines(&stack.proxy, "request");
+    let plain = lines
+        .iter()
+        .find(|l| l["fields"]["path"] == "/plain/x")
+        .expect("a line for /plain/x");
+    assert_eq!(plain["level"], "WARN", "{plain}");
+    assert_eq!(plain["fields"]["status"], 200, "{plain}");
+    assert_eq!(plain["fields"]["truncated"], true, "{plain}");
+    assert_eq!(plain["fields"]["error"], "upstream-timeout", "{plain}");
 }

@@ -164,6 +164,8 @@ async fn request_ids_and_one_log_line_per_request() {
     assert_eq!(ok["method"], "GET");
     assert_eq!(ok["status"], 200);
     assert_eq!(ok["retried"], false);
+    assert_eq!(ok["truncated"], false);
+    assert_eq!(ok["bytes"], response.body.len());
     assert!(ok["duration_ms"].as_f64().unwrap() >= ok["upstream_ms"].as_f64().unwrap());
     let bad = &lines[1]["fields"];
     assert_eq!(bad["request_id"], id.as_str());
@@ -320,7 +322,7 @@ async fn https_get(cacert: &std::path::Path, url: &str) -> Result<TestResponse, 
         .unwrap();
     match client.request(request).await {
         Ok(response) => Ok(TestResponse::read(response).await),
-        Err(error) => Err(keystone_proxy::keystone::describe_client_error(&error)),
+        Err(error) => Err(keystone_proxy::error::with_causes(&error)),
     }
 }
 

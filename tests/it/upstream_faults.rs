@@ -87,6 +87,61 @@ async fn a_response_cut_short_is_never_complete_for_the_client() {
         "a cut body was terminated as complete"
     );
     assert!(closed);
+
+    // The log tells the truth: the status sent, and that the answer was
+    // cut by the upstream after the bytes that came.
+    let lines = request_lines(&stack, 2).await;
+    for (entry, path) in lines.iter().zip(["/sized/x", "/chunked/x"]) {
+        assert_eq!(entry["level"], "WARN", "{entry}");
+        let line = &entry["fields"];
+        assert_eq!(line["path"], path);
+        assert_eq!(line["status"], 200, "{line}");
+        assert_eq!(line["truncated"], true, "{line}");
+        assert_eq!(line["error"], "upstream-unavailable", "{line}");
+        assert!(line["bytes"].as_u64().unwrap() < 100_000, "{line}");
+    }
+}
+
+/// The request log lines, once `n` of them have been written.
+async fn request_lines(stack: &Stack, n: usize) -> Vec<serde_json::Value> {
+    eventually(Duration::from_secs(5), || {
+        log_lines(&stack.proxy, "request").len() >= n
+    })
+    .await;
+    let lines = log_lines(&stack.proxy, "request");
+    assert_eq!(lines.len(), n, "{lines:?}");
+    lines
+}
+
+#[tokio::test]
+async fn a_client_that_leaves_mid_answer_is_logged_as_gone() {
+    let upstream = scripted_upstream(|mut stream| async move {
+        if read_head(&mut stream).await.is_some() {
+            let head = "HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n";
+            let _ = stream.write_all(head.as_bytes()).await;
+            for _ in 0..100 {
+                if stream.write_all(&[b'x'; 1000]).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    })
+    .await;
+    let stack = stack_with("slow", upstream).await;
+    let mut client = TcpStream::connect(stack.proxy.addr).await.unwrap();
+    let request =
+        format!("GET /slow/x HTTP/1.1\r\nHost: proxy\r\nAuthorization: Bearer {ANY_KEY}\r\n\r\n");
+    client.write_all(request.as_bytes()).await.unwrap();
+    let (head, _) = read_head(&mut client).await.expect("a head");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    drop(client);
+    let lines = request_lines(&stack, 1).await;
+    let line = &lines[0]["fields"];
+    assert_eq!(line["status"], 200, "{line}");
+    assert_eq!(line["truncated"], true, "{line}");
+    assert_eq!(line["error"], "client-closed", "{line}");
+    assert_eq!(lines[0]["level"], "INFO", "the client's doing, not a fault");
 }
 
 #[tokio::test]

@@ -1,0 +1,243 @@
+//! The request log line: one per request, written when its answer is done
+//! (the last byte handed to the connection, the answer cut, or the client
+//! gone), the way nginx writes its access log. Written at header time, a
+//! streamed answer that the upstream cut short would be logged as the
+//! success it never was; written at the end, the line says how it ended
+//! (`truncated`, `bytes`) and how long the whole answer took.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Buf;
+use http::{HeaderValue, Method, StatusCode};
+use http_body::{Body, Frame, SizeHint};
+
+use crate::access::Slot;
+use crate::clients::Client;
+use crate::error::ProxyError;
+use crate::forward::body::find_cause;
+use crate::forward::pool::Stalled;
+
+/// What the log line of a request says, filled in as it goes.
+#[derive(Default)]
+pub(crate) struct Trace {
+    pub(crate) client: Option<Arc<Client>>,
+    pub(crate) project: Option<String>,
+    pub(crate) service: Option<Arc<str>>,
+    /// The request target; only its path is logged, never the query
+    /// (which may carry signatures, such as Swift temp URLs). A clone of a
+    /// `Uri` shares its bytes: keeping it costs no copy.
+    pub(crate) target: Option<http::Uri>,
+    pub(crate) upstream: Duration,
+    pub(crate) retried: bool,
+    /// The client's place among its requests in flight, held until the
+    /// answer's body is done.
+    pub(crate) slot: Option<Slot>,
+}
+
+/// Everything the line needs once the answer's head is known.
+pub(crate) struct Line {
+    pub(crate) request_id: HeaderValue,
+    pub(crate) method: Method,
+    pub(crate) status: StatusCode,
+    pub(crate) started: Instant,
+    pub(crate) trace: Trace,
+    /// The proxy's own error, when the answer is one.
+    pub(crate) error: Option<ProxyError>,
+}
+
+/// How an answer's body ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    Complete,
+    /// The upstream sent nothing for `upstream.body_timeout`.
+    UpstreamStalled,
+    /// The upstream's body broke (connection reset, bad framing).
+    UpstreamBroke,
+    /// The client went away before the end.
+    ClientClosed,
+}
+
+impl End {
+    /// The line's `error` field for a cut answer, in the vocabulary of the
+    /// proxy's error codes.
+    fn code(self) -> &'static str {
+        match self {
+            End::Complete => "",
+            End::UpstreamStalled => "upstream-timeout",
+            End::UpstreamBroke => "upstream-unavailable",
+            End::ClientClosed => "client-closed",
+        }
+    }
+}
+
+/// An answer's body that writes the request's line when it is done and
+/// holds the client's in-flight place until then.
+pub struct Logged<B> {
+    body: B,
+    /// Boxed: the body is moved several times on its way through hyper,
+    /// and a line inline costs more in copies than one allocation.
+    line: Option<Box<Line>>,
+    bytes: u64,
+}
+
+impl<B: Body> Logged<B> {
+    /// `line` is `None` when nothing is to be written or held (the admin
+    /// listener, the log off and no in-flight limit). An answer with no
+    /// body to send is logged at once.
+    pub(crate) fn new(body: B, line: Option<Box<Line>>) -> Logged<B> {
+        let mut logged = Logged {
+            body,
+            line,
+            bytes: 0,
+        };
+        if logged.body.is_end_stream() {
+            logged.finish(End::Complete, None);
+        }
+        logged
+    }
+
+    /// A body with no line (the admin listener's answers).
+    pub fn unlogged(body: B) -> Logged<B> {
+        Logged {
+            body,
+            line: None,
+            bytes: 0,
+        }
+    }
+
+    fn finish(&mut self, end: End, reason: Option<&dyn std::fmt::Display>) {
+        if let Some(line) = self.line.take() {
+            write(&line, end, self.bytes, reason);
+        }
+    }
+}
+
+impl<B> Body for Logged<B>
+where
+    B: Body + Unpin,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Data = B::Data;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, Self::Error>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.body).poll_frame(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.bytes += data.remaining() as u64;
+                }
+                // Written before the last frame is handed on, so that the
+                // line is there by the time the client has the answer.
+                if this.body.is_end_stream() {
+                    this.finish(End::Complete, None);
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(error))) => {
+                let error: Self::Error = error.into();
+                let end = match find_cause::<Stalled>(&*error) {
+                    Some(_) => End::UpstreamStalled,
+                    None => End::UpstreamBroke,
+                };
+                this.finish(end, Some(&error));
+                Poll::Ready(Some(Err(error)))
+            }
+            Poll::Ready(None) => {
+                this.finish(End::Complete, None);
+                Poll::Ready(None)
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl<B> Drop for Logged<B> {
+    fn drop(&mut self) {
+        let Some(line) = self.line.take() else {
+            return;
+        };
+        // Answers that carry no body on the wire are complete unsent.
+        let bodiless = line.method == Method::HEAD
+            || line.status.is_informational()
+            || matches!(
+                line.status,
+                StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED
+            );
+        let end = match bodiless {
+            true => End::Complete,
+            false => End::ClientClosed,
+        };
+        write(&line, end, self.bytes, None);
+    }
+}
+
+/// One line per request, with what an operator needs to follow it: who
+/// (client, project), what (service, method, path without the query) and
+/// how it ended (status, bytes, whether the answer was cut, the error and
+/// what refused it). A request the proxy refused as a forbidden operation,
+/// or whose answer the upstream cut, is logged at `warn`.
+fn write(line: &Line, end: End, bytes: u64, reason: Option<&dyn std::fmt::Display>) {
+    let error = line.error.as_ref();
+    let warn = matches!(error, Some(ProxyError::ForbiddenOperation { .. }))
+        || matches!(end, End::UpstreamStalled | End::UpstreamBroke);
+    // The fields cost time to prepare: not at all when the line is off.
+    let on = match warn {
+        true => tracing::enabled!(tracing::Level::WARN),
+        false => tracing::enabled!(tracing::Level::INFO),
+    };
+    if !on {
+        return;
+    }
+    let trace = &line.trace;
+    let request_id = line.request_id.to_str().unwrap_or("-");
+    let method = &line.method;
+    let client = trace.client.as_ref().map_or("-", |c| c.name.as_str());
+    let project = trace.project.as_deref().unwrap_or("-");
+    let service = trace.service.as_deref().unwrap_or("-");
+    let path = trace.target.as_ref().map_or("-", http::Uri::path);
+    let duration_ms = line.started.elapsed().as_secs_f64() * 1000.0;
+    let upstream_ms = trace.upstream.as_secs_f64() * 1000.0;
+    let status = line.status.as_u16();
+    let retried = trace.retried;
+    let truncated = end != End::Complete;
+    match (error, truncated) {
+        (None, false) => tracing::info!(
+            request_id, client, project, service, %method, path, status, bytes, truncated,
+            duration_ms, upstream_ms, retried, "request"
+        ),
+        (None, true) if warn => tracing::warn!(
+            request_id, client, project, service, %method, path, status, bytes, truncated,
+            duration_ms, upstream_ms, retried, error = end.code(),
+            reason = reason.map(|r| r.to_string()), "request"
+        ),
+        (None, true) => tracing::info!(
+            request_id, client, project, service, %method, path, status, bytes, truncated,
+            duration_ms, upstream_ms, retried, error = end.code(), "request"
+        ),
+        (Some(error), _) if warn => tracing::warn!(
+            request_id, client, project, service, %method, path, status, bytes, truncated,
+            duration_ms, upstream_ms, retried, error = error.code(),
+            refused_by = error.refused_by(), reason = %error, "request"
+        ),
+        (Some(error), _) => tracing::info!(
+            request_id, client, project, service, %method, path, status, bytes, truncated,
+            duration_ms, upstream_ms, retried, error = error.code(),
+            refused_by = error.refused_by(), reason = %error, "request"
+        ),
+    }
+}
