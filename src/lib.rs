@@ -1,6 +1,9 @@
 //! keystone-proxy: an authenticating reverse proxy and token broker for
-//! OpenStack. See README.md for what it does and DESIGN.md for the contract.
-#![forbid(unsafe_code)]
+//! OpenStack. README.md says what it does; ARCHITECTURE.md says where each
+//! part lives and the rules the code keeps.
+// No `unwrap()` outside tests: an error is handled or its impossibility
+// shown with `expect("why")`. (`unsafe_code` is forbidden in Cargo.toml.)
+#![deny(clippy::unwrap_used)]
 
 pub mod access;
 pub mod clients;

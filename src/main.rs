@@ -1,4 +1,5 @@
 //! The `keystone-proxy` command.
+#![deny(clippy::unwrap_used)]
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -1,4 +1,4 @@
-//! Prometheus metrics (DESIGN §7), kept by prometheus-client and encoded in
+//! Prometheus metrics, kept by prometheus-client and encoded in
 //! the OpenMetrics text format, which Prometheus scrapes natively.
 //!
 //! Label values come from a closed set wherever a client could otherwise
