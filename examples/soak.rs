@@ -98,8 +98,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -115,10 +115,11 @@ use keystone_proxy::fake::keystone::{
     FakeProject, FakeService, FakeUser, PASSWORD, USER_ID, USER_NAME,
 };
 use keystone_proxy::fake::{EchoUpstream, FakeCloud, FakeKeystone};
+use keystone_proxy::secrets::sha256_hex;
+use parking_lot::Mutex;
 use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
-use sha2::{Digest, Sha256};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -158,10 +159,6 @@ fn project_name(i: usize) -> String {
 /// 32 hex digits, so the proxy takes it as an id.
 fn project_id(i: usize) -> String {
     format!("50a4{i:028x}")
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
 }
 
 fn main() -> ExitCode {
@@ -508,7 +505,7 @@ struct ProxyChild {
 
 impl Drop for ProxyChild {
     fn drop(&mut self) {
-        let mut child = lock(&self.child);
+        let mut child = self.child.lock();
         if let Ok(None) = child.try_wait() {
             let _ = child.kill();
             let _ = child.wait();
@@ -585,7 +582,7 @@ impl ProxyChild {
     }
 
     fn alive(&self) -> bool {
-        matches!(lock(&self.child).try_wait(), Ok(None))
+        matches!(self.child.lock().try_wait(), Ok(None))
     }
 
     fn open_fds(&self) -> Option<usize> {
@@ -614,19 +611,13 @@ impl ProxyChild {
         }
         let deadline = Instant::now() + Duration::from_secs(40);
         while Instant::now() < deadline {
-            if let Ok(Some(status)) = lock(&self.child).try_wait() {
+            if let Ok(Some(status)) = self.child.lock().try_wait() {
                 return Ok(status);
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         Err("still running 40 s after SIGTERM".into())
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 // ---------------------------------------------------------------------------
@@ -1330,13 +1321,13 @@ impl Shared {
 
     /// Whether one of `parts` was disrupted between `from` and now.
     fn disrupted(&self, parts: &[Part], from: Instant, until: Instant) -> bool {
-        lock(&self.chaos).disruptions.iter().any(|d| {
+        self.chaos.lock().disruptions.iter().any(|d| {
             parts.contains(&d.part) && d.from <= until && d.to.is_none_or(|to| to + SLACK >= from)
         })
     }
 
     fn begin(&self, part: Part) -> usize {
-        let mut chaos = lock(&self.chaos);
+        let mut chaos = self.chaos.lock();
         chaos.disruptions.push(Disruption {
             part,
             from: Instant::now(),
@@ -1346,7 +1337,7 @@ impl Shared {
     }
 
     fn end(&self, index: usize) {
-        let mut chaos = lock(&self.chaos);
+        let mut chaos = self.chaos.lock();
         let now = Instant::now();
         let from = chaos.disruptions[index].from;
         chaos.disruptions[index].to = Some(now);
@@ -1356,12 +1347,13 @@ impl Shared {
     }
 
     fn event(&self, name: &'static str) {
-        *lock(&self.chaos).events.entry(name).or_default() += 1;
+        *self.chaos.lock().events.entry(name).or_default() += 1;
     }
 
     /// Seconds from the end of the latest disruption before `at` to `at`.
     fn since_disruption(&self, at: Instant) -> Option<f64> {
-        lock(&self.chaos)
+        self.chaos
+            .lock()
             .disruptions
             .iter()
             .filter_map(|d| d.to)
@@ -1383,7 +1375,7 @@ impl Shared {
             Outcome::Failed(_, false) => self.since_disruption(started),
             _ => None,
         };
-        let mut stats = lock(&self.stats);
+        let mut stats = self.stats.lock();
         let counts = stats.by_kind.entry(kind).or_default();
         counts.requests += 1;
         match outcome {
@@ -1435,7 +1427,7 @@ impl Shared {
     }
 
     fn totals(&self) -> Counts {
-        let stats = lock(&self.stats);
+        let stats = self.stats.lock();
         let mut total = Counts::default();
         for counts in stats.by_kind.values() {
             total.requests += counts.requests;
@@ -1512,7 +1504,7 @@ async fn worker(shared: Arc<Shared>, index: usize, spec: WorkerSpec) {
             }
         };
         if let Outcome::Unanswered(error) = outcome {
-            lock(&shared.unanswered).push(Unanswered {
+            shared.unanswered.lock().push(Unanswered {
                 id,
                 kind,
                 error,
@@ -1541,7 +1533,7 @@ struct Unanswered {
 /// pipe or a reset instead of the answer) is a failure the client saw;
 /// anything else is lost.
 fn judge_unanswered(shared: &Shared, log: &str) {
-    let pending = std::mem::take(&mut *lock(&shared.unanswered));
+    let pending = std::mem::take(&mut *shared.unanswered.lock());
     if pending.is_empty() {
         return;
     }
@@ -2027,8 +2019,8 @@ async fn run(settings: Settings) -> Result<bool, String> {
 
     // The report.
     let total = shared.totals();
-    let stats = lock(&shared.stats);
-    let chaos_log = lock(&shared.chaos);
+    let stats = shared.stats.lock();
+    let chaos_log = shared.chaos.lock();
     let mut out = String::new();
     let _ = writeln!(
         out,

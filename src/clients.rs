@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use base64::Engine;
 use http::{HeaderMap, header};
-use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::access::{Access, LimitSettings};
@@ -17,6 +16,7 @@ use crate::config::{ANY_PROJECT, ClientSettings, Settings};
 use crate::error::ProxyError;
 use crate::header_names::X_AUTH_TOKEN;
 use crate::login_limit::LoginLimit;
+use crate::secrets::{random_token, sha256, sha256_hex};
 
 /// An authenticated caller.
 #[derive(Debug)]
@@ -215,20 +215,12 @@ fn basic(encoded: &[u8]) -> Result<Presented<'static>, ProxyError> {
     })
 }
 
-fn sha256(bytes: &[u8]) -> [u8; 32] {
-    Sha256::digest(bytes).into()
-}
-
 /// A new random local key and its sha256 in hex, for `keystone-proxy gen-key`.
 ///
 /// The `kp_` prefix lets secret scanners and humans recognise a leaked key.
 pub fn generate_key() -> (String, String) {
-    let bytes: [u8; 32] = rand::random();
-    let key = format!(
-        "kp_{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-    );
-    let hash = hex::encode(sha256(key.as_bytes()));
+    let key = random_token("kp_");
+    let hash = sha256_hex(key.as_bytes());
     (key, hash)
 }
 

@@ -16,6 +16,7 @@ use figment::Figment;
 
 use crate::access::{LimitSettings, Rule};
 use crate::clouds_yaml::{self, ENVVARS_CLOUD, Environment};
+use crate::keystone::catalog::normalize_interface;
 use figment::providers::{Env, Format, Serialized, Toml};
 use jiff::SignedDuration;
 use secrecy::SecretString;
@@ -1243,11 +1244,6 @@ impl Validator<'_> {
         }
         Ok(())
     }
-}
-
-fn normalize_interface(raw: &str) -> String {
-    let trimmed = raw.trim().to_ascii_lowercase();
-    trimmed.strip_suffix("url").unwrap_or(&trimmed).to_string()
 }
 
 fn domain_of(id: &Option<String>, name: &Option<String>) -> Option<DomainRef> {

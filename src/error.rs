@@ -13,6 +13,14 @@ use http_body_util::Full;
 
 use crate::header_names::X_PROXY_ERROR;
 
+/// The error body every OpenStack service sends (and so does the proxy).
+pub fn error_body(code: u16, title: &str, message: &str) -> serde_json::Value {
+    serde_json::json!({"error": {"code": code, "title": title, "message": message}})
+}
+
+/// Any error, as bodies and the HTTP stack pass them on.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// Something went wrong between the client and the upstream.
 ///
 /// Messages never contain a secret: variants carry only names, ids and
@@ -157,13 +165,8 @@ impl ProxyError {
     /// The answer sent to the client.
     pub fn to_response(&self) -> Response<Full<Bytes>> {
         let (status, code) = self.status_and_code();
-        let body = serde_json::json!({
-            "error": {
-                "code": status.as_u16(),
-                "title": status.canonical_reason().unwrap_or("Error"),
-                "message": self.to_string(),
-            }
-        });
+        let title = status.canonical_reason().unwrap_or("Error");
+        let body = error_body(status.as_u16(), title, &self.to_string());
         let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
         *response.status_mut() = status;
         let headers = response.headers_mut();

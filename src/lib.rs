@@ -24,6 +24,7 @@ pub mod proxy;
 pub mod request_log;
 pub mod rewrite;
 pub mod route;
+pub mod secrets;
 pub mod segments;
 pub mod server;
 pub mod sessions;

@@ -14,11 +14,11 @@
 //! client has in flight at once slip past the limit).
 
 use std::num::NonZeroU32;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use parking_lot::Mutex;
 
 /// One client's budget of cold logins.
 pub struct LoginLimit {
@@ -56,20 +56,12 @@ impl LoginLimit {
         };
         if let Err(not_until) = limiter.check() {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
-            *self.lock() = Some(Instant::now() + wait);
+            *self.blocked_until.lock() = Some(Instant::now() + wait);
         }
     }
 
     fn blocked_until(&self) -> Option<Instant> {
-        *self.lock()
-    }
-
-    /// Poisoning needs a panic while holding the lock, which only copies
-    /// an `Instant`: the value is always sound.
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Instant>> {
-        self.blocked_until
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        *self.blocked_until.lock()
     }
 }
 

@@ -12,11 +12,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use moka::Expiry;
 use moka::sync::Cache;
-use sha2::{Digest, Sha256};
 
+use crate::secrets::{random_token, sha256};
 use crate::tokens::Scope;
 
 /// Session tokens start with this, so they are told apart from local keys
@@ -85,10 +84,7 @@ impl Sessions {
         project_id: &str,
         project_name: &str,
     ) -> (String, Arc<Session>) {
-        let token = format!(
-            "{PREFIX}{}",
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>())
-        );
+        let token = random_token(PREFIX);
         let session = Arc::new(Session {
             client: client.to_string(),
             scope,
@@ -96,7 +92,7 @@ impl Sessions {
             project_name: project_name.to_string(),
             valid_until: Instant::now() + self.ttl,
         });
-        self.cache.insert(digest(token.as_bytes()), session.clone());
+        self.cache.insert(sha256(token.as_bytes()), session.clone());
         (token, session)
     }
 
@@ -106,18 +102,14 @@ impl Sessions {
             return None;
         }
         self.cache
-            .get(&digest(token))
+            .get(&sha256(token))
             .filter(|s| s.valid_until > Instant::now())
     }
 
     /// Forget `token`; whether it was a live session.
     pub fn revoke(&self, token: &[u8]) -> bool {
-        self.cache.remove(&digest(token)).is_some()
+        self.cache.remove(&sha256(token)).is_some()
     }
-}
-
-fn digest(token: &[u8]) -> [u8; 32] {
-    Sha256::digest(token).into()
 }
 
 #[cfg(test)]

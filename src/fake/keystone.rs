@@ -6,14 +6,15 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{Method, Request, Response};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
+use parking_lot::Mutex;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -243,12 +244,6 @@ struct State {
     clock_offset: Mutex<jiff::SignedDuration>,
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 /// Checks tokens for the fake upstream, as keystonemiddleware would.
 #[derive(Clone)]
 pub struct TokenValidator(Arc<State>);
@@ -256,7 +251,7 @@ pub struct TokenValidator(Arc<State>);
 impl TokenValidator {
     /// `Some(project id or "")` for a live token, `None` otherwise.
     pub fn project_of(&self, token: &str) -> Option<String> {
-        let tokens = lock(&self.0.tokens);
+        let tokens = self.0.tokens.lock();
         let issued = tokens.get(token)?;
         (issued.expires > Instant::now()).then(|| issued.project_id.clone().unwrap_or_default())
     }
@@ -343,25 +338,30 @@ impl FakeKeystone {
 
     /// Every token issued so far (to check none of them leaks).
     pub fn issued_tokens(&self) -> Vec<String> {
-        let mut issued = lock(&self.state.issued_log).clone();
-        issued.extend(lock(&self.state.tokens).keys().cloned());
+        let mut issued = self.state.issued_log.lock().clone();
+        issued.extend(self.state.tokens.lock().keys().cloned());
         issued
     }
 
     /// Revoke every token issued so far.
     pub fn revoke_all(&self) {
-        lock(&self.state.tokens).clear();
+        self.state.tokens.lock().clear();
     }
 
     /// Revoke the tokens scoped to a project, as Keystone does when a role
     /// on it is removed; unscoped tokens survive.
     pub fn revoke_project_tokens(&self) {
-        lock(&self.state.tokens).retain(|_, issued| issued.project_id.is_none());
+        self.state
+            .tokens
+            .lock()
+            .retain(|_, issued| issued.project_id.is_none());
     }
 
     /// Revoke the tokens scoped to one project only.
     pub fn revoke_project(&self, project_id: &str) {
-        lock(&self.state.tokens)
+        self.state
+            .tokens
+            .lock()
             .retain(|_, issued| issued.project_id.as_deref() != Some(project_id));
     }
 
@@ -375,32 +375,32 @@ impl FakeKeystone {
             expires: Instant::now() + lifetime,
             expires_at: jiff::Timestamp::now() + signed,
         };
-        lock(&self.state.tokens).insert(token.to_string(), issued);
+        self.state.tokens.lock().insert(token.to_string(), issued);
     }
 
     pub fn set_token_lifetime(&self, lifetime: Duration) {
-        *lock(&self.state.lifetime) = lifetime;
+        *self.state.lifetime.lock() = lifetime;
     }
 
     pub fn set_login_delay(&self, delay: Duration) {
-        *lock(&self.state.delay) = delay;
+        *self.state.delay.lock() = delay;
     }
 
     pub fn set_fault(&self, fault: Option<Fault>) {
-        *lock(&self.state.fault) = fault;
+        *self.state.fault.lock() = fault;
     }
 
     pub fn set_versions(&self, versions: Versions) {
-        *lock(&self.state.versions) = versions;
+        *self.state.versions.lock() = versions;
     }
 
     /// Make the fake's clock (the times it writes) run ahead or behind.
     pub fn set_clock_offset(&self, offset: jiff::SignedDuration) {
-        *lock(&self.state.clock_offset) = offset;
+        *self.state.clock_offset.lock() = offset;
     }
 
     pub fn update_cloud(&self, change: impl FnOnce(&mut FakeCloud)) {
-        change(&mut lock(&self.state.cloud));
+        change(&mut self.state.cloud.lock());
     }
 
     pub fn validator(&self) -> TokenValidator {
@@ -416,7 +416,7 @@ enum Api {
 }
 
 async fn handle(state: Arc<State>, request: Request<Incoming>) -> Response<Full<Bytes>> {
-    let versions = *lock(&state.versions);
+    let versions = *state.versions.lock();
     let path = request.uri().path().trim_end_matches('/').to_string();
     let api = match (request.method(), path.as_str()) {
         (&Method::GET, "" | "/v3" | "/v2.0") => {
@@ -431,14 +431,14 @@ async fn handle(state: Arc<State>, request: Request<Incoming>) -> Response<Full<
         _ => return openstack_error(404, "Not Found", "The resource could not be found."),
     };
     state.logins.fetch_add(1, Ordering::SeqCst);
-    let delay = *lock(&state.delay);
+    let delay = *state.delay.lock();
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
     let Ok(body) = request.into_body().collect().await.map(|b| b.to_bytes()) else {
         return openstack_error(400, "Bad Request", "unreadable body");
     };
-    let fault = *lock(&state.fault);
+    let fault = *state.fault.lock();
     match fault {
         Some(Fault::Status(status)) => openstack_error(status, "Error", "fake fault"),
         Some(Fault::Throttled(seconds)) => {
@@ -477,7 +477,7 @@ async fn handle(state: Arc<State>, request: Request<Incoming>) -> Response<Full<
 /// `GET /v3/auth/tokens`: 200 if both `X-Auth-Token` and `X-Subject-Token`
 /// are live tokens, else 404 like Keystone.
 fn validate(state: &State, request: &Request<Incoming>) -> Response<Full<Bytes>> {
-    let tokens = lock(&state.tokens);
+    let tokens = state.tokens.lock();
     let live = |name: &str| {
         request
             .headers()
@@ -564,7 +564,7 @@ fn issue(state: &State, api: Api, body: &[u8]) -> Response<Full<Bytes>> {
         &state.secret_logins
     };
     counter.fetch_add(1, Ordering::SeqCst);
-    let cloud = lock(&state.cloud).clone();
+    let cloud = state.cloud.lock().clone();
     let parsed = match api {
         Api::V3 => parse_v3(state, &cloud, auth),
         Api::V2 => parse_v2(state, &cloud, auth),
@@ -598,11 +598,11 @@ fn issue(state: &State, api: Api, body: &[u8]) -> Response<Full<Bytes>> {
     if project.as_ref().is_some_and(|p| !user.projects.contains(p)) {
         return unauthorized(DENIED);
     }
-    let offset = *lock(&state.clock_offset);
+    let offset = *state.clock_offset.lock();
     let now = jiff::Timestamp::now() + offset;
     // A rescoped token keeps its parent's expiry, as Keystone does.
     let (expires_at, expires) = parent_expiry.unwrap_or_else(|| {
-        let lifetime = *lock(&state.lifetime);
+        let lifetime = *state.lifetime.lock();
         let signed = jiff::SignedDuration::try_from(lifetime).unwrap_or(jiff::SignedDuration::ZERO);
         (now + signed, Instant::now() + lifetime)
     });
@@ -613,8 +613,8 @@ fn issue(state: &State, api: Api, body: &[u8]) -> Response<Full<Bytes>> {
         expires,
         expires_at,
     };
-    lock(&state.tokens).insert(token.clone(), issued);
-    lock(&state.issued_log).push(token.clone());
+    state.tokens.lock().insert(token.clone(), issued);
+    state.issued_log.lock().push(token.clone());
     let times = (now, expires_at);
     match api {
         Api::V3 => {
@@ -729,7 +729,7 @@ fn token_proof(
     cloud: &FakeCloud,
     token: Option<&str>,
 ) -> Result<Proof, &'static str> {
-    let tokens = lock(&state.tokens);
+    let tokens = state.tokens.lock();
     let parent = tokens.get(token.ok_or(DENIED)?).ok_or(DENIED)?;
     if parent.expires <= Instant::now() {
         return Err(DENIED);

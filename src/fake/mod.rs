@@ -86,8 +86,5 @@ fn json_response(status: u16, value: &serde_json::Value) -> Response<Full<Bytes>
 
 /// The error body OpenStack services send.
 fn openstack_error(status: u16, title: &str, message: &str) -> Response<Full<Bytes>> {
-    json_response(
-        status,
-        &serde_json::json!({"error": {"code": status, "title": title, "message": message}}),
-    )
+    json_response(status, &crate::error::error_body(status, title, message))
 }

@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use super::{TokenValidator, json_response, openstack_error, spawn_server};
+use crate::secrets::sha256;
 
 /// Ask the upstream for a response body of this many bytes (`i % 251`).
 pub const REPLY_BYTES_HEADER: &str = "x-reply-bytes";
@@ -168,7 +169,7 @@ async fn handle(state: Arc<State>, request: Request<Incoming>) -> Response<Full<
             .collect(),
         token_accepted: accepted,
         project_id: project_id.filter(|_| accepted),
-        token_sha256: token.map(|t| hex::encode(Sha256::digest(t.as_bytes()))),
+        token_sha256: token.map(|t| hex::encode(sha256(t.as_bytes()))),
         body_len: 0,
         body_sha256: String::new(),
     };
@@ -229,10 +230,7 @@ fn header_str<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
 /// the demo's echo does not hand tokens to whoever calls it.
 fn shown(name: &http::HeaderName, value: &http::HeaderValue) -> String {
     if name == "x-auth-token" {
-        format!(
-            "{{SHA256}}{}",
-            hex::encode(Sha256::digest(value.as_bytes()))
-        )
+        format!("{{SHA256}}{}", hex::encode(sha256(value.as_bytes())))
     } else {
         String::from_utf8_lossy(value.as_bytes()).into_owned()
     }

@@ -12,15 +12,16 @@
 
 use std::collections::VecDeque;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
+use parking_lot::Mutex;
 use tokio::sync::watch;
 
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub use crate::error::BoxError;
 
 /// The `T` somewhere in `error`'s chain of sources, if there is one.
 pub fn find_cause<'e, T: std::error::Error + 'static>(
@@ -143,12 +144,12 @@ impl<B> ReplayHandle<B> {
 
     /// Whether [`replay`](Self::replay) would give a body.
     pub fn is_replayable(&self) -> bool {
-        !lock(&self.shared).overflowed
+        !self.shared.lock().overflowed
     }
 
     /// A body for the second attempt, if the first one's bytes were kept.
     pub fn replay(&self) -> Option<ReplayBody<B>> {
-        let mut shared = lock(&self.shared);
+        let mut shared = self.shared.lock();
         if shared.overflowed {
             return None;
         }
@@ -160,14 +161,6 @@ impl<B> ReplayHandle<B> {
             size_hint: self.size_hint,
         })
     }
-}
-
-/// The lock is never held across an await and poisoning would only mean a
-/// panic in a poll of the same request, so the inner value is still sound.
-fn lock<B>(shared: &Mutex<Shared<B>>) -> MutexGuard<'_, Shared<B>> {
-    shared
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl<B> Body for ReplayBody<B>
@@ -183,7 +176,7 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
-        let mut shared = lock(&this.shared);
+        let mut shared = this.shared.lock();
         if shared.attempt != this.attempt {
             return Poll::Ready(None);
         }
@@ -220,7 +213,7 @@ where
     }
 
     fn is_end_stream(&self) -> bool {
-        let shared = lock(&self.shared);
+        let shared = self.shared.lock();
         let nothing_kept_left = self.replay_at.is_none_or(|at| at >= shared.kept.len());
         shared.source.is_none() && nothing_kept_left
     }

@@ -20,9 +20,11 @@
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
 
 use bytes::Bytes;
 use http::uri::{Authority, Scheme};
@@ -179,24 +181,22 @@ impl<B: RequestBody> Pool<B> {
 
     /// Connections now idle (the tests watch it).
     pub fn idle_connections(&self) -> usize {
-        self.inner.lock().iter().map(|host| host.idle.len()).sum()
+        self.inner
+            .idle
+            .lock()
+            .iter()
+            .map(|host| host.idle.len())
+            .sum()
     }
 }
 
 impl<B: RequestBody> Inner<B> {
-    fn lock(&self) -> MutexGuard<'_, Vec<Host<B>>> {
-        // Held only for a push or a pop; a panic there leaves the list sound.
-        self.idle
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
     /// The most recently used connection that can take a request now.
     /// One still busy (its upstream answered before reading the whole
     /// request body, say) stays listed until it is ready, closed or idle
     /// for too long; waiting for it could mean waiting for good.
     fn checkout(&self, key: &Key) -> Option<Sender<B>> {
-        let mut hosts = self.lock();
+        let mut hosts = self.idle.lock();
         let host = hosts.iter_mut().find(|host| host.key == *key)?;
         for at in (0..host.idle.len()).rev() {
             let idle = &host.idle[at];
@@ -217,7 +217,7 @@ impl<B: RequestBody> Inner<B> {
             sender,
             since: Instant::now(),
         };
-        let mut hosts = self.lock();
+        let mut hosts = self.idle.lock();
         let host = self.host(&mut hosts, key);
         host.idle.push(idle);
         if host.waiting.load(Ordering::Acquire) > 0 {
@@ -252,7 +252,7 @@ impl<B: RequestBody> Inner<B> {
     /// `busy_timeout`.
     async fn returned_or_new(&self, key: &Key) -> Result<Acquired<B>, SendError> {
         let (slots, returned, waiting) = {
-            let mut hosts = self.lock();
+            let mut hosts = self.idle.lock();
             let host = self.host(&mut hosts, key);
             (
                 host.slots.clone(),
@@ -368,7 +368,7 @@ async fn sweep<B: RequestBody>(pool: Weak<Inner<B>>) {
             return;
         };
         let timeout = pool.idle_timeout;
-        for host in pool.lock().iter_mut() {
+        for host in pool.idle.lock().iter_mut() {
             host.idle.retain(|idle| !idle.is_dead(timeout));
         }
     }

@@ -10,8 +10,9 @@
 //! long (at most [`MAX_RETRY_AFTER`]).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
 
 use super::KeystoneError;
 use crate::config::ProjectRef;
@@ -49,7 +50,7 @@ struct Entry {
 impl Backoff {
     /// `Err` with the remembered rejection while its pause lasts.
     pub fn check(&self, subject: &Subject) -> Result<(), KeystoneError> {
-        let entries = self.lock();
+        let entries = self.entries.lock();
         match entries.get(subject) {
             Some(entry) if Instant::now() < entry.until => {
                 let left = entry.until.saturating_duration_since(Instant::now());
@@ -64,7 +65,7 @@ impl Backoff {
 
     /// Note how a call for `subject` ended.
     pub fn record<T>(&self, subject: &Subject, result: &Result<T, KeystoneError>) {
-        let mut entries = self.lock();
+        let mut entries = self.entries.lock();
         match result {
             Ok(_) => {
                 entries.remove(subject);
@@ -86,13 +87,6 @@ impl Backoff {
             }
             Err(KeystoneError::Unavailable(_)) => {}
         }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Subject, Entry>> {
-        // A panic while holding this lock leaves a consistent map behind.
-        self.entries
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -166,7 +160,7 @@ mod tests {
             retry_after: Duration::from_secs(3600),
         };
         backoff.record::<()>(&Subject::Credential, &Err(busy));
-        let until = backoff.lock()[&Subject::Credential].until;
+        let until = backoff.entries.lock()[&Subject::Credential].until;
         let left = until.saturating_duration_since(Instant::now());
         assert!(left <= MAX_RETRY_AFTER && left > MAX_RETRY_AFTER - Duration::from_secs(5));
         assert!(backoff.check(&Subject::Credential).is_err());

@@ -378,6 +378,13 @@ fn family_entry(wanted: &str) -> Option<&'static (&'static str, &'static [&'stat
     })
 }
 
+/// An interface name as v3 spells it: `publicURL` (v2.0), `Public` and
+/// ` public ` are all `public`.
+pub fn normalize_interface(raw: &str) -> String {
+    let trimmed = raw.trim().to_ascii_lowercase();
+    trimmed.strip_suffix("url").unwrap_or(&trimmed).to_string()
+}
+
 impl Endpoint {
     /// `interface` may be v3 style (`public`) or v2 style (`publicURL`).
     pub fn new(interface: &str, region: Option<String>, url: &str) -> Option<Endpoint> {
@@ -393,11 +400,7 @@ impl Endpoint {
         };
         let host = http::HeaderValue::try_from(host).ok()?;
         let path = uri.path_and_query().map(|p| p.path()).unwrap_or("/");
-        let interface = interface.to_ascii_lowercase();
-        let interface = interface
-            .strip_suffix("url")
-            .unwrap_or(&interface)
-            .to_string();
+        let interface = normalize_interface(interface);
         Some(Endpoint {
             interface,
             region,

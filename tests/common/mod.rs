@@ -39,9 +39,7 @@ pub const ALICE_KEY: &str = "alice-local-key";
 pub const ALICE_PROJECTS: &str = r#"["demo", "ops"]"#;
 pub const ANY_KEY: &str = "any-local-key";
 
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
+pub use keystone_proxy::secrets::sha256_hex;
 
 /// The parts of the proxy's TOML config a test may change.
 pub struct TestConfig {

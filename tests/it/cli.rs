@@ -2,8 +2,6 @@
 
 use std::process::Command;
 
-use sha2::{Digest, Sha256};
-
 use crate::common::*;
 
 fn write_config(text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
@@ -81,10 +79,7 @@ async fn gen_key_prints_a_key_and_its_hash() {
     let run = run_binary(&["gen-key"], &[]).await;
     assert!(run.ok, "{run:?}");
     let key = run.field("key");
-    assert_eq!(
-        hex::encode(Sha256::digest(key.as_bytes())),
-        run.field("key_sha256")
-    );
+    assert_eq!(sha256_hex(key.as_bytes()), run.field("key_sha256"));
 }
 
 /// The README's first command: the demo answers a plain request with the
