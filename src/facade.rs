@@ -11,7 +11,6 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::forward::ClientBody;
 use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderValue, Method, Response, StatusCode, header};
@@ -19,14 +18,17 @@ use http_body_util::{BodyExt, Limited};
 use serde_json::{Value, json};
 
 use crate::access::Access;
-use crate::clients::Client;
+use crate::answer::{ResponseBody, made, text_response};
+use crate::clients::{Client, Clients};
+use crate::clouds::Clouds;
 use crate::error::ProxyError;
+use crate::forward::ClientBody;
 use crate::header_names::{X_AUTH_TOKEN, X_SUBJECT_TOKEN};
 use crate::keystone::catalog::{Catalog, Endpoint, Service};
-use crate::proxy::{Proxy, ResponseBody, Trace, made, text_response};
+use crate::request_log::Record;
 use crate::route::FacadePath;
-use crate::sessions::Session;
-use crate::tokens::Token;
+use crate::sessions::{Session, Sessions};
+use crate::tokens::{Token, TokenCache};
 
 /// Login bodies are small; anything larger is not a login.
 const MAX_LOGIN_BYTES: usize = 64 * 1024;
@@ -58,14 +60,27 @@ enum Proof {
     Session(String),
 }
 
-impl Proxy {
+/// The proxy as Keystone (logins, token validation and revocation,
+/// version documents, a catalog pointing at the proxy) and the token
+/// broker (`/token`): what the pipeline hands its facade paths to. It
+/// shares the pipeline's clients, clouds, token cache and sessions.
+pub(crate) struct Facade {
+    pub(crate) clients: Arc<Clients>,
+    pub(crate) clouds: Arc<Clouds>,
+    pub(crate) tokens: Arc<TokenCache>,
+    pub(crate) sessions: Arc<Sessions>,
+    /// How clients reach the proxy (the facade's catalog points here).
+    pub(crate) public_url: String,
+}
+
+impl Facade {
     /// Answer a facade or broker path.
-    pub(crate) async fn facade(
+    pub(crate) async fn answer(
         &self,
         path: FacadePath,
         parts: &Parts,
         body: ClientBody,
-        trace: &mut Trace,
+        record: &mut Record,
     ) -> Result<Response<ResponseBody>, ProxyError> {
         let method = &parts.method;
         let reading = matches!(*method, Method::GET | Method::HEAD);
@@ -83,7 +98,7 @@ impl Proxy {
             )),
             FacadePath::V3Tokens if *method == Method::POST => {
                 let login = parse_v3_login(&read_json(body).await?)?;
-                let login = self.log_in(login, trace).await?;
+                let login = self.log_in(login, record).await?;
                 let body = self.v3_token_body(&login.session, &login.token, &login.client.access);
                 let mut answer = json_answer(StatusCode::CREATED, &body);
                 answer
@@ -91,14 +106,14 @@ impl Proxy {
                     .insert(X_SUBJECT_TOKEN, header_value(&login.session_token)?);
                 Ok(answer)
             }
-            FacadePath::V3Tokens if reading => self.v3_validate(parts, trace).await,
-            FacadePath::V3Tokens if *method == Method::DELETE => self.v3_revoke(parts, trace),
+            FacadePath::V3Tokens if reading => self.v3_validate(parts, record).await,
+            FacadePath::V3Tokens if *method == Method::DELETE => self.v3_revoke(parts, record),
             FacadePath::V2Tokens if *method == Method::POST => {
                 let login = parse_v2_login(&read_json(body).await?)?;
-                let login = self.log_in(login, trace).await?;
+                let login = self.log_in(login, record).await?;
                 Ok(json_answer(StatusCode::OK, &self.v2_access(&login)))
             }
-            FacadePath::Broker if reading => self.broker(parts, trace).await,
+            FacadePath::Broker if reading => self.broker(parts, record).await,
             _ => Err(ProxyError::MethodNotAllowed {
                 message: format!("{method} is not served on this path"),
                 allow: allowed_methods(path),
@@ -130,17 +145,17 @@ impl Proxy {
 
     /// Token validation and revocation need a session of the caller's own
     /// (as Keystone needs a token): its client goes into the log line.
-    fn record_caller(&self, parts: &Parts, trace: &mut Trace) -> Result<(), ProxyError> {
+    fn record_caller(&self, parts: &Parts, record: &mut Record) -> Result<(), ProxyError> {
         let (caller, _) = self
             .session_of(parts)?
             .ok_or(ProxyError::MissingCredential)?;
-        trace.client = Some(caller);
+        record.client = Some(caller);
         Ok(())
     }
 
     /// Check the credential, get the real token, open a session. The
     /// client and the project go into the request's log line.
-    async fn log_in(&self, login: Login, trace: &mut Trace) -> Result<LoggedIn, ProxyError> {
+    async fn log_in(&self, login: Login, record: &mut Record) -> Result<LoggedIn, ProxyError> {
         let client = match &login.proof {
             Proof::Key { name, key } => self
                 .clients
@@ -156,10 +171,12 @@ impl Proxy {
                     .ok_or(ProxyError::BadCredential)?
             }
         };
-        trace.client = Some(client.clone());
-        trace.project = login.project.clone();
-        let cloud = self.cloud(&client)?;
-        let scope = self.scope(&client, cloud, login.project.as_deref())?;
+        record.client = Some(client.clone());
+        record.project = login.project.clone();
+        let cloud = self.clouds.of(&client)?;
+        let scope = self
+            .clouds
+            .scope(&client, cloud, login.project.as_deref())?;
         let token = self.tokens.get(&scope, Some(&client.logins)).await?;
         let project = token
             .project
@@ -168,7 +185,7 @@ impl Proxy {
                 project: String::new(),
                 reason: "the cloud's token is not scoped to a project".into(),
             })?;
-        trace.project = Some(project.name.clone());
+        record.project = Some(project.name.clone());
         let (session_token, session) =
             self.sessions
                 .create(&client.name, scope, &project.id, &project.name);
@@ -184,9 +201,9 @@ impl Proxy {
     async fn v3_validate(
         &self,
         parts: &Parts,
-        trace: &mut Trace,
+        record: &mut Record,
     ) -> Result<Response<ResponseBody>, ProxyError> {
-        self.record_caller(parts, trace)?;
+        self.record_caller(parts, record)?;
         let subject = subject_session(self, parts)?;
         let owner = self
             .clients
@@ -208,9 +225,9 @@ impl Proxy {
     fn v3_revoke(
         &self,
         parts: &Parts,
-        trace: &mut Trace,
+        record: &mut Record,
     ) -> Result<Response<ResponseBody>, ProxyError> {
-        self.record_caller(parts, trace)?;
+        self.record_caller(parts, record)?;
         let subject = parts
             .headers
             .get(&X_SUBJECT_TOKEN)
@@ -228,10 +245,10 @@ impl Proxy {
     async fn broker(
         &self,
         parts: &Parts,
-        trace: &mut Trace,
+        record: &mut Record,
     ) -> Result<Response<ResponseBody>, ProxyError> {
         let client = self.clients.authenticate(&parts.headers)?;
-        trace.client = Some(client.clone());
+        record.client = Some(client.clone());
         if !client.export_token {
             return Err(ProxyError::Forbidden(format!(
                 "client {:?} may not export tokens (export_token = false)",
@@ -239,9 +256,9 @@ impl Proxy {
             )));
         }
         let project = query_param(parts.uri.query(), "project");
-        let cloud = self.cloud(&client)?;
-        let scope = self.scope(&client, cloud, project.as_deref())?;
-        trace.project = scope.project.as_ref().map(|p| p.label().to_string());
+        let cloud = self.clouds.of(&client)?;
+        let scope = self.clouds.scope(&client, cloud, project.as_deref())?;
+        record.project = scope.project.as_ref().map(|p| p.label().to_string());
         let token = self.tokens.get(&scope, Some(&client.logins)).await?;
         // The header holds the token as Keystone gave it (ASCII by construction).
         let secret = token.header.to_str().unwrap_or_default();
@@ -373,13 +390,13 @@ fn allowed_methods(path: FacadePath) -> &'static str {
 }
 
 /// `X-Subject-Token` as a live session, or 404 as Keystone answers.
-fn subject_session(proxy: &Proxy, parts: &Parts) -> Result<Arc<Session>, ProxyError> {
+fn subject_session(facade: &Facade, parts: &Parts) -> Result<Arc<Session>, ProxyError> {
     let subject = parts
         .headers
         .get(&X_SUBJECT_TOKEN)
         .map(|v| v.as_bytes())
         .unwrap_or_default();
-    proxy
+    facade
         .sessions
         .find(subject)
         .ok_or_else(|| ProxyError::NotFound("no such token".into()))

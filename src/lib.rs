@@ -6,7 +6,9 @@
 #![deny(clippy::unwrap_used)]
 
 pub mod access;
+pub mod answer;
 pub mod clients;
+pub mod clouds;
 pub mod clouds_yaml;
 pub mod commands;
 pub mod config;

@@ -1,7 +1,9 @@
-//! The request pipeline: authenticate → route → token → forward → on 401
-//! renew and retry once. Each arrow is a module; this file only strings
-//! them together, so the whole life of a request reads top to bottom in
-//! [`Proxy::forward`].
+//! The request pipeline, in the order a request lives it: framing → route
+//! → authenticate → admit → authorize → scope → token → endpoint → send →
+//! on 401 renew and retry once → respond → log (ARCHITECTURE.md names the
+//! module of each). Each phase is a function of its concept's module; this
+//! file only strings them together, so the whole life of a request reads
+//! top to bottom in [`Proxy::forward`].
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -9,18 +11,21 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode, header};
-use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt, Either, Full};
+use http_body_util::{BodyExt, Either};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 
 use crate::access::{self, Ask, Limited, Slot};
+pub use crate::answer::{BodyError, OtherBody, ResponseBody, made};
+use crate::answer::{made_from, text_response};
 use crate::clients::{Client, Clients};
-use crate::config::{CloudSettings, ProjectRef, Settings};
+use crate::clouds::{Cloud, Clouds};
+use crate::config::Settings;
 use crate::connector;
 use crate::error::ProxyError;
+use crate::facade::Facade;
 use crate::forward::{
     ClientBody, Forwarded, Linger, Outgoing, Pace, PacedBody, PooledBody, ReplayBody, ReplayHandle,
     Upstream, UpstreamBody, headers,
@@ -29,45 +34,16 @@ use crate::header_names::X_OPENSTACK_REQUEST_ID;
 use crate::keystone::Keystone;
 use crate::keystone::catalog::{Endpoint, LookupError, Service};
 use crate::metrics::{self, Metrics};
-pub(crate) use crate::request_log::Trace;
+pub(crate) use crate::request_log::Record;
 use crate::request_log::{Line, Logged};
 use crate::rewrite::{self, LinkMap};
 use crate::route::{self, Route, Target};
 use crate::sessions::{Session, Sessions};
 use crate::tokens::{Scope, Token, TokenCache};
 
-/// The body of every answer: the upstream's, streamed as is (the common
-/// case, with no boxing), or any other: one the proxy made, or the
-/// upstream's with its links rewritten.
-pub type ResponseBody = Either<PooledBody, OtherBody>;
-
 /// What the listeners send: an answer whose log line is written when it
 /// is done.
 pub type Answer = Logged<ResponseBody>;
-
-/// A boxed body, for the answers that are not passed through as is.
-pub type OtherBody = UnsyncBoxBody<Bytes, BodyError>;
-
-/// The error of an [`OtherBody`]: a concrete type, because hyper's bounds
-/// on a boxed `dyn Error` trip a rustc limitation (higher-ranked lifetimes)
-/// inside the connection task.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct BodyError(Box<dyn std::error::Error + Send + Sync>);
-
-/// A proxy-made `Full` body as a [`ResponseBody`].
-fn made_from(body: Full<Bytes>) -> ResponseBody {
-    Either::Right(body.map_err(|never| match never {}).boxed_unsync())
-}
-
-/// A body the proxy made.
-pub fn made(bytes: Bytes) -> ResponseBody {
-    Either::Right(
-        Full::new(bytes)
-            .map_err(|never| match never {})
-            .boxed_unsync(),
-    )
-}
 
 /// Characters escaped in a project name put into a URL path segment.
 const PATH_SEGMENT: &AsciiSet = &CONTROLS
@@ -84,22 +60,15 @@ const PATH_SEGMENT: &AsciiSet = &CONTROLS
 /// How long `/readyz` waits for a token before saying why it has none.
 const READY_WAIT: Duration = Duration::from_secs(3);
 
-/// A cloud as the pipeline uses it.
-pub(crate) struct Cloud {
-    name: Arc<str>,
-    settings: CloudSettings,
-    upstream: Upstream,
-}
-
 /// Everything a request needs, shared by all connections; rebuilt on reload.
 pub struct Proxy {
-    pub(crate) clients: Clients,
-    /// Looked up on every request; the names come from the configuration.
-    clouds: HashMap<String, Cloud, foldhash::fast::RandomState>,
-    pub(crate) tokens: TokenCache,
-    pub(crate) sessions: Arc<Sessions>,
-    /// How clients reach the proxy (the facade's catalog points here).
-    pub(crate) public_url: String,
+    clients: Arc<Clients>,
+    clouds: Arc<Clouds>,
+    tokens: Arc<TokenCache>,
+    /// How clients reach the proxy (rewritten links point here).
+    public_url: String,
+    /// The proxy as Keystone, and the token broker.
+    facade: Facade,
     retry_body_limit: usize,
     body_pace: Pace,
     rewrite_links: bool,
@@ -136,7 +105,7 @@ impl Proxy {
         metrics: Arc<Metrics>,
         sessions: Arc<Sessions>,
     ) -> Result<Proxy, String> {
-        let mut clouds = HashMap::default();
+        let mut clouds = Clouds::default();
         let mut keystones = HashMap::new();
         for (name, cloud) in &settings.clouds {
             let connector = connector::for_cloud(settings, cloud)?;
@@ -149,21 +118,29 @@ impl Proxy {
             );
             keystones.insert(name.clone(), Arc::new(keystone));
             let upstream = Upstream::new(connector, settings);
-            clouds.insert(
-                name.to_string(),
-                Cloud {
-                    name,
-                    settings: cloud.clone(),
-                    upstream,
-                },
-            );
+            clouds.insert(Cloud {
+                name,
+                settings: cloud.clone(),
+                upstream,
+            });
         }
-        let mut proxy = Proxy {
-            clients: Clients::new(settings),
-            clouds,
-            tokens: TokenCache::new(keystones, &settings.token, metrics.clone()),
+        let clients = Arc::new(Clients::new(settings));
+        let clouds = Arc::new(clouds);
+        let tokens = Arc::new(TokenCache::new(keystones, &settings.token, metrics.clone()));
+        let public_url = settings.listen.public_url.clone();
+        let facade = Facade {
+            clients: clients.clone(),
+            clouds: clouds.clone(),
+            tokens: tokens.clone(),
             sessions,
-            public_url: settings.listen.public_url.clone(),
+            public_url: public_url.clone(),
+        };
+        let mut proxy = Proxy {
+            clients,
+            clouds,
+            tokens,
+            public_url,
+            facade,
             retry_body_limit: settings.upstream.retry_body_limit,
             body_pace: settings.listen.body_pace,
             rewrite_links: settings.upstream.rewrite_links,
@@ -186,11 +163,11 @@ impl Proxy {
         let method = request.method().clone();
         let request_id = request_id(request.headers());
         let request = request.map(|body| Linger::new(PacedBody::new(body, self.body_pace)));
-        let mut trace = Trace {
+        let mut record = Record {
             target: Some(request.uri().clone()),
-            ..Trace::default()
+            ..Record::default()
         };
-        let result = self.forward(request, peer, &request_id, &mut trace).await;
+        let result = self.forward(request, peer, &request_id, &mut record).await;
         let (mut response, error) = match result {
             Ok(response) => (response, None),
             Err(error) => (error.to_response().map(made_from), Some(error)),
@@ -211,9 +188,9 @@ impl Proxy {
             }
         };
         let status = response.status();
-        let client = trace.client.as_ref().map(|c| &c.label);
+        let client = record.client.as_ref().map(|c| &c.label);
         self.metrics.request(
-            trace.service.as_ref(),
+            record.service.as_ref(),
             client,
             status.as_u16(),
             started.elapsed().as_secs_f64(),
@@ -222,13 +199,13 @@ impl Proxy {
             self.metrics.refused(client, reason);
         }
         let logging = tracing::enabled!(tracing::Level::WARN);
-        let line = (logging || trace.slot.is_some()).then(|| {
+        let line = (logging || record.slot.is_some()).then(|| {
             Box::new(Line {
                 request_id,
                 method,
                 status,
                 started,
-                trace,
+                record,
                 error,
             })
         });
@@ -255,7 +232,7 @@ impl Proxy {
         request: Request<ClientBody>,
         peer: &Peer,
         request_id: &HeaderValue,
-        trace: &mut Trace,
+        record: &mut Record,
     ) -> Result<Response<ResponseBody>, ProxyError> {
         let (mut parts, body) = request.into_parts();
         if access::rule::is_never_allowed(&parts.method) {
@@ -287,16 +264,16 @@ impl Proxy {
             _ => {}
         }
         if let Ok(Target::Facade(path)) = target {
-            return Box::pin(self.facade(path, &parts, body, trace)).await;
+            return Box::pin(self.facade.answer(path, &parts, body, record)).await;
         }
         // A facade session, or a local key.
-        let session = self.session_of(&parts)?;
+        let session = self.facade.session_of(&parts)?;
         let client = match &session {
             Some((client, _)) => client.clone(),
             None => self.clients.authenticate(&parts.headers)?,
         };
-        trace.client = Some(client.clone());
-        trace.slot = admit(&client)?;
+        record.client = Some(client.clone());
+        record.slot = admit(&client)?;
         let route = match target? {
             Target::Service(route) => route,
             _ => return Err(ProxyError::NotFound("served on the admin listener".into())),
@@ -304,14 +281,16 @@ impl Proxy {
         client.access.check_method(&parts.method)?;
         let early_rule =
             (client.access).check_route(Ask::new(&parts.method, &route), &client.name)?;
-        let cloud = self.cloud(&client)?;
+        let cloud = self.clouds.of(&client)?;
         let scope = match &session {
             Some((_, session)) => session_scope(session, route.project.as_deref())?,
-            None => self.scope(&client, cloud, route.project.as_deref())?,
+            None => self
+                .clouds
+                .scope(&client, cloud, route.project.as_deref())?,
         };
         if tracing::enabled!(tracing::Level::INFO) {
             // Only the log line needs a copy of the name.
-            trace.project = scope.project.as_ref().map(|p| p.label().to_string());
+            record.project = scope.project.as_ref().map(|p| p.label().to_string());
         }
         let outgoing = Outgoing {
             method: &parts.method,
@@ -331,12 +310,12 @@ impl Proxy {
             outgoing: &outgoing,
             early_rule,
         };
-        let (response, token) = self.send_with_renewal(&call, body, trace).await?;
+        let (response, token) = self.send_with_renewal(&call, body, record).await?;
         if response.status() == StatusCode::SWITCHING_PROTOCOLS {
             let asked = outgoing.upgrade.is_some();
             return switch_protocols(response, client_upgrade.filter(|_| asked));
         }
-        self.to_client(response, &token, &route, trace).await
+        self.to_client(response, &token, &route, record).await
     }
 
     /// Send the request with the scope's token; if the upstream refuses
@@ -346,20 +325,20 @@ impl Proxy {
         &self,
         call: &Call<'_>,
         body: ClientBody,
-        trace: &mut Trace,
+        record: &mut Record,
     ) -> Result<(Response<PooledBody>, Arc<Token>), ProxyError> {
         let token = self
             .tokens
             .get(call.scope, Some(&call.client.logins))
             .await?;
         let (body, replay) = ReplayBody::new(body, self.retry_body_limit);
-        let response = self.attempt(call, &token, body, &replay, trace).await?;
+        let response = self.attempt(call, &token, body, &replay, record).await?;
         if response.status() != StatusCode::UNAUTHORIZED {
             return Ok((response, token));
         }
         // Boxed: the renewal's futures are large and rarely needed; inline,
         // every request's future would carry their space.
-        Box::pin(self.renew_and_retry(call, response, token, replay, trace)).await
+        Box::pin(self.renew_and_retry(call, response, token, replay, record)).await
     }
 
     /// The upstream refused `token`: renew it and send the request again,
@@ -370,7 +349,7 @@ impl Proxy {
         response: Response<PooledBody>,
         token: Arc<Token>,
         replay: ReplayHandle<ClientBody>,
-        trace: &mut Trace,
+        record: &mut Record,
     ) -> Result<(Response<PooledBody>, Arc<Token>), ProxyError> {
         // The token was refused: whatever happens to this request, the
         // next one should not use it (unless another request renewed it).
@@ -393,22 +372,22 @@ impl Proxy {
         };
         drop(response);
         self.metrics.retry("401");
-        trace.retried = true;
-        let response = self.attempt(call, &token, body, &replay, trace).await?;
+        record.retried = true;
+        let response = self.attempt(call, &token, body, &replay, record).await?;
         Ok((response, token))
     }
 
     /// One attempt: the endpoint from `token`'s catalog, the request sent
-    /// with `token`, the time it took added to the trace.
+    /// with `token`, the time it took added to the record.
     async fn attempt(
         &self,
         call: &Call<'_>,
         token: &Token,
         body: UpstreamBody,
         replay: &ReplayHandle<ClientBody>,
-        trace: &mut Trace,
+        record: &mut Record,
     ) -> Result<Response<PooledBody>, ProxyError> {
-        let (service, endpoint) = find_endpoint(token, call.cloud, call.route, trace)?;
+        let (service, endpoint) = find_endpoint(token, call.cloud, call.route, record)?;
         let ask = Ask::new(call.outgoing.method, call.route);
         let (client, early) = (call.client, call.early_rule);
         (client.access).check_endpoint(ask, &client.name, service, endpoint, early)?;
@@ -418,7 +397,7 @@ impl Proxy {
             .upstream
             .send(endpoint, call.outgoing, &token.header, body, replay)
             .await;
-        trace.upstream += sent.elapsed();
+        record.upstream += sent.elapsed();
         response
     }
 
@@ -430,7 +409,7 @@ impl Proxy {
         response: Response<PooledBody>,
         token: &Token,
         route: &Route<'_>,
-        trace: &Trace,
+        record: &Record,
     ) -> Result<Response<ResponseBody>, ProxyError> {
         let (mut parts, body) = response.into_parts();
         headers::clean_response_headers(&mut parts.headers)?;
@@ -440,7 +419,7 @@ impl Proxy {
         if !self.rewrite_links || !(has_location || is_json) {
             return Ok(Response::from_parts(parts, Either::Left(body)));
         }
-        let links = self.links(token, route, trace);
+        let links = self.links(token, route, record);
         links.rewrite_headers(&mut parts.headers);
         if !is_json {
             return Ok(Response::from_parts(parts, Either::Left(body)));
@@ -464,7 +443,7 @@ impl Proxy {
     /// Every catalog endpoint of the token's project, mapped to the proxy
     /// URL that reaches it the way this request did (with or without a
     /// `/projects/…` prefix), so following a link needs no other access.
-    fn links(&self, token: &Token, route: &Route<'_>, trace: &Trace) -> LinkMap {
+    fn links(&self, token: &Token, route: &Route<'_>, record: &Record) -> LinkMap {
         let base = match &route.project {
             Some(project) => {
                 let segment = utf8_percent_encode(project, PATH_SEGMENT);
@@ -475,7 +454,7 @@ impl Proxy {
         let mut links = LinkMap::default();
         for service in token.catalog.services() {
             // The service the request used keeps its spelling.
-            let name = match &trace.service {
+            let name = match &record.service {
                 Some(used) if *used == service.service_type => route.service,
                 _ => &service.service_type,
             };
@@ -486,63 +465,14 @@ impl Proxy {
         links
     }
 
-    pub(crate) fn cloud(&self, client: &Client) -> Result<&Cloud, ProxyError> {
-        self.clouds
-            .get(&client.cloud)
-            .ok_or_else(|| ProxyError::KeystoneUnavailable {
-                cloud: client.cloud.clone(),
-                reason: "the cloud is not configured".into(),
-            })
-    }
-
-    /// Which token a request naming `selector` (or none) needs, after
-    /// checking the client may use it.
-    pub(crate) fn scope(
-        &self,
-        client: &Client,
-        cloud: &Cloud,
-        selector: Option<&str>,
-    ) -> Result<Scope, ProxyError> {
-        let selector = selector.or(client.default_project.as_deref());
-        let project = match selector {
-            Some(selector) => Some(ProjectRef::from_selector(
-                selector,
-                &cloud.settings.project_domain,
-            )),
-            None => cloud.settings.project.clone(),
-        };
-        let named = selector
-            .map(str::to_string)
-            .or_else(|| project.as_ref().map(|p| p.label().to_string()));
-        match &named {
-            Some(name) if !client.may_use(name) => {
-                return Err(ProxyError::ForbiddenProject {
-                    project: name.clone(),
-                    reason: format!("client {:?} may not use it", client.name),
-                });
-            }
-            None if !client.may_use(crate::config::ANY_PROJECT) => {
-                return Err(ProxyError::ForbiddenProject {
-                    project: String::new(),
-                    reason: "no project was named and the client has no default_project".into(),
-                });
-            }
-            _ => {}
-        }
-        Ok(Scope {
-            cloud: cloud.name.clone(),
-            project,
-        })
-    }
-
     /// Every client's default scope, once each.
     fn find_default_scopes(&self) -> Vec<Scope> {
         let mut scopes: Vec<Scope> = Vec::new();
         for client in self.clients.all() {
-            let Ok(cloud) = self.cloud(client) else {
+            let Ok(cloud) = self.clouds.of(client) else {
                 continue;
             };
-            if let Ok(scope) = self.scope(client, cloud, None) {
+            if let Ok(scope) = self.clouds.scope(client, cloud, None) {
                 if !scopes.contains(&scope) {
                     scopes.push(scope);
                 }
@@ -685,7 +615,7 @@ fn find_endpoint<'t>(
     token: &'t Token,
     cloud: &Cloud,
     route: &Route<'_>,
-    trace: &mut Trace,
+    record: &mut Record,
 ) -> Result<(&'t Service, &'t Endpoint), ProxyError> {
     let settings = &cloud.settings;
     let found = token.catalog.endpoint(
@@ -714,23 +644,10 @@ fn find_endpoint<'t>(
             detail,
         }
     })?;
-    trace.service = Some(service.service_type.clone());
+    record.service = Some(service.service_type.clone());
     Ok((service, endpoint))
 }
 
 fn health() -> Response<ResponseBody> {
     text_response(StatusCode::OK, "text/plain", "ok\n".into())
-}
-
-pub(crate) fn text_response(
-    status: StatusCode,
-    content_type: &'static str,
-    body: String,
-) -> Response<ResponseBody> {
-    let mut response = Response::new(made(Bytes::from(body)));
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    response
 }

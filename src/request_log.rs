@@ -20,9 +20,11 @@ use crate::error::ProxyError;
 use crate::forward::body::find_cause;
 use crate::forward::pool::Stalled;
 
-/// What the log line of a request says, filled in as it goes.
+/// The per-request record: what each phase of the pipeline learns about
+/// the request (who, which project and service, the upstream's time, its
+/// in-flight place), filled in as it goes and read by the log line.
 #[derive(Default)]
-pub(crate) struct Trace {
+pub(crate) struct Record {
     pub(crate) client: Option<Arc<Client>>,
     pub(crate) project: Option<String>,
     pub(crate) service: Option<Arc<str>>,
@@ -43,7 +45,7 @@ pub(crate) struct Line {
     pub(crate) method: Method,
     pub(crate) status: StatusCode,
     pub(crate) started: Instant,
-    pub(crate) trace: Trace,
+    pub(crate) record: Record,
     /// The proxy's own error, when the answer is one.
     pub(crate) error: Option<ProxyError>,
 }
@@ -203,17 +205,17 @@ fn write(line: &Line, end: End, bytes: u64, reason: Option<&dyn std::fmt::Displa
     if !on {
         return;
     }
-    let trace = &line.trace;
+    let record = &line.record;
     let request_id = line.request_id.to_str().unwrap_or("-");
     let method = &line.method;
-    let client = trace.client.as_ref().map_or("-", |c| c.name.as_str());
-    let project = trace.project.as_deref().unwrap_or("-");
-    let service = trace.service.as_deref().unwrap_or("-");
-    let path = trace.target.as_ref().map_or("-", http::Uri::path);
+    let client = record.client.as_ref().map_or("-", |c| c.name.as_str());
+    let project = record.project.as_deref().unwrap_or("-");
+    let service = record.service.as_deref().unwrap_or("-");
+    let path = record.target.as_ref().map_or("-", http::Uri::path);
     let duration_ms = line.started.elapsed().as_secs_f64() * 1000.0;
-    let upstream_ms = trace.upstream.as_secs_f64() * 1000.0;
+    let upstream_ms = record.upstream.as_secs_f64() * 1000.0;
     let status = line.status.as_u16();
-    let retried = trace.retried;
+    let retried = record.retried;
     let truncated = end != End::Complete;
     match (error, truncated) {
         (None, false) => tracing::info!(

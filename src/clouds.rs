@@ -1,0 +1,81 @@
+//! The clouds a proxy serves, and the scope decision: which (cloud,
+//! project) token a request needs, after checking that its client may use
+//! that project. The pipeline and the facade both decide it here.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::clients::Client;
+use crate::config::{CloudSettings, ProjectRef};
+use crate::error::ProxyError;
+use crate::forward::Upstream;
+use crate::tokens::Scope;
+
+/// A cloud as the pipeline uses it.
+pub(crate) struct Cloud {
+    pub(crate) name: Arc<str>,
+    pub(crate) settings: CloudSettings,
+    pub(crate) upstream: Upstream,
+}
+
+/// Every configured cloud, by name; looked up on every request.
+#[derive(Default)]
+pub(crate) struct Clouds {
+    clouds: HashMap<String, Cloud, foldhash::fast::RandomState>,
+}
+
+impl Clouds {
+    pub(crate) fn insert(&mut self, cloud: Cloud) {
+        self.clouds.insert(cloud.name.to_string(), cloud);
+    }
+
+    /// The cloud `client` uses.
+    pub(crate) fn of(&self, client: &Client) -> Result<&Cloud, ProxyError> {
+        self.clouds
+            .get(&*client.cloud)
+            .ok_or_else(|| ProxyError::KeystoneUnavailable {
+                cloud: client.cloud.clone(),
+                reason: "the cloud is not configured".into(),
+            })
+    }
+
+    /// Which token a request naming `selector` (or none) needs, after
+    /// checking the client may use it.
+    pub(crate) fn scope(
+        &self,
+        client: &Client,
+        cloud: &Cloud,
+        selector: Option<&str>,
+    ) -> Result<Scope, ProxyError> {
+        let selector = selector.or(client.default_project.as_deref());
+        let project = match selector {
+            Some(selector) => Some(ProjectRef::from_selector(
+                selector,
+                &cloud.settings.project_domain,
+            )),
+            None => cloud.settings.project.clone(),
+        };
+        let named = selector
+            .map(str::to_string)
+            .or_else(|| project.as_ref().map(|p| p.label().to_string()));
+        match &named {
+            Some(name) if !client.may_use(name) => {
+                return Err(ProxyError::ForbiddenProject {
+                    project: name.clone(),
+                    reason: format!("client {:?} may not use it", client.name),
+                });
+            }
+            None if !client.may_use(crate::config::ANY_PROJECT) => {
+                return Err(ProxyError::ForbiddenProject {
+                    project: String::new(),
+                    reason: "no project was named and the client has no default_project".into(),
+                });
+            }
+            _ => {}
+        }
+        Ok(Scope {
+            cloud: cloud.name.clone(),
+            project,
+        })
+    }
+}
