@@ -33,9 +33,12 @@ impl Clouds {
     pub(crate) fn of(&self, client: &Client) -> Result<&Cloud, ProxyError> {
         self.clouds
             .get(&*client.cloud)
-            .ok_or_else(|| ProxyError::KeystoneUnavailable {
-                cloud: client.cloud.clone(),
-                reason: "the cloud is not configured".into(),
+            // Settings are validated so that every client's cloud exists.
+            .ok_or_else(|| {
+                ProxyError::Internal(format!(
+                    "client {:?}'s cloud is not configured",
+                    client.name
+                ))
             })
     }
 

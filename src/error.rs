@@ -93,6 +93,10 @@ pub enum ProxyError {
     UpstreamBusy(String),
     #[error("upstream did not answer within {0:?}")]
     UpstreamTimeout(std::time::Duration),
+    /// Something the proxy's own invariants rule out (a client of a cloud
+    /// that is not configured): a bug, never dressed as an outage.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl ProxyError {
@@ -121,6 +125,7 @@ impl ProxyError {
             UpstreamUnavailable(_) => (StatusCode::BAD_GATEWAY, "upstream-unavailable"),
             UpstreamBusy(_) => (StatusCode::SERVICE_UNAVAILABLE, "upstream-busy"),
             UpstreamTimeout(_) => (StatusCode::GATEWAY_TIMEOUT, "upstream-timeout"),
+            Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal-error"),
         }
     }
 
@@ -312,6 +317,7 @@ mod tests {
                 504,
                 "upstream-timeout",
             ),
+            (ProxyError::Internal("x".into()), 500, "internal-error"),
         ];
         for (error, status, code) in cases {
             assert_eq!(
