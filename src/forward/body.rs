@@ -1,4 +1,7 @@
-//! A request body that can be sent a second time.
+//! The bodies of the upstream side: [`ReplayBody`], a request body that
+//! can be sent a second time, and [`Prefixed`], an answer's body held back
+//! in part and then passed on. (Pacing and lingering have their own
+//! modules, `pace` and `linger`.)
 //!
 //! A 401 from the upstream means "renew the token and try again", which
 //! needs the request body again. Buffering every body up front would add
@@ -249,6 +252,78 @@ impl<B> Shared<B> {
             return;
         }
         self.kept.push_back(kept);
+    }
+}
+
+/// A body that yields frames already read, then whatever remains of the
+/// original body: an answer held back (for link rewriting) up to a limit,
+/// then passed on whole.
+pub struct Prefixed<B> {
+    frames: VecDeque<Frame<Bytes>>,
+    rest: Option<B>,
+}
+
+impl<B> Prefixed<B> {
+    pub fn new(frames: VecDeque<Frame<Bytes>>, rest: Option<B>) -> Self {
+        Prefixed { frames, rest }
+    }
+
+    /// All of `body`, nothing in front.
+    pub fn passthrough(body: B) -> Self {
+        Prefixed::new(VecDeque::new(), Some(body))
+    }
+
+    fn buffered_len(&self) -> u64 {
+        let len: usize = self
+            .frames
+            .iter()
+            .filter_map(Frame::data_ref)
+            .map(Bytes::len)
+            .sum();
+        len as u64
+    }
+}
+
+impl<B> Body for Prefixed<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        if let Some(frame) = this.frames.pop_front() {
+            return Poll::Ready(Some(Ok(frame)));
+        }
+        match this.rest.as_mut() {
+            Some(rest) => Pin::new(rest)
+                .poll_frame(cx)
+                .map(|frame| frame.map(|result| result.map_err(Into::into))),
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.frames.is_empty() && self.rest.as_ref().is_none_or(Body::is_end_stream)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let buffered = self.buffered_len();
+        let rest = match &self.rest {
+            Some(rest) => rest.size_hint(),
+            None => SizeHint::with_exact(0),
+        };
+        let mut hint = SizeHint::new();
+        hint.set_lower(buffered.saturating_add(rest.lower()));
+        if let Some(upper) = rest.upper() {
+            hint.set_upper(buffered.saturating_add(upper));
+        }
+        hint
     }
 }
 
