@@ -13,6 +13,7 @@ pub mod clouds_yaml;
 pub mod commands;
 pub mod config;
 pub mod connector;
+pub mod credentials;
 pub mod demo;
 pub mod error;
 pub mod facade;
