@@ -420,10 +420,11 @@ impl Proxy {
             return Ok(Response::from_parts(parts, Either::Left(body)));
         }
         let links = self.links(token, route, record);
-        links.rewrite_headers(&mut parts.headers);
         if !is_json {
+            links.rewrite_headers(&mut parts.headers);
             return Ok(Response::from_parts(parts, Either::Left(body)));
         }
+        // Headers and body, rewritten once each.
         let response = Response::from_parts(parts, body);
         let rewritten = Box::pin(rewrite::rewrite_response(
             &links,

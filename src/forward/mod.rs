@@ -152,20 +152,9 @@ fn send_error(endpoint: &Endpoint, error: pool::SendError) -> ProxyError {
     ))
 }
 
-/// The upstream URI: the endpoint's scheme and authority, always (the
-/// request can only add to the path and query).
-pub fn target_uri(endpoint: &Endpoint, rest: &str, query: Option<&str>) -> Result<Uri, ProxyError> {
-    let path = origin_form(endpoint, rest, query)?;
-    Uri::builder()
-        .scheme(endpoint.scheme.clone())
-        .authority(endpoint.authority.clone())
-        .path_and_query(path)
-        .build()
-        .map_err(|e| ProxyError::BadRequest(format!("cannot build the upstream URI: {e}")))
-}
-
-/// The upstream path and query (what an HTTP/1.1 request line carries).
-fn origin_form(
+/// The upstream path and query (what an HTTP/1.1 request line carries):
+/// the endpoint's path joined with the rest, and the client's query.
+pub fn origin_form(
     endpoint: &Endpoint,
     rest: &str,
     query: Option<&str>,
