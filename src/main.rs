@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use keystone_proxy::config::{self, ConfigSource, Overrides, Settings};
+use keystone_proxy::config::{self, ConfigSource, Overrides};
 use keystone_proxy::{clients, commands, connector, demo, server};
 
 /// Every request allocates a little (headers, futures, buffers); glibc's
@@ -97,29 +97,16 @@ enum LogFormat {
     Pretty,
 }
 
-/// Where the configuration comes from, kept to read it again on SIGHUP.
-#[derive(Clone)]
-enum Source {
-    File(PathBuf),
-    Default,
-    Demo,
+/// The `--config` flag as a configuration source.
+fn from_flag(config: Option<PathBuf>) -> ConfigSource<'static> {
+    config.map_or(ConfigSource::Default, ConfigSource::File)
 }
 
-impl Source {
-    fn from_flag(config: Option<PathBuf>) -> Source {
-        config.map_or(Source::Default, Source::File)
-    }
-
-    fn load(&self, overrides: &Overrides) -> Result<Settings, config::ConfigError> {
-        let source = match self {
-            Source::File(path) => ConfigSource::File(path),
-            Source::Default => ConfigSource::Default,
-            Source::Demo => ConfigSource::Embedded {
-                name: "config/demo.toml",
-                text: demo::CONFIG,
-            },
-        };
-        config::load(source, overrides)
+/// The demo's configuration, compiled in.
+fn demo_config(_: Option<PathBuf>) -> ConfigSource<'static> {
+    ConfigSource::Embedded {
+        name: "config/demo.toml",
+        text: demo::CONFIG,
     }
 }
 
@@ -136,18 +123,18 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        None => serve(cli.serve, Source::from_flag),
-        Some(Command::Serve(args)) => serve(args, Source::from_flag),
+        None => serve(cli.serve, from_flag),
+        Some(Command::Serve(args)) => serve(args, from_flag),
         Some(Command::Demo { listen, log_format }) => serve(
             ServeArgs {
                 config: None,
                 listen,
                 log_format,
             },
-            |_| Source::Demo,
+            demo_config,
         ),
         Some(Command::CheckConfig { config }) => {
-            let settings = Source::from_flag(config).load(&Overrides::default())?;
+            let settings = config::load(from_flag(config), &Overrides::default())?;
             for warning in &settings.warnings {
                 eprintln!("keystone-proxy: warning: {warning}");
             }
@@ -192,7 +179,7 @@ fn one_shot(
     show: impl FnOnce(&keystone_proxy::keystone::IssuedToken),
 ) -> anyhow::Result<ExitCode> {
     connector::install_crypto_provider();
-    let settings = Source::from_flag(args.config).load(&Overrides::default())?;
+    let settings = config::load(from_flag(args.config), &Overrides::default())?;
     let issued = current_thread_runtime()?
         .block_on(commands::issue(
             &settings,
@@ -206,7 +193,7 @@ fn one_shot(
 
 fn serve(
     args: ServeArgs,
-    source: impl FnOnce(Option<PathBuf>) -> Source,
+    source: impl FnOnce(Option<PathBuf>) -> ConfigSource<'static>,
 ) -> anyhow::Result<ExitCode> {
     init_logging(args.log_format);
     connector::install_crypto_provider();
@@ -214,18 +201,20 @@ fn serve(
     let overrides = Overrides {
         listen: args.listen,
     };
-    let settings = source.load(&overrides)?;
+    let settings = config::load(source.clone(), &overrides)?;
     let runtime = serving_runtime()?;
     runtime.block_on(async move {
-        let _fakes = match source {
-            Source::Demo => Some(demo::start_fakes().await.context(
+        // Only the demo's configuration is compiled in.
+        let demo = matches!(source, ConfigSource::Embedded { .. });
+        let _fakes = match demo {
+            true => Some(demo::start_fakes().await.context(
                 "starting the demo's fake Keystone (127.0.0.1:15000) and upstream (127.0.0.1:15001)",
             )?),
-            _ => None,
+            false => None,
         };
-        let demo = matches!(source, Source::Demo);
-        let reload: server::Reload =
-            Box::new(move || source.load(&overrides).map_err(|e| e.to_string()));
+        let reload: server::Reload = Box::new(move || {
+            config::load(source.clone(), &overrides).map_err(|e| e.to_string())
+        });
         server::run(settings, reload, |listening| {
             tracing::info!(proxy = %listening.proxy, admin = ?listening.admin, "listening");
             // Tests and scripts wait for these lines on stdout (the admin

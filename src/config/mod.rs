@@ -49,10 +49,12 @@ pub struct Overrides {
     pub listen: Option<String>,
 }
 
-/// Where the TOML layer comes from.
+/// Where the TOML layer comes from; kept by `serve` to read it again on
+/// SIGHUP.
+#[derive(Debug, Clone)]
 pub enum ConfigSource<'a> {
     /// `--config FILE`: must exist.
-    File(&'a Path),
+    File(PathBuf),
     /// No `--config`: [`DEFAULT_CONFIG_PATH`] if it exists.
     Default,
     /// A config compiled into the binary (the demo).
