@@ -327,6 +327,48 @@ where
     }
 }
 
+/// Bodies fed by hand, for the tests of the modules that wrap bodies.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use bytes::Bytes;
+    use http_body::{Body, Frame};
+    use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+
+    use super::BoxError;
+
+    /// A body whose frames (or error) a test sends one at a time; it ends
+    /// when the sender is dropped.
+    pub(crate) struct ChannelBody(UnboundedReceiver<Result<Frame<Bytes>, BoxError>>);
+
+    impl Body for ChannelBody {
+        type Data = Bytes;
+        type Error = BoxError;
+
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+            self.get_mut().0.poll_recv(cx)
+        }
+    }
+
+    pub(crate) type Sender = UnboundedSender<Result<Frame<Bytes>, BoxError>>;
+
+    pub(crate) fn channel() -> (Sender, ChannelBody) {
+        let (tx, rx) = unbounded_channel();
+        (tx, ChannelBody(rx))
+    }
+
+    /// Send `frame`; the body must still be there.
+    pub(crate) fn send(tx: &Sender, frame: Frame<Bytes>) {
+        tx.send(Ok(frame))
+            .unwrap_or_else(|_| panic!("the body is gone"));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

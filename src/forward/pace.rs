@@ -135,8 +135,8 @@ pub struct Unreadable(BoxError);
 mod tests {
     use super::*;
     use http_body_util::BodyExt;
-    use std::convert::Infallible;
-    use tokio::sync::mpsc;
+
+    use crate::forward::body::testing::{channel, send};
 
     fn pace(timeout_ms: u64, min_rate: u64) -> Pace {
         Pace {
@@ -145,49 +145,28 @@ mod tests {
         }
     }
 
-    /// A body fed by hand through a channel, one chunk at a time.
-    struct ChannelBody(mpsc::Receiver<Bytes>);
-
-    impl Body for ChannelBody {
-        type Data = Bytes;
-        type Error = Infallible;
-        fn poll_frame(
-            mut self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-        ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-            self.0
-                .poll_recv(cx)
-                .map(|chunk| chunk.map(|c| Ok(Frame::data(c))))
-        }
-    }
-
-    fn channel_body() -> (mpsc::Sender<Bytes>, ChannelBody) {
-        let (send, receive) = mpsc::channel(16);
-        (send, ChannelBody(receive))
-    }
-
     #[tokio::test(start_paused = true)]
     async fn a_silent_body_times_out_after_the_timeout() {
-        let (send, body) = channel_body();
+        let (tx, body) = channel();
         let mut body = PacedBody::new(body, pace(1000, 0));
-        send.send(Bytes::from_static(b"ab")).await.unwrap();
+        send(&tx, Frame::data(Bytes::from_static(b"ab")));
         assert!(body.frame().await.unwrap().is_ok());
         let started = Instant::now();
         let error = body.frame().await.unwrap().unwrap_err();
         assert!(find_cause::<TooSlow>(&*error).is_some(), "{error}");
         assert_eq!(started.elapsed(), Duration::from_millis(1000));
-        drop(send);
+        drop(tx);
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_trickle_fails_the_average_rate_after_the_grace_period() {
-        let (send, body) = channel_body();
+        let (tx, body) = channel();
         // One byte every 100 ms never trips the 1 s gap limit, but is 10 B/s
         // against a minimum of 100 B/s.
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(Duration::from_millis(100)).await;
-                if send.send(Bytes::from_static(b"x")).await.is_err() {
+                if tx.send(Ok(Frame::data(Bytes::from_static(b"x")))).is_err() {
                     break;
                 }
             }
@@ -208,13 +187,13 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_body_at_the_rate_is_never_cut() {
-        let (send, body) = channel_body();
+        let (tx, body) = channel();
         tokio::spawn(async move {
             for _ in 0..50 {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 // 20 B per 100 ms = 200 B/s, twice the minimum.
                 let chunk = Bytes::from_static(&[7; 20]);
-                send.send(chunk).await.unwrap();
+                send(&tx, Frame::data(chunk));
             }
         });
         let body = PacedBody::new(body, pace(1000, 100));

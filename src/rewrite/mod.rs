@@ -168,11 +168,9 @@ fn rewrite_frames<B>(
 
 #[cfg(test)]
 mod tests {
-    use std::pin::Pin;
-    use std::task::{Context, Poll};
-
     use super::links::tests::map;
     use super::*;
+    use crate::forward::body::testing::{channel, send};
 
     #[test]
     fn content_type_detection() {
@@ -193,33 +191,6 @@ mod tests {
             assert_eq!(is_json(&headers), expected, "{ct}");
         }
         assert!(!is_json(&HeaderMap::new()));
-    }
-
-    /// A body fed through a channel, so a test controls when each frame
-    /// arrives and can show that nothing waits for the end of the stream.
-    struct ChannelBody(tokio::sync::mpsc::UnboundedReceiver<Result<Frame<Bytes>, BoxError>>);
-
-    impl Body for ChannelBody {
-        type Data = Bytes;
-        type Error = BoxError;
-        fn poll_frame(
-            self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-        ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-            self.get_mut().0.poll_recv(cx)
-        }
-    }
-
-    type Sender = tokio::sync::mpsc::UnboundedSender<Result<Frame<Bytes>, BoxError>>;
-
-    fn channel() -> (Sender, ChannelBody) {
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        (tx, ChannelBody(rx))
-    }
-
-    fn send(tx: &Sender, frame: Frame<Bytes>) {
-        tx.send(Ok(frame))
-            .unwrap_or_else(|_| panic!("receiver gone"));
     }
 
     fn response<B>(content_type: &str, body: B) -> Response<B> {
