@@ -24,7 +24,7 @@ use crate::clouds::Clouds;
 use crate::error::ProxyError;
 use crate::forward::ClientBody;
 use crate::header_names::{X_AUTH_TOKEN, X_SUBJECT_TOKEN};
-use crate::keystone::catalog::{Catalog, Endpoint, Service};
+use crate::keystone::catalog::{Catalog, Endpoint, Service, v2_endpoint_entries};
 use crate::request_log::Record;
 use crate::route::FacadePath;
 use crate::sessions::{Session, Sessions};
@@ -462,26 +462,11 @@ fn catalog_v3(
 
 /// v2.0 endpoints: one entry per region with a URL per interface.
 fn v2_endpoints(service: &Service, url: &str) -> Vec<Value> {
-    let mut regions: Vec<(Option<String>, serde_json::Map<String, Value>)> = Vec::new();
-    for endpoint in &service.endpoints {
-        let index = match regions.iter().position(|(r, _)| *r == endpoint.region) {
-            Some(index) => index,
-            None => {
-                let mut entry = serde_json::Map::new();
-                entry.insert("id".into(), json!(audit_id()));
-                entry.insert("region".into(), json!(endpoint.region));
-                regions.push((endpoint.region.clone(), entry));
-                regions.len() - 1
-            }
-        };
-        regions[index]
-            .1
-            .insert(format!("{}URL", endpoint.interface), json!(url));
-    }
-    regions
-        .into_iter()
-        .map(|(_, entry)| Value::Object(entry))
-        .collect()
+    let endpoints = service
+        .endpoints
+        .iter()
+        .map(|e| (e.region.as_deref(), e.interface.as_str(), url.to_string()));
+    v2_endpoint_entries(endpoints, |_| audit_id())
 }
 
 /// A v3 login body: password (user name = client), application credential

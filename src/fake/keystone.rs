@@ -20,6 +20,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use super::{json_response, openstack_error, spawn_server};
+use crate::keystone::catalog::v2_endpoint_entries;
 
 pub const DOMAIN_ID: &str = "default";
 pub const DOMAIN_NAME: &str = "Default";
@@ -870,26 +871,20 @@ fn v2_body(
 
 /// v2.0 groups a service's endpoints by region, one URL per interface.
 fn v2_service(service: &FakeService, project_id: &str) -> Value {
-    let mut regions: Vec<(String, serde_json::Map<String, Value>)> = Vec::new();
-    for (interface, region, url) in &service.endpoints {
-        let position = match regions.iter().position(|(r, _)| r == region) {
-            Some(position) => position,
-            None => {
-                let mut entry = serde_json::Map::new();
-                entry.insert("region".into(), json!(region));
-                entry.insert("id".into(), json!(format!("{}-{region}", service.name)));
-                regions.push((region.clone(), entry));
-                regions.len() - 1
-            }
-        };
-        regions[position]
-            .1
-            .insert(format!("{interface}URL"), json!(fill(url, project_id)));
-    }
+    let endpoints = service.endpoints.iter().map(|(interface, region, url)| {
+        (
+            Some(region.as_str()),
+            interface.as_str(),
+            fill(url, project_id),
+        )
+    });
+    let endpoints = v2_endpoint_entries(endpoints, |region| {
+        format!("{}-{}", service.name, region.unwrap_or_default())
+    });
     json!({
         "type": service.service_type,
         "name": service.name,
-        "endpoints": regions.into_iter().map(|(_, e)| Value::Object(e)).collect::<Vec<_>>(),
+        "endpoints": endpoints,
         "endpoints_links": [],
     })
 }

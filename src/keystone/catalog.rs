@@ -432,6 +432,35 @@ impl Endpoint {
     }
 }
 
+/// Endpoints in Keystone v2.0's catalog shape: one entry per region (in
+/// the order first seen), with an `id` and a `{interface}URL` for each
+/// interface. `endpoints` are (region, interface, URL) triples.
+pub fn v2_endpoint_entries<'a>(
+    endpoints: impl IntoIterator<Item = (Option<&'a str>, &'a str, String)>,
+    id: impl Fn(Option<&str>) -> String,
+) -> Vec<serde_json::Value> {
+    let mut regions: Vec<(Option<&str>, serde_json::Map<String, serde_json::Value>)> = Vec::new();
+    for (region, interface, url) in endpoints {
+        let index = match regions.iter().position(|(r, _)| *r == region) {
+            Some(index) => index,
+            None => {
+                let mut entry = serde_json::Map::new();
+                entry.insert("id".into(), id(region).into());
+                entry.insert("region".into(), region.into());
+                regions.push((region, entry));
+                regions.len() - 1
+            }
+        };
+        regions[index]
+            .1
+            .insert(format!("{interface}URL"), url.into());
+    }
+    regions
+        .into_iter()
+        .map(|(_, entry)| serde_json::Value::Object(entry))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -601,5 +630,24 @@ mod tests {
             "/x/y?a=1&b=%2F&c"
         );
         assert_eq!(join("https://h/x", "/y", Some("")), "/x/y?");
+    }
+
+    #[test]
+    fn v2_entries_group_interfaces_by_region() {
+        let entries = v2_endpoint_entries(
+            [
+                (Some("r1"), "public", "http://a".to_string()),
+                (Some("r2"), "public", "http://b".to_string()),
+                (Some("r1"), "internal", "http://c".to_string()),
+            ],
+            |region| format!("id-{}", region.unwrap_or_default()),
+        );
+        assert_eq!(
+            serde_json::Value::Array(entries),
+            serde_json::json!([
+                {"id": "id-r1", "region": "r1", "publicURL": "http://a", "internalURL": "http://c"},
+                {"id": "id-r2", "region": "r2", "publicURL": "http://b"},
+            ])
+        );
     }
 }
