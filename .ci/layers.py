@@ -39,12 +39,11 @@ def strip_comments(text):
     return re.sub(r"//[^\n]*", "", text)
 
 
-def targets(module, is_dir, head, tail, known):
+def targets(module, head, tail, known):
     """The modules a path like `crate::a::{b, c::d}` names."""
-    if head == "crate":
-        base = ()
-    else:  # super: the parent of this module (of a file's directory module)
-        base = module[:-1] if module else ()
+    # `super` is the parent module, for src/a/b.rs (`a::b`) and for
+    # src/a/mod.rs (`a`, whose parent is the crate) alike.
+    base = () if head == "crate" else module[:-1]
     out = set()
     for path in expand(tail):
         parts = base + tuple(p for p in path if p)
@@ -78,17 +77,10 @@ def graph(src):
     for module, path in known.items():
         with open(path, encoding="utf-8") as f:
             text = strip_comments(f.read())
-        is_dir = path.endswith("mod.rs")
         for number, line in enumerate(text.splitlines(), 1):
             for match in PATH.finditer(line):
                 head, tail = match.group(1), match.group(2)
-                if head == "super" and is_dir:
-                    # super in a mod.rs is the directory's parent.
-                    parent = module[:-1]
-                    tail_targets = targets(parent + ("x",), False, "super", tail, known)
-                else:
-                    tail_targets = targets(module, is_dir, head, tail, known)
-                for target in tail_targets:
+                for target in targets(module, head, tail, known):
                     if related(module, target):
                         continue
                     edges[module].setdefault(target, f"{path}:{number}")

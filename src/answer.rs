@@ -7,6 +7,7 @@ use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Either, Full};
 
+use crate::error::BoxError;
 use crate::forward::PooledBody;
 
 /// The body of every answer: the upstream's, streamed as is (the common
@@ -22,7 +23,7 @@ pub type OtherBody = UnsyncBoxBody<Bytes, BodyError>;
 /// inside the connection task.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct BodyError(pub(crate) Box<dyn std::error::Error + Send + Sync>);
+pub struct BodyError(pub(crate) BoxError);
 
 /// A proxy-made `Full` body as a [`ResponseBody`].
 pub(crate) fn made_from(body: Full<Bytes>) -> ResponseBody {
@@ -31,11 +32,7 @@ pub(crate) fn made_from(body: Full<Bytes>) -> ResponseBody {
 
 /// A body the proxy made.
 pub fn made(bytes: Bytes) -> ResponseBody {
-    Either::Right(
-        Full::new(bytes)
-            .map_err(|never| match never {})
-            .boxed_unsync(),
-    )
+    made_from(Full::new(bytes))
 }
 
 /// A plain answer the proxy made (probes, metrics).

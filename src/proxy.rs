@@ -164,7 +164,7 @@ impl Proxy {
         let request_id = request_id(request.headers());
         let request = request.map(|body| Linger::new(PacedBody::new(body, self.body_pace)));
         let mut record = Record {
-            target: Some(request.uri().clone()),
+            target: request.uri().clone(),
             ..Record::default()
         };
         let result = self.forward(request, peer, &request_id, &mut record).await;

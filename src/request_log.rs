@@ -16,7 +16,7 @@ use http_body::{Body, Frame, SizeHint};
 
 use crate::access::Slot;
 use crate::clients::Client;
-use crate::error::ProxyError;
+use crate::error::{BoxError, ProxyError};
 use crate::forward::body::find_cause;
 use crate::forward::pool::Stalled;
 
@@ -31,7 +31,7 @@ pub(crate) struct Record {
     /// The request target; only its path is logged, never the query
     /// (which may carry signatures, such as Swift temp URLs). A clone of a
     /// `Uri` shares its bytes: keeping it costs no copy.
-    pub(crate) target: Option<http::Uri>,
+    pub(crate) target: http::Uri,
     pub(crate) upstream: Duration,
     pub(crate) retried: bool,
     /// The client's place among its requests in flight, held until the
@@ -120,10 +120,10 @@ impl<B: Body> Logged<B> {
 impl<B> Body for Logged<B>
 where
     B: Body + Unpin,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B::Error: Into<BoxError>,
 {
     type Data = B::Data;
-    type Error = Box<dyn std::error::Error + Send + Sync>;
+    type Error = BoxError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
@@ -211,35 +211,31 @@ fn write(line: &Line, end: End, bytes: u64, reason: Option<&dyn std::fmt::Displa
     let client = record.client.as_ref().map_or("-", |c| c.name.as_str());
     let project = record.project.as_deref().unwrap_or("-");
     let service = record.service.as_deref().unwrap_or("-");
-    let path = record.target.as_ref().map_or("-", http::Uri::path);
+    let path = record.target.path();
     let duration_ms = line.started.elapsed().as_secs_f64() * 1000.0;
     let upstream_ms = record.upstream.as_secs_f64() * 1000.0;
     let status = line.status.as_u16();
     let retried = record.retried;
     let truncated = end != End::Complete;
-    match (error, truncated) {
-        (None, false) => tracing::info!(
+    // The proxy's own error, else how the answer was cut, else nothing
+    // (a field that is `None` is left out of the line).
+    let code = error
+        .map(ProxyError::code)
+        .or(truncated.then(|| end.code()));
+    let refused_by = error.and_then(ProxyError::refused_by);
+    let reason = match error {
+        Some(error) => Some(error.to_string()),
+        None => reason.map(ToString::to_string),
+    };
+    let reason = reason.as_deref().map(tracing::field::display);
+    match warn {
+        true => tracing::warn!(
             request_id, client, project, service, %method, path, status, bytes, truncated,
-            duration_ms, upstream_ms, retried, "request"
+            duration_ms, upstream_ms, retried, error = code, refused_by, reason, "request"
         ),
-        (None, true) if warn => tracing::warn!(
+        false => tracing::info!(
             request_id, client, project, service, %method, path, status, bytes, truncated,
-            duration_ms, upstream_ms, retried, error = end.code(),
-            reason = reason.map(|r| r.to_string()), "request"
-        ),
-        (None, true) => tracing::info!(
-            request_id, client, project, service, %method, path, status, bytes, truncated,
-            duration_ms, upstream_ms, retried, error = end.code(), "request"
-        ),
-        (Some(error), _) if warn => tracing::warn!(
-            request_id, client, project, service, %method, path, status, bytes, truncated,
-            duration_ms, upstream_ms, retried, error = error.code(),
-            refused_by = error.refused_by(), reason = %error, "request"
-        ),
-        (Some(error), _) => tracing::info!(
-            request_id, client, project, service, %method, path, status, bytes, truncated,
-            duration_ms, upstream_ms, retried, error = error.code(),
-            refused_by = error.refused_by(), reason = %error, "request"
+            duration_ms, upstream_ms, retried, error = code, refused_by, reason, "request"
         ),
     }
 }

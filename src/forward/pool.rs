@@ -431,7 +431,7 @@ impl<B: RequestBody> PooledBody<B> {
 
 impl<B: RequestBody> Body for PooledBody<B> {
     type Data = Bytes;
-    type Error = Box<dyn std::error::Error + Send + Sync>;
+    type Error = super::body::BoxError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,

@@ -165,6 +165,12 @@ async fn request_ids_and_one_log_line_per_request() {
     assert_eq!(ok["status"], 200);
     assert_eq!(ok["retried"], false);
     assert_eq!(ok["truncated"], false);
+    for absent in ["error", "refused_by", "reason"] {
+        assert!(
+            ok.get(absent).is_none(),
+            "{absent} on a plain success: {ok}"
+        );
+    }
     assert_eq!(ok["bytes"], response.body.len());
     assert!(ok["duration_ms"].as_f64().unwrap() >= ok["upstream_ms"].as_f64().unwrap());
     let bad = &lines[1]["fields"];
