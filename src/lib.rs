@@ -31,4 +31,5 @@ pub mod secrets;
 pub mod segments;
 pub mod server;
 pub mod sessions;
+pub mod testkit;
 pub mod tokens;

@@ -18,7 +18,7 @@ use http_body_util::{BodyExt, Full};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{ProxyProcess, http_client};
+use super::{ProxyConfig, ProxyProcess, http_client, start_proxy};
 
 /// What the harness printed: where things are, and the provisioned users.
 #[derive(Debug, Clone, Deserialize)]
@@ -156,31 +156,33 @@ fn start(token_expiration: u64, name: &str) -> Running {
 }
 
 impl RealCloud {
-    /// A proxy config for this cloud: `auth` is the `[clouds.real.auth]` body.
-    pub fn config(&self, cloud_lines: &str, auth: &str, token: &str) -> String {
-        format!(
-            "[token]\n{token}\n\n[clouds.real]\nauth_url = \"{}\"\nregion_name = \"RegionOne\"\n\
-             {cloud_lines}\n\n[clouds.real.auth]\n{auth}\n\n\
-             [clients.tester]\nkey_sha256 = \"{}\"\nprojects = [\"*\"]\n",
-            self.keystone_url,
-            super::sha256_hex(super::ANY_KEY.as_bytes()),
-        )
-    }
-
-    /// `auth` lines for the provisioned user by name and domain, in `project`.
-    pub fn password_auth(&self, project: &str) -> String {
-        format!(
-            "username = \"{}\"\npassword = \"{}\"\nuser_domain_name = \"Default\"\n\
-             project_name = \"{project}\"\nproject_domain_name = \"Default\"",
-            self.user.name, self.user.password
-        )
+    /// A proxy config for this cloud (`clouds.real`): the provisioned user
+    /// by name and domain, in project `alpha`, and the client `tester`
+    /// (key [`ANY_KEY`](super::ANY_KEY), any project).
+    pub fn config(&self) -> ProxyConfig {
+        let mut config = ProxyConfig::new();
+        config
+            .set("clouds.real.auth_url", self.keystone_url.as_str())
+            .set("clouds.real.region_name", "RegionOne")
+            .table(
+                "clouds.real.auth",
+                &[
+                    ("username", &self.user.name),
+                    ("password", &self.user.password),
+                    ("user_domain_name", "Default"),
+                    ("project_name", "alpha"),
+                    ("project_domain_name", "Default"),
+                ],
+            )
+            .client("tester", super::ANY_KEY, &["*"]);
+        config
     }
 
     /// Start the real proxy binary with `config`, logging JSON.
-    pub fn proxy(&self, dir: &Path, config: &str) -> ProxyProcess {
+    pub fn proxy(&self, dir: &Path, config: &ProxyConfig) -> ProxyProcess {
         let path = dir.join("proxy.toml");
-        std::fs::write(&path, config).expect("write the config");
-        ProxyProcess::spawn(&path, &["--log-format", "json"])
+        config.write(&path).expect("write the config");
+        start_proxy(&path, &["--log-format", "json"])
     }
 
     /// An admin token, for changing the cloud under a test's feet.

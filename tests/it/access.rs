@@ -15,22 +15,21 @@ const MONITOR_KEY: &str = "monitor-local-key";
 const MINTER_KEY: &str = "minter-local-key";
 const LIMITED_KEY: &str = "limited-local-key";
 
-/// A client table for `name` with `key`, any project, and `extra` lines
-/// (rules, limits).
-fn client(name: &str, key: &str, extra: &str) -> String {
-    format!(
-        "\n[clients.{name}]\nkey_sha256 = \"{}\"\nprojects = [\"*\"]\n{extra}\n",
-        sha256_hex(key.as_bytes())
-    )
+/// A client `name` with `key`, any project, and `extra` TOML in its
+/// table (rules, limits), written as the README shows them.
+fn client(name: &str, key: &str, extra: &str) -> ProxyConfig {
+    let mut config = ProxyConfig::new();
+    config.client(name, key, &["*"]);
+    let extra = ProxyConfig::from_toml(&format!("[clients.{name}]\n{extra}"))
+        .expect("a client's rules in TOML");
+    config.merge(&extra);
+    config
 }
 
 /// The default clients (`alice`, `any`) and `more`.
-async fn stack_with_clients(more: String) -> Stack {
+async fn stack_with_clients(more: ProxyConfig) -> Stack {
     Stack::start_with(|config| {
-        config
-            .clients
-            .get_or_insert_with(String::new)
-            .push_str(&more);
+        config.toml.merge(&more);
     })
     .await
 }
@@ -221,7 +220,7 @@ async fn identity_is_judged_on_the_path_keystone_sees() {
     assert_eq!(response.echoed().path, "/keystone/v3/projects");
 }
 
-fn monitor_rules() -> String {
+fn monitor_rules() -> ProxyConfig {
     client(
         "monitor",
         MONITOR_KEY,

@@ -8,7 +8,7 @@ use crate::common::*;
 async fn a_64_mib_upload_streams_through_without_being_held() {
     let stack = Stack::start().await;
     assert_eq!(stack.get("/compute/servers", ANY_KEY).await.status, 200);
-    let before_kib = stack.proxy.memory_kib("VmRSS");
+    let before_kib = stack.proxy.memory_kib("VmRSS").expect("VmRSS");
 
     let len: u64 = 64 * 1024 * 1024;
     let response = put_pattern(&stack, len).await.unwrap();
@@ -18,7 +18,7 @@ async fn a_64_mib_upload_streams_through_without_being_held() {
     let upload = seen.last().unwrap();
     assert_eq!(upload.body_len, len);
     assert_eq!(upload.body_sha256, PatternBody::sha256(len));
-    let peak_kib = stack.proxy.memory_kib("VmHWM");
+    let peak_kib = stack.proxy.memory_kib("VmHWM").expect("VmHWM");
     let growth_mib = peak_kib.saturating_sub(before_kib) / 1024;
     assert!(
         growth_mib < 16,
@@ -82,7 +82,7 @@ async fn a_body_is_replayed_after_a_401() {
 #[tokio::test]
 async fn body_at_the_limit_is_replayed_one_byte_more_is_not() {
     let stack = Stack::start_with(|config| {
-        config.upstream.push_str("\nretry_body_limit = \"4KiB\"");
+        config.set("upstream.retry_body_limit", "4KiB");
     })
     .await;
     assert_eq!(post_after_revoke(&stack, 4096).await, (200, 2));
@@ -99,7 +99,7 @@ const BIG: u64 = 256 * 1024 * 1024;
 #[tokio::test]
 async fn a_256_mib_upload_arrives_whole_through_a_renewal() {
     let stack = Stack::start_with(|config| {
-        config.upstream.push_str("\nretry_body_limit = \"256MiB\"");
+        config.set("upstream.retry_body_limit", "256MiB");
     })
     .await;
     assert_eq!(stack.get("/compute/servers", ANY_KEY).await.status, 200);

@@ -88,7 +88,7 @@ async fn gen_key_prints_a_key_and_its_hash() {
 async fn demo_serves_the_fake_cloud() {
     let mut command = Command::new(binary());
     command.args(["demo", "--listen", "127.0.0.1:0"]);
-    let proxy = ProxyProcess::spawn_command(command);
+    let proxy = start_command(command, None);
     let client = http_client::<http_body_util::Empty<bytes::Bytes>>();
     let request = http::Request::builder()
         .uri(format!("{}/compute/servers", proxy.url))

@@ -21,8 +21,8 @@ fn post_head(path: &str, len: usize) -> String {
 async fn a_body_trickling_in_is_timed_out_with_408() {
     let stack = Stack::start_with(|config| {
         config
-            .listen
-            .push_str("\nbody_timeout = \"1s\"\nbody_min_rate = \"1KiB\"");
+            .set("listen.body_timeout", "1s")
+            .set("listen.body_min_rate", "1KiB");
     })
     .await;
     let mut client = TcpStream::connect(stack.proxy.addr).await.unwrap();

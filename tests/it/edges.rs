@@ -47,8 +47,10 @@ async fn underscore_headers_are_dropped_by_default() {
 
 #[tokio::test]
 async fn underscore_headers_may_pass_but_never_as_framing_or_identity() {
-    let stack =
-        Stack::start_with(|config| config.listen = "underscore_headers = \"pass\"".into()).await;
+    let stack = Stack::start_with(|config| {
+        config.set("listen.underscore_headers", "pass");
+    })
+    .await;
     let extra = "Transfer_Encoding: chunked\r\nContent_Length: 7\r\nKeep_Alive: 1\r\n\
                  Proxy_Connection: keep-alive\r\nX_Roles: admin\r\nX_Forwarded_Host: evil\r\n\
                  X_Custom: 1\r\n";
@@ -379,7 +381,9 @@ async fn few_file_descriptors_cap_connections_without_failing() {
         config.launch_with = ["prlimit", "--nofile=256:256", "--"]
             .map(String::from)
             .to_vec();
-        config.listen = "admin_address = \"127.0.0.1:0\"\nheader_read_timeout = \"1s\"".into();
+        config
+            .set("listen.admin_address", "127.0.0.1:0")
+            .set("listen.header_read_timeout", "1s");
     })
     .await;
     assert!(
@@ -427,8 +431,10 @@ async fn few_file_descriptors_cap_connections_without_failing() {
 /// first byte).
 #[tokio::test]
 async fn a_connection_that_sends_nothing_is_closed() {
-    let stack =
-        Stack::start_with(|config| config.listen = "header_read_timeout = \"1s\"".into()).await;
+    let stack = Stack::start_with(|config| {
+        config.set("listen.header_read_timeout", "1s");
+    })
+    .await;
     let mut silent = TcpStream::connect(stack.proxy.addr).await.unwrap();
     let (answer, closed) = read_until_closed(&mut silent, Duration::from_secs(10)).await;
     assert!(closed, "still open after 10 s");
@@ -464,7 +470,9 @@ async fn a_stalled_upstream_body_is_cut_after_body_timeout() {
                 .services
                 .push(service("json", format!("http://{json}/v1")));
         },
-        |config| config.upstream.push_str("\nbody_timeout = \"1s\""),
+        |config| {
+            config.set("upstream.body_timeout", "1s");
+        },
     )
     .await;
     // Streamed: the client sees the head and the bytes that came, then the

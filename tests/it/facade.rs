@@ -14,11 +14,9 @@ const EXPORTER_KEY: &str = "exporter-local-key";
 /// The default clients plus `exporter`, who may export tokens.
 async fn stack_with_exporter(extra: impl FnOnce(&mut TestConfig)) -> Stack {
     Stack::start_with(|config| {
-        let clients = config.clients.get_or_insert_with(String::new);
-        clients.push_str(&format!(
-            "\n[clients.exporter]\nkey_sha256 = \"{}\"\nprojects = [\"*\"]\nexport_token = true\n",
-            sha256_hex(EXPORTER_KEY.as_bytes())
-        ));
+        config
+            .client("exporter", EXPORTER_KEY, &["*"])
+            .set("clients.exporter.export_token", true);
         extra(config);
     })
     .await
@@ -234,7 +232,10 @@ async fn sessions_validate_revoke_and_refuse() {
 
 #[tokio::test]
 async fn a_session_outlives_real_token_renewals_and_ends_with_its_ttl() {
-    let stack = Stack::start_with(|config| config.token.push_str("\nsession_ttl = \"2s\"")).await;
+    let stack = Stack::start_with(|config| {
+        config.set("token.session_ttl", "2s");
+    })
+    .await;
     let (session, _) = stack.v3_login("any", ANY_KEY, None).await;
     let headers = [("x-auth-token", session.as_str())];
     stack.keystone.revoke_all();
@@ -387,8 +388,10 @@ async fn bodies_without_links_are_byte_identical() {
 
 #[tokio::test]
 async fn rewriting_can_be_turned_off() {
-    let stack =
-        Stack::start_with(|config| config.upstream.push_str("\nrewrite_links = false")).await;
+    let stack = Stack::start_with(|config| {
+        config.set("upstream.rewrite_links", false);
+    })
+    .await;
     let location = format!("{}/compute/v2.1/servers/1", stack.upstream.url());
     let auth = format!("Bearer {ANY_KEY}");
     let headers = [
@@ -416,10 +419,7 @@ async fn a_removed_clients_sessions_are_refused() {
     );
     let log = stack
         .reload_with(|config| {
-            config.clients = Some(format!(
-                "[clients.any]\nkey_sha256 = \"{}\"\nprojects = [\"*\"]\n",
-                sha256_hex(ANY_KEY.as_bytes())
-            ))
+            config.no_clients().client("any", ANY_KEY, &["*"]);
         })
         .await;
     assert!(log.contains("configuration reloaded"), "{log}");

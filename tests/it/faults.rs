@@ -9,7 +9,10 @@ use crate::common::*;
 #[tokio::test]
 async fn keystone_down_is_503() {
     let stack = Stack::start_with(|config| {
-        config.auth_url = Some(format!("http://{}/v3", closed_port()));
+        config.set(
+            "clouds.test.auth_url",
+            format!("http://{}/v3", closed_port()),
+        );
     })
     .await;
     let response = stack.get("/compute/servers", ANY_KEY).await;
@@ -20,8 +23,10 @@ async fn keystone_down_is_503() {
 
 #[tokio::test]
 async fn keystone_slow_times_out_as_503() {
-    let stack =
-        Stack::start_with(|config| config.token = config.token.replace("3s", "300ms")).await;
+    let stack = Stack::start_with(|config| {
+        config.set("token.keystone_timeout", "300ms");
+    })
+    .await;
     stack.keystone.set_login_delay(Duration::from_secs(5));
     let started = Instant::now();
     let response = stack.get("/compute/servers", ANY_KEY).await;
@@ -54,7 +59,7 @@ async fn keystone_garbage_or_missing_token_is_503() {
 #[tokio::test]
 async fn wrong_password_is_502_keystone_rejected_without_the_secret() {
     let stack = Stack::start_with(|config| {
-        config.auth = config.auth.replace(PASSWORD, "wrong-password-123");
+        config.set("clouds.test.auth.password", "wrong-password-123");
     })
     .await;
     let response = stack.get("/compute/servers", ANY_KEY).await;
@@ -82,7 +87,11 @@ async fn upstream_refused_is_502_and_silent_is_504() {
                 .services
                 .push(service("silent", format!("http://{silent}/x")));
         },
-        |config| config.upstream = "timeout = \"500ms\"\nconnect_timeout = \"500ms\"".into(),
+        |config| {
+            config
+                .set("upstream.timeout", "500ms")
+                .set("upstream.connect_timeout", "500ms");
+        },
     )
     .await;
     let response = stack.get("/closed/anything", ANY_KEY).await;
@@ -102,9 +111,11 @@ async fn upstream_refused_is_502_and_silent_is_504() {
 async fn a_token_expired_on_arrival_is_not_used() {
     // No project in the config: the password login itself gives the token.
     let stack = Stack::start_with(|config| {
-        config.auth = format!(
-            "username = \"{USER_NAME}\"\npassword = \"{PASSWORD}\"\nuser_domain_name = \"Default\""
-        );
+        config.auth(&[
+            ("username", USER_NAME),
+            ("password", PASSWORD),
+            ("user_domain_name", "Default"),
+        ]);
     })
     .await;
     stack.keystone.set_token_lifetime(Duration::ZERO);

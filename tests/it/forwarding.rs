@@ -152,7 +152,10 @@ async fn forwarded_headers_are_set_and_hop_by_hop_removed() {
 
 #[tokio::test]
 async fn sidecar_mode_needs_no_key_and_strips_whatever_is_sent() {
-    let stack = Stack::start_with(|config| config.clients = None).await;
+    let stack = Stack::start_with(|config| {
+        config.no_clients();
+    })
+    .await;
     let response = stack
         .send(Method::GET, "/compute/servers", &[], Bytes::new())
         .await;
@@ -181,13 +184,16 @@ async fn https_upstream_with_private_ca() {
         cert: cacert,
         ..
     } = throwaway_tls(dir.path());
+    let cacert = cacert.display().to_string();
     for (cloud_tls, expected) in [
-        (format!("cacert = \"{}\"", cacert.display()), 200),
-        (String::new(), 502),
-        ("insecure = true".to_string(), 200),
+        (Some(("cacert", toml::Value::from(cacert.as_str()))), 200),
+        (None, 502),
+        (Some(("insecure", toml::Value::from(true))), 200),
     ] {
         let stack = Stack::start_with(|config| {
-            config.cloud = format!("region_name = \"RegionOne\"\n{cloud_tls}");
+            if let Some((key, value)) = cloud_tls.clone() {
+                config.set(&format!("clouds.test.{key}"), value);
+            }
         })
         .await;
         let secure =

@@ -181,7 +181,10 @@ async fn conflicting_framing_cannot_smuggle_a_request_upstream() {
 /// 429 with `Retry-After`; names it already has a token for still work.
 #[tokio::test]
 async fn a_flood_of_project_names_is_rate_limited_per_client() {
-    let stack = Stack::start_with(|config| config.token.push_str("\nlogins_per_minute = 5")).await;
+    let stack = Stack::start_with(|config| {
+        config.set("token.logins_per_minute", 5);
+    })
+    .await;
     assert_eq!(
         stack.get("/projects/demo/compute/x", ANY_KEY).await.status,
         200
@@ -241,8 +244,8 @@ async fn the_token_cache_is_capped() {
         },
         |config| {
             config
-                .token
-                .push_str("\nmax_scopes = 4\nlogins_per_minute = 0");
+                .set("token.max_scopes", 4)
+                .set("token.logins_per_minute", 0);
         },
     )
     .await;
@@ -262,7 +265,10 @@ async fn the_token_cache_is_capped() {
 /// client's budget is whole.
 #[tokio::test]
 async fn an_outage_does_not_use_up_the_login_budget() {
-    let stack = Stack::start_with(|config| config.token.push_str("\nlogins_per_minute = 2")).await;
+    let stack = Stack::start_with(|config| {
+        config.set("token.logins_per_minute", 2);
+    })
+    .await;
     stack
         .keystone
         .set_fault(Some(keystone_proxy::fake::Fault::Status(503)));

@@ -9,18 +9,26 @@ use keystone_proxy::fake::{FakeCloud, Fault};
 use crate::common::*;
 
 /// A v2.0-only cloud with the documentation's 13-service catalog.
-async fn v2_stack(auth_path: &str, cloud_lines: &str) -> Stack {
-    let (auth_path, cloud_lines) = (auth_path.to_string(), cloud_lines.to_string());
+async fn v2_stack(auth_path: &str, cloud_key: Option<(&str, &str)>) -> Stack {
+    let auth_path = auth_path.to_string();
+    let cloud_key = cloud_key.map(|(key, value)| (format!("clouds.test.{key}"), value.to_string()));
     let stack = Stack::start_with_cloud(
         |cloud, upstream| cloud.services = FakeCloud::v2_docs_catalog(upstream),
         |config| {
-            config.cloud = format!("region_name = \"RegionOne\"\n{cloud_lines}");
+            if let Some((key, value)) = cloud_key {
+                config.set(&key, value);
+            }
             // v2.0 has no domains; a bare URL may turn out to be v3, so
             // there the user's domain is still needed.
-            let domain = if auth_path.ends_with("v2.0") { "" } else { "user_domain_name = \"Default\"" };
-            config.auth = format!(
-                "username = \"{USER_NAME}\"\npassword = \"{PASSWORD}\"\nproject_name = \"demo\"\n{domain}"
-            );
+            let mut auth = vec![
+                ("username", USER_NAME),
+                ("password", PASSWORD),
+                ("project_name", "demo"),
+            ];
+            if !auth_path.ends_with("v2.0") {
+                auth.push(("user_domain_name", "Default"));
+            }
+            config.auth(&auth);
             config.auth_path = auth_path;
         },
     )
@@ -31,7 +39,7 @@ async fn v2_stack(auth_path: &str, cloud_lines: &str) -> Stack {
 
 #[tokio::test]
 async fn v2_cloud_with_the_documented_catalog() {
-    let stack = v2_stack("/v2.0", "").await;
+    let stack = v2_stack("/v2.0", None).await;
     let cases = [
         (
             "/compute/servers",
@@ -94,13 +102,13 @@ async fn v2_cloud_with_the_documented_catalog() {
 
 #[tokio::test]
 async fn v2_interfaces_come_from_public_internal_and_admin_urls() {
-    let stack = v2_stack("/v2.0", "interface = \"internalURL\"").await;
+    let stack = v2_stack("/v2.0", Some(("interface", "internalURL"))).await;
     let response = stack.get("/compute/servers", ANY_KEY).await;
     assert_eq!(
         response.echoed().path,
         format!("/internal/nova/v2/{DEMO_PROJECT_ID}/servers")
     );
-    let stack = v2_stack("/v2.0", "interface = \"admin\"").await;
+    let stack = v2_stack("/v2.0", Some(("interface", "admin"))).await;
     let response = stack.get("/compute/servers", ANY_KEY).await;
     assert_eq!(
         response.echoed().path,
@@ -110,7 +118,7 @@ async fn v2_interfaces_come_from_public_internal_and_admin_urls() {
 
 #[tokio::test]
 async fn identity_api_version_wins_without_discovery() {
-    let stack = v2_stack("", "identity_api_version = \"2.0\"").await;
+    let stack = v2_stack("", Some(("identity_api_version", "2.0"))).await;
     let response = stack.get("/compute/servers", ANY_KEY).await;
     assert_eq!(response.status, 200, "{response:?}");
     assert_eq!(stack.keystone.discoveries(), 0);
@@ -119,7 +127,7 @@ async fn identity_api_version_wins_without_discovery() {
 #[tokio::test]
 async fn a_bare_auth_url_is_discovered_once() {
     // Only v2.0 offered: it is used.
-    let stack = v2_stack("", "").await;
+    let stack = v2_stack("", None).await;
     for _ in 0..3 {
         let response = stack.get("/compute/servers", ANY_KEY).await;
         assert_eq!(response.status, 200, "{response:?}");
@@ -157,8 +165,8 @@ async fn a_skewed_keystone_clock_does_not_matter() {
     for offset_hours in [1i64, -1] {
         let stack = Stack::start_with(|config| {
             config
-                .token
-                .push_str("\nrefresh_before = \"3s\"\nmin_remaining = \"1s\"");
+                .set("token.refresh_before", "3s")
+                .set("token.min_remaining", "1s");
         })
         .await;
         stack
@@ -185,7 +193,7 @@ async fn a_skewed_keystone_clock_does_not_matter() {
 #[tokio::test]
 async fn a_wrong_password_is_not_retried_for_every_request() {
     let stack = Stack::start_with(|config| {
-        config.auth = config.auth.replace(PASSWORD, "not-the-password");
+        config.set("clouds.test.auth.password", "not-the-password");
     })
     .await;
     for i in 0..50 {
@@ -250,8 +258,8 @@ async fn mfa_is_reported_at_once() {
 async fn a_valid_token_is_served_while_its_renewal_fails() {
     let stack = Stack::start_with(|config| {
         config
-            .token
-            .push_str("\nrefresh_before = \"3s\"\nmin_remaining = \"1s\"");
+            .set("token.refresh_before", "3s")
+            .set("token.min_remaining", "1s");
     })
     .await;
     stack.keystone.set_token_lifetime(Duration::from_secs(8));
@@ -272,10 +280,11 @@ async fn a_valid_token_is_served_while_its_renewal_fails() {
 #[tokio::test]
 async fn a_configured_token_is_rescoped() {
     let stack = Stack::start_with(|config| {
-        config.cloud = "region_name = \"RegionOne\"\nauth_type = \"token\"".into();
-        config.auth = "token = \"token-from-elsewhere\"\nproject_name = \"demo\"\n\
-                       project_domain_name = \"Default\""
-            .into();
+        config.set("clouds.test.auth_type", "token").auth(&[
+            ("token", "token-from-elsewhere"),
+            ("project_name", "demo"),
+            ("project_domain_name", "Default"),
+        ]);
     })
     .await;
     stack

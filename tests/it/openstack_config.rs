@@ -15,7 +15,7 @@ fn spawn_in(dir: &std::path::Path, vars: &[(&str, &str)]) -> ProxyProcess {
         .env_clear()
         .env("HOME", dir)
         .envs(vars.iter().copied());
-    ProxyProcess::spawn_command(command)
+    start_command(command, None)
 }
 
 #[tokio::test]
@@ -72,13 +72,21 @@ fn write_config(
     keystone: &keystone_proxy::fake::FakeKeystone,
 ) -> std::path::PathBuf {
     let path = dir.join("proxy.toml");
-    let text = format!(
-        "[clouds.fake]\nauth_url = \"{}\"\nregion_name = \"RegionOne\"\n[clouds.fake.auth]\n\
-         username = \"{USER_NAME}\"\npassword = \"{PASSWORD}\"\nuser_domain_name = \"Default\"\n\
-         project_name = \"demo\"\nproject_domain_name = \"Default\"\n",
-        keystone.url()
-    );
-    std::fs::write(&path, text).unwrap();
+    let mut config = ProxyConfig::new();
+    config
+        .set("clouds.fake.auth_url", keystone.url())
+        .set("clouds.fake.region_name", "RegionOne")
+        .table(
+            "clouds.fake.auth",
+            &[
+                ("username", USER_NAME),
+                ("password", PASSWORD),
+                ("user_domain_name", "Default"),
+                ("project_name", "demo"),
+                ("project_domain_name", "Default"),
+            ],
+        );
+    config.write(&path).unwrap();
     path
 }
 

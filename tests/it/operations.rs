@@ -56,7 +56,10 @@ async fn health_readiness_and_metrics() {
 #[tokio::test]
 async fn readiness_says_why_keystone_is_not_answering() {
     let stack = Stack::start_with(|config| {
-        config.auth_url = Some(format!("http://{}/v3", closed_port()));
+        config.set(
+            "clouds.test.auth_url",
+            format!("http://{}/v3", closed_port()),
+        );
     })
     .await;
     let ready = get_url(&format!("{}/readyz", stack.proxy.url)).await;
@@ -71,7 +74,7 @@ async fn readiness_says_why_keystone_is_not_answering() {
 #[tokio::test]
 async fn prefetch_makes_the_proxy_ready_without_traffic() {
     let stack = Stack::start_with(|config| {
-        config.token = config.token.replace("prefetch = false", "prefetch = true");
+        config.set("token.prefetch", true);
     })
     .await;
     assert!(eventually(Duration::from_secs(5), || stack.keystone.logins() == 2).await);
@@ -89,8 +92,10 @@ async fn prefetch_makes_the_proxy_ready_without_traffic() {
 
 #[tokio::test]
 async fn the_admin_listener_keeps_probes_off_the_proxy_port() {
-    let stack =
-        Stack::start_with(|config| config.listen = "admin_address = \"127.0.0.1:0\"".into()).await;
+    let stack = Stack::start_with(|config| {
+        config.set("listen.admin_address", "127.0.0.1:0");
+    })
+    .await;
     let admin = stack.proxy.admin_url.clone().expect("an admin listener");
     assert_eq!(get_url(&format!("{admin}/healthz")).await.status, 200);
     assert_eq!(get_url(&format!("{admin}/readyz")).await.status, 200);
@@ -186,25 +191,26 @@ async fn no_secret_reaches_the_logs_even_at_trace_level() {
     let bad_key = "bad-key-1234567890";
     let exporter_key = "exporter-key-0987654321";
     // A client that may export the real token, and is rate-limited.
-    let exporter = format!(
-        "\n[clients.exporter]\nkey_sha256 = \"{}\"\nexport_token = true\n\
-         requests_per_second = 1\nburst = 2\n",
-        sha256_hex(exporter_key.as_bytes())
-    );
+    let exporter = |config: &mut TestConfig| {
+        config.client("exporter", exporter_key, &[]);
+        config.toml.remove("clients.exporter.projects");
+        config
+            .set("clients.exporter.export_token", true)
+            .set("clients.exporter.requests_per_second", 1)
+            .set("clients.exporter.burst", 2);
+    };
     let mut password_stack = Stack::start_with(|config| {
         config.rust_log = Some("trace".into());
-        config
-            .clients
-            .get_or_insert_with(String::new)
-            .push_str(&exporter);
+        exporter(config);
     })
     .await;
     let mut app_cred_stack = Stack::start_with(|config| {
         config.rust_log = Some("trace".into());
-        config.clients.get_or_insert_with(String::new).push_str(&exporter);
-        config.auth = format!(
-            "application_credential_id = \"{APP_CRED_ID}\"\napplication_credential_secret = \"{APP_CRED_SECRET}\""
-        );
+        exporter(config);
+        config.auth(&[
+            ("application_credential_id", APP_CRED_ID),
+            ("application_credential_secret", APP_CRED_SECRET),
+        ]);
     })
     .await;
     let basic = base64::Engine::encode(
@@ -278,7 +284,7 @@ async fn no_secret_reaches_the_logs_even_at_trace_level() {
     }
     let mut wrong = Stack::start_with(|config| {
         config.rust_log = Some("trace".into());
-        config.auth = config.auth.replace(PASSWORD, "wrong-password-987");
+        config.set("clouds.test.auth.password", "wrong-password-987");
     })
     .await;
     assert_eq!(wrong.get("/compute/servers", ANY_KEY).await.status, 502);
@@ -340,11 +346,9 @@ async fn tls_listener_and_certificate_reload_on_sighup() {
     std::fs::copy(&first.cert, &old_ca).unwrap();
     let (cert, key) = (first.cert.clone(), first.key.clone());
     let mut stack = Stack::start_with(|config| {
-        config.listen = format!(
-            "tls_cert = \"{}\"\ntls_key = \"{}\"",
-            cert.display(),
-            key.display()
-        );
+        config
+            .set("listen.tls_cert", cert.display().to_string())
+            .set("listen.tls_key", key.display().to_string());
     })
     .await;
     let url = stack.proxy.url.clone();
@@ -380,9 +384,8 @@ async fn unix_socket_sidecar_replaces_a_stale_socket() {
     assert!(socket.exists());
     let flag = format!("unix:{}", socket.display());
     let stack = Stack::start_with(|config| {
-        config.clients = None;
+        config.no_clients().set("listen.socket_mode", "0600");
         config.listen_flag = flag.clone();
-        config.listen = "socket_mode = \"0600\"".into();
     })
     .await;
     assert_eq!(stack.proxy.url, flag);
@@ -402,7 +405,11 @@ async fn unix_socket_sidecar_replaces_a_stale_socket() {
 
     // A second proxy on the same socket is refused: one is alive there.
     let config = dir.path().join("second.toml");
-    std::fs::write(&config, "[clouds.c]\nauth_url = \"http://127.0.0.1:1/v3\"\n[clouds.c.auth]\nuser_id = \"u\"\npassword = \"p\"\n").unwrap();
+    ProxyConfig::new()
+        .set("clouds.c.auth_url", "http://127.0.0.1:1/v3")
+        .table("clouds.c.auth", &[("user_id", "u"), ("password", "p")])
+        .write(&config)
+        .unwrap();
     let run = run_binary(
         &[
             "serve",
@@ -462,10 +469,7 @@ async fn sighup_reloads_clients_without_dropping_connections() {
     let carol = "carol-local-key";
     let log = stack
         .reload_with(|config| {
-            config.clients = Some(format!(
-                "[clients.carol]\nkey_sha256 = \"{}\"\nprojects = [\"*\"]\n",
-                sha256_hex(carol.as_bytes())
-            ))
+            config.no_clients().client("carol", carol, &["*"]);
         })
         .await;
     assert!(log.contains("configuration reloaded"), "{log}");
@@ -492,7 +496,9 @@ async fn sighup_reloads_clients_without_dropping_connections() {
 
     // Clouds reload too: another region picks other endpoints.
     let log = stack
-        .reload_with(|config| config.cloud = "region_name = \"RegionTwo\"".into())
+        .reload_with(|config| {
+            config.set("clouds.test.region_name", "RegionTwo");
+        })
         .await;
     assert!(log.contains("configuration reloaded"), "{log}");
     let response = get_on(&mut kept, "/compute/servers", carol).await.unwrap();
@@ -500,7 +506,9 @@ async fn sighup_reloads_clients_without_dropping_connections() {
 
     // A broken config is refused and the running one stays.
     let log = stack
-        .reload_with(|config| config.clients = Some("[clients.x]\nkey_sha256 = \"zz\"\n".into()))
+        .reload_with(|config| {
+            config.no_clients().set("clients.x.key_sha256", "zz");
+        })
         .await;
     assert!(
         log.contains("reload refused") && log.contains("clients.x.key_sha256"),
@@ -536,11 +544,11 @@ async fn slow_request(
 
 #[tokio::test]
 async fn sigterm_drains_in_flight_requests_then_exits_0() {
-    let mut stack = Stack::start().await;
+    let stack = Stack::start().await;
     assert_eq!(stack.get("/compute/servers", ANY_KEY).await.status, 200);
     let slow = slow_request(stack.proxy.addr, 1500).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    stack.proxy.signal("TERM");
+    assert!(stack.proxy.signal("TERM"));
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(
         TcpStream::connect(stack.proxy.addr).await.is_err(),
@@ -561,13 +569,15 @@ async fn sigterm_drains_in_flight_requests_then_exits_0() {
 
 #[tokio::test]
 async fn shutdown_timeout_bounds_the_drain() {
-    let mut stack =
-        Stack::start_with(|config| config.listen = "shutdown_timeout = \"500ms\"".into()).await;
+    let stack = Stack::start_with(|config| {
+        config.set("listen.shutdown_timeout", "500ms");
+    })
+    .await;
     assert_eq!(stack.get("/compute/servers", ANY_KEY).await.status, 200);
     let slow = slow_request(stack.proxy.addr, 10000).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let started = Instant::now();
-    stack.proxy.signal("TERM");
+    assert!(stack.proxy.signal("TERM"));
     let status = stack
         .proxy
         .wait_exit(Duration::from_secs(5))
@@ -602,8 +612,10 @@ async fn raw_exchange(addr: std::net::SocketAddr, request: &[u8]) -> Option<Stri
 #[tokio::test]
 async fn header_limits_and_slow_clients() {
     let stack = Stack::start_with(|config| {
-        config.listen =
-            "max_header_bytes = \"8KiB\"\nmax_headers = 20\nheader_read_timeout = \"1s\"".into();
+        config
+            .set("listen.max_header_bytes", "8KiB")
+            .set("listen.max_headers", 20)
+            .set("listen.header_read_timeout", "1s");
     })
     .await;
     let addr = stack.proxy.addr;
@@ -654,7 +666,10 @@ async fn header_limits_and_slow_clients() {
 
 #[tokio::test]
 async fn connections_beyond_the_limit_wait_their_turn() {
-    let stack = Stack::start_with(|config| config.listen = "max_connections = 2".into()).await;
+    let stack = Stack::start_with(|config| {
+        config.set("listen.max_connections", 2);
+    })
+    .await;
     let addr = stack.proxy.addr;
     let mut first = http1_connection(TcpStream::connect(stack.proxy.addr).await.unwrap()).await;
     let mut second = http1_connection(TcpStream::connect(stack.proxy.addr).await.unwrap()).await;

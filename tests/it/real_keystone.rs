@@ -24,9 +24,9 @@ struct Real {
 }
 
 impl Real {
-    async fn start(cloud: &RealCloud, auth: &str, token: &str) -> Real {
+    async fn start(cloud: &RealCloud, config: &ProxyConfig) -> Real {
         let dir = tempfile::tempdir().unwrap();
-        let proxy = cloud.proxy(dir.path(), &cloud.config("", auth, token));
+        let proxy = cloud.proxy(dir.path(), config);
         Real {
             proxy,
             client: http_client(),
@@ -63,7 +63,7 @@ fn upstream_saw(response: &TestResponse) -> serde_json::Value {
 #[tokio::test]
 async fn password_by_name_and_domain_reaches_the_protected_upstream() {
     let cloud = keystone();
-    let real = Real::start(cloud, &cloud.password_auth("alpha"), "").await;
+    let real = Real::start(cloud, &cloud.config()).await;
     let body: Vec<u8> = (0..300_000u32).map(|i| (i % 241) as u8).collect();
     let response = real
         .send(
@@ -97,11 +97,16 @@ async fn password_by_name_and_domain_reaches_the_protected_upstream() {
 #[tokio::test]
 async fn password_by_user_id() {
     let cloud = keystone();
-    let auth = format!(
-        "user_id = \"{}\"\npassword = \"{}\"\nproject_id = \"{}\"",
-        cloud.user.id, cloud.user.password, cloud.projects.beta
+    let mut config = cloud.config();
+    config.table(
+        "clouds.real.auth",
+        &[
+            ("user_id", &cloud.user.id),
+            ("password", &cloud.user.password),
+            ("project_id", &cloud.projects.beta),
+        ],
     );
-    let real = Real::start(cloud, &auth, "").await;
+    let real = Real::start(cloud, &config).await;
     let saw = upstream_saw(&real.get("/compute/servers").await);
     assert_eq!(saw["project_id"], cloud.projects.beta.as_str());
 }
@@ -109,22 +114,26 @@ async fn password_by_user_id() {
 #[tokio::test]
 async fn application_credential_by_id_and_by_name() {
     let cloud = keystone();
-    let by_id = format!(
-        "application_credential_id = \"{}\"\napplication_credential_secret = \"{}\"",
-        cloud.app_cred.id, cloud.app_cred.secret
-    );
-    let by_name = format!(
-        "application_credential_name = \"{}\"\napplication_credential_secret = \"{}\"\n\
-         username = \"{}\"\nuser_domain_name = \"Default\"",
-        cloud.app_cred.name, cloud.app_cred.secret, cloud.user.name
-    );
-    for auth in [by_id, by_name] {
-        let real = Real::start(cloud, &auth, "").await;
+    let by_id = [
+        ("application_credential_id", cloud.app_cred.id.as_str()),
+        ("application_credential_secret", &cloud.app_cred.secret),
+    ];
+    let by_name = [
+        ("application_credential_name", cloud.app_cred.name.as_str()),
+        ("application_credential_secret", &cloud.app_cred.secret),
+        ("username", &cloud.user.name),
+        ("user_domain_name", "Default"),
+    ];
+    for auth in [&by_id[..], &by_name[..]] {
+        let mut config = cloud.config();
+        config.table("clouds.real.auth", auth);
+        let real = Real::start(cloud, &config).await;
         let saw = upstream_saw(&real.get("/compute/servers").await);
         assert_eq!(
             saw["project_id"],
             cloud.app_cred.project_id.as_str(),
-            "{auth}"
+            "{}",
+            auth[0].0
         );
         assert_eq!(
             keystone_calls(&real.proxy, Some("application_credential")),
@@ -136,7 +145,7 @@ async fn application_credential_by_id_and_by_name() {
 #[tokio::test]
 async fn one_identity_two_projects_and_one_without_a_role() {
     let cloud = keystone();
-    let real = Real::start(cloud, &cloud.password_auth("alpha"), "").await;
+    let real = Real::start(cloud, &cloud.config()).await;
     let saw = upstream_saw(&real.get("/projects/alpha/compute/servers").await);
     assert_eq!(saw["project_id"], cloud.projects.alpha.as_str());
     let saw = upstream_saw(
@@ -171,7 +180,7 @@ async fn one_identity_two_projects_and_one_without_a_role() {
 #[tokio::test]
 async fn a_revoked_token_is_renewed_with_one_login() {
     let cloud = keystone();
-    let real = Real::start(cloud, &cloud.password_auth("alpha"), "").await;
+    let real = Real::start(cloud, &cloud.config()).await;
     let first = upstream_saw(&real.get("/compute/servers").await)["token_sha256"].clone();
     // The upstream revokes the very token it was sent (DELETE /v3/auth/tokens).
     let saw = upstream_saw(&real.get("/compute/revoke-my-token").await);
@@ -193,8 +202,11 @@ async fn a_revoked_token_is_renewed_with_one_login() {
 #[tokio::test]
 async fn steady_traffic_across_token_lifetimes_never_sees_a_401() {
     let cloud = short_lived_keystone();
-    let token = "refresh_before = \"5s\"\nmin_remaining = \"2s\"";
-    let real = Real::start(cloud, &cloud.password_auth("alpha"), token).await;
+    let mut config = cloud.config();
+    config
+        .set("token.refresh_before", "5s")
+        .set("token.min_remaining", "2s");
+    let real = Real::start(cloud, &config).await;
     let started = Instant::now();
     let run = Duration::from_secs(60);
     let mut requests = 0;
@@ -240,7 +252,7 @@ async fn a_removed_role_gives_the_client_the_401_and_spares_other_projects() {
     let admin = cloud.admin_token().await;
     let name = format!("delta-{}", std::process::id());
     let delta = cloud.new_project_with_roles(&admin, &name).await;
-    let real = Real::start(cloud, &cloud.password_auth("alpha"), "").await;
+    let real = Real::start(cloud, &cloud.config()).await;
     let path = format!("/projects/{name}/compute/servers");
     let saw = upstream_saw(&real.get(&path).await);
     assert_eq!(saw["project_id"], delta.as_str());
@@ -261,10 +273,9 @@ async fn a_removed_role_gives_the_client_the_401_and_spares_other_projects() {
 #[tokio::test]
 async fn a_wrong_password_is_tried_at_most_twice_for_50_requests() {
     let cloud = keystone();
-    let auth = cloud
-        .password_auth("alpha")
-        .replace(&cloud.user.password, "wrong-password-42");
-    let real = Real::start(cloud, &auth, "").await;
+    let mut config = cloud.config();
+    config.set("clouds.real.auth.password", "wrong-password-42");
+    let real = Real::start(cloud, &config).await;
     for i in 0..50 {
         let response = real.get("/compute/servers").await;
         assert_eq!(response.status, 502, "request {i}: {response:?}");
@@ -280,7 +291,7 @@ async fn a_wrong_password_is_tried_at_most_twice_for_50_requests() {
 #[tokio::test]
 async fn python_openstackclient_works_through_the_facade() {
     let cloud = keystone();
-    let real = Real::start(cloud, &cloud.password_auth("alpha"), "").await;
+    let real = Real::start(cloud, &cloud.config()).await;
     let auth_url = format!("{}/v3", real.proxy.url);
     let run = |args: &'static [&'static str]| {
         crate::common::real::openstack(&auth_url, "tester", ANY_KEY, "alpha", args)
@@ -328,7 +339,7 @@ async fn python_openstackclient_works_through_the_facade() {
 #[tokio::test]
 async fn a_v2_script_works_against_a_v3_only_keystone() {
     let cloud = keystone();
-    let real = Real::start(cloud, &cloud.password_auth("alpha"), "").await;
+    let real = Real::start(cloud, &cloud.config()).await;
     let body = serde_json::json!({"auth": {"tenantName": "beta",
         "passwordCredentials": {"username": "tester", "password": ANY_KEY}}});
     let login = real
@@ -364,7 +375,7 @@ async fn a_v2_script_works_against_a_v3_only_keystone() {
 async fn identity_calls_that_would_mint_credentials_are_refused() {
     let cloud = keystone();
     let admin = cloud.admin_token().await;
-    let real = Real::start(cloud, &cloud.password_auth("alpha"), "").await;
+    let real = Real::start(cloud, &cloud.config()).await;
     let user = &cloud.user.id;
     let (_, _, found) = cloud
         .call(Method::GET, "/users?name=admin", Some(&admin), None)

@@ -45,7 +45,7 @@ async fn unknown_service_is_404_and_reaches_no_upstream() {
 #[tokio::test]
 async fn interface_preference_list_is_followed() {
     let stack = Stack::start_with(|config| {
-        config.cloud = "region_name = \"RegionOne\"\ninterface = [\"internal\", \"public\"]".into();
+        config.set("clouds.test.interface", vec!["internal", "public"]);
     })
     .await;
     // compute has an internal endpoint: it wins.
@@ -58,8 +58,10 @@ async fn interface_preference_list_is_followed() {
 
 #[tokio::test]
 async fn region_is_honoured() {
-    let stack =
-        Stack::start_with(|config| config.cloud = "region_name = \"RegionTwo\"".into()).await;
+    let stack = Stack::start_with(|config| {
+        config.set("clouds.test.region_name", "RegionTwo");
+    })
+    .await;
     let response = stack.get("/compute/servers", ALICE_KEY).await;
     assert_eq!(response.status, 200);
     assert_eq!(response.echoed().path, "/r2/compute/v2.1/servers");

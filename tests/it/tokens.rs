@@ -124,9 +124,11 @@ async fn keystone_errors_are_not_cached() {
 #[tokio::test]
 async fn password_by_user_id() {
     let stack = Stack::start_with(|config| {
-        config.auth = format!(
-            "user_id = \"{USER_ID}\"\npassword = \"{PASSWORD}\"\nproject_id = \"{OPS_PROJECT_ID}\""
-        );
+        config.auth(&[
+            ("user_id", USER_ID),
+            ("password", PASSWORD),
+            ("project_id", OPS_PROJECT_ID),
+        ]);
     })
     .await;
     let response = stack.get("/compute/servers", ANY_KEY).await;
@@ -139,18 +141,23 @@ async fn password_by_user_id() {
 
 #[tokio::test]
 async fn application_credential_by_id_and_by_name() {
-    for auth in [
-        format!(
-            "application_credential_id = \"{APP_CRED_ID}\"\napplication_credential_secret = \"{APP_CRED_SECRET}\""
-        ),
-        format!(
-            "application_credential_name = \"{APP_CRED_NAME}\"\napplication_credential_secret = \"{APP_CRED_SECRET}\"\n\
-             username = \"{USER_NAME}\"\nuser_domain_name = \"Default\""
-        ),
-    ] {
-        let stack = Stack::start_with(|config| config.auth = auth.clone()).await;
+    let by_id = [
+        ("application_credential_id", APP_CRED_ID),
+        ("application_credential_secret", APP_CRED_SECRET),
+    ];
+    let by_name = [
+        ("application_credential_name", APP_CRED_NAME),
+        ("application_credential_secret", APP_CRED_SECRET),
+        ("username", USER_NAME),
+        ("user_domain_name", "Default"),
+    ];
+    for auth in [&by_id[..], &by_name[..]] {
+        let stack = Stack::start_with(|config| {
+            config.auth(auth);
+        })
+        .await;
         let response = stack.get("/compute/servers", ANY_KEY).await;
-        assert_eq!(response.status, 200, "{auth}: {response:?}");
+        assert_eq!(response.status, 200, "{}: {response:?}", auth[0].0);
         assert_eq!(
             response.echoed().project_id.as_deref(),
             Some(DEMO_PROJECT_ID)
@@ -166,8 +173,8 @@ async fn application_credential_by_id_and_by_name() {
 async fn tokens_are_renewed_in_the_background_before_they_expire() {
     let stack = Stack::start_with(|config| {
         config
-            .token
-            .push_str("\nrefresh_before = \"3s\"\nmin_remaining = \"1s\"");
+            .set("token.refresh_before", "3s")
+            .set("token.min_remaining", "1s");
     })
     .await;
     stack

@@ -1,0 +1,83 @@
+//! The binary under test: started as a proxy (see
+//! [`keystone_proxy::testkit::ProxyProcess`]), or run to completion as a
+//! one-shot command; and reading its JSON log.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use keystone_proxy::testkit::{LogTo, ProxyProcess};
+
+/// The binary under test.
+pub fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_keystone-proxy"))
+}
+
+/// `keystone-proxy serve --config PATH --listen 127.0.0.1:0 EXTRA…`;
+/// returns once the proxy says where it listens.
+pub fn start_proxy(config: &Path, extra: &[&str]) -> ProxyProcess {
+    let mut command = Command::new(binary());
+    command
+        .args(["serve", "--config"])
+        .arg(config)
+        .args(["--listen", "127.0.0.1:0"])
+        .args(extra);
+    start_command(command, None)
+}
+
+/// Start `command` with `RUST_LOG` set to `log` (or unset, whatever the
+/// test runner's environment has), its log kept in memory.
+pub fn start_command(mut command: Command, log: Option<&str>) -> ProxyProcess {
+    match log {
+        Some(filter) => command.env("RUST_LOG", filter),
+        None => command.env_remove("RUST_LOG"),
+    };
+    ProxyProcess::start(command, LogTo::Memory).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The proxy's JSON log lines whose message is `message`.
+pub fn log_lines(proxy: &ProxyProcess, message: &str) -> Vec<serde_json::Value> {
+    proxy
+        .logs()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|entry| entry["fields"]["message"] == message)
+        .collect()
+}
+
+/// What a finished run of the binary printed.
+#[derive(Debug)]
+pub struct Run {
+    pub ok: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// The value on the stdout line whose first word is `name` (or `name:`).
+    pub fn field(&self, name: &str) -> String {
+        self.stdout
+            .lines()
+            .find_map(|line| {
+                let (first, rest) = line.split_once(char::is_whitespace)?;
+                (first.trim_end_matches(':') == name).then(|| rest.trim().to_string())
+            })
+            .unwrap_or_else(|| panic!("no {name} in {self:?}"))
+    }
+}
+
+/// Run the binary to completion with `args` and `env`, without blocking
+/// the runtime (in-process fakes it talks to are served by it).
+pub async fn run_binary(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let output = tokio::process::Command::new(binary())
+        .args(args)
+        .envs(env.iter().copied())
+        .env_remove("RUST_LOG")
+        .output()
+        .await
+        .expect("run keystone-proxy");
+    Run {
+        ok: output.status.success(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}

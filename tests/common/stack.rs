@@ -1,0 +1,285 @@
+//! A fake cloud and the proxy in front of it, configured per test.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request};
+use http_body_util::Full;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use keystone_proxy::fake::{EchoUpstream, FakeCloud, FakeKeystone, SeenRequest};
+use keystone_proxy::testkit::{ProxyConfig, ProxyProcess};
+
+use super::{
+    ALICE_KEY, ALICE_PROJECTS, ANY_KEY, PASSWORD, TestResponse, USER_NAME, binary, eventually,
+    http_client, start_command,
+};
+
+/// How a test's proxy is configured and started.
+pub struct TestConfig {
+    /// The configuration file. `clouds.test.auth_url` is the fake
+    /// Keystone's URL plus [`auth_path`](Self::auth_path) unless a test
+    /// sets it.
+    pub toml: ProxyConfig,
+    /// Path of the auth URL on the fake Keystone: `/v3`, `/v2.0` or `` (bare).
+    pub auth_path: String,
+    /// `--listen`: `127.0.0.1:0` unless a test wants a unix socket.
+    pub listen_flag: String,
+    /// `RUST_LOG` for the proxy (unset by default: `info`).
+    pub rust_log: Option<String>,
+    /// A command (and its arguments) the binary is started under, e.g.
+    /// `prlimit --nofile=256:256 --`; empty by default.
+    pub launch_with: Vec<String>,
+}
+
+impl Default for TestConfig {
+    fn default() -> Self {
+        let mut toml = ProxyConfig::new();
+        toml.set("upstream.timeout", "3s")
+            .set("upstream.connect_timeout", "1s")
+            .set("token.keystone_timeout", "3s")
+            // No logins at start: tests count Keystone calls per request.
+            .set("token.prefetch", false)
+            .set("clouds.test.region_name", "RegionOne")
+            .client("alice", ALICE_KEY, &ALICE_PROJECTS)
+            .client("any", ANY_KEY, &["*"]);
+        let mut config = TestConfig {
+            toml,
+            auth_path: "/v3".into(),
+            listen_flag: "127.0.0.1:0".into(),
+            rust_log: None,
+            launch_with: Vec::new(),
+        };
+        config.auth(&[
+            ("username", USER_NAME),
+            ("password", PASSWORD),
+            ("user_domain_name", "Default"),
+            ("project_name", "demo"),
+            ("project_domain_name", "Default"),
+        ]);
+        config
+    }
+}
+
+impl TestConfig {
+    /// Set a key of the file (see [`ProxyConfig::set`]).
+    pub fn set(&mut self, key: &str, value: impl Into<toml::Value>) -> &mut TestConfig {
+        self.toml.set(key, value);
+        self
+    }
+
+    /// The cloud's credential, replaced whole.
+    pub fn auth(&mut self, values: &[(&str, &str)]) -> &mut TestConfig {
+        self.toml.table("clouds.test.auth", values);
+        self
+    }
+
+    /// A client with `key` and these projects (see [`ProxyConfig::client`]).
+    pub fn client(&mut self, name: &str, key: &str, projects: &[&str]) -> &mut TestConfig {
+        self.toml.client(name, key, projects);
+        self
+    }
+
+    /// No `[clients]`: sidecar mode.
+    pub fn no_clients(&mut self) -> &mut TestConfig {
+        self.toml.remove("clients");
+        self
+    }
+
+    /// Merge a TOML fragment (a client with rules, say).
+    pub fn merge(&mut self, fragment: &str) -> &mut TestConfig {
+        let fragment = ProxyConfig::from_toml(fragment).expect("a test's TOML fragment");
+        self.toml.merge(&fragment);
+        self
+    }
+
+    fn render(&self, keystone_root: &str) -> String {
+        let mut toml = self.toml.clone();
+        if toml.get("clouds.test.auth_url").is_none() {
+            toml.set(
+                "clouds.test.auth_url",
+                format!("{keystone_root}{}", self.auth_path),
+            );
+        }
+        toml.to_toml()
+    }
+}
+
+/// A fake cloud plus a running proxy in front of it.
+pub struct Stack {
+    pub keystone: FakeKeystone,
+    pub upstream: EchoUpstream,
+    pub proxy: ProxyProcess,
+    client: Client<HttpConnector, Full<Bytes>>,
+    config: TestConfig,
+    config_path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Stack {
+    pub async fn start() -> Stack {
+        Stack::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(change: impl FnOnce(&mut TestConfig)) -> Stack {
+        Stack::start_with_cloud(|_, _| {}, change).await
+    }
+
+    /// Start with changes to the fake cloud (which knows the upstream URL)
+    /// and to the proxy's config.
+    pub async fn start_with_cloud(
+        change_cloud: impl FnOnce(&mut FakeCloud, &str),
+        change_config: impl FnOnce(&mut TestConfig),
+    ) -> Stack {
+        let (keystone, upstream) = fake_cloud().await;
+        keystone.update_cloud(|cloud| change_cloud(cloud, &upstream.url()));
+        let mut config = TestConfig::default();
+        change_config(&mut config);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("keystone-proxy.toml");
+        std::fs::write(&path, config.render(&keystone.root_url())).expect("write config");
+        let mut command = match config.launch_with.split_first() {
+            Some((launcher, args)) => {
+                let mut command = Command::new(launcher);
+                command.args(args).arg(binary());
+                command
+            }
+            None => Command::new(binary()),
+        };
+        command
+            .args([
+                "serve",
+                "--log-format",
+                "json",
+                "--listen",
+                &config.listen_flag,
+                "--config",
+            ])
+            .arg(&path);
+        let proxy = start_command(command, config.rust_log.as_deref());
+        Stack {
+            keystone,
+            upstream,
+            proxy,
+            client: http_client(),
+            config,
+            config_path: path,
+            _dir: dir,
+        }
+    }
+
+    /// Change the config file and send SIGHUP; returns once the proxy has
+    /// logged how the reload went (`configuration reloaded` or `reload refused`).
+    pub async fn reload_with(&mut self, change: impl FnOnce(&mut TestConfig)) -> String {
+        change(&mut self.config);
+        let text = self.config.render(&self.keystone.root_url());
+        std::fs::write(&self.config_path, text).expect("write config");
+        let before = self.proxy.logs().len();
+        assert!(self.proxy.signal("HUP"), "kill -HUP failed");
+        let done = eventually(Duration::from_secs(5), || {
+            let logs = self.proxy.logs();
+            let new = &logs[before..];
+            new.contains("configuration reloaded") || new.contains("reload refused")
+        })
+        .await;
+        assert!(done, "no reload logged:\n{}", self.proxy.logs());
+        self.proxy.logs()[before..].to_string()
+    }
+
+    /// Send a request to the proxy.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> TestResponse {
+        let mut request = Request::new(Full::new(body.into()));
+        *request.method_mut() = method;
+        *request.uri_mut() = format!("{}{path}", self.proxy.url)
+            .parse()
+            .expect("a valid URI");
+        for (name, value) in headers {
+            request.headers_mut().append(
+                http::HeaderName::from_bytes(name.as_bytes()).expect("header name"),
+                value.parse().expect("header value"),
+            );
+        }
+        let response = self
+            .client
+            .request(request)
+            .await
+            .expect("the proxy answers");
+        TestResponse::read(response).await
+    }
+    /// POST `body` with a key as a Bearer token.
+    pub async fn post(&self, path: &str, key: &str, body: impl Into<Bytes>) -> TestResponse {
+        let auth = format!("Bearer {key}");
+        self.send(Method::POST, path, &[("authorization", &auth)], body)
+            .await
+    }
+
+    /// GET with a key as a Bearer token.
+    pub async fn get(&self, path: &str, key: &str) -> TestResponse {
+        let auth = format!("Bearer {key}");
+        self.send(Method::GET, path, &[("authorization", &auth)], Bytes::new())
+            .await
+    }
+
+    pub fn seen(&self) -> Vec<SeenRequest> {
+        self.upstream.seen()
+    }
+
+    /// POST a JSON body (a facade login, say), with no key.
+    pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> TestResponse {
+        let headers = [("content-type", "application/json")];
+        self.send(Method::POST, path, &headers, Bytes::from(body.to_string()))
+            .await
+    }
+
+    /// Log in through the v3 facade: (session token, token body).
+    pub async fn v3_login(
+        &self,
+        user: &str,
+        key: &str,
+        project: Option<&str>,
+    ) -> (String, serde_json::Value) {
+        let response = self
+            .post_json("/v3/auth/tokens", &v3_password(user, key, project))
+            .await;
+        assert_eq!(response.status, 201, "{response:?}");
+        let session = response.headers["x-subject-token"]
+            .to_str()
+            .expect("an ASCII token")
+            .to_string();
+        (session, response.json())
+    }
+}
+
+/// A v3 password login body for the facade: user name = client name,
+/// password = key, optionally scoped to a project by name.
+pub fn v3_password(user: &str, key: &str, project: Option<&str>) -> serde_json::Value {
+    let mut body = serde_json::json!({"auth": {"identity": {"methods": ["password"],
+        "password": {"user": {"name": user, "domain": {"name": "Default"}, "password": key}}}}});
+    if let Some(project) = project {
+        body["auth"]["scope"] =
+            serde_json::json!({"project": {"name": project, "domain": {"name": "Default"}}});
+    }
+    body
+}
+
+/// The fake Keystone with the demo cloud, and the upstream its catalog
+/// points at.
+pub async fn fake_cloud() -> (FakeKeystone, EchoUpstream) {
+    let keystone = FakeKeystone::start(FakeCloud::default())
+        .await
+        .expect("fake keystone");
+    let upstream = EchoUpstream::start(keystone.validator())
+        .await
+        .expect("fake upstream");
+    let cloud = FakeCloud::demo(&upstream.url());
+    keystone.update_cloud(|c| *c = cloud);
+    (keystone, upstream)
+}
