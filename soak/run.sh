@@ -8,7 +8,7 @@
 #   SOAK_SECONDS=20 bash soak/run.sh     # CI smoke (about 1.5 minutes with a warm build)
 #
 # Needs only Rust (cargo) and Linux (/proc); everything else (the fake
-# Keystone, the fake upstream, the load) is examples/soak.rs. Other knobs:
+# Keystone, the fake upstream, the load) is examples/soak/. Other knobs:
 # SOAK_SEED (replay a run's random choices), SOAK_RATE (small/slow GETs per
 # second, default 300), SOAK_TOKEN_LIFETIME (seconds, default 120),
 # SOAK_RUST_LOG (the proxy's RUST_LOG, default info), SOAK_DIR (where the
