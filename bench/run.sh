@@ -63,24 +63,8 @@ fi
 $PIN0 "$CLOUD" serve "$K" "$U" "${LOGIN_DELAY_MS:-50}" >"$work/cloud.log" 2>&1 & pids+=($!)
 for _ in $(seq 50); do grep -q ready "$work/cloud.log" && break; sleep 0.1; done
 
-cat >"$work/proxy.toml" <<EOF
-[listen]
-address = "$P"
-admin_address = "$A"
-[token]
-prefetch = ${PREFETCH:-true}
-[clouds.bench]
-auth_url = "http://$K/v3"
-[clouds.bench.auth]
-username = "bench"
-password = "bench"
-user_domain_name = "Default"
-project_name = "demo"
-project_domain_name = "Default"
-[clients.bench]
-key_sha256 = "$(printf %s "$KEY" | sha256sum | cut -d' ' -f1)"
-projects = ["*"]
-EOF
+prefetch=${PREFETCH:-true}
+"$CLOUD" config "$K" "$P" "$A" "$KEY" "$prefetch" >"$work/proxy.toml"
 start_proxy() {
     RUST_LOG=warn $PIN0 "$BIN" serve --config "$work/proxy.toml" >"$work/proxy.out" 2>"$work/proxy.log" &
     PROXY_PID=$!; pids+=("$PROXY_PID")
@@ -215,7 +199,8 @@ counters() { curl -fs "http://$K/counters" 2>/dev/null || echo '{}'; }
 if has d; then
     echo "== (d) cold start: 1,000 concurrent requests over 10 projects" >&2
     kill "$PROXY_PID"; wait "$PROXY_PID" 2>/dev/null || true
-    sed -i 's/^prefetch = .*/prefetch = false/' "$work/proxy.toml"
+    prefetch=false
+    "$CLOUD" config "$K" "$P" "$A" "$KEY" "$prefetch" >"$work/proxy.toml"
     start_proxy
     rss_idle=$(rss_kib "$PROXY_PID")   # a fresh process, ready, nothing served yet
     before=$(counters)
@@ -250,16 +235,9 @@ if has h && need valgrind; then
     # client without rules, and for one with 10 access rules, the one that
     # matches last.
     IR_REQUESTS=${IR_REQUESTS:-10000}; if [ "$SMOKE" = 1 ]; then IR_REQUESTS=500; fi
-    sed -e "s/^address = .*/address = \"127.0.0.1:18513\"/" -e "s/^admin_address = .*/admin_address = \"127.0.0.1:18514\"/" \
-        "$work/proxy.toml" >"$work/proxy-ir.toml"
     RULES_KEY=bench-rules-key
-    { cat "$work/proxy-ir.toml"
-      printf '[clients.ruled]\nkey_sha256 = "%s"\nprojects = ["*"]\n' "$(printf %s "$RULES_KEY" | sha256sum | cut -d' ' -f1)"
-      for path in '/servers/**' '/flavors/*' '/os-hypervisors/**' '/os-keypairs/*' /limits '/images/**' /os-availability-zone '/extensions/*' '/os-services/**'; do
-          printf '[[clients.ruled.rules]]\nservice = "compute"\nmethod = ["GET", "HEAD"]\npath = "%s"\n' "$path"
-      done
-      printf '[[clients.ruled.rules]]\nservice = "compute"\nmethod = "GET"\npath = "/*"\n'
-    } >"$work/proxy-ir-rules.toml"
+    "$CLOUD" config "$K" 127.0.0.1:18513 127.0.0.1:18514 "$KEY" "$prefetch" >"$work/proxy-ir.toml"
+    "$CLOUD" config "$K" 127.0.0.1:18513 127.0.0.1:18514 "$KEY" "$prefetch" "$RULES_KEY" >"$work/proxy-ir-rules.toml"
     sed -e "s/listen $N;/listen 127.0.0.1:18512;/" -e "s|nginx.pid;|nginx-ir.pid;|" -e "s/^daemon off;/daemon off;\nmaster_process off;/" \
         "$work/nginx.conf" >"$work/nginx-ir.conf"
     # name ready_url target_url header value: Ir per request

@@ -17,7 +17,11 @@
 //! an exact number of them. `bench_cloud hold ADDR CONNECTIONS SECONDS` opens idle
 //! connections and keeps them open. `bench_cloud upload URL HEADER VALUE
 //! BYTES` streams BYTES of zeros in one PUT (with `HEADER: VALUE`) and
-//! prints the MiB/s.
+//! prints the MiB/s. `bench_cloud config KEYSTONE_ADDR LISTEN ADMIN KEY
+//! PREFETCH [RULES_KEY]` prints the proxy's config for the bench (written
+//! by the test kit's builder, as the tests and the soak write theirs); with
+//! RULES_KEY, a second client with 10 access rules, the one that matches
+//! last.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -32,6 +36,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use keystone_proxy::testkit::ProxyConfig;
 use serde_json::json;
 use tokio::net::TcpListener;
 
@@ -63,12 +68,66 @@ fn main() {
         Some("upload") if args.len() == 6 => {
             runtime.block_on(upload(&args[2], &args[3], &args[4], &args[5]))
         }
-        _ => Err("usage: bench_cloud serve K U DELAY_MS | burst URL KEY N PROJECTS CONCURRENCY | get URL HEADER VALUE N CONNECTIONS | hold ADDR N SECONDS | upload URL HEADER VALUE BYTES".into()),
+        Some("config") if args.len() == 7 || args.len() == 8 => {
+            proxy_config(&args[2..]).map(|text| print!("{text}"))
+        }
+        _ => Err("usage: bench_cloud serve K U DELAY_MS | burst URL KEY N PROJECTS CONCURRENCY | get URL HEADER VALUE N CONNECTIONS | hold ADDR N SECONDS | upload URL HEADER VALUE BYTES | config K LISTEN ADMIN KEY PREFETCH [RULES_KEY]".into()),
     };
     if let Err(error) = result {
         eprintln!("bench_cloud: {error}");
         std::process::exit(1);
     }
+}
+
+/// KEYSTONE LISTEN ADMIN KEY PREFETCH [RULES_KEY] -> the proxy's TOML.
+fn proxy_config(args: &[String]) -> Result<String, String> {
+    let prefetch: bool = args[4].parse().map_err(|e| format!("PREFETCH: {e}"))?;
+    let mut config = ProxyConfig::new();
+    config
+        .set("listen.address", args[1].as_str())
+        .set("listen.admin_address", args[2].as_str())
+        .set("token.prefetch", prefetch)
+        .set("clouds.bench.auth_url", format!("http://{}/v3", args[0]))
+        .table(
+            "clouds.bench.auth",
+            &[
+                ("username", "bench"),
+                ("password", "bench"),
+                ("user_domain_name", "Default"),
+                ("project_name", "demo"),
+                ("project_domain_name", "Default"),
+            ],
+        )
+        .client("bench", &args[3], &["*"]);
+    if let Some(rules_key) = args.get(5) {
+        config.client("ruled", rules_key, &["*"]);
+        let paths = [
+            "/servers/**",
+            "/flavors/*",
+            "/os-hypervisors/**",
+            "/os-keypairs/*",
+            "/limits",
+            "/images/**",
+            "/os-availability-zone",
+            "/extensions/*",
+            "/os-services/**",
+        ];
+        let rule = |method: toml::Value, path: &str| -> toml::Table {
+            let mut rule = toml::Table::new();
+            rule.insert("service".into(), "compute".into());
+            rule.insert("method".into(), method);
+            rule.insert("path".into(), path.into());
+            rule
+        };
+        for path in paths {
+            config.push(
+                "clients.ruled.rules",
+                rule(vec!["GET", "HEAD"].into(), path),
+            );
+        }
+        config.push("clients.ruled.rules", rule("GET".into(), "/*"));
+    }
+    Ok(config.to_toml())
 }
 
 async fn serve(keystone: &str, upstream: &str, delay_ms: &str) -> Result<(), String> {

@@ -96,7 +96,7 @@ mod cloud;
 mod gate;
 mod judge;
 mod plan;
-mod proxy_child;
+mod proxy;
 mod sample;
 mod send;
 mod settings;
@@ -125,7 +125,7 @@ use crate::cloud::{Cloud, soak_cloud};
 use crate::gate::Gate;
 use crate::judge::judge_unanswered;
 use crate::plan::worker_specs;
-use crate::proxy_child::{ProxyChild, proxy_config};
+use crate::proxy::{proxy_config, terminate};
 use crate::sample::{Sample, mib, quiet_sample};
 use crate::settings::{FD_GROWTH_BOUND, MAX_BODY, RSS_GROWTH_BOUND_KIB, Settings};
 use crate::shared::{ChaosLog, Shared, Stats};
@@ -194,12 +194,13 @@ async fn run(settings: Settings) -> Result<bool, String> {
 
     let config = settings.dir.join("soak.toml");
     let log = settings.dir.join("proxy.log");
-    std::fs::write(&config, proxy_config(cloud.keystone_gate.public))
+    proxy_config(cloud.keystone_gate.public)
+        .write(&config)
         .map_err(|e| format!("{}: {e}", config.display()))?;
-    let proxy = ProxyChild::spawn(&settings.binary, &config, &log, &settings.rust_log).await?;
+    let (proxy, admin) = proxy::start(&settings.binary, &config, &log, &settings.rust_log).await?;
     let ready_deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        if let Ok((StatusCode::OK, _)) = plain_get(&format!("{}/readyz", proxy.admin)).await {
+        if let Ok((StatusCode::OK, _)) = plain_get(&format!("{admin}/readyz")).await {
             break;
         }
         if Instant::now() > ready_deadline || !proxy.alive() {
@@ -241,9 +242,9 @@ async fn run(settings: Settings) -> Result<bool, String> {
         settings.seed,
         settings.rate,
         settings.token_lifetime,
-        proxy.pid,
+        proxy.pid(),
         proxy.url,
-        proxy.admin,
+        admin,
         cloud.keystone_gate.public,
         cloud.upstream_gate.public,
         log.display()
@@ -286,7 +287,7 @@ async fn run(settings: Settings) -> Result<bool, String> {
         if now >= next_sample {
             next_sample = now + 2.0;
             cloud.upstream.clear_seen();
-            if let (Some(fds), Some(rss_kib)) = (proxy.open_fds(), proxy.rss_kib()) {
+            if let (Some(fds), Some(rss_kib)) = (proxy.open_fds(), proxy.memory_kib("VmRSS")) {
                 under_load.push(Sample {
                     at: now,
                     fds,
@@ -354,7 +355,7 @@ async fn run(settings: Settings) -> Result<bool, String> {
     let metrics = if died {
         String::new()
     } else {
-        plain_get(&format!("{}/metrics", proxy.admin))
+        plain_get(&format!("{admin}/metrics"))
             .await
             .map(|(_, body)| body)
             .unwrap_or_default()
@@ -362,7 +363,7 @@ async fn run(settings: Settings) -> Result<bool, String> {
     let exit = if died {
         Err("died during the run".to_string())
     } else {
-        proxy.terminate().await
+        terminate(&proxy).await
     };
     let log_text = std::fs::read_to_string(&log).unwrap_or_default();
     let panics = log_text.matches("panicked").count();

@@ -6,9 +6,9 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crate::cloud::Cloud;
-use crate::proxy_child::ProxyChild;
 use crate::settings::DEADLINE;
 use crate::shared::Shared;
+use keystone_proxy::testkit::ProxyProcess;
 
 /// One reading of the proxy's descriptors and memory.
 #[derive(Clone, Copy)]
@@ -23,7 +23,7 @@ pub(crate) struct Sample {
 pub(crate) async fn quiet_sample(
     shared: &Shared,
     cloud: &Cloud,
-    proxy: &ProxyChild,
+    proxy: &ProxyProcess,
     workers: usize,
     resume: bool,
 ) -> Result<Sample, String> {
@@ -56,7 +56,7 @@ pub(crate) async fn quiet_sample(
     let sample = Sample {
         at: shared.secs(),
         fds: last,
-        rss_kib: proxy.rss_kib().ok_or("the proxy is gone")?,
+        rss_kib: proxy.memory_kib("VmRSS").ok_or("the proxy is gone")?,
     };
     if resume {
         shared.paused.store(false, Ordering::SeqCst);

@@ -4,7 +4,7 @@
 
 use base64::Engine as _;
 use http::{HeaderName, HeaderValue};
-use keystone_proxy::secrets::sha256_hex;
+use keystone_proxy::testkit::ProxyConfig;
 use rand::Rng;
 use rand::rngs::SmallRng;
 
@@ -55,30 +55,21 @@ impl Who {
         }
     }
 
-    pub(crate) fn config(self) -> String {
-        let names = |range: std::ops::Range<usize>| -> String {
-            let list: Vec<String> = range.map(|i| format!("\"{}\"", project_name(i))).collect();
-            list.join(", ")
+    /// This client's table in the proxy's config.
+    pub(crate) fn add_to(self, config: &mut ProxyConfig) {
+        let (projects, default): (Vec<String>, Option<String>) = match self {
+            Who::Ops => (vec!["*".into()], None),
+            Who::TeamA => ((0..10).map(project_name).collect(), Some("p01".into())),
+            Who::TeamB => ((10..20).map(project_id).collect(), Some(project_id(10))),
+            Who::Single => (vec!["p07".into()], Some("p07".into())),
         };
-        let ids = |range: std::ops::Range<usize>| -> String {
-            let list: Vec<String> = range.map(|i| format!("\"{}\"", project_id(i))).collect();
-            list.join(", ")
+        let projects: Vec<&str> = projects.iter().map(String::as_str).collect();
+        let table = format!("clients.{}", self.name());
+        config.client(self.name(), &self.key(), &projects);
+        match default {
+            Some(project) => config.set(&format!("{table}.default_project"), project),
+            None => config.set(&format!("{table}.export_token"), true),
         };
-        let rest = match self {
-            Who::Ops => "projects = [\"*\"]\nexport_token = true".to_string(),
-            Who::TeamA => format!("projects = [{}]\ndefault_project = \"p01\"", names(0..10)),
-            Who::TeamB => format!(
-                "projects = [{}]\ndefault_project = \"{}\"",
-                ids(10..20),
-                project_id(10)
-            ),
-            Who::Single => "projects = [\"p07\"]\ndefault_project = \"p07\"".to_string(),
-        };
-        format!(
-            "[clients.{}]\nkey_sha256 = \"{}\"\n{rest}\n",
-            self.name(),
-            sha256_hex(self.key().as_bytes())
-        )
     }
 
     /// A project this client may use: the path prefix that names it and
