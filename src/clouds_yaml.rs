@@ -8,6 +8,17 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
+/// Why clouds.yaml or secure.yaml cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum CloudsYamlError {
+    #[error("cannot read {}", .0.display())]
+    Read(PathBuf, #[source] std::io::Error),
+    #[error("{} is not valid YAML", .0.display())]
+    Yaml(PathBuf, #[source] Box<serde_saphyr::Error>),
+    #[error("{}: `clouds` must be a mapping of cloud names", .0.display())]
+    NotAMapping(PathBuf),
+}
+
 /// The cloud name openstacksdk gives to `OS_*` variables.
 pub const ENVVARS_CLOUD: &str = "envvars";
 
@@ -79,7 +90,7 @@ pub struct CloudsFile {
 }
 
 /// Read clouds.yaml and secure.yaml, if there are any.
-pub fn read(env: &Environment) -> Result<CloudsFile, String> {
+pub fn read(env: &Environment) -> Result<CloudsFile, CloudsYamlError> {
     let Some(path) = env.find("OS_CLIENT_CONFIG_FILE", "clouds.yaml") else {
         return Ok(CloudsFile::default());
     };
@@ -97,17 +108,14 @@ pub fn read(env: &Environment) -> Result<CloudsFile, String> {
     })
 }
 
-fn read_clouds(path: &Path) -> Result<Map<String, Value>, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+fn read_clouds(path: &Path) -> Result<Map<String, Value>, CloudsYamlError> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| CloudsYamlError::Read(path.to_path_buf(), e))?;
     let document: Value = serde_saphyr::from_str(&text)
-        .map_err(|e| format!("{} is not valid YAML: {e}", path.display()))?;
+        .map_err(|e| CloudsYamlError::Yaml(path.to_path_buf(), Box::new(e)))?;
     match document.get("clouds") {
         Some(Value::Object(clouds)) => Ok(clouds.clone()),
-        Some(_) => Err(format!(
-            "{}: `clouds` must be a mapping of cloud names",
-            path.display()
-        )),
+        Some(_) => Err(CloudsYamlError::NotAMapping(path.to_path_buf())),
         None => Ok(Map::new()),
     }
 }
@@ -290,6 +298,7 @@ clouds:
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("clouds.yaml"), "clouds: [unclosed").unwrap();
         let error = read(&env(&[], dir.path())).unwrap_err();
+        let error = crate::error::with_causes(&error);
         assert!(error.contains("clouds.yaml"), "{error}");
     }
 

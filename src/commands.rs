@@ -5,8 +5,37 @@
 use secrecy::ExposeSecret;
 
 use crate::config::{ProjectRef, Settings};
-use crate::connector;
+use crate::connector::{self, CloudTlsError, TlsError};
+use crate::error::ProxyError;
 use crate::keystone::{IssuedToken, Keystone};
+
+/// Why `token` or `catalog` got no token.
+#[derive(Debug, thiserror::Error)]
+pub enum IssueError {
+    #[error("several clouds are configured ({0}): pick one with --cloud")]
+    WhichCloud(String),
+    #[error("no cloud named {0:?} in the configuration")]
+    NoSuchCloud(String),
+    #[error(transparent)]
+    Tls(#[from] CloudTlsError),
+    #[error(transparent)]
+    Keystone(#[from] ProxyError),
+}
+
+/// Why `healthcheck` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HealthError {
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("not a URL")]
+    Url(#[source] http::Error),
+    #[error("no answer within 5 s")]
+    Timeout,
+    #[error("no answer")]
+    Unreachable(#[source] hyper_util::client::legacy::Error),
+    #[error("answered {0}")]
+    Status(http::StatusCode),
+}
 
 /// Log in once for `project` (or the cloud's own) in `cloud` (or the only
 /// one, or `OS_CLOUD`'s).
@@ -14,7 +43,7 @@ pub async fn issue(
     settings: &Settings,
     cloud: Option<&str>,
     project: Option<&str>,
-) -> Result<IssuedToken, String> {
+) -> Result<IssuedToken, IssueError> {
     let name = match cloud {
         Some(name) => name.to_string(),
         None if settings.clouds.len() == 1 => {
@@ -22,16 +51,13 @@ pub async fn issue(
         }
         None => {
             let names: Vec<&str> = settings.clouds.keys().map(String::as_str).collect();
-            return Err(format!(
-                "several clouds are configured ({}): pick one with --cloud",
-                names.join(", ")
-            ));
+            return Err(IssueError::WhichCloud(names.join(", ")));
         }
     };
     let cloud = settings
         .clouds
         .get(&name)
-        .ok_or_else(|| format!("no cloud named {name:?} in the configuration"))?;
+        .ok_or_else(|| IssueError::NoSuchCloud(name.clone()))?;
     let connector = connector::for_cloud(settings, cloud)?;
     let metrics = std::sync::Arc::new(crate::metrics::Metrics::new());
     let keystone = Keystone::new(
@@ -46,25 +72,25 @@ pub async fn issue(
     keystone
         .token_for(project.as_ref())
         .await
-        .map_err(|e| e.for_cloud(&name).to_string())
+        .map_err(|e| IssueError::Keystone(e.for_cloud(&name)))
 }
 
 /// `Ok` if `url` answers 200 within 5 seconds (for container HEALTHCHECKs).
-pub async fn healthcheck(url: &str) -> Result<(), String> {
+pub async fn healthcheck(url: &str) -> Result<(), HealthError> {
     use http_body_util::Empty;
     use hyper_util::client::legacy::Client;
     let connector = connector::build(&Default::default(), std::time::Duration::from_secs(5))?;
     let client = Client::builder(hyper_util::rt::TokioExecutor::new()).build(connector);
     let request = http::Request::get(url)
         .body(Empty::<bytes::Bytes>::new())
-        .map_err(|e| format!("not a URL: {e}"))?;
+        .map_err(HealthError::Url)?;
     let response = tokio::time::timeout(std::time::Duration::from_secs(5), client.request(request))
         .await
-        .map_err(|_| "no answer within 5 s".to_string())?
-        .map_err(|e| crate::error::with_causes(&e))?;
+        .map_err(|_| HealthError::Timeout)?
+        .map_err(HealthError::Unreachable)?;
     match response.status() {
         http::StatusCode::OK => Ok(()),
-        status => Err(format!("answered {status}")),
+        status => Err(HealthError::Status(status)),
     }
 }
 

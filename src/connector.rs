@@ -5,7 +5,7 @@
 //! the system's plus an optional `cacert` file; `insecure` turns
 //! verification off, as keystoneauth's `insecure`/`verify: false` do.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -34,6 +34,28 @@ pub fn install_crypto_provider() {
     let _already_installed = CryptoProvider::install_default((*crypto_provider()).clone());
 }
 
+/// Why a connector could not be made: the trust roots it was given.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("TLS set-up")]
+    Setup(#[source] rustls::Error),
+    #[error("cacert {}", .0.display())]
+    Unreadable(PathBuf, #[source] rustls::pki_types::pem::Error),
+    #[error("cacert {}: no certificate in the file", .0.display())]
+    Empty(PathBuf),
+    #[error("cacert {}", .0.display())]
+    Refused(PathBuf, #[source] rustls::Error),
+}
+
+/// One cloud's connector could not be made.
+#[derive(Debug, thiserror::Error)]
+#[error("cloud {cloud}")]
+pub struct CloudTlsError {
+    pub cloud: String,
+    #[source]
+    pub source: TlsError,
+}
+
 /// How to verify a server.
 #[derive(Debug, Clone, Default)]
 pub struct TlsOptions<'a> {
@@ -46,7 +68,7 @@ pub struct TlsOptions<'a> {
 pub fn for_cloud(
     settings: &crate::config::Settings,
     cloud: &crate::config::CloudSettings,
-) -> Result<Connector, String> {
+) -> Result<Connector, CloudTlsError> {
     let tls = TlsOptions {
         cacert: cloud
             .cacert
@@ -54,11 +76,14 @@ pub fn for_cloud(
             .or(settings.upstream.cacert.as_deref()),
         insecure: cloud.insecure || settings.upstream.insecure,
     };
-    build(&tls, settings.upstream.connect_timeout).map_err(|e| format!("cloud {}: {e}", cloud.name))
+    build(&tls, settings.upstream.connect_timeout).map_err(|source| CloudTlsError {
+        cloud: cloud.name.clone(),
+        source,
+    })
 }
 
 /// A connector for plain http and https URLs.
-pub fn build(tls: &TlsOptions<'_>, connect_timeout: Duration) -> Result<Connector, String> {
+pub fn build(tls: &TlsOptions<'_>, connect_timeout: Duration) -> Result<Connector, TlsError> {
     let config = client_config(tls)?;
     let mut http = HttpConnector::new();
     http.enforce_http(false);
@@ -71,10 +96,10 @@ pub fn build(tls: &TlsOptions<'_>, connect_timeout: Duration) -> Result<Connecto
         .wrap_connector(http))
 }
 
-fn client_config(tls: &TlsOptions<'_>) -> Result<ClientConfig, String> {
+fn client_config(tls: &TlsOptions<'_>) -> Result<ClientConfig, TlsError> {
     let builder = ClientConfig::builder_with_provider(crypto_provider())
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS set-up: {e}"))?;
+        .map_err(TlsError::Setup)?;
     if tls.insecure {
         return Ok(builder
             .dangerous()
@@ -85,17 +110,14 @@ fn client_config(tls: &TlsOptions<'_>) -> Result<ClientConfig, String> {
     if let Some(path) = tls.cacert {
         let certs = CertificateDer::pem_file_iter(path)
             .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| format!("cacert {}: {e}", path.display()))?;
+            .map_err(|e| TlsError::Unreadable(path.to_path_buf(), e))?;
         if certs.is_empty() {
-            return Err(format!(
-                "cacert {}: no certificate in the file",
-                path.display()
-            ));
+            return Err(TlsError::Empty(path.to_path_buf()));
         }
         for cert in certs {
             roots
                 .add(cert)
-                .map_err(|e| format!("cacert {}: {e}", path.display()))?;
+                .map_err(|e| TlsError::Refused(path.to_path_buf(), e))?;
         }
     }
     Ok(builder.with_root_certificates(roots).with_no_client_auth())

@@ -158,6 +158,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             match runtime.block_on(commands::healthcheck(&url)) {
                 Ok(()) => Ok(ExitCode::SUCCESS),
                 Err(problem) => {
+                    let problem = keystone_proxy::error::with_causes(&problem);
                     eprintln!("keystone-proxy: {url}: {problem}");
                     Ok(ExitCode::FAILURE)
                 }
@@ -180,13 +181,11 @@ fn one_shot(
 ) -> anyhow::Result<ExitCode> {
     connector::install_crypto_provider();
     let settings = config::load(from_flag(args.config), &Overrides::default())?;
-    let issued = current_thread_runtime()?
-        .block_on(commands::issue(
-            &settings,
-            args.cloud.as_deref(),
-            args.project.as_deref(),
-        ))
-        .map_err(anyhow::Error::msg)?;
+    let issued = current_thread_runtime()?.block_on(commands::issue(
+        &settings,
+        args.cloud.as_deref(),
+        args.project.as_deref(),
+    ))?;
     show(&issued);
     Ok(ExitCode::SUCCESS)
 }
@@ -212,9 +211,7 @@ fn serve(
             )?),
             false => None,
         };
-        let reload: server::Reload = Box::new(move || {
-            config::load(source.clone(), &overrides).map_err(|e| e.to_string())
-        });
+        let reload: server::Reload = Box::new(move || config::load(source.clone(), &overrides));
         server::run(settings, reload, |listening| {
             tracing::info!(proxy = %listening.proxy, admin = ?listening.admin, "listening");
             // Tests and scripts wait for these lines on stdout (the admin
@@ -231,8 +228,7 @@ fn serve(
                 );
             }
         })
-        .await
-        .map_err(anyhow::Error::msg)?;
+        .await?;
         anyhow::Ok(ExitCode::SUCCESS)
     })
 }

@@ -23,7 +23,7 @@ use crate::answer::{made_from, text_response};
 use crate::clients::{Client, Clients};
 use crate::clouds::{Cloud, Clouds};
 use crate::config::Settings;
-use crate::connector;
+use crate::connector::{self, CloudTlsError};
 use crate::error::ProxyError;
 use crate::facade::Facade;
 use crate::forward::{
@@ -104,7 +104,7 @@ impl Proxy {
         settings: &Settings,
         metrics: Arc<Metrics>,
         sessions: Arc<Sessions>,
-    ) -> Result<Proxy, String> {
+    ) -> Result<Proxy, CloudTlsError> {
         let mut clouds = Clouds::default();
         let mut keystones = HashMap::new();
         for (name, cloud) in &settings.clouds {

@@ -233,13 +233,11 @@ impl Inner {
     }
 
     async fn login(&self, scope: &Scope) -> Result<Arc<Token>, ProxyError> {
-        let keystone =
-            self.keystones
-                .get(&scope.cloud)
-                .ok_or_else(|| ProxyError::KeystoneUnavailable {
-                    cloud: scope.cloud.to_string(),
-                    reason: "no such cloud".into(),
-                })?;
+        let keystone = self.keystones.get(&scope.cloud).ok_or_else(|| {
+            // Scopes are made from the clouds the cache was made
+            // with: a bug, not a Keystone outage.
+            ProxyError::Internal(format!("no Keystone for cloud {:?}", scope.cloud))
+        })?;
         let issued = keystone
             .token_for(scope.project.as_ref())
             .await

@@ -89,7 +89,7 @@ pub(super) fn openstack_layer(
     wanted.sort();
     wanted.dedup();
 
-    let file = clouds_yaml::read(env).map_err(ConfigError)?;
+    let file = clouds_yaml::read(env).map_err(|e| ConfigError(crate::error::with_causes(&e)))?;
     let where_from = file
         .path
         .as_ref()

@@ -4,6 +4,7 @@
 
 use serde::Deserialize;
 
+use super::BadAnswer;
 use crate::config::ApiVersion;
 
 /// A resolved identity API: its version and base URL (no trailing slash),
@@ -68,9 +69,12 @@ struct Link {
 
 /// Pick from a discovery document: v3 if offered, else v2.0. Deprecated
 /// versions are still used (old clouds mark v2.0 deprecated but serve it).
-pub fn choose(body: &[u8], auth_url: &str) -> Result<Api, String> {
-    let document: Document = serde_json::from_slice(body)
-        .map_err(|e| format!("the version discovery document at {auth_url} is not valid: {e}"))?;
+pub fn choose(body: &[u8], auth_url: &str) -> Result<Api, BadAnswer> {
+    let document: Document =
+        serde_json::from_slice(body).map_err(|source| BadAnswer::Discovery {
+            url: auth_url.to_string(),
+            source,
+        })?;
     let entries = match (document.versions, document.version) {
         (Some(Versions::Wrapped { values }), _) | (Some(Versions::List(values)), _) => values,
         (None, Some(single)) => vec![single],
@@ -97,7 +101,9 @@ pub fn choose(body: &[u8], auth_url: &str) -> Result<Api, String> {
     };
     pick("v3", ApiVersion::V3)
         .or_else(|| pick("v2.0", ApiVersion::V2))
-        .ok_or_else(|| format!("{auth_url} offers neither identity v3 nor v2.0"))
+        .ok_or_else(|| BadAnswer::NoKnownVersion {
+            url: auth_url.to_string(),
+        })
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@
 //! for their own project.
 
 pub mod backoff;
+mod bad_answer;
 pub mod catalog;
 pub mod discovery;
 pub mod transport;
@@ -31,6 +32,7 @@ use crate::connector::Connector;
 use crate::error::ProxyError;
 use crate::metrics::Metrics;
 use backoff::{Backoff, Subject};
+pub use bad_answer::{BadAnswer, NeedsV3};
 use discovery::Api;
 use transport::Transport;
 pub use v3::{IssuedToken, ProjectInfo};
@@ -53,6 +55,14 @@ pub enum KeystoneError {
         reason: String,
         retry_after: Duration,
     },
+}
+
+/// An answer that cannot be used is an outage, not a refusal: the reason
+/// in words, with its cause (what the JSON parser said).
+impl From<BadAnswer> for KeystoneError {
+    fn from(error: BadAnswer) -> KeystoneError {
+        KeystoneError::Unavailable(crate::error::with_causes(&error))
+    }
 }
 
 impl KeystoneError {
@@ -353,13 +363,14 @@ impl Keystone {
                 let url = format!("{}/auth/tokens", api.base_url);
                 let answer = self.transport.post_json(&url, body).await?;
                 let subject = answer.headers.get("x-subject-token").map(|v| v.as_bytes());
-                v3::parse_token_response(subject, &answer.body).map_err(KeystoneError::Unavailable)
+                v3::parse_token_response(subject, &answer.body).map_err(KeystoneError::from)
             }
             ApiVersion::V2 => {
-                let body = v2::auth_request(method, scoping).map_err(KeystoneError::Rejected)?;
+                let body = v2::auth_request(method, scoping)
+                    .map_err(|e| KeystoneError::Rejected(e.to_string()))?;
                 let url = format!("{}/tokens", api.base_url);
                 let answer = self.transport.post_json(&url, body.to_string()).await?;
-                v2::parse_token_response(&answer.body).map_err(KeystoneError::Unavailable)
+                v2::parse_token_response(&answer.body).map_err(KeystoneError::from)
             }
         }
     }
@@ -373,7 +384,7 @@ impl Keystone {
                     return Ok(api);
                 }
                 let answer = self.transport.get(url).await?;
-                let api = discovery::choose(&answer.body, url).map_err(KeystoneError::Unavailable)?;
+                let api = discovery::choose(&answer.body, url).map_err(KeystoneError::from)?;
                 tracing::info!(cloud = %self.cloud.name, version = api.version.path(), base_url = %api.base_url, "identity API discovered");
                 Ok(api)
             })

@@ -10,11 +10,12 @@ use serde_json::{Value, json};
 
 use super::catalog::Catalog;
 use super::v3::{IssuedToken, Named, ProjectInfo, UserInfo, parse_time};
+use super::{BadAnswer, NeedsV3};
 use super::{Method, Scoping};
 use crate::config::{ProjectRef, UserRef};
 
 /// The JSON body of `POST /v2.0/tokens`.
-pub fn auth_request(method: &Method<'_>, scoping: &Scoping<'_>) -> Result<Value, String> {
+pub fn auth_request(method: &Method<'_>, scoping: &Scoping<'_>) -> Result<Value, NeedsV3> {
     let mut auth = match method {
         Method::Password { user, password } => {
             let mut credentials = json!({ "password": password.expose_secret() });
@@ -26,9 +27,7 @@ pub fn auth_request(method: &Method<'_>, scoping: &Scoping<'_>) -> Result<Value,
         }
         Method::Token(token) => json!({ "token": { "id": token.expose_secret() } }),
         Method::ApplicationCredential { .. } => {
-            return Err(
-                "application credentials need Keystone v3, and this cloud speaks v2.0".into(),
-            );
+            return Err(NeedsV3);
         }
     };
     if let Scoping::Project(project) = scoping {
@@ -79,12 +78,11 @@ struct Tenant {
 }
 
 /// Parse a v2.0 token answer. Errors never contain the token.
-pub fn parse_token_response(body: &[u8]) -> Result<IssuedToken, String> {
-    let parsed: Body = serde_json::from_slice(body)
-        .map_err(|e| format!("the v2.0 token body is not valid: {e}"))?;
+pub fn parse_token_response(body: &[u8]) -> Result<IssuedToken, BadAnswer> {
+    let parsed: Body = serde_json::from_slice(body).map_err(BadAnswer::V2TokenBody)?;
     let token = parsed.access.token;
     if token.id.trim().is_empty() {
-        return Err("the v2.0 answer has an empty access.token.id".into());
+        return Err(BadAnswer::EmptyV2Token);
     }
     Ok(IssuedToken {
         token: SecretString::from(token.id.trim().to_string()),

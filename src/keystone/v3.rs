@@ -9,6 +9,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::BadAnswer;
 use super::catalog::Catalog;
 use super::{Method, Scoping};
 use crate::config::{AppCredRef, DomainRef, ProjectRef, UserRef};
@@ -154,14 +155,13 @@ struct RawProject {
 pub fn parse_token_response(
     subject_token: Option<&[u8]>,
     body: &[u8],
-) -> Result<IssuedToken, String> {
+) -> Result<IssuedToken, BadAnswer> {
     let token = subject_token
         .and_then(|t| std::str::from_utf8(t).ok())
         .map(str::trim)
         .filter(|t| !t.is_empty())
-        .ok_or("the answer has no X-Subject-Token header")?;
-    let parsed: TokenBody =
-        serde_json::from_slice(body).map_err(|e| format!("the token body is not valid: {e}"))?;
+        .ok_or(BadAnswer::NoSubjectToken)?;
+    let parsed: TokenBody = serde_json::from_slice(body).map_err(BadAnswer::TokenBody)?;
     let fields = parsed.token;
     Ok(IssuedToken {
         token: SecretString::from(token.to_string()),
@@ -181,7 +181,7 @@ pub fn parse_token_response(
 /// Keystone writes `2026-11-23T10:00:00.000000Z`; older releases and v2.0
 /// write `2015-11-05T23:23:27Z`; some proxies rewrite to an offset. A time
 /// without any zone is taken as UTC, as Keystone means it.
-pub fn parse_time(text: &str) -> Result<jiff::Timestamp, String> {
+pub fn parse_time(text: &str) -> Result<jiff::Timestamp, BadAnswer> {
     let text = text.trim();
     if let Ok(timestamp) = text.parse::<jiff::Timestamp>() {
         return Ok(timestamp);
@@ -190,7 +190,7 @@ pub fn parse_time(text: &str) -> Result<jiff::Timestamp, String> {
         .ok()
         .and_then(|dt| dt.to_zoned(jiff::tz::TimeZone::UTC).ok())
         .map(|zoned| zoned.timestamp())
-        .ok_or_else(|| format!("{text:?} is not a time Keystone would write"))
+        .ok_or_else(|| BadAnswer::Time(text.to_string()))
 }
 
 #[cfg(test)]
@@ -348,11 +348,13 @@ mod tests {
         assert!(
             parse_token_response(None, body)
                 .unwrap_err()
+                .to_string()
                 .contains("X-Subject-Token")
         );
         assert!(
             parse_token_response(Some(b"t"), b"<html>")
                 .unwrap_err()
+                .to_string()
                 .contains("not valid")
         );
         assert!(parse_token_response(Some(b"t"), br#"{"token": {}}"#).is_err());

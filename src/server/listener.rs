@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 
+use super::StartError;
 use crate::config::ListenAddress;
 
 /// A bound listener.
@@ -25,14 +26,15 @@ pub enum Stream {
 }
 
 impl Bound {
-    pub async fn bind(address: &ListenAddress, socket_mode: u32) -> Result<Bound, String> {
+    pub async fn bind(address: &ListenAddress, socket_mode: u32) -> Result<Bound, StartError> {
+        let listening = |what: String| move |source| StartError::Listen { what, source };
         match address {
             ListenAddress::Tcp(addr) => tcp_listener(*addr)
                 .map(Bound::Tcp)
-                .map_err(|e| format!("listening on {addr}: {e}")),
+                .map_err(listening(addr.to_string())),
             ListenAddress::Unix(path) => bind_unix(path, socket_mode)
                 .await
-                .map_err(|e| format!("listening on unix:{}: {e}", path.display())),
+                .map_err(listening(format!("unix:{}", path.display()))),
         }
     }
 

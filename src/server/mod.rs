@@ -4,6 +4,7 @@
 
 mod fds;
 mod listener;
+mod start_error;
 mod tls;
 
 use std::convert::Infallible;
@@ -23,13 +24,14 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 
-use crate::config::{ListenSettings, Settings};
+use crate::config::{ConfigError, ListenSettings, Settings};
 use crate::forward::Forwarded;
 use crate::metrics::Metrics;
 use crate::proxy::{Answer, Peer, Proxy};
 use crate::sessions::Sessions;
 pub use listener::Bound;
 use listener::Stream;
+pub use start_error::StartError;
 
 /// Connections the admin listener serves at once: probes and a scraper,
 /// kept apart from the proxy's limit so they still get in when it is full.
@@ -42,7 +44,7 @@ const H2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 const H2_MAX_STREAMS: u32 = 200;
 
 /// Reads the configuration again (SIGHUP).
-pub type Reload = Box<dyn Fn() -> Result<Settings, String> + Send + Sync>;
+pub type Reload = Box<dyn Fn() -> Result<Settings, ConfigError> + Send + Sync>;
 
 /// Where the listeners ended up (port 0 picks a free one).
 #[derive(Debug)]
@@ -70,7 +72,7 @@ pub async fn run(
     settings: Settings,
     reload: Reload,
     on_listening: impl FnOnce(&Listening),
-) -> Result<(), String> {
+) -> Result<(), StartError> {
     let tls = settings.listen.tls.as_ref().map(tls::load).transpose()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     let main = Bound::bind(&settings.listen.address, settings.listen.socket_mode).await?;
@@ -90,7 +92,10 @@ pub async fn run(
         Some(addr) => Some(
             TcpListener::bind(addr)
                 .await
-                .map_err(|e| format!("listening on {addr} (admin): {e}"))?,
+                .map_err(|source| StartError::Listen {
+                    what: format!("{addr} (admin)"),
+                    source,
+                })?,
         ),
         None => None,
     };
@@ -363,11 +368,11 @@ fn apply_reload(
     reload: &Reload,
     (metrics, sessions): &(Arc<Metrics>, Arc<Sessions>),
 ) {
-    let prepared = reload().and_then(|settings| {
+    let prepared = reload().map_err(StartError::from).and_then(|settings| {
         let proxy = Proxy::new(&settings, metrics.clone(), sessions.clone())?;
         let tls = settings.listen.tls.as_ref().map(tls::load).transpose()?;
         if running.listen.tls.is_some() != tls.is_some() {
-            return Err("turning TLS on or off needs a restart".into());
+            return Err(StartError::TlsToggle);
         }
         Ok((settings, Arc::new(proxy), tls))
     });
@@ -384,7 +389,10 @@ fn apply_reload(
             tokio::spawn(async move { proxy.warm_up().await });
             tracing::info!("configuration reloaded");
         }
-        Err(error) => tracing::error!(%error, "reload refused; the running configuration stays"),
+        Err(error) => {
+            let error = crate::error::with_causes(&error);
+            tracing::error!(%error, "reload refused; the running configuration stays");
+        }
     }
 }
 

@@ -205,3 +205,28 @@ async fn check_config_validates_rules_and_limits() {
         "{run:?}"
     );
 }
+
+/// A start-up error is printed with its whole chain: what the proxy was
+/// doing (the cloud, the file) and what the system said.
+#[tokio::test]
+async fn a_start_up_error_shows_its_causes() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing-ca.pem");
+    let cacert = format!("cacert = \"{}\"\n[clouds.c.auth]", missing.display());
+    let (_config_dir, path) = write_config(&GOOD.replace("[clouds.c.auth]", &cacert));
+    let run = run_binary(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--config",
+            path.to_str().unwrap(),
+        ],
+        &[],
+    )
+    .await;
+    assert!(!run.ok, "{run:?}");
+    let expected = format!("cloud c: cacert {}: ", missing.display());
+    assert!(run.stderr.contains(&expected), "{run:?}");
+    assert!(run.stderr.contains("No such file"), "{run:?}");
+}

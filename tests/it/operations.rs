@@ -326,7 +326,8 @@ async fn https_get(cacert: &std::path::Path, url: &str) -> Result<TestResponse, 
         cacert: Some(cacert),
         insecure: false,
     };
-    let connector = keystone_proxy::connector::build(&tls, Duration::from_secs(2))?;
+    let connector = keystone_proxy::connector::build(&tls, Duration::from_secs(2))
+        .map_err(|e| keystone_proxy::error::with_causes(&e))?;
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build::<_, http_body_util::Full<Bytes>>(connector);
     let request = http::Request::get(url)
