@@ -128,9 +128,26 @@ fn start(token_expiration: u64, name: &str) -> Running {
         .status()
         .expect("run tests/keystone/setup-venv.sh");
     assert!(status.success(), "tests/keystone/setup-venv.sh failed");
+    // A second try only for a start that failed: the harness picks free
+    // ports by binding port 0 and releasing it, and another test may take
+    // one in between. What the first try said is kept for the panic.
+    let mut said = Vec::new();
+    for attempt in 1..=2 {
+        match try_start(&dir, token_expiration, &format!("{name}-{attempt}")) {
+            Ok(running) => return running,
+            Err(complaint) => said.push(format!("attempt {attempt}: {complaint}")),
+        }
+    }
+    panic!("the Keystone harness did not start:\n{}", said.join("\n"));
+}
+
+fn try_start(dir: &Path, token_expiration: u64, name: &str) -> Result<Running, String> {
     let workdir =
         std::env::temp_dir().join(format!("keystone-proxy-real-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&workdir);
+    std::fs::create_dir_all(&workdir).map_err(|e| e.to_string())?;
+    let errors = workdir.join("harness.stderr");
+    let stderr = std::fs::File::create(&errors).map_err(|e| e.to_string())?;
     let mut child = Command::new(venv().join("bin").join("python"))
         .arg(dir.join("harness.py"))
         .arg("--workdir")
@@ -139,19 +156,22 @@ fn start(token_expiration: u64, name: &str) -> Running {
         .arg(token_expiration.to_string())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(stderr)
         .spawn()
         .expect("start tests/keystone/harness.py");
     let stdout = child.stdout.take().expect("piped stdout");
     let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("read the harness's answer");
-    let cloud: RealCloud = serde_json::from_str(&line)
-        .unwrap_or_else(|e| panic!("the Keystone harness did not start ({e}): {line:?}"));
-    Running {
-        cloud,
-        _child: Mutex::new(child),
+    let read = BufReader::new(stdout).read_line(&mut line);
+    match serde_json::from_str::<RealCloud>(&line) {
+        Ok(cloud) => Ok(Running {
+            cloud,
+            _child: Mutex::new(child),
+        }),
+        Err(e) => {
+            let _ = child.wait();
+            let said = std::fs::read_to_string(&errors).unwrap_or_default();
+            Err(format!("{e} ({read:?}): {line:?}\n{said}"))
+        }
     }
 }
 
