@@ -82,7 +82,7 @@ pub struct Clients {
 }
 
 /// The name of the implicit client in sidecar mode.
-pub const SIDECAR_CLIENT: &str = "local";
+pub(crate) const SIDECAR_CLIENT: &str = "local";
 
 impl Clients {
     pub fn new(settings: &Settings) -> Clients {

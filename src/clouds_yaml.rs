@@ -20,7 +20,7 @@ pub enum CloudsYamlError {
 }
 
 /// The cloud name openstacksdk gives to `OS_*` variables.
-pub const ENVVARS_CLOUD: &str = "envvars";
+pub(crate) const ENVVARS_CLOUD: &str = "envvars";
 
 /// The process environment as config loading sees it (a snapshot, so tests
 /// can pass their own without touching the real one).
@@ -173,7 +173,7 @@ static OS_VARIABLES: &[(&str, &[&str])] = &[
 ];
 
 /// The `envvars` cloud from an openrc (`OS_AUTH_URL` and friends), if set.
-pub fn from_os_variables(env: &Environment) -> Option<Value> {
+pub(crate) fn from_os_variables(env: &Environment) -> Option<Value> {
     env.var("OS_AUTH_URL")?;
     let mut cloud = Value::Object(Map::new());
     for (name, path) in OS_VARIABLES {

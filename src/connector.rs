@@ -17,7 +17,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
-pub type Connector = HttpsConnector<HttpConnector>;
+pub(crate) type Connector = HttpsConnector<HttpConnector>;
 
 /// The one crypto provider of the process (ring: smaller and quicker to
 /// build than aws-lc-rs, and enough for a client and a listener).
@@ -65,7 +65,7 @@ pub struct TlsOptions<'a> {
 
 /// The connector for one cloud's Keystone and endpoints: the cloud's own
 /// `cacert`/`insecure`, else the `[upstream]` ones.
-pub fn for_cloud(
+pub(crate) fn for_cloud(
     settings: &crate::config::Settings,
     cloud: &crate::config::CloudSettings,
 ) -> Result<Connector, CloudTlsError> {

@@ -14,12 +14,12 @@ use http_body_util::Full;
 use crate::header_names::X_PROXY_ERROR;
 
 /// The error body every OpenStack service sends (and so does the proxy).
-pub fn error_body(code: u16, title: &str, message: &str) -> serde_json::Value {
+pub(crate) fn error_body(code: u16, title: &str, message: &str) -> serde_json::Value {
     serde_json::json!({"error": {"code": code, "title": title, "message": message}})
 }
 
 /// Any error, as bodies and the HTTP stack pass them on.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Something went wrong between the client and the upstream.
 ///

@@ -18,7 +18,8 @@ use hyper_util::rt::TokioIo;
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 
 use crate::access::{self, Ask, Limited, Slot};
-pub use crate::answer::{BodyError, OtherBody, ResponseBody, made};
+pub use crate::answer::made;
+pub use crate::answer::{BodyError, OtherBody, ResponseBody};
 use crate::answer::{made_from, text_response};
 use crate::clients::{Client, Clients};
 use crate::clouds::{Cloud, Clouds};

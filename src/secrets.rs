@@ -19,7 +19,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// A new random secret: `prefix` and 32 random bytes (256 bits).
-pub fn random_token(prefix: &str) -> String {
+pub(crate) fn random_token(prefix: &str) -> String {
     let bytes: [u8; 32] = rand::random();
     let text = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
     format!("{prefix}{text}")

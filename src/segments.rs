@@ -52,7 +52,7 @@ impl<'a> Iterator for Segments<'a> {
 }
 
 /// Whether `text` holds a separator anywhere (so it is not one segment).
-pub fn has_separator(text: &str) -> bool {
+pub(crate) fn has_separator(text: &str) -> bool {
     let bytes = text.as_bytes();
     (0..bytes.len()).any(|i| separator_len(&bytes[i..]) > 0)
 }
@@ -67,7 +67,7 @@ fn separator_len(bytes: &[u8]) -> usize {
 }
 
 /// `.` or `..`, written with any mix of `.`, `%2e` and `%2E`.
-pub fn is_dot_segment(segment: &str) -> bool {
+pub(crate) fn is_dot_segment(segment: &str) -> bool {
     let mut bytes = segment.as_bytes();
     let mut dots = 0;
     while !bytes.is_empty() {
@@ -82,7 +82,7 @@ pub fn is_dot_segment(segment: &str) -> bool {
 }
 
 /// Whether any segment of `raw` is a dot segment (see [`is_dot_segment`]).
-pub fn has_dot_segment(raw: &str) -> bool {
+pub(crate) fn has_dot_segment(raw: &str) -> bool {
     // Most paths have neither a dot nor an escape: one scan says so.
     if !raw.bytes().any(|b| b == b'.' || b == b'%') {
         return false;
@@ -91,7 +91,7 @@ pub fn has_dot_segment(raw: &str) -> bool {
 }
 
 /// Whether `segment`, percent-decoded, is `name` in any ASCII case.
-pub fn decodes_to(segment: &str, name: &str) -> bool {
+pub(crate) fn decodes_to(segment: &str, name: &str) -> bool {
     let mut decoded = percent_encoding::percent_decode(segment.as_bytes());
     let mut wanted = name.bytes();
     loop {

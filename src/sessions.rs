@@ -20,7 +20,7 @@ use crate::tokens::Scope;
 
 /// Session tokens start with this, so they are told apart from local keys
 /// without a lookup (and secret scanners recognise them).
-pub const PREFIX: &str = "kps_";
+pub(crate) const PREFIX: &str = "kps_";
 
 /// Sessions kept at most.
 const MAX_SESSIONS: u64 = 100_000;

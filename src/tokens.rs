@@ -66,7 +66,7 @@ pub struct Token {
 
 /// See the module documentation. Cheap to clone.
 #[derive(Clone)]
-pub struct TokenCache {
+pub(crate) struct TokenCache {
     inner: Arc<Inner>,
 }
 

@@ -30,14 +30,14 @@ fuzz_target!(|body: &[u8]| {
             assert_eq!(issued.token.expose_secret(), id.trim());
             assert!(!issued.token.expose_secret().is_empty());
             let expires = token["expires"].as_str().expect("expires is a string");
-            assert_eq!(parse_time(expires), Ok(issued.expires_at));
+            assert_eq!(parse_time(expires).ok(), Some(issued.expires_at));
             assert_eq!(
                 token["issued_at"].as_str().map(|t| parse_time(t).unwrap()),
                 issued.issued_at
             );
             assert!(issued.project_domain.is_none(), "v2.0 has no domains");
         }
-        Err(error) => assert!(!error.is_empty()),
+        Err(error) => assert!(!error.to_string().is_empty()),
     }
 
     // The same body with a recognisable token: it must not leak.
@@ -68,6 +68,9 @@ fuzz_target!(|body: &[u8]| {
                 "Debug shows the token"
             );
         }
-        Err(error) => assert!(!error.contains(TOKEN), "an error shows the token: {error}"),
+        Err(error) => {
+            let error = keystone_proxy::error::with_causes(&error);
+            assert!(!error.contains(TOKEN), "an error shows the token: {error}");
+        }
     }
 });

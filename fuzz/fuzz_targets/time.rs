@@ -14,11 +14,14 @@ fuzz_target!(|data: &[u8]| {
     };
     let parsed = parse_time(text);
     // Surrounding white space never matters.
-    assert_eq!(parse_time(&format!(" \t{text}\r\n")), parsed);
+    assert_eq!(
+        parse_time(&format!(" \t{text}\r\n")).map_err(|e| e.to_string()),
+        parsed.as_ref().copied().map_err(|e| e.to_string())
+    );
     let timestamp = match parsed {
         Ok(timestamp) => timestamp,
         Err(error) => {
-            assert!(error.contains("is not a time"), "{error}");
+            assert!(error.to_string().contains("is not a time"), "{error}");
             assert!(text.trim().parse::<Timestamp>().is_err());
             return;
         }
@@ -28,7 +31,7 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(exact, timestamp);
     }
     // RFC 3339 as jiff writes it.
-    assert_eq!(parse_time(&timestamp.to_string()), Ok(timestamp));
+    assert_eq!(parse_time(&timestamp.to_string()).ok(), Some(timestamp));
 
     // Keystone's spellings, to the microsecond, for four-digit years.
     let year = timestamp.to_zoned(jiff::tz::TimeZone::UTC).year();
@@ -58,6 +61,6 @@ fuzz_target!(|data: &[u8]| {
         (format!("{whole}Z"), seconds),
         (whole.clone(), seconds),
     ] {
-        assert_eq!(parse_time(&spelling), Ok(expected), "{spelling}");
+        assert_eq!(parse_time(&spelling).ok(), Some(expected), "{spelling}");
     }
 });

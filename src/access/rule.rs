@@ -64,7 +64,7 @@ const KNOWN_METHODS: &[&str] = &[
 
 /// Methods a client may use without a rule that names them: what
 /// OpenStack APIs use (`COPY` is Swift's).
-pub fn is_standard(method: &Method) -> bool {
+pub(crate) fn is_standard(method: &Method) -> bool {
     matches!(
         *method,
         Method::GET
@@ -79,12 +79,12 @@ pub fn is_standard(method: &Method) -> bool {
 
 /// Methods no client may use: `TRACE` and `TRACK` echo the request
 /// (with the injected token) back; `CONNECT` asks for a tunnel.
-pub fn is_never_allowed(method: &Method) -> bool {
+pub(crate) fn is_never_allowed(method: &Method) -> bool {
     *method == Method::TRACE || *method == Method::CONNECT || method.as_str() == "TRACK"
 }
 
 /// The `Allow` header of a 405 for a method outside the standard set.
-pub const STANDARD_ALLOW: &str = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, COPY";
+pub(crate) const STANDARD_ALLOW: &str = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, COPY";
 
 /// A rule, validated.
 #[derive(Clone)]

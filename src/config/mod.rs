@@ -21,6 +21,7 @@ use crate::clouds_yaml::{self, ENVVARS_CLOUD, Environment};
 pub use crate::credentials::{
     ApiVersion, AppCredRef, AuthKind, Credential, DomainRef, ProjectRef, UserRef,
 };
+
 use crate::keystone::catalog::normalize_interface;
 use secrecy::SecretString;
 
@@ -34,9 +35,9 @@ pub use settings::*;
 use validate::Validator;
 
 /// Where `serve` looks when no `--config` is given.
-pub const DEFAULT_CONFIG_PATH: &str = "config/keystone-proxy.toml";
+pub(crate) const DEFAULT_CONFIG_PATH: &str = "config/keystone-proxy.toml";
 /// Environment variables with this prefix override the file; `__` nests.
-pub const ENV_PREFIX: &str = "KEYSTONE_PROXY_";
+pub(crate) const ENV_PREFIX: &str = "KEYSTONE_PROXY_";
 
 /// A configuration problem, phrased for the operator.
 #[derive(Debug, thiserror::Error)]

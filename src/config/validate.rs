@@ -574,7 +574,7 @@ pub(super) fn parse_http_url(url: &str) -> Result<http::Uri, String> {
 }
 
 /// 64 hex digits → 32 bytes.
-pub fn parse_sha256(hex_digits: &str) -> Option<[u8; 32]> {
+pub(crate) fn parse_sha256(hex_digits: &str) -> Option<[u8; 32]> {
     let mut out = [0u8; 32];
     hex::decode_to_slice(hex_digits.trim(), &mut out).ok()?;
     Some(out)

@@ -23,7 +23,8 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
-pub use keystone::{FakeCloud, FakeKeystone, Fault, TokenValidator};
+pub use keystone::TokenValidator;
+pub use keystone::{FakeCloud, FakeKeystone, Fault};
 pub use upstream::{EchoUpstream, SeenRequest};
 
 /// Serve `handler` on `listener` (with TLS when `tls` is given) until the

@@ -20,12 +20,12 @@ use super::{TokenValidator, json_response, openstack_error, spawn_server};
 use crate::secrets::sha256;
 
 /// Ask the upstream for a response body of this many bytes (`i % 251`).
-pub const REPLY_BYTES_HEADER: &str = "x-reply-bytes";
+pub(crate) const REPLY_BYTES_HEADER: &str = "x-reply-bytes";
 /// Ask the upstream to wait this many milliseconds before answering.
-pub const REPLY_DELAY_HEADER: &str = "x-reply-delay-ms";
+pub(crate) const REPLY_DELAY_HEADER: &str = "x-reply-delay-ms";
 /// Ask the upstream to answer with this status (and `x-reply-location` as
 /// its `Location`), e.g. to see that redirects are passed back.
-pub const REPLY_STATUS_HEADER: &str = "x-reply-status";
+pub(crate) const REPLY_STATUS_HEADER: &str = "x-reply-status";
 
 /// What the upstream saw of one request.
 #[derive(Debug, Clone, Serialize)]

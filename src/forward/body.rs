@@ -24,10 +24,10 @@ use http_body::{Body, Frame, SizeHint};
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
-pub use crate::error::BoxError;
+pub(crate) use crate::error::BoxError;
 
 /// The `T` somewhere in `error`'s chain of sources, if there is one.
-pub fn find_cause<'e, T: std::error::Error + 'static>(
+pub(crate) fn find_cause<'e, T: std::error::Error + 'static>(
     error: &'e (dyn std::error::Error + 'static),
 ) -> Option<&'e T> {
     let mut cause = Some(error);
@@ -258,7 +258,7 @@ impl<B> Shared<B> {
 /// A body that yields frames already read, then whatever remains of the
 /// original body: an answer held back (for link rewriting) up to a limit,
 /// then passed on whole.
-pub struct Prefixed<B> {
+pub(crate) struct Prefixed<B> {
     frames: VecDeque<Frame<Bytes>>,
     rest: Option<B>,
 }

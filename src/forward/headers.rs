@@ -129,7 +129,7 @@ pub fn request_headers(
 /// Consoles (noVNC, serial) use WebSockets, so that switch is passed
 /// through; any other (`h2c`, say) is cleaned away like any hop-by-hop
 /// header, and the upstream never hears of it.
-pub fn upgrade_request(headers: &HeaderMap) -> Option<&HeaderValue> {
+pub(crate) fn upgrade_request(headers: &HeaderMap) -> Option<&HeaderValue> {
     // `Upgrade` first: nearly every request lacks it, and that is one lookup.
     let protocol = headers.get(header::UPGRADE)?;
     let asked = connection_names(headers)
@@ -139,7 +139,7 @@ pub fn upgrade_request(headers: &HeaderMap) -> Option<&HeaderValue> {
 }
 
 /// Whether an `Upgrade` value lists `websocket` (any case, any version).
-pub fn names_websocket(protocol: &HeaderValue) -> bool {
+pub(crate) fn names_websocket(protocol: &HeaderValue) -> bool {
     protocol.as_bytes().split(|&b| b == b',').any(|p| {
         let name = p
             .trim_ascii()
@@ -152,7 +152,7 @@ pub fn names_websocket(protocol: &HeaderValue) -> bool {
 
 /// Put back the two hop-by-hop headers a protocol switch needs: the switch
 /// concerns the connection on both sides of the proxy.
-pub fn keep_upgrade(headers: &mut HeaderMap, protocol: HeaderValue) {
+pub(crate) fn keep_upgrade(headers: &mut HeaderMap, protocol: HeaderValue) {
     headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     headers.insert(header::UPGRADE, protocol);
 }
@@ -279,7 +279,7 @@ fn is_framing_or_never_forwarded(name: &str) -> bool {
 /// `Transfer-Encoding` as a request may send it: exactly `chunked`, once.
 /// hyper decodes chunked framing but would pass other codings (`gzip,
 /// chunked`) on silently dropped, and a repeated `chunked` is ambiguous.
-pub fn check_transfer_encoding(headers: &HeaderMap) -> Result<(), crate::error::ProxyError> {
+pub(crate) fn check_transfer_encoding(headers: &HeaderMap) -> Result<(), crate::error::ProxyError> {
     use crate::error::ProxyError;
     let mut chunked = 0;
     for value in headers.get_all(header::TRANSFER_ENCODING) {
@@ -307,7 +307,7 @@ pub fn check_transfer_encoding(headers: &HeaderMap) -> Result<(), crate::error::
 /// not empty, `host[:port]` only (no user info, path, query or fragment),
 /// and over HTTP/2 a `host` header must agree with `:authority`. Returns
 /// the authority the client addressed, for `X-Forwarded-Host`.
-pub fn client_host<'a>(
+pub(crate) fn client_host<'a>(
     headers: &'a HeaderMap,
     uri: &http::Uri,
     version: http::Version,

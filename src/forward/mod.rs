@@ -2,8 +2,8 @@
 
 pub mod body;
 pub mod headers;
-pub mod linger;
-pub mod pace;
+pub(crate) mod linger;
+pub(crate) mod pace;
 pub mod pool;
 
 use std::time::Duration;
@@ -23,10 +23,10 @@ pub use pace::{Pace, PacedBody};
 
 /// A client's request body, as the proxy reads it: paced, and drained
 /// if the proxy answers without wanting all of it.
-pub type ClientBody = Linger<PacedBody<Incoming>>;
+pub(crate) type ClientBody = Linger<PacedBody<Incoming>>;
 
 /// The request body type sent upstream.
-pub type UpstreamBody = ReplayBody<ClientBody>;
+pub(crate) type UpstreamBody = ReplayBody<ClientBody>;
 
 /// An upstream response body (its connection goes back to the pool when
 /// it ends).

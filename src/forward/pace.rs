@@ -25,7 +25,7 @@ pub use crate::config::Pace;
 /// The client sent its body too slowly; the proxy answers 408.
 #[derive(Debug, thiserror::Error)]
 #[error("the request body came too slowly ({received} bytes in {elapsed:?})")]
-pub struct TooSlow {
+pub(crate) struct TooSlow {
     pub received: u64,
     pub elapsed: Duration,
 }
@@ -129,7 +129,7 @@ where
 /// an upstream failure, so that the client is told it sent a bad request.
 #[derive(Debug, thiserror::Error)]
 #[error("the request body could not be read: {0}")]
-pub struct Unreadable(BoxError);
+pub(crate) struct Unreadable(BoxError);
 
 #[cfg(test)]
 mod tests {

@@ -61,7 +61,7 @@ pub struct Key {
 }
 
 /// The pool of one cloud.
-pub struct Pool<B> {
+pub(crate) struct Pool<B> {
     inner: Arc<Inner<B>>,
 }
 
@@ -113,7 +113,7 @@ impl<B> Idle<B> {
 
 /// Why a request did not get a response.
 #[derive(Debug, thiserror::Error)]
-pub enum SendError {
+pub(crate) enum SendError {
     #[error("cannot connect: {0}")]
     Connect(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("{0}")]
@@ -180,6 +180,7 @@ impl<B: RequestBody> Pool<B> {
     }
 
     /// Connections now idle (the tests watch it).
+    #[cfg(test)]
     pub fn idle_connections(&self) -> usize {
         self.inner
             .idle
@@ -393,7 +394,7 @@ pub struct PooledBody<B> {
 /// exchange is cut, so a stalled upstream cannot hold a client for good.
 #[derive(Debug, thiserror::Error)]
 #[error("the upstream sent no body bytes for {0:?}")]
-pub struct Stalled(pub Duration);
+pub(crate) struct Stalled(pub Duration);
 
 /// A body waiting for its upstream: when the wait began (the first poll
 /// that found nothing, or the last data after it) and the timer. Made only

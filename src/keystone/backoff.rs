@@ -18,12 +18,12 @@ use super::KeystoneError;
 use crate::config::ProjectRef;
 
 /// The first pause after a rejection.
-pub const FIRST_PAUSE: Duration = Duration::from_secs(5);
+pub(crate) const FIRST_PAUSE: Duration = Duration::from_secs(5);
 /// The longest pause: a fixed password is picked up within 5 minutes.
-pub const MAX_PAUSE: Duration = Duration::from_secs(300);
+pub(crate) const MAX_PAUSE: Duration = Duration::from_secs(300);
 /// The longest `Retry-After` honoured: a Keystone that asks for more is
 /// asked again after this anyway, so one odd header cannot stall a cloud.
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 /// Entries kept at most; past it, entries whose pause is over are dropped
 /// (a client allowed any project could otherwise name endless projects).
 const MAX_ENTRIES: usize = 10_000;
@@ -36,7 +36,7 @@ pub enum Subject {
 }
 
 #[derive(Debug, Default)]
-pub struct Backoff {
+pub(crate) struct Backoff {
     entries: Mutex<HashMap<Subject, Entry>>,
 }
 

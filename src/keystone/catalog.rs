@@ -309,7 +309,7 @@ impl ServiceName {
 /// The official type `name` stands for: the official type of its alias
 /// family, else `name` itself in normal form. Allocates only when `name`
 /// is not in normal form.
-pub fn canonical_type(name: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn canonical_type(name: &str) -> std::borrow::Cow<'_, str> {
     let normal = normalize(name);
     match family_entry(&normal) {
         Some((official, _)) => std::borrow::Cow::Borrowed(official),
@@ -318,14 +318,14 @@ pub fn canonical_type(name: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// Whether `name` is an official type or an alias of one.
-pub fn is_known_type(name: &str) -> bool {
+pub(crate) fn is_known_type(name: &str) -> bool {
     known_type(name).is_some()
 }
 
 /// The official type `name` stands for, if it is an official type or an
 /// alias of one (one scan of the tables; no allocation for a name in
 /// normal form).
-pub fn known_type(name: &str) -> Option<std::borrow::Cow<'_, str>> {
+pub(crate) fn known_type(name: &str) -> Option<std::borrow::Cow<'_, str>> {
     let normal = normalize(name);
     if let Some((official, _)) = family_entry(&normal) {
         return Some(std::borrow::Cow::Borrowed(official));
@@ -380,7 +380,7 @@ fn family_entry(wanted: &str) -> Option<&'static (&'static str, &'static [&'stat
 
 /// An interface name as v3 spells it: `publicURL` (v2.0), `Public` and
 /// ` public ` are all `public`.
-pub fn normalize_interface(raw: &str) -> String {
+pub(crate) fn normalize_interface(raw: &str) -> String {
     let trimmed = raw.trim().to_ascii_lowercase();
     trimmed.strip_suffix("url").unwrap_or(&trimmed).to_string()
 }
@@ -435,7 +435,7 @@ impl Endpoint {
 /// Endpoints in Keystone v2.0's catalog shape: one entry per region (in
 /// the order first seen), with an `id` and a `{interface}URL` for each
 /// interface. `endpoints` are (region, interface, URL) triples.
-pub fn v2_endpoint_entries<'a>(
+pub(crate) fn v2_endpoint_entries<'a>(
     endpoints: impl IntoIterator<Item = (Option<&'a str>, &'a str, String)>,
     id: impl Fn(Option<&str>) -> String,
 ) -> Vec<serde_json::Value> {

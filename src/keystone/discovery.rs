@@ -10,13 +10,13 @@ use crate::config::ApiVersion;
 /// A resolved identity API: its version and base URL (no trailing slash),
 /// e.g. `https://k:5000/v3`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Api {
+pub(crate) struct Api {
     pub version: ApiVersion,
     pub base_url: String,
 }
 
 /// The API, when config or URL say it without asking Keystone.
-pub fn without_discovery(auth_url: &str, configured: Option<ApiVersion>) -> Option<Api> {
+pub(crate) fn without_discovery(auth_url: &str, configured: Option<ApiVersion>) -> Option<Api> {
     let url = auth_url.trim_end_matches('/');
     let suffix = match url.rsplit_once('/') {
         Some((_, "v3")) => Some(ApiVersion::V3),
@@ -69,7 +69,7 @@ struct Link {
 
 /// Pick from a discovery document: v3 if offered, else v2.0. Deprecated
 /// versions are still used (old clouds mark v2.0 deprecated but serve it).
-pub fn choose(body: &[u8], auth_url: &str) -> Result<Api, BadAnswer> {
+pub(crate) fn choose(body: &[u8], auth_url: &str) -> Result<Api, BadAnswer> {
     let document: Document =
         serde_json::from_slice(body).map_err(|source| BadAnswer::Discovery {
             url: auth_url.to_string(),

@@ -13,7 +13,7 @@
 //! new generation. Application credentials cannot rescope: one login each,
 //! for their own project.
 
-pub mod backoff;
+pub(crate) mod backoff;
 mod bad_answer;
 pub mod catalog;
 pub mod discovery;
@@ -35,7 +35,8 @@ use backoff::{Backoff, Subject};
 pub use bad_answer::{BadAnswer, NeedsV3};
 use discovery::Api;
 use transport::Transport;
-pub use v3::{IssuedToken, ProjectInfo};
+pub use v3::IssuedToken;
+pub use v3::ProjectInfo;
 
 /// Why a login failed; whether it is worth retrying soon differs.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -130,7 +131,7 @@ impl Method<'_> {
 }
 
 /// What one auth request asks to be scoped to.
-pub enum Scoping<'a> {
+pub(crate) enum Scoping<'a> {
     Project(&'a ProjectRef),
     /// Explicitly no project, even if the user has a default one.
     Unscoped,

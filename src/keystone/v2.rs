@@ -15,7 +15,7 @@ use super::{Method, Scoping};
 use crate::config::{ProjectRef, UserRef};
 
 /// The JSON body of `POST /v2.0/tokens`.
-pub fn auth_request(method: &Method<'_>, scoping: &Scoping<'_>) -> Result<Value, NeedsV3> {
+pub(crate) fn auth_request(method: &Method<'_>, scoping: &Scoping<'_>) -> Result<Value, NeedsV3> {
     let mut auth = match method {
         Method::Password { user, password } => {
             let mut credentials = json!({ "password": password.expose_secret() });

@@ -67,7 +67,7 @@ impl ProjectInfo {
 }
 
 /// The JSON body of `POST /v3/auth/tokens`.
-pub fn auth_request(method: &Method<'_>, scoping: &Scoping<'_>) -> Value {
+pub(crate) fn auth_request(method: &Method<'_>, scoping: &Scoping<'_>) -> Value {
     let identity = match method {
         Method::Password { user, password } => json!({
             "methods": ["password"],

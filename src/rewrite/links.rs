@@ -13,7 +13,7 @@ const LINK_HEADERS: [HeaderName; 2] = [http::header::LOCATION, http::header::CON
 
 /// Endpoint URL prefixes and the proxy URL prefix each maps to.
 #[derive(Debug, Clone, Default)]
-pub struct LinkMap {
+pub(crate) struct LinkMap {
     entries: Vec<Endpoint>,
 }
 

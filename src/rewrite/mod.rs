@@ -31,10 +31,10 @@ use http_body_util::combinators::UnsyncBoxBody;
 
 use crate::error::BoxError;
 use crate::forward::body::Prefixed;
-pub use links::LinkMap;
+pub(crate) use links::LinkMap;
 
 /// Whether a response's Content-Type is JSON (`application/json`, `application/*+json`, with or without parameters, case-insensitive).
-pub fn is_json(headers: &HeaderMap) -> bool {
+pub(crate) fn is_json(headers: &HeaderMap) -> bool {
     let Some(value) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
         return false;
     };
@@ -76,7 +76,7 @@ fn declared_too_long(headers: &HeaderMap, size_hint: &SizeHint, limit: usize) ->
 /// is set to the new length; when nothing changed, the body bytes are byte-identical to the original.
 ///
 /// Trailers and errors of the upstream body are passed on in every case.
-pub async fn rewrite_response<B>(
+pub(crate) async fn rewrite_response<B>(
     map: &LinkMap,
     response: Response<B>,
     limit: usize,

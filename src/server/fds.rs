@@ -19,7 +19,7 @@ const RESERVED: u64 = 128;
 
 /// What the process may open, and how many connections that allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Budget {
+pub(crate) struct Budget {
     /// The soft limit after raising it (`None`: unknown on this system).
     pub limit: Option<u64>,
     /// Connections served at once.
@@ -53,7 +53,7 @@ pub fn budget(max_connections: usize) -> Budget {
 
 /// Settings made to fit `budget`: no more client connections, and no
 /// more connections to one endpoint, than the descriptors allow.
-pub fn fit_settings(mut settings: Settings, budget: Budget) -> Settings {
+pub(crate) fn fit_settings(mut settings: Settings, budget: Budget) -> Settings {
     settings.listen.max_connections = settings.listen.max_connections.min(budget.connections);
     let upstream = &mut settings.upstream.max_connections_per_endpoint;
     *upstream = (*upstream).min(budget.connections);
@@ -75,7 +75,7 @@ fn fit(max_connections: usize, limit: Option<u64>) -> Budget {
 /// Waiting after a failed accept (EMFILE, ENFILE, ENOMEM): 10 ms doubling
 /// to 1 s, reset by the next success, with one log line per period rather
 /// than one per failure.
-pub struct AcceptBackoff {
+pub(crate) struct AcceptBackoff {
     delay: Duration,
     failures: u64,
     logged: Option<Instant>,

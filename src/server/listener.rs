@@ -11,7 +11,7 @@ use super::StartError;
 use crate::config::ListenAddress;
 
 /// A bound listener.
-pub enum Bound {
+pub(crate) enum Bound {
     Tcp(TcpListener),
     Unix {
         listener: UnixListener,
@@ -20,7 +20,7 @@ pub enum Bound {
 }
 
 /// An accepted connection.
-pub enum Stream {
+pub(crate) enum Stream {
     Tcp(TcpStream),
     Unix(UnixStream),
 }

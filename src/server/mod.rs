@@ -29,7 +29,7 @@ use crate::forward::Forwarded;
 use crate::metrics::Metrics;
 use crate::proxy::{Answer, Peer, Proxy};
 use crate::sessions::Sessions;
-pub use listener::Bound;
+pub(crate) use listener::Bound;
 use listener::Stream;
 pub use start_error::StartError;
 

@@ -8,4 +8,5 @@ mod config;
 mod process;
 
 pub use config::ProxyConfig;
-pub use process::{LogTo, ProxyProcess, StartError};
+pub use process::StartError;
+pub use process::{LogTo, ProxyProcess};

@@ -1,15 +1,15 @@
 //! The cloud the fake Keystone knows: fixed ids and secrets tests refer
 //! to, its users, projects, application credentials and catalog.
 
-pub const DOMAIN_ID: &str = "default";
-pub const DOMAIN_NAME: &str = "Default";
+pub(crate) const DOMAIN_ID: &str = "default";
+pub(crate) const DOMAIN_NAME: &str = "Default";
 pub const USER_ID: &str = "5e000000000000000000000000000001";
 pub const USER_NAME: &str = "svc";
 pub const PASSWORD: &str = "svc-password";
 pub const DEMO_PROJECT_ID: &str = "de000000000000000000000000000001";
 pub const OPS_PROJECT_ID: &str = "0b000000000000000000000000000002";
 /// A project the user has no role on.
-pub const OTHER_PROJECT_ID: &str = "07000000000000000000000000000003";
+pub(crate) const OTHER_PROJECT_ID: &str = "07000000000000000000000000000003";
 pub const APP_CRED_ID: &str = "ac000000000000000000000000000001";
 pub const APP_CRED_NAME: &str = "ci";
 pub const APP_CRED_SECRET: &str = "app-cred-secret";
