@@ -13,12 +13,12 @@ use crate::forward::PooledBody;
 /// The body of every answer: the upstream's, streamed as is (the common
 /// case, with no boxing), or any other: one the proxy made, or the
 /// upstream's with its links rewritten.
-pub type ResponseBody = Either<PooledBody, OtherBody>;
+pub type ResponseBody = Either<PooledBody, BoxedBody>;
 
 /// A boxed body, for the answers that are not passed through as is.
-pub type OtherBody = UnsyncBoxBody<Bytes, BodyError>;
+pub type BoxedBody = UnsyncBoxBody<Bytes, BodyError>;
 
-/// The error of an [`OtherBody`]: a concrete type, because hyper's bounds
+/// The error of an [`BoxedBody`]: a concrete type, because hyper's bounds
 /// on a boxed `dyn Error` trip a rustc limitation (higher-ranked lifetimes)
 /// inside the connection task.
 #[derive(Debug, thiserror::Error)]
@@ -26,13 +26,13 @@ pub type OtherBody = UnsyncBoxBody<Bytes, BodyError>;
 pub struct BodyError(pub(crate) BoxError);
 
 /// A proxy-made `Full` body as a [`ResponseBody`].
-pub(crate) fn made_from(body: Full<Bytes>) -> ResponseBody {
+pub(crate) fn from_full(body: Full<Bytes>) -> ResponseBody {
     Either::Right(body.map_err(|never| match never {}).boxed_unsync())
 }
 
 /// A body the proxy made.
-pub fn made(bytes: Bytes) -> ResponseBody {
-    made_from(Full::new(bytes))
+pub fn from_bytes(bytes: Bytes) -> ResponseBody {
+    from_full(Full::new(bytes))
 }
 
 /// A plain answer the proxy made (probes, metrics).
@@ -41,7 +41,7 @@ pub(crate) fn text_response(
     content_type: &'static str,
     body: String,
 ) -> Response<ResponseBody> {
-    let mut response = Response::new(made(Bytes::from(body)));
+    let mut response = Response::new(from_bytes(Bytes::from(body)));
     *response.status_mut() = status;
     response
         .headers_mut()

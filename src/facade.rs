@@ -18,13 +18,13 @@ use http_body_util::{BodyExt, Limited};
 use serde_json::{Value, json};
 
 use crate::access::Access;
-use crate::answer::{ResponseBody, made, text_response};
+use crate::answer::{ResponseBody, from_bytes, text_response};
+use crate::catalog::{Catalog, Endpoint, Service, v2_endpoint_entries};
 use crate::clients::{Client, Clients};
 use crate::clouds::Clouds;
 use crate::error::ProxyError;
 use crate::forward::ClientBody;
 use crate::header_names::{X_AUTH_TOKEN, X_SUBJECT_TOKEN};
-use crate::keystone::catalog::{Catalog, Endpoint, Service, v2_endpoint_entries};
 use crate::request_log::Record;
 use crate::route::FacadePath;
 use crate::sessions::{Session, Sessions};
@@ -213,7 +213,7 @@ impl Facade {
         let body = self.v3_token_body(&subject, &token, &owner.access);
         let mut answer = json_answer(StatusCode::OK, &body);
         if parts.method == Method::HEAD {
-            *answer.body_mut() = made(Bytes::new());
+            *answer.body_mut() = from_bytes(Bytes::new());
         }
         if let Some(value) = parts.headers.get(&X_SUBJECT_TOKEN) {
             answer.headers_mut().insert(X_SUBJECT_TOKEN, value.clone());
@@ -236,7 +236,7 @@ impl Facade {
         if !self.sessions.revoke(subject) {
             return Err(ProxyError::NotFound("no such token".into()));
         }
-        let mut answer = Response::new(made(Bytes::new()));
+        let mut answer = Response::new(from_bytes(Bytes::new()));
         *answer.status_mut() = StatusCode::NO_CONTENT;
         Ok(answer)
     }

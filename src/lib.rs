@@ -7,6 +7,7 @@
 
 pub mod access;
 pub mod answer;
+pub mod catalog;
 pub mod clients;
 pub mod clouds;
 pub mod clouds_yaml;

@@ -3,7 +3,7 @@
 //! on 401 renew and retry once → respond → log (ARCHITECTURE.md names the
 //! module of each). Each phase is a function of its concept's module; this
 //! file only strings them together, so the whole life of a request reads
-//! top to bottom in [`Proxy::forward`].
+//! top to bottom in [`Proxy::pipeline`].
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,9 +18,10 @@ use hyper_util::rt::TokioIo;
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 
 use crate::access::{self, Ask, Limited, Slot};
-pub use crate::answer::made;
-pub use crate::answer::{BodyError, OtherBody, ResponseBody};
-use crate::answer::{made_from, text_response};
+use crate::answer::from_bytes;
+pub use crate::answer::{BodyError, BoxedBody, ResponseBody};
+use crate::answer::{from_full, text_response};
+use crate::catalog::{Endpoint, LookupError, Service};
 use crate::clients::{Client, Clients};
 use crate::clouds::{Cloud, Clouds};
 use crate::config::Settings;
@@ -33,7 +34,6 @@ use crate::forward::{
 };
 use crate::header_names::X_OPENSTACK_REQUEST_ID;
 use crate::keystone::Keystone;
-use crate::keystone::catalog::{Endpoint, LookupError, Service};
 use crate::metrics::{self, Metrics};
 pub(crate) use crate::request_log::Record;
 use crate::request_log::{Line, Logged};
@@ -168,10 +168,10 @@ impl Proxy {
             target: request.uri().clone(),
             ..Record::default()
         };
-        let result = self.forward(request, peer, &request_id, &mut record).await;
+        let result = self.pipeline(request, peer, &request_id, &mut record).await;
         let (mut response, error) = match result {
             Ok(response) => (response, None),
-            Err(error) => (error.to_response().map(made_from), Some(error)),
+            Err(error) => (error.to_response().map(from_full), Some(error)),
         };
         if error.as_ref().is_some_and(ProxyError::closes_connection) {
             response
@@ -224,11 +224,13 @@ impl Proxy {
             )),
         };
         answer
-            .unwrap_or_else(|error| error.to_response().map(made_from))
+            .unwrap_or_else(|error| error.to_response().map(from_full))
             .map(Logged::unlogged)
     }
 
-    async fn forward(
+    /// One request's phases, in the order it lives them (ARCHITECTURE.md
+    /// has the table); any phase may end it with a `ProxyError`.
+    async fn pipeline(
         &self,
         request: Request<ClientBody>,
         peer: &Peer,
@@ -296,7 +298,7 @@ impl Proxy {
         let outgoing = Outgoing {
             method: &parts.method,
             headers: &parts.headers,
-            host: host.as_deref(),
+            client_host: host.as_deref(),
             forwarded: &peer.forwarded,
             request_id,
             rest: route.rest,
@@ -562,7 +564,7 @@ fn switch_protocols(
     if let Some(protocol) = protocol {
         headers::keep_upgrade(&mut parts.headers, protocol);
     }
-    Ok(Response::from_parts(parts, made(Bytes::new())))
+    Ok(Response::from_parts(parts, from_bytes(Bytes::new())))
 }
 
 /// A session is bound to its project: a URL may name it (by id or name)

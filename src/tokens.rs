@@ -26,9 +26,9 @@ use moka::future::Cache;
 use moka::ops::compute::Op;
 use secrecy::ExposeSecret;
 
+use crate::catalog::Catalog;
 use crate::config::{ProjectRef, TokenSettings};
 use crate::error::ProxyError;
-use crate::keystone::catalog::Catalog;
 use crate::keystone::v3::{Named, UserInfo};
 use crate::keystone::{IssuedToken, Keystone, KeystoneError, ProjectInfo, lifetime};
 use crate::login_limit::LoginLimit;

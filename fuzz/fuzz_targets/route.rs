@@ -11,7 +11,7 @@
 
 use http::uri::Uri;
 use http::{HeaderMap, HeaderValue};
-use keystone_proxy::keystone::catalog::{Catalog, Endpoint};
+use keystone_proxy::catalog::{Catalog, Endpoint};
 use keystone_proxy::header_names::X_AUTH_PROJECT_ID;
 use keystone_proxy::route::{self, Target};
 use libfuzzer_sys::fuzz_target;

@@ -29,8 +29,8 @@ pub mod rule;
 
 use http::Method;
 
+use crate::catalog::{self, Endpoint, IDENTITY, Service};
 use crate::error::ProxyError;
-use crate::keystone::catalog::{self, Endpoint, IDENTITY, Service};
 use crate::route::Route;
 pub use limits::{LimitSettings, Limited, Limits, Slot};
 pub use rule::Rule;
@@ -192,7 +192,7 @@ fn operation(ask: Ask<'_>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keystone::catalog::Catalog;
+    use crate::catalog::Catalog;
 
     fn catalog() -> Catalog {
         Catalog::parse(&serde_json::json!([

@@ -15,7 +15,7 @@
 use http::Method;
 use percent_encoding::percent_decode_str;
 
-use crate::keystone::catalog::{Service, ServiceName};
+use crate::catalog::{Service, ServiceName};
 use crate::segments::{Segments, has_separator, is_dot_segment, segments};
 
 /// What a method may be named in a rule: the IANA registry of HTTP

@@ -22,7 +22,7 @@ pub use crate::credentials::{
     ApiVersion, AppCredRef, AuthKind, Credential, DomainRef, ProjectRef, UserRef,
 };
 
-use crate::keystone::catalog::normalize_interface;
+use crate::catalog::normalize_interface;
 use secrecy::SecretString;
 
 mod layers;

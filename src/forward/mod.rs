@@ -12,10 +12,10 @@ use http::uri::{PathAndQuery, Uri};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, Version, header};
 use hyper::body::Incoming;
 
+use crate::catalog::Endpoint;
 use crate::connector::Connector;
 use crate::error::ProxyError;
 use crate::header_names::X_OPENSTACK_REQUEST_ID;
-use crate::keystone::catalog::Endpoint;
 pub use body::{ReplayBody, ReplayHandle};
 pub use headers::Forwarded;
 pub use linger::Linger;
@@ -48,7 +48,7 @@ pub struct Outgoing<'a> {
     pub headers: &'a HeaderMap,
     /// The authority the client addressed (`Host`, or HTTP/2's
     /// `:authority`), checked.
-    pub host: Option<&'a HeaderValue>,
+    pub client_host: Option<&'a HeaderValue>,
     pub forwarded: &'a Forwarded,
     /// Sent as `X-OpenStack-Request-ID` unless the client sent one.
     pub request_id: &'a HeaderValue,
@@ -95,7 +95,7 @@ impl Upstream {
         *request.version_mut() = Version::HTTP_11;
         *request.headers_mut() = headers::request_headers(
             outgoing.headers,
-            outgoing.host,
+            outgoing.client_host,
             outgoing.forwarded,
             token,
             self.underscores,

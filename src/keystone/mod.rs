@@ -15,7 +15,7 @@
 
 pub(crate) mod backoff;
 mod bad_answer;
-pub mod catalog;
+
 pub mod discovery;
 pub mod transport;
 pub mod v2;
@@ -131,7 +131,7 @@ impl Method<'_> {
 }
 
 /// What one auth request asks to be scoped to.
-pub(crate) enum Scoping<'a> {
+pub(crate) enum LoginScope<'a> {
     Project(&'a ProjectRef),
     /// Explicitly no project, even if the user has a default one.
     Unscoped,
@@ -140,12 +140,12 @@ pub(crate) enum Scoping<'a> {
     KeystoneDefault,
 }
 
-impl std::fmt::Display for Scoping<'_> {
+impl std::fmt::Display for LoginScope<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Scoping::Project(project) => write!(f, "project {}", project.label()),
-            Scoping::Unscoped => f.write_str("unscoped"),
-            Scoping::KeystoneDefault => f.write_str("default"),
+            LoginScope::Project(project) => write!(f, "project {}", project.label()),
+            LoginScope::Unscoped => f.write_str("unscoped"),
+            LoginScope::KeystoneDefault => f.write_str("default"),
         }
     }
 }
@@ -202,19 +202,19 @@ impl Keystone {
         match (&self.cloud.credential, project) {
             (Credential::ApplicationCredential { id, secret }, _) => {
                 let method = Method::ApplicationCredential { id, secret };
-                self.guarded(Subject::Credential, method, Scoping::KeystoneDefault)
+                self.guarded(Subject::Credential, method, LoginScope::KeystoneDefault)
                     .await
             }
             (Credential::Password { user, password }, None) => {
                 let method = Method::Password { user, password };
-                self.guarded(Subject::Credential, method, Scoping::KeystoneDefault)
+                self.guarded(Subject::Credential, method, LoginScope::KeystoneDefault)
                     .await
             }
             (Credential::Token(token), None) => {
                 self.guarded(
                     Subject::Credential,
                     Method::Token(token),
-                    Scoping::KeystoneDefault,
+                    LoginScope::KeystoneDefault,
                 )
                 .await
             }
@@ -234,7 +234,7 @@ impl Keystone {
         self.backoff.check(&subject)?;
         let (parent, fresh) = self.parent().await?;
         let mut result = self
-            .call(Method::Token(&parent), Scoping::Project(project))
+            .call(Method::Token(&parent), LoginScope::Project(project))
             .await;
         if matches!(result, Err(KeystoneError::Rejected(_)))
             && !fresh
@@ -243,7 +243,7 @@ impl Keystone {
             self.forget_parent(&parent).await;
             let (parent, _) = self.parent().await?;
             result = self
-                .call(Method::Token(&parent), Scoping::Project(project))
+                .call(Method::Token(&parent), LoginScope::Project(project))
                 .await;
         }
         self.backoff.record(&subject, &result);
@@ -260,7 +260,7 @@ impl Keystone {
         let issued = match &self.cloud.credential {
             Credential::Password { user, password } => {
                 let method = Method::Password { user, password };
-                self.guarded(Subject::Credential, method, Scoping::Unscoped)
+                self.guarded(Subject::Credential, method, LoginScope::Unscoped)
                     .await?
             }
             // A configured token is its own parent, and there is no other.
@@ -315,7 +315,7 @@ impl Keystone {
         &self,
         subject: Subject,
         method: Method<'_>,
-        scoping: Scoping<'_>,
+        scoping: LoginScope<'_>,
     ) -> Result<IssuedToken, KeystoneError> {
         self.backoff.check(&subject)?;
         let result = self.call(method, scoping).await;
@@ -327,7 +327,7 @@ impl Keystone {
     async fn call(
         &self,
         method: Method<'_>,
-        scoping: Scoping<'_>,
+        scoping: LoginScope<'_>,
     ) -> Result<IssuedToken, KeystoneError> {
         let started = Instant::now();
         let result = self.exchange(&method, &scoping).await;
@@ -355,7 +355,7 @@ impl Keystone {
     async fn exchange(
         &self,
         method: &Method<'_>,
-        scoping: &Scoping<'_>,
+        scoping: &LoginScope<'_>,
     ) -> Result<IssuedToken, KeystoneError> {
         let api = self.api().await?;
         match api.version {

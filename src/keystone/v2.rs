@@ -8,14 +8,17 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::catalog::Catalog;
 use super::v3::{IssuedToken, Named, ProjectInfo, UserInfo, parse_time};
 use super::{BadAnswer, NeedsV3};
-use super::{Method, Scoping};
+use super::{LoginScope, Method};
+use crate::catalog::Catalog;
 use crate::config::{ProjectRef, UserRef};
 
 /// The JSON body of `POST /v2.0/tokens`.
-pub(crate) fn auth_request(method: &Method<'_>, scoping: &Scoping<'_>) -> Result<Value, NeedsV3> {
+pub(crate) fn auth_request(
+    method: &Method<'_>,
+    scoping: &LoginScope<'_>,
+) -> Result<Value, NeedsV3> {
     let mut auth = match method {
         Method::Password { user, password } => {
             let mut credentials = json!({ "password": password.expose_secret() });
@@ -30,7 +33,7 @@ pub(crate) fn auth_request(method: &Method<'_>, scoping: &Scoping<'_>) -> Result
             return Err(NeedsV3);
         }
     };
-    if let Scoping::Project(project) = scoping {
+    if let LoginScope::Project(project) = scoping {
         match project {
             ProjectRef::Id(id) => auth["tenantId"] = json!(id),
             ProjectRef::Name { name, .. } => auth["tenantName"] = json!(name),
@@ -129,17 +132,17 @@ mod tests {
             domain: DomainRef::Id("default".into()),
         };
         assert_eq!(
-            auth_request(&method, &Scoping::Project(&by_name)).unwrap(),
+            auth_request(&method, &LoginScope::Project(&by_name)).unwrap(),
             json!({"auth": {"passwordCredentials": {"username": "joe", "password": "pw"},
                    "tenantName": "demo"}})
         );
         let by_id = ProjectRef::Id("t1".into());
         assert_eq!(
-            auth_request(&method, &Scoping::Project(&by_id)).unwrap()["auth"]["tenantId"],
+            auth_request(&method, &LoginScope::Project(&by_id)).unwrap()["auth"]["tenantId"],
             "t1"
         );
         assert!(
-            auth_request(&method, &Scoping::Unscoped).unwrap()["auth"]
+            auth_request(&method, &LoginScope::Unscoped).unwrap()["auth"]
                 .get("tenantId")
                 .is_none()
         );
@@ -150,7 +153,7 @@ mod tests {
         let token = SecretString::from("t");
         let project = ProjectRef::Id("t1".into());
         assert_eq!(
-            auth_request(&Method::Token(&token), &Scoping::Project(&project)).unwrap(),
+            auth_request(&Method::Token(&token), &LoginScope::Project(&project)).unwrap(),
             json!({"auth": {"token": {"id": "t"}, "tenantId": "t1"}})
         );
         let id = crate::config::AppCredRef::Id("a".into());
@@ -159,7 +162,7 @@ mod tests {
             id: &id,
             secret: &secret,
         };
-        assert!(auth_request(&method, &Scoping::KeystoneDefault).is_err());
+        assert!(auth_request(&method, &LoginScope::KeystoneDefault).is_err());
     }
 
     #[test]

@@ -10,8 +10,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::BadAnswer;
-use super::catalog::Catalog;
-use super::{Method, Scoping};
+use super::{LoginScope, Method};
+use crate::catalog::Catalog;
 use crate::config::{AppCredRef, DomainRef, ProjectRef, UserRef};
 
 /// What a successful login gives.
@@ -67,7 +67,7 @@ impl ProjectInfo {
 }
 
 /// The JSON body of `POST /v3/auth/tokens`.
-pub(crate) fn auth_request(method: &Method<'_>, scoping: &Scoping<'_>) -> Value {
+pub(crate) fn auth_request(method: &Method<'_>, scoping: &LoginScope<'_>) -> Value {
     let identity = match method {
         Method::Password { user, password } => json!({
             "methods": ["password"],
@@ -90,12 +90,12 @@ pub(crate) fn auth_request(method: &Method<'_>, scoping: &Scoping<'_>) -> Value 
     };
     let mut auth = json!({ "identity": identity });
     match scoping {
-        Scoping::Project(project) => auth["scope"] = json!({ "project": project_json(project) }),
+        LoginScope::Project(project) => auth["scope"] = json!({ "project": project_json(project) }),
         // Explicitly unscoped: without it Keystone scopes to the user's
         // default project, and such a token may not be rescoped on clouds
         // with `allow_rescope_scoped_token = false`.
-        Scoping::Unscoped => auth["scope"] = json!("unscoped"),
-        Scoping::KeystoneDefault => {}
+        LoginScope::Unscoped => auth["scope"] = json!("unscoped"),
+        LoginScope::KeystoneDefault => {}
     }
     json!({ "auth": auth })
 }
@@ -217,7 +217,7 @@ mod tests {
                 user: &user,
                 password: &password,
             },
-            &Scoping::Project(&scope),
+            &LoginScope::Project(&scope),
         );
         assert_eq!(
             body,
@@ -238,18 +238,18 @@ mod tests {
             password: &password,
         };
         let project = ProjectRef::Id("p1".into());
-        let body = auth_request(&method, &Scoping::Project(&project));
+        let body = auth_request(&method, &LoginScope::Project(&project));
         assert_eq!(
             body["auth"]["identity"]["password"]["user"],
             json!({"id": "u1", "password": "pw"})
         );
         assert_eq!(body["auth"]["scope"], json!({"project": {"id": "p1"}}));
         assert_eq!(
-            auth_request(&method, &Scoping::Unscoped)["auth"]["scope"],
+            auth_request(&method, &LoginScope::Unscoped)["auth"]["scope"],
             json!("unscoped")
         );
         assert!(
-            auth_request(&method, &Scoping::KeystoneDefault)["auth"]
+            auth_request(&method, &LoginScope::KeystoneDefault)["auth"]
                 .get("scope")
                 .is_none()
         );
@@ -260,7 +260,7 @@ mod tests {
         let token = SecretString::from("base-token");
         let project = ProjectRef::Id("p1".into());
         assert_eq!(
-            auth_request(&Method::Token(&token), &Scoping::Project(&project)),
+            auth_request(&Method::Token(&token), &LoginScope::Project(&project)),
             json!({"auth": {"identity": {"methods": ["token"], "token": {"id": "base-token"}},
                    "scope": {"project": {"id": "p1"}}}})
         );
@@ -275,7 +275,7 @@ mod tests {
                 id: &id,
                 secret: &secret,
             },
-            &Scoping::KeystoneDefault,
+            &LoginScope::KeystoneDefault,
         );
         assert_eq!(
             body,
@@ -294,7 +294,7 @@ mod tests {
                 id: &by_name,
                 secret: &secret,
             },
-            &Scoping::KeystoneDefault,
+            &LoginScope::KeystoneDefault,
         );
         assert_eq!(
             body["auth"]["identity"]["application_credential"],

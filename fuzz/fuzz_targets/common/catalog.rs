@@ -1,6 +1,6 @@
 //! Catalog checks shared by the keystone_v3 and keystone_v2 targets.
 
-use keystone_proxy::keystone::catalog::Catalog;
+use keystone_proxy::catalog::Catalog;
 
 /// Every endpoint is usable and lookups are exact.
 pub fn check(catalog: &Catalog) {

@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use super::{DOMAIN_ID, DOMAIN_NAME, FakeCloud, FakeService, FakeUser};
-use crate::keystone::catalog::v2_endpoint_entries;
+use crate::catalog::v2_endpoint_entries;
 
 fn fill(url: &str, project_id: &str) -> String {
     url.replace("$(project_id)s", project_id)
