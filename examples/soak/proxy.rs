@@ -7,7 +7,7 @@ use std::process::{Command, ExitStatus};
 use std::time::Duration;
 
 use keystone_proxy::fake::keystone::{PASSWORD, USER_NAME};
-use keystone_proxy::testkit::{LogTo, ProxyConfig, ProxyProcess};
+use keystone_proxy::testkit::{LogTo, ProxyConfig, ProxyProcess, serve_json};
 
 use crate::who::Who;
 
@@ -49,17 +49,7 @@ pub(crate) async fn start(
     rust_log: &str,
 ) -> Result<(ProxyProcess, String), String> {
     let mut command = Command::new(binary);
-    command
-        .args([
-            "serve",
-            "--log-format",
-            "json",
-            "--listen",
-            "127.0.0.1:0",
-            "--config",
-        ])
-        .arg(config)
-        .env("RUST_LOG", rust_log);
+    serve_json(&mut command, "127.0.0.1:0", config).env("RUST_LOG", rust_log);
     let log = LogTo::File(log.to_path_buf());
     let proxy = tokio::task::spawn_blocking(move || ProxyProcess::start(command, log))
         .await

@@ -1,4 +1,6 @@
-//! Keep-alive connections to catalog endpoints.
+//! Keep-alive connections to catalog endpoints. (Over 600 lines with its
+//! unit tests, a quarter of the file: a pool is checked out, in and
+//! expired in one place.)
 //!
 //! hyper-util's general client was a tenth of the proxy's instructions per
 //! request: a hashed pool key, a spawned task to hand each connection back,

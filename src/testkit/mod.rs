@@ -8,5 +8,4 @@ mod config;
 mod process;
 
 pub use config::ProxyConfig;
-pub use process::StartError;
-pub use process::{LogTo, ProxyProcess};
+pub use process::{LogTo, ProxyProcess, StartError, serve_json};

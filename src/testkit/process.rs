@@ -6,7 +6,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -31,6 +31,22 @@ pub enum StartError {
     Exited(String),
     #[error("the proxy did not say where it listens within {0:?}")]
     Silent(Duration),
+}
+
+/// Append `serve --log-format json --listen LISTEN --config CONFIG` to
+/// `command` (the binary, or a launcher and the binary): the JSON log is
+/// what the tests and the soak read.
+pub fn serve_json<'c>(command: &'c mut Command, listen: &str, config: &Path) -> &'c mut Command {
+    command
+        .args([
+            "serve",
+            "--log-format",
+            "json",
+            "--listen",
+            listen,
+            "--config",
+        ])
+        .arg(config)
 }
 
 /// How long a start may take before [`StartError::Silent`].

@@ -5,22 +5,18 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use keystone_proxy::testkit::{LogTo, ProxyProcess};
+use keystone_proxy::testkit::{LogTo, ProxyProcess, serve_json};
 
 /// The binary under test.
 pub fn binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_keystone-proxy"))
 }
 
-/// `keystone-proxy serve --config PATH --listen 127.0.0.1:0 EXTRA…`;
+/// `keystone-proxy serve` with `config` on a free port, logging JSON;
 /// returns once the proxy says where it listens.
-pub fn start_proxy(config: &Path, extra: &[&str]) -> ProxyProcess {
+pub fn start_proxy(config: &Path) -> ProxyProcess {
     let mut command = Command::new(binary());
-    command
-        .args(["serve", "--config"])
-        .arg(config)
-        .args(["--listen", "127.0.0.1:0"])
-        .args(extra);
+    serve_json(&mut command, "127.0.0.1:0", config);
     start_command(command, None)
 }
 

@@ -202,7 +202,7 @@ impl RealCloud {
     pub fn proxy(&self, dir: &Path, config: &ProxyConfig) -> ProxyProcess {
         let path = dir.join("proxy.toml");
         config.write(&path).expect("write the config");
-        start_proxy(&path, &["--log-format", "json"])
+        start_proxy(&path)
     }
 
     /// An admin token, for changing the cloud under a test's feet.

@@ -10,7 +10,7 @@ use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use keystone_proxy::fake::{EchoUpstream, FakeCloud, FakeKeystone, SeenRequest};
-use keystone_proxy::testkit::{ProxyConfig, ProxyProcess};
+use keystone_proxy::testkit::{ProxyConfig, ProxyProcess, serve_json};
 
 use super::{
     ALICE_KEY, ALICE_PROJECTS, ANY_KEY, PASSWORD, TestResponse, USER_NAME, binary, eventually,
@@ -148,16 +148,7 @@ impl Stack {
             }
             None => Command::new(binary()),
         };
-        command
-            .args([
-                "serve",
-                "--log-format",
-                "json",
-                "--listen",
-                &config.listen_flag,
-                "--config",
-            ])
-            .arg(&path);
+        serve_json(&mut command, &config.listen_flag, &path);
         let proxy = start_command(command, config.rust_log.as_deref());
         Stack {
             keystone,

@@ -9,18 +9,21 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Either};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
-use hyper_util::rt::TokioIo;
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 
+mod probes;
+mod upgrade;
+
+use probes::health;
+use upgrade::switch_protocols;
+
 use crate::access::{self, Ask, Limited, Slot};
-use crate::answer::from_bytes;
+use crate::answer::from_full;
 pub use crate::answer::{BodyError, BoxedBody, ResponseBody};
-use crate::answer::{from_full, text_response};
 use crate::catalog::{Endpoint, LookupError, Service};
 use crate::clients::{Client, Clients};
 use crate::clouds::{Cloud, Clouds};
@@ -34,7 +37,7 @@ use crate::forward::{
 };
 use crate::header_names::X_OPENSTACK_REQUEST_ID;
 use crate::keystone::Keystone;
-use crate::metrics::{self, Metrics};
+use crate::metrics::Metrics;
 pub(crate) use crate::request_log::Record;
 use crate::request_log::{Line, Logged};
 use crate::rewrite::{self, LinkMap};
@@ -57,9 +60,6 @@ const PATH_SEGMENT: &AsciiSet = &CONTROLS
     .add(b'<')
     .add(b'>')
     .add(b'\\');
-
-/// How long `/readyz` waits for a token before saying why it has none.
-const READY_WAIT: Duration = Duration::from_secs(3);
 
 /// Everything a request needs, shared by all connections; rebuilt on reload.
 pub struct Proxy {
@@ -211,21 +211,6 @@ impl Proxy {
             })
         });
         response.map(|body| Logged::new(body, line))
-    }
-
-    /// Answer one request on the admin listener: health, readiness, metrics.
-    pub async fn handle_admin(&self, request: Request<Incoming>) -> Response<Answer> {
-        let answer = match route::parse(request.uri().path(), request.headers()) {
-            Ok(Target::Health) => Ok(health()),
-            Ok(Target::Ready) => Ok(self.readiness().await),
-            Ok(Target::Metrics) => Ok(self.render_metrics().await),
-            _ => Err(ProxyError::NotFound(
-                "the admin listener serves /healthz, /readyz and /metrics".into(),
-            )),
-        };
-        answer
-            .unwrap_or_else(|error| error.to_response().map(from_full))
-            .map(Logged::unlogged)
     }
 
     /// One request's phases, in the order it lives them (ARCHITECTURE.md
@@ -468,103 +453,6 @@ impl Proxy {
         }
         links
     }
-
-    /// Every client's default scope, once each.
-    fn find_default_scopes(&self) -> Vec<Scope> {
-        let mut scopes: Vec<Scope> = Vec::new();
-        for client in self.clients.all() {
-            let Ok(cloud) = self.clouds.of(client) else {
-                continue;
-            };
-            if let Ok(scope) = self.clouds.scope(client, cloud, None) {
-                if !scopes.contains(&scope) {
-                    scopes.push(scope);
-                }
-            }
-        }
-        scopes
-    }
-
-    /// Get the default tokens now (if `token.prefetch`), so the first
-    /// requests do not wait and `/readyz` turns green without traffic.
-    pub async fn warm_up(&self) {
-        if self.prefetch {
-            let _ = self.readiness().await;
-        }
-    }
-
-    /// 200 when a token for every client's default scope is held (logging
-    /// in if needed); 503 saying which scopes have none, and why.
-    async fn readiness(&self) -> Response<ResponseBody> {
-        let mut problems = Vec::new();
-        for scope in &self.default_scopes {
-            let label = format!(
-                "{}/{}",
-                scope.cloud,
-                scope
-                    .project
-                    .as_ref()
-                    .map(|p| p.label().to_string())
-                    .unwrap_or_else(|| "-".into())
-            );
-            match tokio::time::timeout(READY_WAIT, self.tokens.get(scope, None)).await {
-                Ok(Ok(_)) => {}
-                Ok(Err(error)) => problems.push(format!("{label}: {error}")),
-                Err(_) => problems.push(format!("{label}: no token yet (Keystone is slow)")),
-            }
-        }
-        if problems.is_empty() {
-            return text_response(StatusCode::OK, "text/plain", "ready\n".into());
-        }
-        let body = serde_json::json!({ "ready": false, "reasons": problems }).to_string();
-        text_response(StatusCode::SERVICE_UNAVAILABLE, "application/json", body)
-    }
-
-    async fn render_metrics(&self) -> Response<ResponseBody> {
-        let text = self.metrics.render(self.tokens.cached().await);
-        text_response(StatusCode::OK, metrics::CONTENT_TYPE, text)
-    }
-}
-
-/// The upstream agreed to switch protocols (a console's WebSocket):
-/// the client gets the 101, and from then on the proxy copies bytes both
-/// ways until either side closes. The token went with the request that
-/// opened the tunnel; what flows inside is the two ends' business.
-fn switch_protocols(
-    mut response: Response<PooledBody>,
-    client: Option<OnUpgrade>,
-) -> Result<Response<ResponseBody>, ProxyError> {
-    // Only an HTTP/1.1 WebSocket request the proxy forwarded as one can be
-    // switched, and only to a WebSocket: anything else would tunnel raw
-    // bytes nobody asked for.
-    let websocket = response
-        .headers()
-        .get(header::UPGRADE)
-        .is_some_and(headers::names_websocket);
-    let Some(client) = client.filter(|_| websocket) else {
-        return Err(ProxyError::UpstreamUnavailable(
-            "the upstream switched protocols though no WebSocket was asked for".into(),
-        ));
-    };
-    let upstream = hyper::upgrade::on(&mut response);
-    tokio::spawn(async move {
-        let (client, upstream) = match tokio::try_join!(client, upstream) {
-            Ok(both) => both,
-            Err(error) => return tracing::debug!(%error, "protocol switch failed"),
-        };
-        let (mut client, mut upstream) = (TokioIo::new(client), TokioIo::new(upstream));
-        match tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
-            Ok((sent, received)) => tracing::debug!(sent, received, "tunnel closed"),
-            Err(error) => tracing::debug!(%error, "tunnel ended with an error"),
-        }
-    });
-    let (mut parts, _empty) = response.into_parts();
-    let protocol = parts.headers.get(header::UPGRADE).cloned();
-    headers::clean_response_headers(&mut parts.headers)?;
-    if let Some(protocol) = protocol {
-        headers::keep_upgrade(&mut parts.headers, protocol);
-    }
-    Ok(Response::from_parts(parts, from_bytes(Bytes::new())))
 }
 
 /// A session is bound to its project: a URL may name it (by id or name)
@@ -650,8 +538,4 @@ fn find_endpoint<'t>(
     })?;
     record.service = Some(service.service_type.clone());
     Ok((service, endpoint))
-}
-
-fn health() -> Response<ResponseBody> {
-    text_response(StatusCode::OK, "text/plain", "ok\n".into())
 }
