@@ -21,7 +21,9 @@ use std::net::{IpAddr, Ipv4Addr};
 use http::header::HeaderName;
 use http::{HeaderMap, HeaderValue};
 use keystone_proxy::forward::Forwarded;
-use keystone_proxy::forward::headers::{Underscores, clean_response_headers, request_headers};
+use keystone_proxy::forward::headers::{
+    ForwardedHeaders, HeaderPolicy, Underscores, clean_response_headers, request_headers,
+};
 use libfuzzer_sys::fuzz_target;
 
 /// RFC 9110 §7.6.1, plus what old proxies still send, plus HTTP2-Settings.
@@ -121,7 +123,16 @@ fuzz_target!(|data: &[u8]| {
     } else {
         Underscores::Drop
     };
-    let out = request_headers(&incoming, host, &forwarded, &token, underscores);
+    let sent = ForwardedHeaders {
+        client_for: flags & 16 == 0,
+        proto: flags & 32 != 0,
+        host: flags & 64 != 0,
+    };
+    let policy = HeaderPolicy {
+        underscores,
+        forwarded: sent,
+    };
+    let out = request_headers(&incoming, host, &forwarded, &token, policy);
 
     let by_connection = connection_names(&incoming);
     let dropped = |name: &str| {
@@ -136,7 +147,8 @@ fuzz_target!(|data: &[u8]| {
             || by_connection.iter().any(|n| n == name)
     };
     let proxy_sets = |name: &str| {
-        PROXY_SET.contains(&name) || (client_ip.is_some() && name == "x-forwarded-for")
+        PROXY_SET.contains(&name)
+            || (name == "x-forwarded-for" && (client_ip.is_some() || !sent.client_for))
     };
     for name in out.keys() {
         let name = name.as_str();
@@ -149,12 +161,15 @@ fuzz_target!(|data: &[u8]| {
     let values = |name| out.get_all(name).iter().collect::<Vec<_>>();
     assert_eq!(values("x-auth-token"), [&token]);
     assert!(out["x-auth-token"].is_sensitive());
-    assert_eq!(values("x-forwarded-proto"), [proto]);
+    let proto_sent: Vec<_> = sent.proto.then_some(proto).into_iter().collect();
+    assert_eq!(values("x-forwarded-proto"), proto_sent);
     assert_eq!(
         values("x-forwarded-host"),
-        host.into_iter().collect::<Vec<_>>()
+        host.filter(|_| sent.host).into_iter().collect::<Vec<_>>()
     );
-    if let Some(ip) = client_ip {
+    if !sent.client_for {
+        assert!(values("x-forwarded-for").is_empty());
+    } else if let Some(ip) = client_ip {
         let chain = values("x-forwarded-for");
         assert_eq!(chain.len(), 1);
         let chain = chain[0].to_str().unwrap();

@@ -77,6 +77,7 @@ pub(super) struct RawUpstream {
     pub(super) rewrite_body_limit: bytesize::ByteSize,
     pub(super) max_connections_per_endpoint: usize,
     pub(super) body_timeout: SignedDuration,
+    pub(super) forwarded_headers: Vec<ForwardedHeader>,
 }
 
 impl Default for RawUpstream {
@@ -91,6 +92,7 @@ impl Default for RawUpstream {
             rewrite_body_limit: bytesize::ByteSize::mib(1),
             max_connections_per_endpoint: 512,
             body_timeout: SignedDuration::from_secs(60),
+            forwarded_headers: vec![ForwardedHeader::For],
         }
     }
 }

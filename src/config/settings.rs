@@ -105,6 +105,38 @@ pub struct TlsFiles {
     pub key: PathBuf,
 }
 
+/// One `X-Forwarded-*` header the proxy may send upstream
+/// (`upstream.forwarded_headers`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ForwardedHeader {
+    For,
+    Proto,
+    Host,
+}
+
+/// Which `X-Forwarded-*` headers go upstream. By default only
+/// `X-Forwarded-For`: a service that honours `X-Forwarded-Host`/`-Proto`
+/// (oslo's proxy-header parsing) would build its links from the proxy's
+/// origin without the service's route, links that link rewriting cannot
+/// recognise; from its catalog URL it builds links the proxy rewrites.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ForwardedHeaders {
+    pub client_for: bool,
+    pub proto: bool,
+    pub host: bool,
+}
+
+impl ForwardedHeaders {
+    pub fn of(names: &[ForwardedHeader]) -> ForwardedHeaders {
+        ForwardedHeaders {
+            client_for: names.contains(&ForwardedHeader::For),
+            proto: names.contains(&ForwardedHeader::Proto),
+            host: names.contains(&ForwardedHeader::Host),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct UpstreamSettings {
     pub connect_timeout: Duration,
@@ -120,6 +152,8 @@ pub struct UpstreamSettings {
     /// JSON bodies up to this size are searched for links; larger ones
     /// stream through untouched.
     pub rewrite_body_limit: usize,
+    /// The `X-Forwarded-*` headers sent.
+    pub forwarded_headers: ForwardedHeaders,
     /// Connections open to one endpoint at most; past it a request waits
     /// up to `connect_timeout` for one, then gets 503 `upstream-busy`.
     pub max_connections_per_endpoint: usize,

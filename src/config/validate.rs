@@ -162,6 +162,7 @@ impl Validator<'_> {
             rewrite_body_limit: usize::try_from(raw.rewrite_body_limit.as_u64())
                 .map_err(|_| self.error("upstream.rewrite_body_limit", "too large"))?,
             body_timeout: self.positive("upstream.body_timeout", raw.body_timeout)?,
+            forwarded_headers: ForwardedHeaders::of(&raw.forwarded_headers),
             max_connections_per_endpoint: match raw.max_connections_per_endpoint {
                 0 => {
                     return Err(self.error(

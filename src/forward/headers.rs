@@ -22,10 +22,10 @@
 
 use std::net::IpAddr;
 
-use http::header;
+use http::header::{self, Entry};
 use http::{HeaderMap, HeaderValue};
 
-pub use crate::config::Underscores;
+pub use crate::config::{ForwardedHeader, ForwardedHeaders, Underscores};
 use crate::header_names::{X_AUTH_TOKEN, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO};
 
 /// Hop-by-hop headers of RFC 9110 §7.6.1 plus the non-standard ones that
@@ -93,14 +93,24 @@ impl Forwarded {
     }
 }
 
+/// What the configuration says about request headers: the ones with `_`
+/// (`listen.underscore_headers`) and the `X-Forwarded-*` the proxy sends
+/// (`upstream.forwarded_headers`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeaderPolicy {
+    pub underscores: Underscores,
+    pub forwarded: ForwardedHeaders,
+}
+
 /// The headers to send upstream for `incoming`, with `token` injected.
 pub fn request_headers(
     incoming: &HeaderMap,
     host: Option<&HeaderValue>,
     forwarded: &Forwarded,
     token: &HeaderValue,
-    underscores: Underscores,
+    policy: HeaderPolicy,
 ) -> HeaderMap {
+    let underscores = policy.underscores;
     let named_by_connection = connection_names(incoming);
     let mut out = HeaderMap::with_capacity(incoming.keys_len() + 4);
     for (name, value) in incoming {
@@ -121,7 +131,7 @@ pub fn request_headers(
         }
         out.append(name.clone(), value.clone());
     }
-    add_forwarded(&mut out, host, forwarded);
+    add_forwarded(&mut out, host, forwarded, policy.forwarded);
     out.insert(X_AUTH_TOKEN, token.clone());
     out
 }
@@ -157,6 +167,33 @@ pub(crate) fn names_websocket(protocol: &HeaderValue) -> bool {
 pub(crate) fn keep_upgrade(headers: &mut HeaderMap, protocol: HeaderValue) {
     headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     headers.insert(header::UPGRADE, protocol);
+}
+
+/// The challenge a 401 passed back carries: the proxy's own identity
+/// endpoint, where a client logs in with its local key.
+pub(crate) fn keystone_challenge(public_url: &str) -> HeaderValue {
+    let value = format!("Keystone uri=\"{}/v3\"", public_url.trim_end_matches('/'));
+    // public_url is a URL the configuration checked: printable ASCII.
+    HeaderValue::from_str(&value).unwrap_or(HeaderValue::from_static("Keystone"))
+}
+
+/// keystonemiddleware's 401 says where to authenticate
+/// (`WWW-Authenticate: Keystone uri="<real Keystone>"`); a client that
+/// went there would leave the proxy, and learn the cloud's Keystone. A
+/// `Keystone` challenge is replaced with `challenge`; other schemes stay.
+pub(crate) fn replace_keystone_challenge(headers: &mut HeaderMap, challenge: &HeaderValue) {
+    if let Entry::Occupied(mut entry) = headers.entry(header::WWW_AUTHENTICATE) {
+        for value in entry.iter_mut() {
+            let scheme = value
+                .as_bytes()
+                .split(|b| *b == b' ')
+                .next()
+                .unwrap_or_default();
+            if scheme.eq_ignore_ascii_case(b"keystone") {
+                *value = challenge.clone();
+            }
+        }
+    }
 }
 
 /// Remove hop-by-hop headers from an upstream response, and frame it one
@@ -223,8 +260,18 @@ fn one_content_length(headers: &mut HeaderMap) -> Result<(), crate::error::Proxy
     Ok(())
 }
 
-fn add_forwarded(out: &mut HeaderMap, host: Option<&HeaderValue>, forwarded: &Forwarded) {
-    if let Some(ip) = &forwarded.client_ip {
+/// The `X-Forwarded-*` headers `send` names, with what the proxy knows;
+/// a client's own `X-Forwarded-For` chain is extended, or dropped when the
+/// proxy sends none (the others the client wrote are dropped already).
+fn add_forwarded(
+    out: &mut HeaderMap,
+    host: Option<&HeaderValue>,
+    forwarded: &Forwarded,
+    send: ForwardedHeaders,
+) {
+    if !send.client_for {
+        out.remove(X_FORWARDED_FOR);
+    } else if let Some(ip) = &forwarded.client_ip {
         // A previous chain that is not plain text is replaced, not extended.
         let previous = out.get(X_FORWARDED_FOR).filter(|v| v.to_str().is_ok());
         let value = match previous {
@@ -238,8 +285,10 @@ fn add_forwarded(out: &mut HeaderMap, host: Option<&HeaderValue>, forwarded: &Fo
             out.insert(X_FORWARDED_FOR, value);
         }
     }
-    out.insert(X_FORWARDED_PROTO, forwarded.proto.clone());
-    if let Some(host) = host {
+    if send.proto {
+        out.insert(X_FORWARDED_PROTO, forwarded.proto.clone());
+    }
+    if let Some(host) = host.filter(|_| send.host) {
         out.insert(X_FORWARDED_HOST, host.clone());
     }
 }
@@ -395,6 +444,16 @@ mod tests {
     use super::*;
     use http::HeaderName;
 
+    /// Underscores dropped, every `X-Forwarded-*` sent.
+    const ALL_FORWARDED: HeaderPolicy = HeaderPolicy {
+        underscores: Underscores::Drop,
+        forwarded: ForwardedHeaders {
+            client_for: true,
+            proto: true,
+            host: true,
+        },
+    };
+
     fn map(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut headers = HeaderMap::new();
         for (name, value) in pairs {
@@ -443,7 +502,7 @@ mod tests {
             incoming.get("host"),
             &forwarded,
             &token,
-            Underscores::Drop,
+            ALL_FORWARDED,
         );
         let names: Vec<&str> = out.keys().map(|k| k.as_str()).collect();
         assert_eq!(
@@ -479,7 +538,16 @@ mod tests {
         let forwarded = Forwarded::new(None, "http");
         let token = HeaderValue::from_static("t");
         let names = |underscores| {
-            let out = request_headers(&incoming, None, &forwarded, &token, underscores);
+            let out = request_headers(
+                &incoming,
+                None,
+                &forwarded,
+                &token,
+                HeaderPolicy {
+                    underscores,
+                    ..ALL_FORWARDED
+                },
+            );
             out.keys().map(|k| k.to_string()).collect::<Vec<_>>()
         };
         assert_eq!(
@@ -510,13 +578,7 @@ mod tests {
         let forwarded = Forwarded::new(None, "http");
         let host = HeaderValue::from_static("proxy:8080");
         let token = HeaderValue::from_static("t");
-        let out = request_headers(
-            &incoming,
-            Some(&host),
-            &forwarded,
-            &token,
-            Underscores::Drop,
-        );
+        let out = request_headers(&incoming, Some(&host), &forwarded, &token, ALL_FORWARDED);
         let names: Vec<&str> = out.keys().map(|k| k.as_str()).collect();
         assert_eq!(
             names,
@@ -643,7 +705,7 @@ mod tests {
             None,
             &forwarded,
             &HeaderValue::from_static("t"),
-            Underscores::Drop,
+            ALL_FORWARDED,
         );
         assert_eq!(out["x-forwarded-for"], "1.2.3.4, 127.0.0.1");
         assert_eq!(out["x-forwarded-proto"], "http");
@@ -664,7 +726,7 @@ mod tests {
             None,
             &forwarded,
             &HeaderValue::from_static("t"),
-            Underscores::Drop,
+            ALL_FORWARDED,
         );
         assert_eq!(out["x-forwarded-for"], "127.0.0.1");
     }
@@ -695,7 +757,7 @@ mod tests {
         );
         let forwarded = Forwarded::new(None, "http");
         let token = HeaderValue::from_static("t");
-        let out = request_headers(&incoming, None, &forwarded, &token, Underscores::Drop);
+        let out = request_headers(&incoming, None, &forwarded, &token, ALL_FORWARDED);
         assert!(!out.contains_key("x-hop"));
         assert!(out.contains_key("accept"));
         clean_response_headers(&mut incoming).unwrap();
@@ -717,6 +779,57 @@ mod tests {
         assert_eq!(
             headers.keys().map(|k| k.as_str()).collect::<Vec<_>>(),
             ["x-openstack-request-id"]
+        );
+    }
+
+    #[test]
+    fn only_a_keystone_challenge_is_replaced() {
+        let challenge = keystone_challenge("http://proxy:8080/");
+        assert_eq!(challenge, "Keystone uri=\"http://proxy:8080/v3\"");
+        let mut headers = HeaderMap::new();
+        for value in [
+            "keystone uri=\"https://ks.example:5000\"",
+            "Basic realm=\"x\"",
+        ] {
+            headers.append(header::WWW_AUTHENTICATE, HeaderValue::from_static(value));
+        }
+        replace_keystone_challenge(&mut headers, &challenge);
+        let values: Vec<_> = headers.get_all(header::WWW_AUTHENTICATE).iter().collect();
+        assert_eq!(
+            values,
+            [&challenge, &HeaderValue::from_static("Basic realm=\"x\"")]
+        );
+    }
+
+    #[test]
+    fn only_the_forwarded_headers_asked_for_are_sent() {
+        let incoming = map(&[
+            ("x-forwarded-for", "192.0.2.1"),
+            ("x-forwarded-host", "evil"),
+            ("x-forwarded-proto", "https"),
+            ("host", "proxy:8080"),
+        ]);
+        let token = HeaderValue::from_static("t");
+        let forwarded = Forwarded::new(Some("10.0.0.7".parse().unwrap()), "http");
+        let sent = |names: &[ForwardedHeader]| {
+            let policy = HeaderPolicy {
+                underscores: Underscores::Drop,
+                forwarded: ForwardedHeaders::of(names),
+            };
+            let out = request_headers(&incoming, incoming.get("host"), &forwarded, &token, policy);
+            ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"]
+                .map(|name| out.get(name).map(|v| v.to_str().unwrap().to_string()))
+        };
+        let chain = Some("192.0.2.1, 10.0.0.7".to_string());
+        assert_eq!(sent(&[ForwardedHeader::For]), [chain.clone(), None, None]);
+        assert_eq!(sent(&[]), [None, None, None]);
+        assert_eq!(
+            sent(&[
+                ForwardedHeader::For,
+                ForwardedHeader::Proto,
+                ForwardedHeader::Host
+            ]),
+            [chain, Some("http".into()), Some("proxy:8080".into())]
         );
     }
 }

@@ -39,7 +39,7 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 pub struct Upstream {
     pool: pool::Pool<UpstreamBody>,
     timeout: Duration,
-    underscores: headers::Underscores,
+    headers: headers::HeaderPolicy,
 }
 
 /// What stays the same across the attempts of one request.
@@ -72,7 +72,10 @@ impl Upstream {
                 upstream.body_timeout,
             ),
             timeout: upstream.timeout,
-            underscores: settings.listen.underscore_headers,
+            headers: headers::HeaderPolicy {
+                underscores: settings.listen.underscore_headers,
+                forwarded: upstream.forwarded_headers,
+            },
         }
     }
 
@@ -98,7 +101,7 @@ impl Upstream {
             outgoing.client_host,
             outgoing.forwarded,
             token,
-            self.underscores,
+            self.headers,
         );
         request
             .headers_mut()

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http::{HeaderValue, Request, Response, StatusCode, header};
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Either};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
@@ -68,6 +68,9 @@ pub struct Proxy {
     tokens: Arc<TokenCache>,
     /// How clients reach the proxy (rewritten links point here).
     public_url: String,
+    /// `Keystone uri="{public_url}/v3"`: the challenge a 401 passed back
+    /// carries instead of the real Keystone's.
+    challenge: HeaderValue,
     /// The proxy as Keystone, and the token broker.
     facade: Facade,
     retry_body_limit: usize,
@@ -136,11 +139,13 @@ impl Proxy {
             sessions,
             public_url: public_url.clone(),
         };
+        let challenge = headers::keystone_challenge(&public_url);
         let mut proxy = Proxy {
             clients,
             clouds,
             tokens,
             public_url,
+            challenge,
             facade,
             retry_body_limit: settings.upstream.retry_body_limit,
             body_pace: settings.listen.body_pace,
@@ -303,7 +308,8 @@ impl Proxy {
             let asked = outgoing.upgrade.is_some();
             return switch_protocols(response, client_upgrade.filter(|_| asked));
         }
-        self.to_client(response, &token, &route, record).await
+        self.to_client(response, &parts.method, &token, &route, record)
+            .await
     }
 
     /// Send the request with the scope's token; if the upstream refuses
@@ -395,12 +401,14 @@ impl Proxy {
     async fn to_client(
         &self,
         response: Response<PooledBody>,
+        method: &Method,
         token: &Token,
         route: &Route<'_>,
         record: &Record,
     ) -> Result<Response<ResponseBody>, ProxyError> {
         let (mut parts, body) = response.into_parts();
         headers::clean_response_headers(&mut parts.headers)?;
+        headers::replace_keystone_challenge(&mut parts.headers, &self.challenge);
         let has_location = parts.headers.contains_key(header::LOCATION)
             || parts.headers.contains_key(header::CONTENT_LOCATION);
         let is_json = rewrite::is_json(&parts.headers);
@@ -410,6 +418,12 @@ impl Proxy {
         let links = self.links(token, route, record);
         if !is_json {
             links.rewrite_headers(&mut parts.headers);
+            return Ok(Response::from_parts(parts, Either::Left(body)));
+        }
+        if method == Method::HEAD {
+            // No body to rewrite, but the GET's would be: its length is
+            // not the upstream's.
+            rewrite::rewrite_head(&links, &mut parts.headers, self.rewrite_body_limit);
             return Ok(Response::from_parts(parts, Either::Left(body)));
         }
         // Headers and body, rewritten once each.

@@ -69,6 +69,25 @@ fn declared_too_long(headers: &HeaderMap, size_hint: &SizeHint, limit: usize) ->
     declared.is_some_and(|len| len > limit) || size_hint.lower() > limit
 }
 
+/// Whether an answer's body is read and rewritten (see [`rewrite_response`]).
+fn body_rewritable(map: &LinkMap, headers: &HeaderMap, size_hint: &SizeHint, limit: usize) -> bool {
+    !map.is_empty()
+        && is_json(headers)
+        && is_plain_encoding(headers)
+        && !declared_too_long(headers, size_hint, limit)
+}
+
+/// Rewrite the headers of the answer to a HEAD. When the GET's body would
+/// be rewritten, its length would not be the upstream's, so the
+/// `Content-Length` goes (RFC 9110 §9.3.2 lets a HEAD answer leave it out;
+/// a wrong one would make a client that trusts it cut the GET short).
+pub(crate) fn rewrite_head(map: &LinkMap, headers: &mut HeaderMap, limit: usize) {
+    map.rewrite_headers(headers);
+    if body_rewritable(map, headers, &SizeHint::default(), limit) {
+        headers.remove(CONTENT_LENGTH);
+    }
+}
+
 /// Rewrite a response in place: headers always; the body only when it is JSON, not compressed
 /// (no Content-Encoding other than identity), and at most `limit` bytes long. The body is read up to
 /// `limit + 1` bytes; if it turns out longer, the bytes read so far and the rest of the stream are
@@ -87,11 +106,7 @@ where
 {
     let (mut parts, mut body) = response.into_parts();
     map.rewrite_headers(&mut parts.headers);
-    let eligible = !map.is_empty()
-        && is_json(&parts.headers)
-        && is_plain_encoding(&parts.headers)
-        && !declared_too_long(&parts.headers, &body.size_hint(), limit);
-    if !eligible {
+    if !body_rewritable(map, &parts.headers, &body.size_hint(), limit) {
         return Ok(Response::from_parts(
             parts,
             Prefixed::passthrough(body).boxed_unsync(),

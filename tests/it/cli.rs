@@ -230,3 +230,20 @@ async fn a_start_up_error_shows_its_causes() {
     assert!(run.stderr.contains(&expected), "{run:?}");
     assert!(run.stderr.contains("No such file"), "{run:?}");
 }
+
+#[tokio::test]
+async fn check_config_refuses_an_unknown_forwarded_header() {
+    let (_dir, path) = write_config(&format!(
+        "[upstream]\nforwarded_headers = [\"for\", \"port\"]\n{GOOD}"
+    ));
+    let run = run_binary(&["check-config", "--config", path.to_str().unwrap()], &[]).await;
+    assert!(!run.ok, "{run:?}");
+    assert!(run.stderr.contains("upstream.forwarded_headers"), "{run:?}");
+    assert!(run.stderr.contains("`port`"), "{run:?}");
+    let (_dir, path) = write_config(&format!(
+        "[upstream]\nforwarded_headers = [\"for\", \"proto\", \"host\"]\n{GOOD}"
+    ));
+    let run = run_binary(&["check-config", "--config", path.to_str().unwrap()], &[]).await;
+    assert!(run.ok, "{run:?}");
+    assert!(run.stdout.contains("host: true"), "{run:?}");
+}

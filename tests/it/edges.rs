@@ -118,7 +118,10 @@ async fn a_bad_host_is_refused_and_the_connection_closed() {
 
 #[tokio::test]
 async fn forwarding_headers_say_what_the_proxy_knows() {
-    let stack = Stack::start().await;
+    let stack = Stack::start_with(|config| {
+        config.set("upstream.forwarded_headers", vec!["for", "proto", "host"]);
+    })
+    .await;
     let extra = "Forwarded: for=1.2.3.4;host=evil;proto=https\r\nX-Forwarded-Host: evil\r\n\
                  X-Forwarded-Proto: https\r\nX-Forwarded-Prefix: /evil\r\nX-Forwarded-Port: 443\r\n\
                  X-Real-IP: 1.2.3.4\r\n";

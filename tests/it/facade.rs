@@ -321,6 +321,36 @@ async fn the_broker_exports_the_shared_real_token_to_allowed_clients() {
     assert_eq!(stack.get("/token", "nope").await.status, 401);
 }
 
+/// A HEAD answer carries no length that the GET's rewritten body would
+/// contradict; where nothing would be rewritten, the upstream's stays.
+#[tokio::test]
+async fn a_head_answer_has_no_length_its_rewritten_get_would_not_have() {
+    let stack = Stack::start().await;
+    let auth = format!("Bearer {ANY_KEY}");
+    let link = format!("{}/compute/v2.1/servers/1", stack.upstream.url());
+    let headers = [("authorization", auth.as_str()), ("x-link", link.as_str())];
+    let get = stack
+        .send(Method::GET, "/compute/servers", &headers, Bytes::new())
+        .await;
+    assert_eq!(get.status, 200);
+    assert!(!get.body.windows(link.len()).any(|w| w == link.as_bytes()));
+    let head = stack
+        .send(Method::HEAD, "/compute/servers", &headers, Bytes::new())
+        .await;
+    assert_eq!(head.status, 200, "{head:?}");
+    assert!(head.body.is_empty());
+    match head.headers.get("content-length") {
+        None => {}
+        Some(length) => assert_eq!(length, get.body.len().to_string().as_str(), "{head:?}"),
+    }
+    // Not JSON: nothing is rewritten, the upstream's length stands.
+    let bytes = [("authorization", auth.as_str()), ("x-reply-bytes", "1000")];
+    let head = stack
+        .send(Method::HEAD, "/compute/servers", &bytes, Bytes::new())
+        .await;
+    assert_eq!(head.headers["content-length"], "1000", "{head:?}");
+}
+
 #[tokio::test]
 async fn locations_and_json_links_lead_back_through_the_proxy() {
     let stack = Stack::start().await;
