@@ -308,7 +308,7 @@ impl Proxy {
             let asked = outgoing.upgrade.is_some();
             return switch_protocols(response, client_upgrade.filter(|_| asked));
         }
-        self.to_client(response, &parts.method, &token, &route, record)
+        self.to_client(response, &parts.method, &token, cloud, &route, record)
             .await
     }
 
@@ -403,6 +403,7 @@ impl Proxy {
         response: Response<PooledBody>,
         method: &Method,
         token: &Token,
+        cloud: &Cloud,
         route: &Route<'_>,
         record: &Record,
     ) -> Result<Response<ResponseBody>, ProxyError> {
@@ -415,7 +416,7 @@ impl Proxy {
         if !self.rewrite_links || !(has_location || is_json) {
             return Ok(Response::from_parts(parts, Either::Left(body)));
         }
-        let links = self.links(token, route, record);
+        let links = self.links(token, cloud, route, record);
         if !is_json {
             links.rewrite_headers(&mut parts.headers);
             return Ok(Response::from_parts(parts, Either::Left(body)));
@@ -445,8 +446,9 @@ impl Proxy {
 
     /// Every catalog endpoint of the token's project, mapped to the proxy
     /// URL that reaches it the way this request did (with or without a
-    /// `/projects/…` prefix), so following a link needs no other access.
-    fn links(&self, token: &Token, route: &Route<'_>, record: &Record) -> LinkMap {
+    /// `/projects/…` prefix), so following a link needs no other access;
+    /// and the endpoint that answered, for root-relative links.
+    fn links(&self, token: &Token, cloud: &Cloud, route: &Route<'_>, record: &Record) -> LinkMap {
         let base = match &route.project {
             Some(project) => {
                 let segment = utf8_percent_encode(project, PATH_SEGMENT);
@@ -464,6 +466,12 @@ impl Proxy {
             for endpoint in &service.endpoints {
                 links.add(&endpoint.url, format!("{base}/{name}"));
             }
+        }
+        let settings = &cloud.settings;
+        let interfaces = &settings.interfaces;
+        let region = settings.region_name.as_deref();
+        if let Ok((_, endpoint)) = token.catalog.endpoint(route.service, interfaces, region) {
+            links.answered_by(&endpoint.url, &format!("{base}/{}", route.service));
         }
         links
     }

@@ -11,10 +11,27 @@ use super::json::{decode_string_token, is_object_key, string_token_end};
 /// Headers whose value is a URL that a client may follow.
 const LINK_HEADERS: [HeaderName; 2] = [http::header::LOCATION, http::header::CONTENT_LOCATION];
 
+/// Keys whose string value in a JSON body is a link even when it is
+/// root-relative (Glance writes `"next": "/v2/images?marker=…"`, `self`,
+/// `file`, `schema`, `first`).
+const LINK_KEYS: [&str; 8] = [
+    "next", "previous", "first", "self", "href", "file", "schema", "location",
+];
+
 /// Endpoint URL prefixes and the proxy URL prefix each maps to.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct LinkMap {
     entries: Vec<Endpoint>,
+    /// The endpoint the answer came from: a root-relative link is on its
+    /// host, and maps when it starts with its path.
+    answered_by: Option<Relative>,
+}
+
+/// A root-relative link's endpoint path, and the proxy path it becomes.
+#[derive(Debug, Clone)]
+struct Relative {
+    path: String,
+    proxy_path: String,
 }
 
 /// One endpoint, pre-parsed so that matching a candidate URL is only
@@ -67,6 +84,32 @@ impl LinkMap {
                 proxy_prefix,
             }),
         }
+    }
+
+    /// The endpoint the answer comes from (`endpoint_url`, reached at
+    /// `proxy_prefix`): root-relative links under [`LINK_KEYS`] are
+    /// rewritten through it.
+    pub fn answered_by(&mut self, endpoint_url: &str, proxy_prefix: &str) {
+        let (Some((_, path)), Some((_, proxy_path))) =
+            (split_url(endpoint_url), split_url(proxy_prefix))
+        else {
+            return;
+        };
+        self.answered_by = Some(Relative {
+            path: path.trim_end_matches('/').to_owned(),
+            proxy_path: proxy_path.trim_end_matches('/').to_owned(),
+        });
+    }
+
+    /// A root-relative `link` (`/v2/images?…`, never `//host/…`) that
+    /// starts with the answering endpoint's path, as a proxy path.
+    fn rewrite_relative(&self, link: &str) -> Option<String> {
+        if !link.starts_with('/') || link.starts_with("//") {
+            return None;
+        }
+        let relative = self.answered_by.as_ref()?;
+        let remainder = strip_path(link, &relative.path)?;
+        Some(format!("{}{remainder}", relative.proxy_path))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -126,12 +169,18 @@ impl LinkMap {
         let mut out: Option<Vec<u8>> = None;
         let mut copied = 0;
         let mut at = 0;
+        // The value just read is under one of LINK_KEYS.
+        let mut under_link_key = false;
         while let Some(offset) = body.get(at..)?.iter().position(|&b| b == b'"') {
             let start = at + offset;
             let end = string_token_end(body, start)?;
             let token = body.get(start..end)?;
-            if !is_object_key(body, end) {
-                if let Some(new) = self.rewrite_token(token) {
+            if is_object_key(body, end) {
+                under_link_key = self.answered_by.is_some()
+                    && decode_string_token(token).is_some_and(|key| LINK_KEYS.contains(&&*key));
+            } else {
+                let link_key = std::mem::take(&mut under_link_key);
+                if let Some(new) = self.rewrite_token(token, link_key) {
                     let out = out.get_or_insert_with(|| Vec::with_capacity(body.len() + 256));
                     out.extend_from_slice(body.get(copied..start)?);
                     out.extend_from_slice(new.as_bytes());
@@ -146,10 +195,15 @@ impl LinkMap {
     }
 
     /// The JSON-encoded replacement for one string token (quotes
-    /// included), if its value maps.
-    fn rewrite_token(&self, token: &[u8]) -> Option<String> {
+    /// included), if its value maps: as an absolute URL, or (under a link
+    /// key) as a root-relative one.
+    fn rewrite_token(&self, token: &[u8], under_link_key: bool) -> Option<String> {
         let value = decode_string_token(token)?;
-        let new = self.rewrite_url(&value)?;
+        let new = self.rewrite_url(&value).or_else(|| {
+            under_link_key
+                .then(|| self.rewrite_relative(&value))
+                .flatten()
+        })?;
         serde_json::to_string(&new).ok()
     }
 }
@@ -528,6 +582,46 @@ pub(super) mod tests {
         assert_eq!(map.rewrite_json(&bytes), None);
         assert_eq!(
             LinkMap::default().rewrite_json(br#""http://keystone:5000/v3""#),
+            None
+        );
+    }
+
+    #[test]
+    fn root_relative_links_under_link_keys_follow_the_answering_endpoint() {
+        let mut glance = LinkMap::default();
+        glance.add("http://glance:9292", "http://p/projects/a/image".into());
+        glance.answered_by("http://glance:9292", "http://p/projects/a/image");
+        let body = br#"{"next": "/v2/images?marker=x", "first": "/v2/images",
+            "description": "/v2/images", "links": [{"rel": "self", "href": "/v2/x"}],
+            "self": "//evil/x", "file": "relative/x", "schema": "/v2/schemas/image",
+            "location": 7, "note": "/v2/y"}"#;
+        let out = String::from_utf8(glance.rewrite_json(body).unwrap()).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(json["next"], "/projects/a/image/v2/images?marker=x");
+        assert_eq!(json["first"], "/projects/a/image/v2/images");
+        assert_eq!(json["schema"], "/projects/a/image/v2/schemas/image");
+        assert_eq!(json["links"][0]["href"], "/projects/a/image/v2/x");
+        assert_eq!(json["links"][0]["rel"], "self");
+        // Not a link key, protocol-relative, not root-relative: unchanged.
+        assert_eq!(json["description"], "/v2/images");
+        assert_eq!(json["note"], "/v2/y");
+        assert_eq!(json["self"], "//evil/x");
+        assert_eq!(json["file"], "relative/x");
+
+        let mut nova = LinkMap::default();
+        nova.add("http://h/compute/v2.1", "http://p/compute".into());
+        nova.answered_by("http://h/compute/v2.1", "http://p/compute");
+        let out = nova
+            .rewrite_json(br#"{"next": "/compute/v2.1/servers?x", "self": "/other/x"}"#)
+            .unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(json["next"], "/compute/servers?x");
+        assert_eq!(json["self"], "/other/x", "outside the endpoint's path");
+        // Without an answering endpoint nothing root-relative changes.
+        let mut absolute_only = LinkMap::default();
+        absolute_only.add("http://h/compute/v2.1", "http://p/compute".into());
+        assert_eq!(
+            absolute_only.rewrite_json(br#"{"next": "/compute/v2.1/s"}"#),
             None
         );
     }

@@ -351,6 +351,51 @@ async fn a_head_answer_has_no_length_its_rewritten_get_would_not_have() {
     assert_eq!(head.headers["content-length"], "1000", "{head:?}");
 }
 
+/// Glance writes its pagination as root-relative paths
+/// (`"next": "/v2/images?marker=…"`): they lead back through the proxy's
+/// route for the service, and following one as written works.
+#[tokio::test]
+async fn root_relative_links_are_followed_through_the_proxy() {
+    use tokio::io::AsyncWriteExt;
+    let glance = scripted_upstream(|mut stream| async move {
+        while let Some((head, _)) = read_head(&mut stream).await {
+            let target = head.split(' ').nth(1).unwrap_or_default().to_string();
+            let body = json!({"target": target, "next": "/v2/images?marker=abc",
+                              "schema": "/v2/schemas/images", "name": "/v2/images"})
+            .to_string();
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                 content-length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            if stream.write_all(answer.as_bytes()).await.is_err() {
+                return;
+            }
+        }
+    })
+    .await;
+    let stack = Stack::start_with_cloud(
+        |cloud, _| {
+            cloud.services.retain(|s| s.service_type != "image");
+            cloud
+                .services
+                .push(service("image", format!("http://{glance}")));
+        },
+        |_| {},
+    )
+    .await;
+    let page = stack.get("/projects/ops/image/v2/images", ANY_KEY).await;
+    assert_eq!(page.status, 200, "{page:?}");
+    let page = page.json();
+    assert_eq!(page["target"], "/v2/images", "{page}");
+    assert_eq!(page["next"], "/projects/ops/image/v2/images?marker=abc");
+    assert_eq!(page["schema"], "/projects/ops/image/v2/schemas/images");
+    assert_eq!(page["name"], "/v2/images", "not a link key: unchanged");
+    let next = stack.get(page["next"].as_str().unwrap(), ANY_KEY).await;
+    assert_eq!(next.status, 200, "{next:?}");
+    assert_eq!(next.json()["target"], "/v2/images?marker=abc");
+}
+
 #[tokio::test]
 async fn locations_and_json_links_lead_back_through_the_proxy() {
     let stack = Stack::start().await;
