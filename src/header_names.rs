@@ -22,6 +22,9 @@ pub(crate) const X_OPENSTACK_REQUEST_ID: HeaderName =
 
 /// The proxy's error code on every answer it makes itself.
 pub(crate) const X_PROXY_ERROR: HeaderName = HeaderName::from_static("x-proxy-error");
+/// On an upstream 401 passed back because the request could not be sent
+/// again: `not-replayable` (its body was past `upstream.retry_body_limit`).
+pub const X_PROXY_RETRY: HeaderName = HeaderName::from_static("x-proxy-retry");
 
 pub(crate) const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub(crate) const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");

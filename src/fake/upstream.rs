@@ -60,6 +60,7 @@ struct State {
     validator: TokenValidator,
     seen: Mutex<Vec<SeenRequest>>,
     always_401: AtomicBool,
+    read_before_401: AtomicBool,
 }
 
 /// A running fake upstream; stops when dropped.
@@ -108,6 +109,7 @@ impl EchoUpstream {
             validator,
             seen: Mutex::new(Vec::new()),
             always_401: AtomicBool::new(false),
+            read_before_401: AtomicBool::new(false),
         });
         let handler_state = state.clone();
         let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
@@ -148,6 +150,12 @@ impl EchoUpstream {
     pub fn set_always_401(&self, on: bool) {
         self.state.always_401.store(on, Ordering::SeqCst);
     }
+
+    /// Read a refused request's whole body before answering 401 (a service
+    /// that checks the token late), instead of refusing at the headers.
+    pub fn set_read_before_401(&self, on: bool) {
+        self.state.read_before_401.store(on, Ordering::SeqCst);
+    }
 }
 
 async fn handle(state: Arc<State>, request: Request<Incoming>) -> Response<Full<Bytes>> {
@@ -177,7 +185,11 @@ async fn handle(state: Arc<State>, request: Request<Incoming>) -> Response<Full<
         // Like keystonemiddleware: refuse before reading the body. Like the
         // WSGI servers it runs in (gunicorn), read and discard the body
         // afterwards rather than resetting the connection under the client.
-        tokio::spawn(digest(body));
+        if state.read_before_401.load(Ordering::SeqCst) {
+            let _ = digest(body).await;
+        } else {
+            tokio::spawn(digest(body));
+        }
         record(&state, seen);
         let mut response = openstack_error(
             401,

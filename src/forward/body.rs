@@ -7,11 +7,16 @@
 //! needs the request body again. Buffering every body up front would add
 //! latency and memory to every upload, so [`ReplayBody`] streams the body
 //! as it arrives and keeps a reference to each chunk it passes on (a
-//! `Bytes` clone: no copy) until `limit` bytes are kept. Past the limit it
-//! lets go of them and the request can no longer be replayed; a 401 is then
-//! passed to the client. A replay yields the kept chunks, then continues
-//! reading the client's body where the first attempt stopped (an upstream
-//! often answers 401 before reading the body at all).
+//! `Bytes` clone: no copy) until `limit` bytes are kept, whatever length
+//! the body declares. Past the limit it lets go of them and the request can
+//! no longer be replayed; a 401 is then passed to the client. When the 401
+//! comes, the first attempt stops reading the client's body ([`hold`]), so
+//! what was kept stays all a replay needs. A replay yields the kept chunks,
+//! then continues reading the client's body where the first attempt
+//! stopped, with the same declared length (an upstream often answers 401
+//! before reading the body at all, and then little of it was sent).
+//!
+//! [`hold`]: ReplayHandle::hold
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -68,6 +73,8 @@ struct Shared<B> {
     limit: usize,
     /// More than `limit` bytes went by: no replay possible.
     overflowed: bool,
+    /// The first attempt was answered with a 401: it reads no more.
+    held: bool,
     attempt: u32,
     /// Set once the client's body has ended (or failed).
     finished: Option<watch::Sender<bool>>,
@@ -84,11 +91,9 @@ where
     B: Body<Data = Bytes> + Unpin,
     B::Error: Into<BoxError>,
 {
-    /// Wrap `source`; a body whose declared length exceeds `limit` is never
-    /// kept at all.
+    /// Wrap `source`, keeping up to `limit` of its bytes for a replay.
     pub fn new(source: B, limit: usize) -> (ReplayBody<B>, ReplayHandle<B>) {
         let size_hint = source.size_hint();
-        let too_big = size_hint.lower() > limit as u64;
         let source = (!source.is_end_stream()).then_some(source);
         let (finished, finished_rx) = match source {
             Some(_) => {
@@ -102,7 +107,8 @@ where
             kept: VecDeque::new(),
             kept_bytes: 0,
             limit,
-            overflowed: too_big,
+            overflowed: false,
+            held: false,
             attempt: 0,
             finished,
         }));
@@ -143,6 +149,14 @@ impl<B> ReplayHandle<B> {
         self.finished
             .as_ref()
             .is_none_or(|finished| *finished.borrow())
+    }
+
+    /// The first attempt was refused: it reads no more of the client's
+    /// body (the upstream would only discard it), so that what was kept is
+    /// still all a replay needs from before. Its body then waits; it ends
+    /// when a replay begins, or goes with its connection.
+    pub fn hold(&self) {
+        self.shared.lock().held = true;
     }
 
     /// Whether [`replay`](Self::replay) would give a body.
@@ -193,6 +207,9 @@ where
             }
         }
         let is_first = this.replay_at.is_none();
+        if is_first && shared.held {
+            return Poll::Pending;
+        }
         let Some(source) = shared.source.as_mut() else {
             return Poll::Ready(None);
         };
@@ -430,12 +447,47 @@ mod tests {
         assert!(handle.replay().is_none());
     }
 
+    /// [`Chunks`] that declares its length, as a body with a
+    /// Content-Length does.
+    struct Sized(Chunks, u64);
+
+    impl Body for Sized {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+            Pin::new(&mut self.0).poll_frame(cx)
+        }
+
+        fn size_hint(&self) -> SizeHint {
+            SizeHint::with_exact(self.1)
+        }
+    }
+
     #[tokio::test]
-    async fn declared_length_over_the_limit_keeps_nothing() {
-        let (body, handle) =
-            ReplayBody::new(http_body_util::Full::new(Bytes::from_static(b"abcdef")), 4);
-        assert!(handle.replay().is_none());
+    async fn a_declared_length_over_the_limit_is_kept_up_to_it() {
+        let (mut body, handle) = ReplayBody::new(Sized(chunks(&[b"ab", b"cdef"]), 6), 4);
+        assert_eq!(body.size_hint().exact(), Some(6));
+        // Refused after two bytes: the replay has them and reads the rest,
+        // with the same declared length.
+        assert_eq!(
+            body.frame().await.unwrap().unwrap().into_data().unwrap(),
+            "ab"
+        );
+        handle.hold();
+        let held = futures_poll_once(Box::pin(body.frame())).await;
+        assert!(held.is_pending(), "a held attempt reads no more");
+        let replay = handle.replay().expect("2 bytes kept, under the limit");
+        assert_eq!(replay.size_hint().exact(), Some(6));
+        assert_eq!(read_all(replay).await, b"abcdef");
+        // Refused after all six: too many to have kept.
+        let (body, handle) = ReplayBody::new(Sized(chunks(&[b"abc", b"def"]), 6), 4);
         assert_eq!(read_all(body).await, b"abcdef");
+        handle.hold();
+        assert!(handle.replay().is_none());
     }
 
     #[tokio::test]

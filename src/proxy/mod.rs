@@ -35,7 +35,7 @@ use crate::forward::{
     ClientBody, Forwarded, Linger, Outgoing, Pace, PacedBody, PooledBody, ReplayBody, ReplayHandle,
     Upstream, UpstreamBody, headers,
 };
-use crate::header_names::X_OPENSTACK_REQUEST_ID;
+use crate::header_names::{X_OPENSTACK_REQUEST_ID, X_PROXY_RETRY};
 use crate::keystone::Keystone;
 use crate::metrics::Metrics;
 pub(crate) use crate::request_log::Record;
@@ -348,8 +348,10 @@ impl Proxy {
         // The token was refused: whatever happens to this request, the
         // next one should not use it (unless another request renewed it).
         self.tokens.invalidate(call.scope, &token).await;
+        // What was kept of the body until now is all a replay may need.
+        replay.hold();
         if !replay.is_replayable() {
-            return Ok((response, token));
+            return Ok((not_replayable(response), token));
         }
         let token = match self.tokens.get(call.scope, Some(&call.client.logins)).await {
             Ok(token) => token,
@@ -362,7 +364,7 @@ impl Proxy {
             Err(error) => return Err(error),
         };
         let Some(body) = replay.replay() else {
-            return Ok((response, token));
+            return Ok((not_replayable(response), token));
         };
         drop(response);
         self.metrics.retry("401");
@@ -475,6 +477,16 @@ impl Proxy {
         }
         links
     }
+}
+
+/// The upstream's 401, marked: the proxy renewed nothing for it, the
+/// client should send the request again (the refused token is gone, the
+/// next request gets a new one).
+fn not_replayable(mut response: Response<PooledBody>) -> Response<PooledBody> {
+    response
+        .headers_mut()
+        .insert(X_PROXY_RETRY, HeaderValue::from_static("not-replayable"));
+    response
 }
 
 /// A session is bound to its project: a URL may name it (by id or name)

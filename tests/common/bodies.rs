@@ -12,13 +12,34 @@ use sha2::{Digest, Sha256};
 pub struct PatternBody {
     sent: u64,
     len: u64,
+    /// Stop after this many bytes until the future resolves.
+    gate: Option<(u64, Gate)>,
 }
+
+/// What a [`PatternBody::gated`] waits for.
+type Gate = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 pub const PATTERN_CHUNK: usize = 64 * 1024;
 
 impl PatternBody {
     pub fn new(len: u64) -> PatternBody {
-        PatternBody { sent: 0, len }
+        PatternBody {
+            sent: 0,
+            len,
+            gate: None,
+        }
+    }
+
+    /// The same bytes, but after the first `at` the rest waits for `open`.
+    pub fn gated(
+        len: u64,
+        at: u64,
+        open: impl Future<Output = ()> + Send + 'static,
+    ) -> PatternBody {
+        PatternBody {
+            gate: Some((at, Box::pin(open))),
+            ..PatternBody::new(len)
+        }
     }
 
     /// The sha256 the body will have.
@@ -43,15 +64,27 @@ impl Body for PatternBody {
     type Error = std::convert::Infallible;
 
     fn poll_frame(
-        mut self: Pin<&mut Self>,
-        _: &mut Context<'_>,
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        if self.sent >= self.len {
+        let this = self.get_mut();
+        if this.sent >= this.len {
             return Poll::Ready(None);
         }
-        let n = (self.len - self.sent).min(PATTERN_CHUNK as u64);
-        let data = chunk(self.sent, n as usize);
-        self.sent += n;
+        let mut limit = this.len;
+        if let Some((at, open)) = this.gate.as_mut() {
+            if this.sent >= *at {
+                if open.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                this.gate = None;
+            } else {
+                limit = *at;
+            }
+        }
+        let n = (limit - this.sent).min(PATTERN_CHUNK as u64);
+        let data = chunk(this.sent, n as usize);
+        this.sent += n;
         Poll::Ready(Some(Ok(Frame::data(data))))
     }
 
