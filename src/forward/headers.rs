@@ -182,6 +182,10 @@ pub(crate) fn keystone_challenge(public_url: &str) -> HeaderValue {
 /// went there would leave the proxy, and learn the cloud's Keystone. A
 /// `Keystone` challenge is replaced with `challenge`; other schemes stay.
 pub(crate) fn replace_keystone_challenge(headers: &mut HeaderMap, challenge: &HeaderValue) {
+    // Most answers have none; `entry` would first make room for one.
+    if !headers.contains_key(header::WWW_AUTHENTICATE) {
+        return;
+    }
     if let Entry::Occupied(mut entry) = headers.entry(header::WWW_AUTHENTICATE) {
         for value in entry.iter_mut() {
             let scheme = value

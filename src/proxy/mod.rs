@@ -469,10 +469,7 @@ impl Proxy {
                 links.add(&endpoint.url, format!("{base}/{name}"));
             }
         }
-        let settings = &cloud.settings;
-        let interfaces = &settings.interfaces;
-        let region = settings.region_name.as_deref();
-        if let Ok((_, endpoint)) = token.catalog.endpoint(route.service, interfaces, region) {
+        if let Ok((_, endpoint)) = catalog_endpoint(token, cloud, route.service) {
             links.answered_by(&endpoint.url, &format!("{base}/{}", route.service));
         }
         links
@@ -537,6 +534,21 @@ fn admit(client: &Client) -> Result<Option<Slot>, ProxyError> {
         })
 }
 
+/// The endpoint of `service` in the token's catalog, by the cloud's
+/// interface preference and region.
+fn catalog_endpoint<'t>(
+    token: &'t Token,
+    cloud: &Cloud,
+    service: &str,
+) -> Result<(&'t Service, &'t Endpoint), LookupError> {
+    let settings = &cloud.settings;
+    (token.catalog).endpoint(
+        service,
+        &settings.interfaces,
+        settings.region_name.as_deref(),
+    )
+}
+
 fn find_endpoint<'t>(
     token: &'t Token,
     cloud: &Cloud,
@@ -544,11 +556,7 @@ fn find_endpoint<'t>(
     record: &mut Record,
 ) -> Result<(&'t Service, &'t Endpoint), ProxyError> {
     let settings = &cloud.settings;
-    let found = token.catalog.endpoint(
-        route.service,
-        &settings.interfaces,
-        settings.region_name.as_deref(),
-    );
+    let found = catalog_endpoint(token, cloud, route.service);
     let (service, endpoint) = found.map_err(|error| {
         let detail = match (error, &token.project) {
             (_, None) => " (the token is not scoped to a project: set the cloud's \

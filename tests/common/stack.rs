@@ -88,13 +88,6 @@ impl TestConfig {
         self
     }
 
-    /// Merge a TOML fragment (a client with rules, say).
-    pub fn merge(&mut self, fragment: &str) -> &mut TestConfig {
-        let fragment = ProxyConfig::from_toml(fragment).expect("a test's TOML fragment");
-        self.toml.merge(&fragment);
-        self
-    }
-
     fn render(&self, keystone_root: &str) -> String {
         let mut toml = self.toml.clone();
         if toml.get("clouds.test.auth_url").is_none() {
