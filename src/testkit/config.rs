@@ -11,7 +11,8 @@ use toml::{Table, Value};
 use crate::secrets::sha256_hex;
 
 /// The configuration file's tables, key by key.
-#[derive(Clone, Debug, Default, PartialEq)]
+// No `Debug`: the file holds credentials (a cloud password, say).
+#[derive(Clone, Default, PartialEq)]
 pub struct ProxyConfig {
     root: Table,
 }
