@@ -212,7 +212,7 @@ impl Catalog {
     pub fn endpoint(
         &self,
         wanted: &str,
-        interfaces: &[String],
+        interfaces: &[impl AsRef<str>],
         region: Option<&str>,
     ) -> Result<(&Service, &Endpoint), LookupError> {
         let wanted = normalize(wanted);
@@ -261,10 +261,15 @@ impl Service {
     }
 
     /// The first interface of `interfaces` with an endpoint (in `region`).
-    fn endpoint_for(&self, interfaces: &[String], region: Option<&str>) -> Option<&Endpoint> {
+    fn endpoint_for(
+        &self,
+        interfaces: &[impl AsRef<str>],
+        region: Option<&str>,
+    ) -> Option<&Endpoint> {
         interfaces.iter().find_map(|interface| {
             self.endpoints.iter().find(|e| {
-                e.interface == *interface && region.is_none_or(|r| e.region.as_deref() == Some(r))
+                e.interface == interface.as_ref()
+                    && region.is_none_or(|r| e.region.as_deref() == Some(r))
             })
         })
     }

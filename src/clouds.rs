@@ -5,10 +5,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::catalog::{Catalog, Endpoint, LookupError, Service};
 use crate::clients::Client;
 use crate::config::{CloudSettings, ProjectRef};
 use crate::error::ProxyError;
 use crate::forward::Upstream;
+use crate::route::Route;
 use crate::tokens::Scope;
 
 /// A cloud as the pipeline uses it.
@@ -17,6 +19,52 @@ pub(crate) struct Cloud {
     pub(crate) settings: CloudSettings,
     pub(crate) upstream: Upstream,
 }
+
+impl Cloud {
+    /// The endpoint `route` reaches in `catalog`: at the interface and in
+    /// the region its path names, else by the cloud's `interfaces` and
+    /// `region_name`.
+    pub(crate) fn endpoint<'c>(
+        &self,
+        catalog: &'c Catalog,
+        route: &Route<'_>,
+    ) -> Result<(&'c Service, &'c Endpoint), LookupError> {
+        let settings = &self.settings;
+        let region = (route.region.as_deref()).or(settings.region_name.as_deref());
+        match route.interface {
+            Some(interface) => catalog.endpoint(route.service, &[interface], region),
+            None => catalog.endpoint(route.service, &settings.interfaces, region),
+        }
+    }
+
+    /// Each endpoint of `service` with the path prefix that reaches it:
+    /// `None` for the one a path without a region or an interface reaches
+    /// (its URL is the short one), else the endpoint's region (if it has
+    /// one) and interface.
+    pub(crate) fn endpoints_at<'c>(
+        &self,
+        catalog: &Catalog,
+        service: &'c Service,
+    ) -> impl Iterator<Item = (&'c Endpoint, Option<EndpointAt<'c>>)> {
+        let settings = &self.settings;
+        let default = catalog
+            .endpoint(
+                &service.service_type,
+                &settings.interfaces,
+                settings.region_name.as_deref(),
+            )
+            .ok()
+            .map(|(_, endpoint)| endpoint as *const Endpoint);
+        service.endpoints.iter().map(move |endpoint| {
+            let at = (default != Some(endpoint as *const Endpoint))
+                .then_some((endpoint.region.as_deref(), endpoint.interface.as_str()));
+            (endpoint, at)
+        })
+    }
+}
+
+/// An endpoint's region (if it has one) and interface, as a path names them.
+pub(crate) type EndpointAt<'a> = (Option<&'a str>, &'a str);
 
 /// Every configured cloud, by name; looked up on every request.
 #[derive(Default)]

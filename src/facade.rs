@@ -25,12 +25,12 @@ use crate::access::Access;
 use crate::answer::{ResponseBody, from_bytes, text_response};
 use crate::catalog::{Catalog, Endpoint, Service, v2_endpoint_entries};
 use crate::clients::{Client, Clients};
-use crate::clouds::Clouds;
+use crate::clouds::{Cloud, Clouds, EndpointAt};
 use crate::error::ProxyError;
 use crate::forward::ClientBody;
 use crate::header_names::{X_AUTH_TOKEN, X_SUBJECT_TOKEN};
 use crate::request_log::Record;
-use crate::route::FacadePath;
+use crate::route::{self, FacadePath};
 use crate::sessions::{Session, Sessions};
 use crate::tokens::{Token, TokenCache};
 
@@ -103,7 +103,7 @@ impl Facade {
             FacadePath::V3Tokens if *method == Method::POST => {
                 let login = parse_v3_login(&read_json(body).await?)?;
                 let login = self.log_in(login, record).await?;
-                let body = self.v3_token_body(&login.session, &login.token, &login.client.access);
+                let body = self.v3_token_body(&login.session, &login.token, &login.client)?;
                 let mut answer = json_answer(StatusCode::CREATED, &body);
                 answer
                     .headers_mut()
@@ -115,7 +115,7 @@ impl Facade {
             FacadePath::V2Tokens if *method == Method::POST => {
                 let login = parse_v2_login(&read_json(body).await?)?;
                 let login = self.log_in(login, record).await?;
-                Ok(json_answer(StatusCode::OK, &self.v2_access(&login)))
+                Ok(json_answer(StatusCode::OK, &self.v2_access(&login)?))
             }
             FacadePath::Broker if reading => self.broker(parts, record).await,
             _ => Err(ProxyError::MethodNotAllowed {
@@ -214,7 +214,7 @@ impl Facade {
             .by_name(&subject.client)
             .ok_or_else(|| ProxyError::NotFound("no such token".into()))?;
         let token = self.tokens.get(&subject.scope, None).await?;
-        let body = self.v3_token_body(&subject, &token, &owner.access);
+        let body = self.v3_token_body(&subject, &token, &owner)?;
         let mut answer = json_answer(StatusCode::OK, &body);
         if parts.method == Method::HEAD {
             *answer.body_mut() = from_bytes(Bytes::new());
@@ -270,7 +270,7 @@ impl Facade {
             "token": secret,
             "expires_at": keystone_time(token.expires_at),
             "project": token.project.as_ref().map(|p| json!({"id": p.id, "name": p.name})),
-            "catalog": catalog_v3(&token.catalog, |_| true, |_, endpoint| endpoint.url.clone()),
+            "catalog": catalog_v3(real_urls(&token.catalog)),
         });
         let mut answer = json_answer(StatusCode::OK, &body);
         let headers = answer.headers_mut();
@@ -303,17 +303,47 @@ impl Facade {
         })
     }
 
-    /// Where the facade's catalog sends `service` in `project_id`.
-    fn proxy_url(&self, project_id: &str, service: &Service) -> String {
-        format!(
-            "{}/projects/{project_id}/{}",
-            self.public_url, service.service_type
+    /// Where the facade's catalog sends an endpoint of `service` in
+    /// `project_id` (`at` as [`Cloud::endpoints_at`] gives it).
+    fn proxy_url(&self, project_id: &str, at: Option<EndpointAt<'_>>, service: &Service) -> String {
+        route::service_url(
+            &self.public_url,
+            Some(project_id),
+            at,
+            &service.service_type,
         )
+    }
+
+    /// The services of `catalog` that `access` may use, each endpoint at
+    /// its own proxy URL in `project_id`.
+    fn listed<'c>(
+        &self,
+        catalog: &'c Catalog,
+        cloud: &Cloud,
+        access: &Access,
+        project_id: &str,
+    ) -> Vec<(&'c Service, Vec<(&'c Endpoint, String)>)> {
+        let services = catalog.services().iter();
+        services
+            .filter(|service| access.may_use(service))
+            .map(|service| {
+                let endpoints = cloud.endpoints_at(catalog, service);
+                let urls = endpoints
+                    .map(|(endpoint, at)| (endpoint, self.proxy_url(project_id, at, service)));
+                (service, urls.collect())
+            })
+            .collect()
     }
 
     /// A Keystone v3 token body for `session`, from the real `token`; its
     /// catalog lists the services `access` may use.
-    fn v3_token_body(&self, session: &Session, token: &Token, access: &Access) -> Value {
+    fn v3_token_body(
+        &self,
+        session: &Session,
+        token: &Token,
+        client: &Client,
+    ) -> Result<Value, ProxyError> {
+        let cloud = self.clouds.of(client)?;
         let project_id = &session.project_id;
         let domain = |named: &Option<crate::keystone::v3::Named>| {
             named
@@ -322,40 +352,34 @@ impl Facade {
                 .unwrap_or(Value::Null)
         };
         let user = token.user.clone().unwrap_or_default();
-        json!({"token": {
+        Ok(json!({"token": {
             "methods": ["password"],
             "user": {"id": user.id, "name": user.name, "domain": domain(&user.domain)},
             "project": {"id": project_id, "name": session.project_name, "domain": domain(&token.project_domain)},
             "roles": token.roles.iter().map(|r| json!({"id": r.id, "name": r.name})).collect::<Vec<_>>(),
-            "catalog": catalog_v3(
-                &token.catalog,
-                |service| access.may_use(service),
-                |service, _| self.proxy_url(project_id, service),
-            ),
+            "catalog": catalog_v3(self.listed(&token.catalog, cloud, &client.access, project_id)),
             "expires_at": keystone_time(session_expiry(session, token)),
             "issued_at": keystone_time(token.issued_at.unwrap_or_else(jiff::Timestamp::now)),
             "audit_ids": [audit_id()],
             "is_domain": false,
-        }})
+        }}))
     }
 
     /// A Keystone v2.0 `access` body for a login, from its real token; its
     /// catalog lists the services the client may use.
-    fn v2_access(&self, login: &LoggedIn) -> Value {
+    fn v2_access(&self, login: &LoggedIn) -> Result<Value, ProxyError> {
         let (session, token) = (&login.session, &login.token);
         let project_id = &session.project_id;
         let user = token.user.clone().unwrap_or_default();
-        let catalog: Vec<Value> = token
-            .catalog
-            .services()
-            .iter()
-            .filter(|service| login.client.access.may_use(service))
-            .map(|service| {
-                let url = self.proxy_url(project_id, service);
+        let cloud = self.clouds.of(&login.client)?;
+        let listed = self.listed(&token.catalog, cloud, &login.client.access, project_id);
+        let catalog: Vec<Value> = listed
+            .into_iter()
+            .map(|(service, endpoints)| {
                 json!({
                     "type": &*service.service_type,
                     "name": service.name,
-                    "endpoints": v2_endpoints(service, &url),
+                    "endpoints": v2_endpoints(endpoints),
                     "endpoints_links": [],
                 })
             })
@@ -363,7 +387,7 @@ impl Facade {
         let expires = session_expiry(session, token)
             .round(jiff::Unit::Second)
             .unwrap_or(token.expires_at);
-        json!({"access": {
+        Ok(json!({"access": {
             "token": {
                 "id": login.session_token,
                 "expires": format!("{expires:.0}"),
@@ -380,7 +404,7 @@ impl Facade {
                 "roles_links": [],
             },
             "metadata": {"is_admin": 0, "roles": token.roles.iter().map(|r| r.id.clone()).collect::<Vec<_>>()},
-        }})
+        }}))
     }
 }
 
@@ -426,35 +450,39 @@ fn audit_id() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>())
 }
 
-/// A v3 catalog: every service `listed` keeps, one endpoint per
-/// (interface, region), at `url`.
-fn catalog_v3(
-    catalog: &Catalog,
-    listed: impl Fn(&Service) -> bool,
-    url: impl Fn(&Service, &Endpoint) -> String,
-) -> Value {
-    let services: Vec<Value> = catalog
-        .services()
-        .iter()
-        .filter(|service| listed(service))
+/// Every service of `catalog` with its endpoints at their real URLs.
+fn real_urls(catalog: &Catalog) -> Vec<(&Service, Vec<(&Endpoint, String)>)> {
+    let services = catalog.services().iter();
+    services
         .map(|service| {
+            let urls = service.endpoints.iter().map(|e| (e, e.url.clone()));
+            (service, urls.collect())
+        })
+        .collect()
+}
+
+/// A v3 catalog of `services`, each with its endpoints at the URLs given,
+/// one per (interface, region).
+fn catalog_v3(services: Vec<(&Service, Vec<(&Endpoint, String)>)>) -> Value {
+    let services: Vec<Value> = services
+        .into_iter()
+        .map(|(service, endpoints)| {
             let mut seen: Vec<(&str, Option<&str>)> = Vec::new();
-            let endpoints: Vec<Value> = service
-                .endpoints
-                .iter()
-                .filter(|e| {
+            let endpoints: Vec<Value> = endpoints
+                .into_iter()
+                .filter(|(e, _)| {
                     let key = (e.interface.as_str(), e.region.as_deref());
                     let new = !seen.contains(&key);
                     seen.push(key);
                     new
                 })
-                .map(|endpoint| {
+                .map(|(endpoint, url)| {
                     json!({
                         "id": audit_id(),
                         "interface": endpoint.interface,
                         "region": endpoint.region,
                         "region_id": endpoint.region,
-                        "url": url(service, endpoint),
+                        "url": url,
                     })
                 })
                 .collect();
@@ -464,12 +492,12 @@ fn catalog_v3(
     Value::Array(services)
 }
 
-/// v2.0 endpoints: one entry per region with a URL per interface.
-fn v2_endpoints(service: &Service, url: &str) -> Vec<Value> {
-    let endpoints = service
-        .endpoints
-        .iter()
-        .map(|e| (e.region.as_deref(), e.interface.as_str(), url.to_string()));
+/// v2.0 endpoints, each at the URL given: one entry per region with a URL
+/// per interface.
+fn v2_endpoints(endpoints: Vec<(&Endpoint, String)>) -> Vec<Value> {
+    let endpoints = endpoints
+        .into_iter()
+        .map(|(e, url)| (e.region.as_deref(), e.interface.as_str(), url));
     v2_endpoint_entries(endpoints, |_| audit_id())
 }
 

@@ -1,4 +1,10 @@
-//! Request path → (project, service, rest).
+//! Request path → (project, region, interface, service, rest), and back.
+//!
+//! A service path is `/{service}/{rest}` behind optional prefixes, in this
+//! order: `/projects/{project}`, `/regions/{region}`, `/interfaces/{interface}`.
+//! Without the last two the cloud's own `region_name` and `interfaces`
+//! choose the endpoint; with them, any endpoint of the catalog has a URL
+//! (the facade's catalog lists each at its own).
 //!
 //! The rest of the path is never decoded or normalised: it is handed to the
 //! upstream byte for byte (Swift object names, `%2F` in Glance ids, …).
@@ -10,7 +16,7 @@
 use std::borrow::Cow;
 
 use http::HeaderMap;
-use percent_encoding::percent_decode_str;
+use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
 
 use crate::error::ProxyError;
 use crate::header_names::X_AUTH_PROJECT_ID;
@@ -53,6 +59,10 @@ pub enum FacadePath {
 pub struct Route<'a> {
     /// The project selector (id or name) from the path or header, if any.
     pub project: Option<Cow<'a, str>>,
+    /// The catalog region from the path, if it names one.
+    pub region: Option<Cow<'a, str>>,
+    /// The endpoint interface from the path, if it names one.
+    pub interface: Option<&'static str>,
     /// Service type, alias or name, as written.
     pub service: &'a str,
     /// The rest of the path, raw: empty or starting with `/`.
@@ -78,16 +88,10 @@ pub fn parse<'a>(path: &'a str, headers: &'a HeaderMap) -> Result<Target<'a>, Pr
             "the request target must be a path".into(),
         ));
     };
-    let (project, path) = match path.strip_prefix("projects/") {
-        Some(after) => {
-            let (segment, rest) = split_segment(after);
-            (
-                Some(project_selector(segment)?),
-                rest.strip_prefix('/').unwrap_or(rest),
-            )
-        }
-        None => (None, path),
-    };
+    let (project, path) = prefix(path, "projects/", "a project")?;
+    let (region, path) = prefix(path, "regions/", "a region")?;
+    let (interface, path) = prefix(path, "interfaces/", "an interface")?;
+    let interface = interface.map(|i| interface_name(&i)).transpose()?;
     let (service, rest) = split_segment(path);
     if service.is_empty() {
         return Err(ProxyError::NotFound(
@@ -117,9 +121,84 @@ pub fn parse<'a>(path: &'a str, headers: &'a HeaderMap) -> Result<Target<'a>, Pr
     };
     Ok(Target::Service(Route {
         project,
+        region,
+        interface,
         service,
         rest,
     }))
+}
+
+/// Characters escaped in a selector put into a URL path segment.
+const PATH_SEGMENT: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'/')
+    .add(b'?')
+    .add(b'#')
+    .add(b'%')
+    .add(b'"')
+    .add(b'<')
+    .add(b'>')
+    .add(b'\\');
+
+/// `origin` followed by the path that [`parse`] reads back as `service`
+/// in `project` (if any) at the endpoint `at` (its region, if it has one,
+/// and interface; `None` for the cloud's default endpoint).
+pub fn service_url(
+    origin: &str,
+    project: Option<&str>,
+    at: Option<(Option<&str>, &str)>,
+    service: &str,
+) -> String {
+    let mut path = String::with_capacity(origin.len() + service.len() + 48);
+    path.push_str(origin);
+    let mut push = |name: &str, value: &str| {
+        path.push('/');
+        path.push_str(name);
+        path.push('/');
+        path.extend(utf8_percent_encode(value, PATH_SEGMENT));
+    };
+    if let Some(project) = project {
+        push("projects", project);
+    }
+    if let Some((region, interface)) = at {
+        if let Some(region) = region {
+            push("regions", region);
+        }
+        push("interfaces", interface);
+    }
+    path.push('/');
+    path.push_str(service);
+    path
+}
+
+/// `{name}{value}/…` → (the value, percent-decoded and checked; the path
+/// after it); a path without the prefix is returned as it is.
+fn prefix<'a>(
+    path: &'a str,
+    name: &str,
+    what: &str,
+) -> Result<(Option<Cow<'a, str>>, &'a str), ProxyError> {
+    let Some(after) = path.strip_prefix(name) else {
+        return Ok((None, path));
+    };
+    let (segment, rest) = split_segment(after);
+    let decoded = percent_decode_str(segment)
+        .decode_utf8()
+        .map_err(|_| ProxyError::BadRequest(format!("the segment for {what} is not UTF-8")))?;
+    check_selector(&decoded, what)?;
+    Ok((Some(decoded), rest.strip_prefix('/').unwrap_or(rest)))
+}
+
+/// The interfaces a path may name, as the catalog spells them.
+fn interface_name(written: &str) -> Result<&'static str, ProxyError> {
+    ["public", "internal", "admin"]
+        .into_iter()
+        .find(|known| *known == written)
+        .ok_or_else(|| {
+            ProxyError::BadRequest(format!(
+                "{written:?} is not an endpoint interface (public, internal or admin)"
+            ))
+        })
 }
 
 /// `abc/def` → (`abc`, `/def`); `abc` → (`abc`, ``).
@@ -130,16 +209,6 @@ fn split_segment(path: &str) -> (&str, &str) {
     }
 }
 
-/// A project id or name from the path: percent-decoded (names may contain
-/// spaces), then refused if it could mean anything but one project.
-fn project_selector(segment: &str) -> Result<Cow<'_, str>, ProxyError> {
-    let decoded = percent_decode_str(segment)
-        .decode_utf8()
-        .map_err(|_| ProxyError::BadRequest("the project segment is not UTF-8".into()))?;
-    check_selector(&decoded)?;
-    Ok(decoded)
-}
-
 fn header_project(headers: &HeaderMap) -> Result<Option<Cow<'_, str>>, ProxyError> {
     let Some(value) = headers.get(&X_AUTH_PROJECT_ID) else {
         return Ok(None);
@@ -148,11 +217,13 @@ fn header_project(headers: &HeaderMap) -> Result<Option<Cow<'_, str>>, ProxyErro
         .to_str()
         .map_err(|_| ProxyError::BadRequest("X-Auth-Project-Id is not ASCII".into()))?
         .trim();
-    check_selector(value)?;
+    check_selector(value, "a project")?;
     Ok(Some(Cow::Borrowed(value)))
 }
 
-fn check_selector(selector: &str) -> Result<(), ProxyError> {
+/// Refuse a selector that could mean anything but one project or region
+/// (names may contain spaces, hence percent-decoding before this).
+fn check_selector(selector: &str, what: &str) -> Result<(), ProxyError> {
     let bad = selector.is_empty()
         || selector == "."
         || selector == ".."
@@ -161,7 +232,7 @@ fn check_selector(selector: &str) -> Result<(), ProxyError> {
             .any(|c| c == '/' || c == '\\' || c.is_control());
     if bad {
         return Err(ProxyError::BadRequest(format!(
-            "{selector:?} is not a project id or name"
+            "{selector:?} cannot name {what}"
         )));
     }
     Ok(())
@@ -296,5 +367,83 @@ mod tests {
         );
         headers.insert(X_AUTH_PROJECT_ID, "..".parse().unwrap());
         assert_eq!(route_with("/compute/x", &headers), Err("bad-request"));
+    }
+
+    #[test]
+    fn region_and_interface_prefixes() {
+        let parsed = |path: &str| match parse(path, &HeaderMap::new()) {
+            Ok(Target::Service(r)) => Ok((
+                r.project.map(Cow::into_owned),
+                r.region.map(Cow::into_owned),
+                r.interface,
+                r.service.to_string(),
+                r.rest.to_string(),
+            )),
+            Ok(other) => panic!("{path}: {other:?}"),
+            Err(error) => Err(error.code()),
+        };
+        let some = |s: &str| Some(s.to_string());
+        assert_eq!(
+            parsed("/projects/p/regions/Region%20Two/interfaces/internal/image/v2/images"),
+            Ok((
+                some("p"),
+                some("Region Two"),
+                Some("internal"),
+                "image".into(),
+                "/v2/images".into()
+            ))
+        );
+        assert_eq!(
+            parsed("/interfaces/admin/compute"),
+            Ok((None, None, Some("admin"), "compute".into(), String::new()))
+        );
+        assert_eq!(
+            parsed("/regions/RegionTwo/compute/x"),
+            Ok((None, some("RegionTwo"), None, "compute".into(), "/x".into()))
+        );
+        for path in [
+            "/interfaces/pubic/compute",
+            "/interfaces/publicURL/compute",
+            "/interfaces//compute",
+            "/regions//compute",
+            "/regions/%2e%2e/compute",
+            "/regions/a%2Fb/compute",
+            "/regions/%ff/compute",
+        ] {
+            assert_eq!(parsed(path), Err("bad-request"), "{path}");
+        }
+        // Out of order, a prefix is a service name the catalog lacks.
+        assert_eq!(
+            parsed("/interfaces/internal/regions/R/compute"),
+            Ok((
+                None,
+                None,
+                Some("internal"),
+                "regions".into(),
+                "/R/compute".into()
+            ))
+        );
+        assert_eq!(parsed("/regions/R"), Err("not-found"));
+    }
+
+    #[test]
+    fn service_url_is_read_back_as_written() {
+        for (project, at) in [
+            (None, None),
+            (Some("my proj %#?"), None),
+            (Some("p"), Some((Some("Region #2"), "internal"))),
+            (None, Some((None, "admin"))),
+        ] {
+            let path = service_url("", project, at, "image");
+            match parse(&path, &HeaderMap::new()) {
+                Ok(Target::Service(route)) => {
+                    assert_eq!(route.project.as_deref(), project, "{path}");
+                    assert_eq!(route.region.as_deref(), at.and_then(|(r, _)| r), "{path}");
+                    assert_eq!(route.interface, at.map(|(_, i)| i), "{path}");
+                    assert_eq!((route.service, route.rest), ("image", ""), "{path}");
+                }
+                other => panic!("{path}: {other:?}"),
+            }
+        }
     }
 }

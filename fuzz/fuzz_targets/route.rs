@@ -82,7 +82,7 @@ fuzz_target!(|data: &[u8]| {
         "name": "fuzzed",
         "endpoints": [{"interface": "public", "url": endpoint_url}],
     }]));
-    let Ok((_, endpoint)) = catalog.endpoint(route.service, &["public".into()], None) else {
+    let Ok((_, endpoint)) = catalog.endpoint(route.service, &["public"], None) else {
         assert!(Endpoint::new("public", None, endpoint_url).is_none());
         return;
     };

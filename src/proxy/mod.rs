@@ -13,7 +13,6 @@ use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Either};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
-use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 
 mod probes;
 mod upgrade;
@@ -48,18 +47,6 @@ use crate::tokens::{Scope, Token, TokenCache};
 /// What the listeners send: an answer whose log line is written when it
 /// is done.
 pub type Answer = Logged<ResponseBody>;
-
-/// Characters escaped in a project name put into a URL path segment.
-const PATH_SEGMENT: &AsciiSet = &CONTROLS
-    .add(b' ')
-    .add(b'/')
-    .add(b'?')
-    .add(b'#')
-    .add(b'%')
-    .add(b'"')
-    .add(b'<')
-    .add(b'>')
-    .add(b'\\');
 
 /// Everything a request needs, shared by all connections; rebuilt on reload.
 pub struct Proxy {
@@ -449,28 +436,40 @@ impl Proxy {
     /// Every catalog endpoint of the token's project, mapped to the proxy
     /// URL that reaches it the way this request did (with or without a
     /// `/projects/…` prefix), so following a link needs no other access;
-    /// and the endpoint that answered, for root-relative links.
+    /// and the endpoint that answered, for root-relative links. Where
+    /// endpoints share a URL, the cloud's default endpoint wins (its proxy
+    /// URL is the short one), and the one that answered wins over both.
     fn links(&self, token: &Token, cloud: &Cloud, route: &Route<'_>, record: &Record) -> LinkMap {
-        let base = match &route.project {
-            Some(project) => {
-                let segment = utf8_percent_encode(project, PATH_SEGMENT);
-                format!("{}/projects/{segment}", self.public_url)
-            }
-            None => self.public_url.clone(),
-        };
+        let project = route.project.as_deref();
+        let url = |at, service: &str| route::service_url(&self.public_url, project, at, service);
         let mut links = LinkMap::default();
+        let mut defaults = Vec::new();
         for service in token.catalog.services() {
             // The service the request used keeps its spelling.
             let name = match &record.service {
                 Some(used) if *used == service.service_type => route.service,
                 _ => &service.service_type,
             };
-            for endpoint in &service.endpoints {
-                links.add(&endpoint.url, format!("{base}/{name}"));
+            for (endpoint, at) in cloud.endpoints_at(&token.catalog, service) {
+                match at {
+                    Some(at) => links.add(&endpoint.url, url(Some(at), name)),
+                    None => defaults.push((&endpoint.url, url(None, name))),
+                }
             }
         }
-        if let Ok((_, endpoint)) = catalog_endpoint(token, cloud, route.service) {
-            links.answered_by(&endpoint.url, &format!("{base}/{}", route.service));
+        for (endpoint_url, proxy_url) in defaults {
+            links.add(endpoint_url, proxy_url);
+        }
+        if let Ok((_, endpoint)) = cloud.endpoint(&token.catalog, route) {
+            // A request without a region or an interface was answered by
+            // the default endpoint, mapped above.
+            let explicit = route.region.is_some() || route.interface.is_some();
+            let at = explicit.then_some((endpoint.region.as_deref(), endpoint.interface.as_str()));
+            let proxy_url = url(at, route.service);
+            if explicit {
+                links.add(&endpoint.url, proxy_url.clone());
+            }
+            links.answered_by(&endpoint.url, &proxy_url);
         }
         links
     }
@@ -534,21 +533,6 @@ fn admit(client: &Client) -> Result<Option<Slot>, ProxyError> {
         })
 }
 
-/// The endpoint of `service` in the token's catalog, by the cloud's
-/// interface preference and region.
-fn catalog_endpoint<'t>(
-    token: &'t Token,
-    cloud: &Cloud,
-    service: &str,
-) -> Result<(&'t Service, &'t Endpoint), LookupError> {
-    let settings = &cloud.settings;
-    (token.catalog).endpoint(
-        service,
-        &settings.interfaces,
-        settings.region_name.as_deref(),
-    )
-}
-
 fn find_endpoint<'t>(
     token: &'t Token,
     cloud: &Cloud,
@@ -556,7 +540,7 @@ fn find_endpoint<'t>(
     record: &mut Record,
 ) -> Result<(&'t Service, &'t Endpoint), ProxyError> {
     let settings = &cloud.settings;
-    let found = catalog_endpoint(token, cloud, route.service);
+    let found = cloud.endpoint(&token.catalog, route);
     let (service, endpoint) = found.map_err(|error| {
         let detail = match (error, &token.project) {
             (_, None) => " (the token is not scoped to a project: set the cloud's \
@@ -565,11 +549,13 @@ fn find_endpoint<'t>(
             (LookupError::NoService, _) => String::new(),
             (LookupError::NoEndpoint, _) => format!(
                 " (no {} endpoint{})",
-                settings.interfaces.join("/"),
-                settings
-                    .region_name
-                    .as_ref()
-                    .map(|r| format!(" in region {r}"))
+                match route.interface {
+                    Some(interface) => interface.to_string(),
+                    None => settings.interfaces.join("/"),
+                },
+                (route.region.as_deref())
+                    .or(settings.region_name.as_deref())
+                    .map(|r| format!(" in region {r:?}"))
                     .unwrap_or_default()
             ),
         };

@@ -1,5 +1,6 @@
-//! A real Keystone (the `keystone` package from PyPI) and a real
-//! keystonemiddleware-protected upstream, started once per test binary by
+//! A real Keystone (the `keystone` package from PyPI), a real
+//! keystonemiddleware-protected upstream and (with the long-lived Keystone)
+//! two real Glance APIs, started once per test binary by
 //! `tests/keystone/harness.py` in a venv under `target/`.
 //!
 //! The harness stops exactly the processes it started when its stdin
@@ -7,6 +8,7 @@
 
 #![allow(dead_code)]
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -18,7 +20,7 @@ use http_body_util::{BodyExt, Full};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{ProxyConfig, ProxyProcess, http_client, start_proxy};
+use super::{ANY_KEY, ProxyConfig, ProxyProcess, TestResponse, http_client, start_proxy};
 
 /// What the harness printed: where things are, and the provisioned users.
 #[derive(Debug, Clone, Deserialize)]
@@ -32,8 +34,12 @@ pub struct RealCloud {
     pub app_cred: AppCred,
     pub token_expiration: u64,
     /// Where the harness keeps the servers' logs (`keystone.log`,
-    /// `upstream.log`).
+    /// `upstream.log`, `glance-{region}.log`).
     pub workdir: PathBuf,
+    /// The Glance API of each region (`RegionOne`: a plain deployment;
+    /// `RegionTwo`: with `enable_proxy_headers_parsing`), when it runs one.
+    #[serde(default)]
+    pub glance: HashMap<String, String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -76,14 +82,14 @@ struct Running {
 static LONG: OnceLock<Running> = OnceLock::new();
 static SHORT: OnceLock<Running> = OnceLock::new();
 
-/// The shared Keystone with ordinary (1 h) tokens.
+/// The shared Keystone with ordinary (1 h) tokens, and its Glance.
 pub fn keystone() -> &'static RealCloud {
-    &LONG.get_or_init(|| start(3600, "long")).cloud
+    &LONG.get_or_init(|| start(3600, "long", true)).cloud
 }
 
 /// A second Keystone whose tokens live 20 s, for the expiry tests.
 pub fn short_lived_keystone() -> &'static RealCloud {
-    &SHORT.get_or_init(|| start(20, "short")).cloud
+    &SHORT.get_or_init(|| start(20, "short", false)).cloud
 }
 
 /// What the running harnesses' Keystone and upstream logged lately that is
@@ -93,9 +99,13 @@ pub fn server_complaints() -> String {
     let running = [LONG.get(), SHORT.get()];
     let mut out = String::new();
     for cloud in running.into_iter().flatten().map(|r| &r.cloud) {
-        for name in ["keystone.log", "upstream.log"] {
+        let glance = ["glance-RegionOne.log", "glance-RegionTwo.log"];
+        let logs = ["keystone.log", "upstream.log"].into_iter().chain(glance);
+        for name in logs {
             let path = cloud.workdir.join(name);
-            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                continue;
+            };
             let lines: Vec<&str> = text
                 .lines()
                 .filter(|l| !l.starts_with("127.0.0.1 - ") && !l.contains(" INFO "))
@@ -120,7 +130,7 @@ fn venv() -> PathBuf {
     project_dir().join("target").join("keystone-venv")
 }
 
-fn start(token_expiration: u64, name: &str) -> Running {
+fn start(token_expiration: u64, name: &str, glance: bool) -> Running {
     let dir = project_dir().join("tests").join("keystone");
     let status = Command::new("bash")
         .arg(dir.join("setup-venv.sh"))
@@ -133,7 +143,7 @@ fn start(token_expiration: u64, name: &str) -> Running {
     // one in between. What the first try said is kept for the panic.
     let mut said = Vec::new();
     for attempt in 1..=2 {
-        match try_start(&dir, token_expiration, &format!("{name}-{attempt}")) {
+        match try_start(&dir, token_expiration, &format!("{name}-{attempt}"), glance) {
             Ok(running) => return running,
             Err(complaint) => said.push(format!("attempt {attempt}: {complaint}")),
         }
@@ -141,7 +151,12 @@ fn start(token_expiration: u64, name: &str) -> Running {
     panic!("the Keystone harness did not start:\n{}", said.join("\n"));
 }
 
-fn try_start(dir: &Path, token_expiration: u64, name: &str) -> Result<Running, String> {
+fn try_start(
+    dir: &Path,
+    token_expiration: u64,
+    name: &str,
+    glance: bool,
+) -> Result<Running, String> {
     let workdir =
         std::env::temp_dir().join(format!("keystone-proxy-real-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&workdir);
@@ -154,6 +169,7 @@ fn try_start(dir: &Path, token_expiration: u64, name: &str) -> Result<Running, S
         .arg(&workdir)
         .arg("--token-expiration")
         .arg(token_expiration.to_string())
+        .args(glance.then_some("--glance"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(stderr)
@@ -275,6 +291,49 @@ impl RealCloud {
     }
 }
 
+/// A proxy in front of the real cloud, and a way to call it with the key
+/// of client `tester`.
+pub struct Real {
+    pub proxy: ProxyProcess,
+    pub client: hyper_util::client::legacy::Client<
+        hyper_util::client::legacy::connect::HttpConnector,
+        Full<Bytes>,
+    >,
+    _dir: tempfile::TempDir,
+}
+
+impl Real {
+    pub async fn start(cloud: &RealCloud, config: &ProxyConfig) -> Real {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let proxy = cloud.proxy(dir.path(), config);
+        Real {
+            proxy,
+            client: http_client(),
+            _dir: dir,
+        }
+    }
+
+    pub async fn send(&self, method: Method, path: &str, body: Bytes) -> TestResponse {
+        let request = http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.proxy.url))
+            .header("authorization", format!("Bearer {ANY_KEY}"))
+            .body(Full::new(body))
+            .expect("a request");
+        TestResponse::read(
+            self.client
+                .request(request)
+                .await
+                .expect("the proxy answers"),
+        )
+        .await
+    }
+
+    pub async fn get(&self, path: &str) -> TestResponse {
+        self.send(Method::GET, path, Bytes::new()).await
+    }
+}
+
 /// The proxy's Keystone calls as `time method scope result` lines, to
 /// explain a failed count.
 pub fn keystone_call_log(proxy: &ProxyProcess) -> String {
@@ -362,4 +421,25 @@ pub async fn openstack_output(
         .output()
         .await
         .expect("run openstack")
+}
+
+/// The venv's python running `script` (keystoneauth1 and the rest of the
+/// test stack importable); its stdout as JSON.
+pub async fn python(script: &str, args: &[&str]) -> Value {
+    let output = tokio::process::Command::new(venv().join("bin").join("python"))
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .env_remove("OS_CLOUD")
+        .env("HOME", std::env::temp_dir())
+        .output()
+        .await
+        .expect("run the venv's python");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "python failed:\n{stdout}\n{stderr}"
+    );
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
 }

@@ -104,17 +104,52 @@ async fn v3_login_gives_a_session_and_a_catalog_on_the_proxy() {
             assert!(url.ends_with(service["type"].as_str().unwrap()));
         }
     }
-    let interfaces: Vec<&str> =
-        catalog.iter().find(|s| s["type"] == "compute").unwrap()["endpoints"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["interface"].as_str().unwrap())
-            .collect();
-    assert!(
-        interfaces.contains(&"public") && interfaces.contains(&"internal"),
-        "{interfaces:?}"
-    );
+    // Each compute endpoint has its own URL, and following it reaches that
+    // endpoint (the cloud's default, public in RegionOne, has the short one).
+    let compute = catalog.iter().find(|s| s["type"] == "compute").unwrap();
+    let mut seen = Vec::new();
+    for endpoint in compute["endpoints"].as_array().unwrap() {
+        let url = endpoint["url"].as_str().unwrap();
+        let path = format!("{}/servers", url.strip_prefix(&stack.proxy.url).unwrap());
+        let response = with_token(&stack, Method::GET, &path, &[("x-auth-token", &session)]).await;
+        assert_eq!(response.status, 200, "{path}: {response:?}");
+        let interface = endpoint["interface"].as_str().unwrap().to_string();
+        let region = endpoint["region"].as_str().unwrap().to_string();
+        seen.push([interface, region, path, response.echoed().path]);
+    }
+    let project = format!("/projects/{OPS_PROJECT_ID}");
+    let expected = [
+        [
+            "public",
+            "RegionOne",
+            "/compute/servers",
+            "/compute/v2.1/servers",
+        ],
+        [
+            "internal",
+            "RegionOne",
+            "/regions/RegionOne/interfaces/internal/compute/servers",
+            "/internal/compute/v2.1/servers",
+        ],
+        [
+            "public",
+            "RegionTwo",
+            "/regions/RegionTwo/interfaces/public/compute/servers",
+            "/r2/compute/v2.1/servers",
+        ],
+    ]
+    .map(|[i, r, path, upstream]| {
+        [
+            i.into(),
+            r.into(),
+            format!("{project}{path}"),
+            upstream.into(),
+        ]
+    });
+    seen.sort();
+    let mut expected = expected.to_vec();
+    expected.sort();
+    assert_eq!(seen, expected);
 
     // The session works like a key, for its project, through the catalog URL.
     let path = format!("/projects/{OPS_PROJECT_ID}/compute/servers");
@@ -275,7 +310,17 @@ async fn v2_login_on_a_v3_only_cloud() {
         public,
         format!("{}/projects/{DEMO_PROJECT_ID}/compute", stack.proxy.url)
     );
-    assert!(compute["endpoints"][0]["internalURL"].is_string());
+    // Every (interface, region) has its own URL, as in the v3 catalog.
+    let base = format!("{}/projects/{DEMO_PROJECT_ID}/regions", stack.proxy.url);
+    assert_eq!(
+        compute["endpoints"][0]["internalURL"],
+        format!("{base}/RegionOne/interfaces/internal/compute")
+    );
+    assert_eq!(compute["endpoints"][1]["region"], "RegionTwo");
+    assert_eq!(
+        compute["endpoints"][1]["publicURL"],
+        format!("{base}/RegionTwo/interfaces/public/compute")
+    );
     let path = public.strip_prefix(&stack.proxy.url).unwrap().to_string() + "/servers";
     let response = with_token(&stack, Method::GET, &path, &[("x-auth-token", &session)]).await;
     assert_eq!(response.status, 200);

@@ -18,6 +18,7 @@ mod hostile;
 mod identity;
 mod openstack_config;
 mod operations;
+mod real_glance;
 mod real_keystone;
 mod routing;
 mod tokens;

@@ -8,46 +8,10 @@ use bytes::Bytes;
 use http::Method;
 
 use crate::common::real::{
-    RealCloud, keystone, keystone_call_log, keystone_calls, openstack, openstack_output,
+    Real, RealCloud, keystone, keystone_call_log, keystone_calls, openstack, openstack_output,
     server_complaints, short_lived_keystone,
 };
 use crate::common::*;
-
-/// A proxy in front of the real cloud, and a way to call it.
-struct Real {
-    proxy: ProxyProcess,
-    client: hyper_util::client::legacy::Client<
-        hyper_util::client::legacy::connect::HttpConnector,
-        http_body_util::Full<Bytes>,
-    >,
-    _dir: tempfile::TempDir,
-}
-
-impl Real {
-    async fn start(cloud: &RealCloud, config: &ProxyConfig) -> Real {
-        let dir = tempfile::tempdir().unwrap();
-        let proxy = cloud.proxy(dir.path(), config);
-        Real {
-            proxy,
-            client: http_client(),
-            _dir: dir,
-        }
-    }
-
-    async fn send(&self, method: Method, path: &str, body: Bytes) -> TestResponse {
-        let request = http::Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.proxy.url))
-            .header("authorization", format!("Bearer {ANY_KEY}"))
-            .body(http_body_util::Full::new(body))
-            .unwrap();
-        TestResponse::read(self.client.request(request).await.unwrap()).await
-    }
-
-    async fn get(&self, path: &str) -> TestResponse {
-        self.send(Method::GET, path, Bytes::new()).await
-    }
-}
 
 /// What the keystonemiddleware-protected upstream reported.
 fn upstream_saw(response: &TestResponse) -> serde_json::Value {
@@ -580,4 +544,59 @@ async fn keystone_state(cloud: &RealCloud, admin: &str) -> Vec<serde_json::Value
         state.push(body);
     }
     state
+}
+
+/// keystoneauth, logged in through the facade, asks its catalog for the
+/// internal compute endpoint of RegionTwo (not the cloud's default): the
+/// request reaches exactly that endpoint.
+#[tokio::test]
+async fn keystoneauth_reaches_the_endpoint_it_picks_from_the_facade_catalog() {
+    let cloud = keystone();
+    let real = Real::start(cloud, &cloud.config()).await;
+    let auth_url = format!("{}/v3", real.proxy.url);
+    let script = r#"
+import json, sys
+from keystoneauth1 import session
+from keystoneauth1.identity import v3
+auth = v3.Password(auth_url=sys.argv[1], username="tester", password=sys.argv[2],
+                   user_domain_name="Default", project_name="alpha",
+                   project_domain_name="Default")
+s = session.Session(auth=auth)
+out = {}
+for interface, region in (("internal", "RegionTwo"), ("public", "RegionTwo"),
+                          ("internal", "RegionOne"), ("public", "RegionOne")):
+    r = s.get("/servers", endpoint_filter={"service_type": "compute",
+              "interface": interface, "region_name": region})
+    out[interface + " " + region] = {"url": r.url, "saw": r.json()}
+print(json.dumps(out))
+"#;
+    let out = crate::common::real::python(script, &[&auth_url, ANY_KEY]).await;
+    let project = &cloud.projects.alpha;
+    for (picked, upstream, prefix) in [
+        (
+            "internal RegionTwo",
+            "/r2/internal/compute/v2.1/servers",
+            "/regions/RegionTwo/interfaces/internal",
+        ),
+        (
+            "public RegionTwo",
+            "/r2/compute/v2.1/servers",
+            "/regions/RegionTwo/interfaces/public",
+        ),
+        (
+            "internal RegionOne",
+            "/internal/compute/v2.1/servers",
+            "/regions/RegionOne/interfaces/internal",
+        ),
+        ("public RegionOne", "/compute/v2.1/servers", ""),
+    ] {
+        let got = &out[picked];
+        assert_eq!(got["saw"]["path"], upstream, "{picked}: {got}");
+        assert_eq!(got["saw"]["project_id"], project.as_str(), "{picked}");
+        let url = format!(
+            "{}/projects/{project}{prefix}/compute/servers",
+            real.proxy.url
+        );
+        assert_eq!(got["url"], url, "{picked}");
+    }
 }

@@ -56,6 +56,103 @@ async fn interface_preference_list_is_followed() {
     assert_eq!(response.echoed().path, "/image/v2/images");
 }
 
+/// Every endpoint of the catalog has a URL: `/regions/{r}/interfaces/{i}`
+/// pick it whatever the cloud's own region and interfaces are.
+#[tokio::test]
+async fn any_endpoint_is_reached_by_region_and_interface() {
+    let stack = Stack::start().await;
+    for (path, expected) in [
+        ("/compute/servers", "/compute/v2.1/servers"),
+        (
+            "/interfaces/internal/compute/servers",
+            "/internal/compute/v2.1/servers",
+        ),
+        (
+            "/regions/RegionOne/interfaces/internal/compute/servers",
+            "/internal/compute/v2.1/servers",
+        ),
+        (
+            "/regions/RegionTwo/compute/servers",
+            "/r2/compute/v2.1/servers",
+        ),
+        (
+            "/projects/ops/regions/RegionTwo/interfaces/public/nova/servers",
+            "/r2/compute/v2.1/servers",
+        ),
+    ] {
+        let response = stack.get(path, ALICE_KEY).await;
+        assert_eq!(response.status, 200, "{path}: {response:?}");
+        assert_eq!(response.echoed().path, expected, "{path}");
+    }
+    for (path, code, says) in [
+        (
+            "/interfaces/admin/compute/servers",
+            "unknown-service",
+            "no admin endpoint",
+        ),
+        (
+            "/regions/RegionTwo/image/v2/images",
+            "unknown-service",
+            "RegionTwo",
+        ),
+        ("/interfaces/pubic/compute/servers", "bad-request", "pubic"),
+    ] {
+        let response = stack.get(path, ALICE_KEY).await;
+        assert_eq!(response.proxy_error(), Some(code), "{path}: {response:?}");
+        let message = response.json()["error"]["message"].to_string();
+        assert!(message.contains(says), "{path}: {message}");
+    }
+}
+
+/// Links to each endpoint lead back to that endpoint's own proxy URL, and
+/// the endpoint that answered keeps the prefix the request used.
+#[tokio::test]
+async fn links_map_each_endpoint_to_its_own_url() {
+    let stack = Stack::start().await;
+    let up = stack.upstream.url();
+    let auth = format!("Bearer {ALICE_KEY}");
+    let location = format!("{up}/internal/compute/v2.1/servers/1");
+    let r2 = format!("{up}/r2/compute/v2.1/servers/2");
+    let public = format!("{up}/compute/v2.1/servers/3");
+    let headers = [
+        ("authorization", auth.as_str()),
+        ("x-reply-status", "201"),
+        ("x-reply-location", location.as_str()),
+        ("x-r2", r2.as_str()),
+        ("x-public", public.as_str()),
+    ];
+    let path = "/regions/RegionOne/interfaces/internal/compute/servers";
+    let response = stack.send(Method::POST, path, &headers, Bytes::new()).await;
+    assert_eq!(response.status, 201, "{response:?}");
+    let proxy = &stack.proxy.url;
+    let location = response.headers["location"].to_str().unwrap().to_string();
+    assert_eq!(
+        location,
+        format!("{proxy}/regions/RegionOne/interfaces/internal/compute/servers/1")
+    );
+    let echoed = |name: &str| {
+        let headers = response.json()["headers"].as_array().unwrap().clone();
+        let found = headers.iter().find(|h| h[0] == name).unwrap()[1].clone();
+        found.as_str().unwrap().to_string()
+    };
+    let r2 = echoed("x-r2");
+    assert_eq!(
+        r2,
+        format!("{proxy}/regions/RegionTwo/interfaces/public/compute/servers/2")
+    );
+    assert_eq!(echoed("x-public"), format!("{proxy}/compute/servers/3"));
+    // Followed as written, each reaches the endpoint it came from.
+    for (link, expected) in [
+        (location, "/internal/compute/v2.1/servers/1"),
+        (r2, "/r2/compute/v2.1/servers/2"),
+    ] {
+        let response = stack
+            .get(link.strip_prefix(proxy).unwrap(), ALICE_KEY)
+            .await;
+        assert_eq!(response.echoed().path, expected);
+    }
+}
+
 #[tokio::test]
 async fn region_is_honoured() {
     let stack = Stack::start_with(|config| {

@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
 """Launch a real Keystone plus a keystonemiddleware-protected echo upstream.
 
-    python harness.py --workdir DIR [--token-expiration SECONDS]
+    python harness.py --workdir DIR [--token-expiration SECONDS] [--glance]
 
 Run it with the interpreter of the venv built by setup-venv.sh.  On success
 exactly one line of JSON is printed to stdout (URLs, credentials, IDs); then
 the harness blocks until stdin reaches EOF or it gets SIGTERM/SIGINT, stops
 the processes it started and exits 0.  All child output goes to log files in
-the work directory.  On a start-up failure the children are stopped, an error
+the work directory.  With --glance it also runs two real Glance APIs (one
+database and store) registered as the `image` service: RegionOne's as a
+plain deployment, RegionTwo's with proxy-header parsing on, as clouds behind
+HAProxy run it.  On a start-up failure the children are stopped, an error
 with the tail of the relevant log goes to stderr, and the exit code is 1.
 """
 
@@ -72,14 +75,18 @@ def _die_with_parent():
 
 
 class Harness:
-    def __init__(self, workdir, token_expiration):
+    def __init__(self, workdir, token_expiration, glance):
         self.workdir = os.path.abspath(workdir)
         self.token_expiration = token_expiration
         self.procs = []  # (name, Popen, log path)
-        self.ks_port = _free_port()
-        self.up_port = _free_port()
-        while self.up_port == self.ks_port:
-            self.up_port = _free_port()
+        ports = set()
+        while len(ports) < 4:
+            ports.add(_free_port())
+        self.ks_port, self.up_port, g1_port, g2_port = sorted(ports)
+        # (region, port, whether it parses X-Forwarded-*/Forwarded)
+        self.glances = [("RegionOne", g1_port, False),
+                        ("RegionTwo", g2_port, True)] if glance else []
+        self.glance_password = secrets.token_urlsafe(18)
         self.ks_root = f"http://127.0.0.1:{self.ks_port}"
         self.ks_url = self.ks_root + "/v3"
         self.up_url = f"http://127.0.0.1:{self.up_port}"
@@ -148,6 +155,66 @@ backend = dogpile.cache.memory
                 with os.fdopen(fd, "wb") as f:
                     f.write(key)
 
+    def write_glance_config(self, region, proxy_headers):
+        """A glance-api config directory for one region; all regions share
+        the database and the image store."""
+        conf_dir = os.path.join(self.workdir, f"glance-{region}")
+        os.makedirs(conf_dir, exist_ok=True)
+        data = os.path.join(self.workdir, "glance-data")
+        for sub in ("images", "staging", "tasks"):
+            os.makedirs(os.path.join(data, sub), exist_ok=True)
+        paste = os.path.join(conf_dir, "glance-api-paste.ini")
+        with open(os.path.join(sys.prefix, "etc", "glance", "glance-api-paste.ini")) as f:
+            text = f.read()
+        with open(paste, "w") as f:
+            f.write(text.replace("/etc/glance/healthcheck_disable",
+                                 os.path.join(conf_dir, "healthcheck_disable")))
+        conf = f"""\
+[DEFAULT]
+enabled_backends = fs:file
+lock_path = {conf_dir}
+log_file = {os.path.join(self.workdir, f"glance-{region}.log")}
+use_stderr = false
+workers = 1
+
+[database]
+connection = sqlite:///{os.path.join(data, "glance.sqlite")}?timeout=30
+
+[glance_store]
+default_backend = fs
+
+[fs]
+filesystem_store_datadir = {os.path.join(data, "images")}
+
+[os_glance_staging_store]
+filesystem_store_datadir = {os.path.join(data, "staging")}
+
+[os_glance_tasks_store]
+filesystem_store_datadir = {os.path.join(data, "tasks")}
+
+[paste_deploy]
+flavor = keystone
+config_file = {paste}
+
+[oslo_middleware]
+enable_proxy_headers_parsing = {str(proxy_headers).lower()}
+
+[keystone_authtoken]
+www_authenticate_uri = {self.ks_root}
+auth_url = {self.ks_url}
+auth_type = password
+username = glance
+password = {self.glance_password}
+project_name = service
+user_domain_name = Default
+project_domain_name = Default
+# A revoked token is refused at once, as the renewal tests need.
+token_cache_time = -1
+"""
+        with open(os.path.join(conf_dir, "glance-api.conf"), "w") as f:
+            f.write(conf)
+        return conf_dir
+
     # ------------------------------------------------------- processes
 
     def manage_start(self, *args):
@@ -166,26 +233,38 @@ backend = dogpile.cache.memory
         self.procs.append(("keystone-manage " + args[0], proc, self.manage_log))
         return proc
 
+    def glance_manage(self, conf_dir, *args):
+        log_path = os.path.join(self.workdir, "glance-manage.log")
+        with open(log_path, "ab") as log:
+            proc = subprocess.Popen(
+                [os.path.join(BIN, "glance-manage"), "--config-dir", conf_dir, *args],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                cwd=self.workdir, start_new_session=True,
+                preexec_fn=_die_with_parent)
+        self.procs.append(("glance-manage " + args[0], proc, log_path))
+        return proc
+
     def manage_wait(self, proc, what, timeout=120):
+        """Wait for a keystone-manage or glance-manage run started above."""
+        name, _, log = next(p for p in self.procs if p[1] is proc)
         try:
             rc = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-            raise HarnessError(f"keystone-manage {what} timed out", self.manage_log)
+            raise HarnessError(f"{name} ({what}) timed out", log)
         self.procs = [p for p in self.procs if p[1] is not proc]
         if rc != 0:
-            raise HarnessError(f"keystone-manage {what} failed (exit {rc})",
-                               self.manage_log)
+            raise HarnessError(f"{name} ({what}) failed (exit {rc})", log)
 
-    def start_gunicorn(self, name, app, port, log_path, env):
+    def start_gunicorn(self, name, app, port, log_path, env, timeout=120):
         cmd = [
             sys.executable, "-m", "gunicorn",
             "--worker-class", "gthread", "--workers", "1", "--threads", "4",
             "--no-control-socket",
             "--bind", f"127.0.0.1:{port}",
             "--pythonpath", HERE,
-            "--graceful-timeout", "3", "--timeout", "120",
+            "--graceful-timeout", "3", "--timeout", str(timeout),
             "--access-logfile", "-", "--error-logfile", "-",
             "--name", name,
             app,
@@ -308,19 +387,32 @@ backend = dogpile.cache.memory
         grant("service", svc_id, "service")  # enough to validate tokens
         grant("service", svc_id, "admin")    # needed to revoke others' tokens
 
-        for stype, sname, endpoints in (
+        create("regions", "region", {"id": "RegionTwo"})
+        services = [
             ("compute", "nova", (
-                ("public", f"{self.up_url}/compute/v2.1"),
-                ("internal", f"{self.up_url}/internal/compute/v2.1"))),
+                ("public", "RegionOne", f"{self.up_url}/compute/v2.1"),
+                ("internal", "RegionOne", f"{self.up_url}/internal/compute/v2.1"),
+                ("public", "RegionTwo", f"{self.up_url}/r2/compute/v2.1"),
+                ("internal", "RegionTwo", f"{self.up_url}/r2/internal/compute/v2.1"))),
             ("volumev3", "cinderv3", (
-                ("public", f"{self.up_url}/volume/v3/$(project_id)s"),)),
-        ):
+                ("public", "RegionOne", f"{self.up_url}/volume/v3/$(project_id)s"),)),
+        ]
+        if self.glances:
+            glance_id = create("users", "user", {
+                "name": "glance", "domain_id": "default",
+                "password": self.glance_password, "enabled": True})["id"]
+            grant("service", glance_id, "service")
+            services.append(("image", "glance", tuple(
+                (interface, region, f"http://127.0.0.1:{port}")
+                for region, port, _ in self.glances
+                for interface in ("public", "internal"))))
+        for stype, sname, endpoints in services:
             service_id = create("services", "service",
                                 {"type": stype, "name": sname, "enabled": True})["id"]
-            for interface, url in endpoints:
+            for interface, region, url in endpoints:
                 create("endpoints", "endpoint", {
                     "service_id": service_id, "interface": interface, "url": url,
-                    "region_id": "RegionOne", "enabled": True})
+                    "region_id": region, "enabled": True})
 
         user_token = self.password_token(user_id, self.user_password,
                                          project_id=projects["alpha"], user_by_id=True)
@@ -344,6 +436,8 @@ backend = dogpile.cache.memory
                          "secret": app_secret, "project_id": app_cred["project_id"]},
             "token_expiration": self.token_expiration,
             "workdir": self.workdir,
+            "glance": {region: f"http://127.0.0.1:{port}"
+                       for region, port, _ in self.glances},
         }
 
     # ------------------------------------------------------------ main
@@ -374,6 +468,12 @@ backend = dogpile.cache.memory
         finally:
             db.close()
 
+        glance_dirs = [self.write_glance_config(region, parsing)
+                       for region, _, parsing in self.glances]
+        glance_sync = None
+        if glance_dirs:
+            glance_sync = self.glance_manage(glance_dirs[0], "db_sync")
+
         bootstrap = self.manage_start(
             "bootstrap", "--bootstrap-password", self.admin_password,
             "--bootstrap-region-id", "RegionOne",
@@ -385,9 +485,23 @@ backend = dogpile.cache.memory
         self.wait_http("keystone", keystone, self.ks_log, self.ks_url,
                        lambda s: s == 200)
         info = self.provision()
+        glances = []
+        if glance_sync is not None:
+            self.manage_wait(glance_sync, "db_sync", timeout=300)
+            for (region, port, _), conf_dir in zip(self.glances, glance_dirs):
+                log = os.path.join(self.workdir, f"glance-{region}.access.log")
+                proc = self.start_gunicorn(
+                    f"glance-{region}", "glance.wsgi.api:application", port, log,
+                    {"OS_GLANCE_CONFIG_DIR": conf_dir}, timeout=600)
+                glances.append((region, port, proc, log))
         self.wait_http("upstream", upstream, self.up_log, self.up_url + "/",
                        lambda s: s == 401)
         self.warm_up_upstream()
+        for region, port, proc, log in glances:
+            # Version discovery needs no token: 300 Multiple Choices.
+            self.wait_http(f"glance {region}", proc, log,
+                           f"http://127.0.0.1:{port}/", lambda s: s == 300,
+                           timeout=120)
         return info
 
     def warm_up_upstream(self):
@@ -407,12 +521,14 @@ def main():
     parser.add_argument("--workdir", required=True)
     parser.add_argument("--token-expiration", type=int, default=3600,
                         help="Keystone [token] expiration in seconds (default 3600)")
+    parser.add_argument("--glance", action="store_true",
+                        help="also run Glance in RegionOne and RegionTwo")
     args = parser.parse_args()
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
 
-    harness = Harness(args.workdir, args.token_expiration)
+    harness = Harness(args.workdir, args.token_expiration, args.glance)
     try:
         try:
             info = harness.start()

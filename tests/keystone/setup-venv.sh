@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Create (or reuse) a Python venv with the pinned Keystone test stack
-# (keystone, keystonemiddleware, gunicorn, python-openstackclient).
+# (keystone, glance, keystonemiddleware, gunicorn, python-openstackclient).
 #   usage: setup-venv.sh VENV_DIR
 # Idempotent: the venv is rebuilt only when constraints.txt has changed
 # (its sha256 is stored in VENV_DIR/.constraints.sha256).
@@ -29,12 +29,12 @@ if [ -f "$stamp" ] && [ -x "$venv/bin/python" ] && [ "$(cat "$stamp")" = "$want"
     exit 0
 fi
 
-echo "setup-venv: building $venv (this takes ~30 s)" >&2
+echo "setup-venv: building $venv (this takes about 2 minutes)" >&2
 rm -rf "$venv"
 "$python" -m venv "$venv"
 log="$(mktemp)"
 if ! "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-        -c "$constraints" keystone keystonemiddleware gunicorn requests python-openstackclient >"$log" 2>&1; then
+        -c "$constraints" keystone glance keystonemiddleware gunicorn requests python-openstackclient >"$log" 2>&1; then
     echo "setup-venv: pip install failed:" >&2
     tail -n 40 "$log" >&2
     rm -f "$log"
