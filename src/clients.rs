@@ -30,6 +30,8 @@ pub struct Client {
     pub default_project: Option<String>,
     pub export_token: bool,
     key_sha256: [u8; 32],
+    /// What its session tokens are bound to (see [`binding`]).
+    pub binding: [u8; BINDING_LEN],
     /// Cold logins this client may still cause.
     pub logins: LoginLimit,
     /// Its rules and limits.
@@ -57,6 +59,7 @@ impl Client {
             default_project: settings.default_project.clone(),
             export_token: settings.export_token,
             key_sha256: settings.key_sha256,
+            binding: binding(&settings.name, &settings.key_sha256),
             logins: LoginLimit::per_minute(logins_per_minute),
             access: Access::new(settings.rules.clone(), &settings.limits),
         }
@@ -71,6 +74,27 @@ impl Client {
             Allowed::Only(list) => list.iter().any(|p| p == project),
         }
     }
+}
+
+/// Bytes in a session binding.
+pub const BINDING_LEN: usize = 16;
+
+/// What a client's session tokens are bound to: its name and its key's
+/// hash, hashed. A session token carries it sealed, so a changed key or a
+/// removed client ends the client's sessions on every replica (no replica
+/// finds a client with that binding any more); a client that is renamed
+/// keeps none either.
+fn binding(name: &str, key_sha256: &[u8; 32]) -> [u8; BINDING_LEN] {
+    let input = [
+        b"keystone-proxy session binding\0".as_slice(),
+        name.as_bytes(),
+        b"\0",
+        key_sha256,
+    ]
+    .concat();
+    let mut out = [0; BINDING_LEN];
+    out.copy_from_slice(&sha256(&input)[..BINDING_LEN]);
+    out
 }
 
 /// All configured clients.
@@ -100,6 +124,7 @@ impl Clients {
                 default_project: None,
                 export_token: false,
                 key_sha256: [0; 32],
+                binding: binding(SIDECAR_CLIENT, &[0; 32]),
                 logins: LoginLimit::per_minute(settings.token.logins_per_minute),
                 access: Access::new(Vec::new(), &LimitSettings::default()),
             })),
@@ -151,13 +176,16 @@ impl Clients {
         }
     }
 
-    /// The client called `name` (for sessions, which remember the name).
-    pub fn by_name(&self, name: &str) -> Option<Arc<Client>> {
-        self.clients
-            .iter()
-            .chain(self.sidecar.iter())
-            .find(|c| c.name == name)
-            .cloned()
+    /// The client a session token is bound to, if it still has that key.
+    pub fn by_binding(&self, binding: &[u8; BINDING_LEN]) -> Option<Arc<Client>> {
+        // Every entry is compared, as in `by_key`.
+        let mut found = None;
+        for client in self.clients.iter().chain(self.sidecar.iter()) {
+            if bool::from(client.binding.ct_eq(binding)) {
+                found = Some(client.clone());
+            }
+        }
+        found
     }
 
     fn by_name_and_key(&self, name: &str, hash: &[u8; 32]) -> Option<Arc<Client>> {

@@ -4,7 +4,7 @@
 
 use secrecy::ExposeSecret;
 
-use crate::config::{ProjectRef, Settings};
+use crate::config::{ListenAddress, ProjectRef, Settings};
 use crate::connector::{self, CloudTlsError, TlsError};
 use crate::error::ProxyError;
 use crate::keystone::{IssuedToken, Keystone};
@@ -33,6 +33,10 @@ pub enum HealthError {
     Timeout,
     #[error("no answer")]
     Unreachable(#[source] hyper_util::client::legacy::Error),
+    #[error("no answer")]
+    Socket(#[source] std::io::Error),
+    #[error("no answer")]
+    Http(#[source] hyper::Error),
     #[error("answered {0}")]
     Status(http::StatusCode),
 }
@@ -75,23 +79,116 @@ pub async fn issue(
         .map_err(|e| IssueError::Keystone(e.for_cloud(&name)))
 }
 
-/// `Ok` if `url` answers 200 within 5 seconds (for container HEALTHCHECKs).
-pub async fn healthcheck(url: &str) -> Result<(), HealthError> {
+/// What `healthcheck` probes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probe {
+    /// A URL given with `--url` (its certificate is checked).
+    Url(String),
+    /// The proxy's own listener, from its configuration: TLS, if any, is
+    /// not verified (a liveness probe of a local process sends no secret,
+    /// and the listener's certificate rarely names 127.0.0.1).
+    Own { url: String, tls: bool },
+    /// `/healthz` over the proxy's unix socket.
+    Unix(std::path::PathBuf),
+}
+
+impl std::fmt::Display for Probe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Probe::Url(url) | Probe::Own { url, .. } => f.write_str(url),
+            Probe::Unix(path) => write!(f, "unix:{}/healthz", path.display()),
+        }
+    }
+}
+
+/// Where `serve` with `settings` answers `/healthz`: its admin listener,
+/// else the proxy listener. A wildcard address is probed on loopback.
+pub fn own_probe(settings: &Settings) -> Probe {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+    let loopback = |addr: SocketAddr| match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::new(Ipv4Addr::LOCALHOST.into(), addr.port())
+        }
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::new(Ipv6Addr::LOCALHOST.into(), addr.port())
+        }
+        _ => addr,
+    };
+    match (settings.listen.admin_address, &settings.listen.address) {
+        (Some(admin), _) => Probe::Own {
+            url: format!("http://{}/healthz", loopback(admin)),
+            tls: false,
+        },
+        (None, ListenAddress::Tcp(addr)) => {
+            let tls = settings.listen.tls.is_some();
+            let scheme = if tls { "https" } else { "http" };
+            Probe::Own {
+                url: format!("{scheme}://{}/healthz", loopback(*addr)),
+                tls,
+            }
+        }
+        (None, ListenAddress::Unix(path)) => Probe::Unix(path.clone()),
+    }
+}
+
+/// How long a probe may take in all.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// `Ok` if the probe answers 200 within 5 seconds (for container HEALTHCHECKs).
+pub async fn healthcheck(probe: &Probe) -> Result<(), HealthError> {
+    let status = tokio::time::timeout(PROBE_TIMEOUT, probe_status(probe))
+        .await
+        .map_err(|_| HealthError::Timeout)??;
+    match status {
+        http::StatusCode::OK => Ok(()),
+        status => Err(HealthError::Status(status)),
+    }
+}
+
+async fn probe_status(probe: &Probe) -> Result<http::StatusCode, HealthError> {
     use http_body_util::Empty;
     use hyper_util::client::legacy::Client;
-    let connector = connector::build(&Default::default(), std::time::Duration::from_secs(5))?;
+    let (url, insecure) = match probe {
+        Probe::Url(url) => (url.as_str(), false),
+        Probe::Own { url, tls } => (url.as_str(), *tls),
+        Probe::Unix(path) => return unix_status(path).await,
+    };
+    let tls = connector::TlsOptions {
+        cacert: None,
+        insecure,
+    };
+    let connector = connector::build(&tls, PROBE_TIMEOUT)?;
     let client = Client::builder(hyper_util::rt::TokioExecutor::new()).build(connector);
     let request = http::Request::get(url)
         .body(Empty::<bytes::Bytes>::new())
         .map_err(HealthError::Url)?;
-    let response = tokio::time::timeout(std::time::Duration::from_secs(5), client.request(request))
+    let response = client
+        .request(request)
         .await
-        .map_err(|_| HealthError::Timeout)?
         .map_err(HealthError::Unreachable)?;
-    match response.status() {
-        http::StatusCode::OK => Ok(()),
-        status => Err(HealthError::Status(status)),
-    }
+    Ok(response.status())
+}
+
+/// `GET /healthz` over a unix socket, on one HTTP/1.1 connection.
+async fn unix_status(path: &std::path::Path) -> Result<http::StatusCode, HealthError> {
+    use http_body_util::Empty;
+    let stream = tokio::net::UnixStream::connect(path)
+        .await
+        .map_err(HealthError::Socket)?;
+    let io = hyper_util::rt::TokioIo::new(stream);
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(HealthError::Http)?;
+    tokio::spawn(connection);
+    let request = http::Request::get("/healthz")
+        .header(http::header::HOST, "localhost")
+        .body(Empty::<bytes::Bytes>::new())
+        .map_err(HealthError::Url)?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(HealthError::Http)?;
+    Ok(response.status())
 }
 
 /// `field value` lines, as `openstack token issue` shows them.

@@ -13,7 +13,6 @@
 //! side by side; its unit tests are the last 50 lines.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use bytes::Bytes;
 use http::request::Parts;
@@ -40,7 +39,7 @@ const MAX_LOGIN_BYTES: usize = 64 * 1024;
 const V3_VERSION: &str = "v3.14";
 
 /// A request authorised by a facade session: its client and session.
-pub(crate) type SessionAuth = (Arc<Client>, Arc<Session>);
+pub(crate) type SessionAuth = (Arc<Client>, Session);
 
 /// Who logs in, with what, for which project (a login of either version).
 struct Login {
@@ -52,7 +51,7 @@ struct Login {
 /// real token behind it and the client.
 struct LoggedIn {
     session_token: String,
-    session: Arc<Session>,
+    session: Session,
     token: Arc<Token>,
     client: Arc<Client>,
 }
@@ -136,15 +135,24 @@ impl Facade {
         {
             return Ok(None);
         }
-        let session = self
-            .sessions
-            .find(value.as_bytes())
+        let auth = self
+            .accept(value.as_bytes())
             .ok_or(ProxyError::BadCredential)?;
-        let client = self
-            .clients
-            .by_name(&session.client)
-            .ok_or(ProxyError::BadCredential)?;
-        Ok(Some((client, session)))
+        Ok(Some(auth))
+    }
+
+    /// The session `token` stands for, under the configuration in force:
+    /// its client still has the key it was bound to and may still use its
+    /// project. Anything else (unknown, forged, expired, revoked, a client
+    /// gone or re-keyed, a project no longer allowed) is `None` alike.
+    fn accept(&self, token: &[u8]) -> Option<SessionAuth> {
+        let claims = self.sessions.open(token)?;
+        let client = self.clients.by_binding(&claims.binding)?;
+        let cloud = self.clouds.of(&client).ok()?;
+        let scope = (self.clouds)
+            .scope(&client, cloud, claims.selector.as_deref())
+            .ok()?;
+        Some((client, Session { claims, scope }))
     }
 
     /// Token validation and revocation need a session of the caller's own
@@ -166,13 +174,9 @@ impl Facade {
                 .login(name, key.as_bytes())
                 .ok_or(ProxyError::BadCredential)?,
             Proof::Session(token) => {
-                let session = self
-                    .sessions
-                    .find(token.as_bytes())
-                    .ok_or(ProxyError::BadCredential)?;
-                self.clients
-                    .by_name(&session.client)
+                self.accept(token.as_bytes())
                     .ok_or(ProxyError::BadCredential)?
+                    .0
             }
         };
         record.client = Some(client.clone());
@@ -190,12 +194,12 @@ impl Facade {
                 reason: "the cloud's token is not scoped to a project".into(),
             })?;
         record.project = Some(project.name.clone());
-        let (session_token, session) =
-            self.sessions
-                .create(&client.name, scope, &project.id, &project.name);
+        let (session_token, claims) = (self.sessions)
+            .seal(client.binding, &project.id, login.project.as_deref())
+            .map_err(|e| ProxyError::BadRequest(e.to_string()))?;
         Ok(LoggedIn {
             session_token,
-            session,
+            session: Session { claims, scope },
             token,
             client,
         })
@@ -208,11 +212,7 @@ impl Facade {
         record: &mut Record,
     ) -> Result<Response<ResponseBody>, ProxyError> {
         self.record_caller(parts, record)?;
-        let subject = subject_session(self, parts)?;
-        let owner = self
-            .clients
-            .by_name(&subject.client)
-            .ok_or_else(|| ProxyError::NotFound("no such token".into()))?;
+        let (owner, subject) = subject_session(self, parts)?;
         let token = self.tokens.get(&subject.scope, None).await?;
         let body = self.v3_token_body(&subject, &token, &owner)?;
         let mut answer = json_answer(StatusCode::OK, &body);
@@ -237,7 +237,7 @@ impl Facade {
             .get(&X_SUBJECT_TOKEN)
             .map(|v| v.as_bytes())
             .unwrap_or_default();
-        if !self.sessions.revoke(subject) {
+        if self.accept(subject).is_none() || !self.sessions.revoke(subject) {
             return Err(ProxyError::NotFound("no such token".into()));
         }
         let mut answer = Response::new(from_bytes(Bytes::new()));
@@ -251,7 +251,12 @@ impl Facade {
         parts: &Parts,
         record: &mut Record,
     ) -> Result<Response<ResponseBody>, ProxyError> {
-        let client = self.clients.authenticate(&parts.headers)?;
+        // A facade session of a client that may export stands for its key.
+        let session = self.session_of(parts)?;
+        let client = match &session {
+            Some((client, _)) => client.clone(),
+            None => self.clients.authenticate(&parts.headers)?,
+        };
         record.client = Some(client.clone());
         if !client.export_token {
             return Err(ProxyError::Forbidden(format!(
@@ -261,7 +266,10 @@ impl Facade {
         }
         let project = query_param(parts.uri.query(), "project");
         let cloud = self.clouds.of(&client)?;
-        let scope = self.clouds.scope(&client, cloud, project.as_deref())?;
+        let scope = match &session {
+            Some((_, session)) => session.scope_for(project.as_deref())?,
+            None => self.clouds.scope(&client, cloud, project.as_deref())?,
+        };
         record.project = scope.project.as_ref().map(|p| p.label().to_string());
         let token = self.tokens.get(&scope, Some(&client.logins)).await?;
         // The header holds the token as Keystone gave it (ASCII by construction).
@@ -344,7 +352,7 @@ impl Facade {
         client: &Client,
     ) -> Result<Value, ProxyError> {
         let cloud = self.clouds.of(client)?;
-        let project_id = &session.project_id;
+        let project_id = &session.claims.project_id;
         let domain = |named: &Option<crate::keystone::v3::Named>| {
             named
                 .as_ref()
@@ -355,7 +363,7 @@ impl Facade {
         Ok(json!({"token": {
             "methods": ["password"],
             "user": {"id": user.id, "name": user.name, "domain": domain(&user.domain)},
-            "project": {"id": project_id, "name": session.project_name, "domain": domain(&token.project_domain)},
+            "project": {"id": project_id, "name": project_name(session, token), "domain": domain(&token.project_domain)},
             "roles": token.roles.iter().map(|r| json!({"id": r.id, "name": r.name})).collect::<Vec<_>>(),
             "catalog": catalog_v3(self.listed(&token.catalog, cloud, &client.access, project_id)),
             "expires_at": keystone_time(session_expiry(session, token)),
@@ -369,7 +377,7 @@ impl Facade {
     /// catalog lists the services the client may use.
     fn v2_access(&self, login: &LoggedIn) -> Result<Value, ProxyError> {
         let (session, token) = (&login.session, &login.token);
-        let project_id = &session.project_id;
+        let project_id = &session.claims.project_id;
         let user = token.user.clone().unwrap_or_default();
         let cloud = self.clouds.of(&login.client)?;
         let listed = self.listed(&token.catalog, cloud, &login.client.access, project_id);
@@ -392,7 +400,7 @@ impl Facade {
                 "id": login.session_token,
                 "expires": format!("{expires:.0}"),
                 "issued_at": keystone_time(token.issued_at.unwrap_or_else(jiff::Timestamp::now)),
-                "tenant": {"id": project_id, "name": session.project_name, "enabled": true, "description": null},
+                "tenant": {"id": project_id, "name": project_name(session, token), "enabled": true, "description": null},
                 "audit_ids": [audit_id()],
             },
             "serviceCatalog": catalog,
@@ -418,26 +426,29 @@ fn allowed_methods(path: FacadePath) -> &'static str {
 }
 
 /// `X-Subject-Token` as a live session, or 404 as Keystone answers.
-fn subject_session(facade: &Facade, parts: &Parts) -> Result<Arc<Session>, ProxyError> {
+fn subject_session(facade: &Facade, parts: &Parts) -> Result<SessionAuth, ProxyError> {
     let subject = parts
         .headers
         .get(&X_SUBJECT_TOKEN)
         .map(|v| v.as_bytes())
         .unwrap_or_default();
     facade
-        .sessions
-        .find(subject)
+        .accept(subject)
         .ok_or_else(|| ProxyError::NotFound("no such token".into()))
 }
 
 /// The session's expiry as a client sees it: never after the real token's.
 fn session_expiry(session: &Session, token: &Token) -> jiff::Timestamp {
-    let left = session
-        .valid_until
-        .saturating_duration_since(Instant::now());
-    let session_end = jiff::Timestamp::now()
-        + jiff::SignedDuration::try_from(left).unwrap_or(jiff::SignedDuration::ZERO);
-    session_end.min(token.expires_at)
+    session.claims.expires_at().min(token.expires_at)
+}
+
+/// The project's name as the real token gives it (the session carries
+/// only what the client named).
+fn project_name<'a>(session: &'a Session, token: &'a Token) -> &'a str {
+    match &token.project {
+        Some(project) => &project.name,
+        None => session.claims.selector.as_deref().unwrap_or_default(),
+    }
 }
 
 /// Keystone's time format: microseconds and `Z`.

@@ -31,6 +31,7 @@ pub mod route;
 pub mod secrets;
 pub mod segments;
 pub mod server;
+pub mod session_keys;
 pub mod sessions;
 pub mod testkit;
 pub mod tokens;

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use keystone_proxy::config::{self, ConfigSource, Overrides};
-use keystone_proxy::{clients, commands, connector, demo, server};
+use keystone_proxy::{clients, commands, connector, demo, server, session_keys};
 
 /// Every request allocates a little (headers, futures, buffers); glibc's
 /// malloc was a seventh of the proxy's instructions per request, mimalloc's
@@ -40,18 +40,25 @@ enum Command {
     },
     /// Print a new random local key and the sha256 to put in the config.
     GenKey,
+    /// Rotate the session keys in DIR (`token.session_keys`) as
+    /// `keystone-manage fernet_rotate` does: the staged key 0 becomes the
+    /// sealing key, a new staged 0 is written (mode 0600). Made if missing.
+    GenSessionKey {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
     /// Log in once and print the token (like `openstack token issue`).
     Token(OneShotArgs),
     /// Print the service catalog as a table (like `openstack catalog list`).
     Catalog(OneShotArgs),
-    /// Exit 0 if the URL answers 200 (a HEALTHCHECK for images without curl).
+    /// Exit 0 if the proxy answers 200 on /healthz (a HEALTHCHECK for
+    /// images without curl): on the admin listener of the configuration
+    /// `serve` would read, else on its proxy listener; or at --url.
     Healthcheck {
-        #[arg(
-            long,
-            value_name = "URL",
-            default_value = "http://127.0.0.1:9090/healthz"
-        )]
-        url: String,
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+        #[arg(long, value_name = "FILE", env = CONFIG_ENV, conflicts_with = "url")]
+        config: Option<PathBuf>,
     },
     /// Run the proxy against a fake Keystone and upstream started in the same
     /// process (config/demo.toml), to try it without a cloud.
@@ -135,6 +142,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         ),
         Some(Command::CheckConfig { config }) => {
             let settings = config::load(from_flag(config), &Overrides::default())?;
+            if let Some(keys) = &settings.token.session_keys {
+                session_keys::SessionKeys::load(keys)?;
+            }
             for warning in &settings.warnings {
                 eprintln!("keystone-proxy: warning: {warning}");
             }
@@ -147,19 +157,37 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("key_sha256: {hash}");
             Ok(ExitCode::SUCCESS)
         }
+        Some(Command::GenSessionKey { dir }) => {
+            let rotated = session_keys::rotate(&dir)?;
+            match rotated.promoted {
+                Some(promoted) => {
+                    println!("sealing key: {}", promoted.display());
+                    println!("staged key:  {}", rotated.staged.display());
+                }
+                None => println!("staged key:  {}", rotated.staged.display()),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Some(Command::Token(args)) => {
             one_shot(args, |issued| print!("{}", commands::token_table(issued)))
         }
         Some(Command::Catalog(args)) => {
             one_shot(args, |issued| print!("{}", commands::catalog_table(issued)))
         }
-        Some(Command::Healthcheck { url }) => {
+        Some(Command::Healthcheck { url, config }) => {
+            connector::install_crypto_provider();
+            let probe = match url {
+                Some(url) => commands::Probe::Url(url),
+                None => {
+                    commands::own_probe(&config::load(from_flag(config), &Overrides::default())?)
+                }
+            };
             let runtime = current_thread_runtime()?;
-            match runtime.block_on(commands::healthcheck(&url)) {
+            match runtime.block_on(commands::healthcheck(&probe)) {
                 Ok(()) => Ok(ExitCode::SUCCESS),
                 Err(problem) => {
                     let problem = keystone_proxy::error::with_causes(&problem);
-                    eprintln!("keystone-proxy: {url}: {problem}");
+                    eprintln!("keystone-proxy: {probe}: {problem}");
                     Ok(ExitCode::FAILURE)
                 }
             }

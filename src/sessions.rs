@@ -1,169 +1,441 @@
 //! Session tokens: what the Keystone facade hands to unmodified OpenStack
 //! clients instead of the real token.
 //!
-//! A session is 256 random bits, shown once to the client and kept only as
-//! its sha256, bound to one client and one project. It stays valid for
-//! `session_ttl` whatever happens to the real token behind it: every
-//! request with it is served with the cache's current real token, so real
-//! renewals are invisible to the client. The number of sessions is bounded;
-//! past the bound the least recently used go first, so a flood of logins
-//! costs memory only up to the bound.
+//! A session token is sealed, not stored, as Keystone's fernet tokens are:
+//! it carries what any replica needs to accept it (its client, project and
+//! expiry) under AES-256-GCM with a shared session key (`session_keys`), so
+//! every replica with the same keys accepts it, and it survives restarts.
+//! It is bound to the client's current key: the sealed `binding` is a hash
+//! of the client's name and `key_sha256`, so changing the key or removing
+//! the client ends its sessions on every replica at the next reload.
+//! `DELETE /v3/auth/tokens` puts a token on this replica's revocation list
+//! (bounded, each entry kept until the token would expire); other replicas
+//! accept it until then, so `session_ttl` bounds how long a revoked token
+//! lives. A session stays valid for `session_ttl` whatever happens to the
+//! real token behind it: every request with it is served with the cache's
+//! current real token.
+//!
+//! The token is `kps_` and URL-safe base64 of: a version byte, the key id
+//! (4 bytes), a random 96-bit nonce, and the sealed claims with their
+//! 16-byte tag. The version and the key id are authenticated too. With a
+//! project id and name of at most 64 bytes each (Keystone's limits, in
+//! ASCII) a token is at most 250 characters, as fernet tokens are.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use moka::Expiry;
 use moka::sync::Cache;
+use ring::aead::{Aad, NONCE_LEN, Nonce};
 
-use crate::secrets::{random_token, sha256};
+use crate::clients::BINDING_LEN;
+use crate::error::ProxyError;
+use crate::secrets::sha256;
+use crate::session_keys::{KEY_ID_LEN, SessionKeys};
 use crate::tokens::Scope;
 
 /// Session tokens start with this, so they are told apart from local keys
 /// without a lookup (and secret scanners recognise them).
 pub(crate) const PREFIX: &str = "kps_";
 
-/// Sessions kept at most.
-const MAX_SESSIONS: u64 = 100_000;
+/// The format of the sealed bytes; a change of layout gets a new one.
+const VERSION: u8 = 1;
 
-/// One client's session in one project.
+/// What is authenticated in clear before the sealed claims.
+const HEADER_LEN: usize = 1 + KEY_ID_LEN;
+
+/// Revoked tokens remembered at most (each until it would have expired).
+const MAX_REVOKED: u64 = 100_000;
+
+/// Project ids and selectors are sealed with a one-byte tag: a length, or
+/// one of these.
+const TAG_HEX_ID: u8 = 0xff;
+const TAG_NONE: u8 = 0xff;
+const TAG_SAME_AS_ID: u8 = 0xfe;
+const MAX_TEXT: usize = 0xfd;
+
+/// What a session token says, once opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claims {
+    /// Which client, and under which of its keys (see `Client::binding`).
+    pub binding: [u8; BINDING_LEN],
+    /// The project as Keystone named it at login.
+    pub project_id: String,
+    /// The project as the client named it at login (`None`: its default),
+    /// which makes the same scope as a local-key request naming it.
+    pub selector: Option<String>,
+    /// Unix seconds.
+    pub expires: u32,
+}
+
+impl Claims {
+    /// When the session ends.
+    pub fn expires_at(&self) -> jiff::Timestamp {
+        jiff::Timestamp::from_second(self.expires.into()).unwrap_or(jiff::Timestamp::MAX)
+    }
+}
+
+/// A session accepted on a request: what its token says, and the scope
+/// that means under the configuration in force.
 #[derive(Debug)]
 pub struct Session {
-    pub client: String,
+    pub claims: Claims,
     pub scope: Scope,
-    /// The project as Keystone names it, to accept either in URLs.
-    pub project_id: String,
-    pub project_name: String,
-    pub valid_until: Instant,
 }
 
 impl Session {
+    /// The scope of a request with this session that names `selector`: a
+    /// session is bound to its project, which a URL may name (by id or
+    /// name), but no other.
+    pub fn scope_for(&self, selector: Option<&str>) -> Result<Scope, ProxyError> {
+        match selector {
+            Some(selector) if !self.is_project(selector) => Err(ProxyError::ForbiddenProject {
+                project: selector.to_string(),
+                reason: format!("this token is for project {}", self.claims.project_id),
+            }),
+            _ => Ok(self.scope.clone()),
+        }
+    }
+
     /// Whether `selector` (from a URL or header) names this session's project.
-    pub fn is_project(&self, selector: &str) -> bool {
-        selector == self.project_id || selector == self.project_name
+    fn is_project(&self, selector: &str) -> bool {
+        selector == self.claims.project_id
+            || self.claims.selector.as_deref() == Some(selector)
+            || self.scope.project.as_ref().map(|p| p.label()) == Some(selector)
     }
 }
 
-/// All sessions; shared across reloads.
+/// What outlives reloads: this replica's revocation list, and the key made
+/// at start for a configuration without keys.
+pub struct SessionState {
+    made_at_start: Arc<SessionKeys>,
+    revoked: Cache<[u8; 32], u32>,
+}
+
+struct UntilExpiry;
+
+impl Expiry<[u8; 32], u32> for UntilExpiry {
+    fn expire_after_create(&self, _: &[u8; 32], expires: &u32, _: Instant) -> Option<Duration> {
+        Some(Duration::from_secs(
+            u64::from(*expires).saturating_sub(now_unix()),
+        ))
+    }
+}
+
+impl Default for SessionState {
+    fn default() -> Self {
+        SessionState {
+            made_at_start: Arc::new(SessionKeys::made_at_start()),
+            revoked: Cache::builder()
+                .max_capacity(MAX_REVOKED)
+                .expire_after(UntilExpiry)
+                .build(),
+        }
+    }
+}
+
+/// Sealing and opening under the keys configured now.
 pub struct Sessions {
-    cache: Cache<[u8; 32], Arc<Session>>,
+    keys: Arc<SessionKeys>,
     ttl: Duration,
+    state: Arc<SessionState>,
 }
 
-struct SessionExpiry;
-
-impl Expiry<[u8; 32], Arc<Session>> for SessionExpiry {
-    fn expire_after_create(
-        &self,
-        _: &[u8; 32],
-        session: &Arc<Session>,
-        now: Instant,
-    ) -> Option<Duration> {
-        Some(session.valid_until.saturating_duration_since(now))
-    }
-}
+/// Why a session could not be sealed.
+#[derive(Debug, thiserror::Error)]
+#[error("the project's name or id is longer than a session token can carry ({MAX_TEXT} bytes)")]
+pub struct TooLong;
 
 impl Sessions {
-    pub fn new(ttl: Duration) -> Sessions {
-        Sessions::with_capacity(ttl, MAX_SESSIONS)
+    /// `keys`: the configured ones, else the key made at start.
+    pub fn new(keys: Option<SessionKeys>, ttl: Duration, state: Arc<SessionState>) -> Sessions {
+        let keys = match keys {
+            Some(keys) => Arc::new(keys),
+            None => state.made_at_start.clone(),
+        };
+        Sessions { keys, ttl, state }
     }
 
-    fn with_capacity(ttl: Duration, capacity: u64) -> Sessions {
-        let cache = Cache::builder()
-            .max_capacity(capacity)
-            .eviction_policy(moka::policy::EvictionPolicy::lru())
-            .expire_after(SessionExpiry)
-            .build();
-        Sessions { cache, ttl }
+    /// The keys in force, for the start-up log line.
+    pub fn keys(&self) -> &SessionKeys {
+        &self.keys
     }
 
-    /// A new session; the token is returned once and never stored.
-    pub fn create(
+    /// A new session token; it is returned to the client and kept nowhere.
+    pub fn seal(
         &self,
-        client: &str,
-        scope: Scope,
+        binding: [u8; BINDING_LEN],
         project_id: &str,
-        project_name: &str,
-    ) -> (String, Arc<Session>) {
-        let token = random_token(PREFIX);
-        let session = Arc::new(Session {
-            client: client.to_string(),
-            scope,
+        selector: Option<&str>,
+    ) -> Result<(String, Claims), TooLong> {
+        let expires = now_unix().saturating_add(self.ttl.as_secs().max(1));
+        let claims = Claims {
+            binding,
             project_id: project_id.to_string(),
-            project_name: project_name.to_string(),
-            valid_until: Instant::now() + self.ttl,
-        });
-        self.cache.insert(sha256(token.as_bytes()), session.clone());
-        (token, session)
+            selector: selector.map(str::to_string),
+            expires: u32::try_from(expires).unwrap_or(u32::MAX),
+        };
+        let mut plain = encode_claims(&claims)?;
+        let key = self.keys.sealing();
+        let mut bytes = Vec::with_capacity(HEADER_LEN + NONCE_LEN + plain.len() + 16);
+        bytes.push(VERSION);
+        bytes.extend_from_slice(&key.id);
+        let nonce: [u8; NONCE_LEN] = rand::random();
+        bytes.extend_from_slice(&nonce);
+        let aad = Aad::from(bytes[..HEADER_LEN].to_vec());
+        // Sealing fails only for inputs of more than 64 GiB.
+        let sealed =
+            key.aead
+                .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), aad, &mut plain);
+        sealed.map_err(|_| TooLong)?;
+        bytes.extend_from_slice(&plain);
+        Ok((format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes)), claims))
     }
 
-    /// The live session `token` stands for.
-    pub fn find(&self, token: &[u8]) -> Option<Arc<Session>> {
-        if !token.starts_with(PREFIX.as_bytes()) {
+    /// What `token` says, if it was sealed under a key in force, has not
+    /// expired and was not revoked here. A tampered, truncated, foreign,
+    /// expired or revoked token is `None` alike.
+    pub fn open(&self, token: &[u8]) -> Option<Claims> {
+        let claims = self.unseal(token)?;
+        let live = u64::from(claims.expires) > now_unix()
+            && !self.state.revoked.contains_key(&sha256(token));
+        live.then_some(claims)
+    }
+
+    fn unseal(&self, token: &[u8]) -> Option<Claims> {
+        let text = token.strip_prefix(PREFIX.as_bytes())?;
+        let bytes = URL_SAFE_NO_PAD.decode(text).ok()?;
+        if bytes.len() < HEADER_LEN + NONCE_LEN || bytes[0] != VERSION {
             return None;
         }
-        self.cache
-            .get(&sha256(token))
-            .filter(|s| s.valid_until > Instant::now())
+        let (header, rest) = bytes.split_at(HEADER_LEN);
+        let (nonce, sealed) = rest.split_at(NONCE_LEN);
+        for key in self.keys.opening(&header[1..]) {
+            let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
+            let mut buffer = sealed.to_vec();
+            if let Ok(plain) = key
+                .aead
+                .open_in_place(nonce, Aad::from(header), &mut buffer)
+            {
+                return decode_claims(plain);
+            }
+        }
+        None
     }
 
-    /// Forget `token`; whether it was a live session.
+    /// End `token` on this replica; whether it was a live session.
     pub fn revoke(&self, token: &[u8]) -> bool {
-        self.cache.remove(&sha256(token)).is_some()
+        let Some(claims) = self.open(token) else {
+            return false;
+        };
+        self.state.revoked.insert(sha256(token), claims.expires);
+        true
     }
+}
+
+fn now_unix() -> u64 {
+    jiff::Timestamp::now().as_second().max(0).unsigned_abs()
+}
+
+/// The claims as sealed (public for the fuzz target): expiry (u32, big-endian), binding, project id
+/// (32 lowercase hex digits as their 16 bytes), selector (absent, or the
+/// same as the id, or its bytes).
+pub fn encode_claims(claims: &Claims) -> Result<Vec<u8>, TooLong> {
+    let mut out = Vec::with_capacity(64);
+    out.extend_from_slice(&claims.expires.to_be_bytes());
+    out.extend_from_slice(&claims.binding);
+    let id = &claims.project_id;
+    match hex_id(id) {
+        Some(raw) => {
+            out.push(TAG_HEX_ID);
+            out.extend_from_slice(&raw);
+        }
+        None => push_text(&mut out, id)?,
+    }
+    match claims.selector.as_deref() {
+        None => out.push(TAG_NONE),
+        Some(selector) if selector == id => out.push(TAG_SAME_AS_ID),
+        Some(selector) => push_text(&mut out, selector)?,
+    }
+    Ok(out)
+}
+
+fn push_text(out: &mut Vec<u8>, text: &str) -> Result<(), TooLong> {
+    if text.len() > MAX_TEXT {
+        return Err(TooLong);
+    }
+    // At most MAX_TEXT (< 256), checked just above.
+    out.push(text.len() as u8);
+    out.extend_from_slice(text.as_bytes());
+    Ok(())
+}
+
+/// A Keystone-style id (32 lowercase hex digits) as its 16 bytes.
+fn hex_id(id: &str) -> Option<[u8; 16]> {
+    let lower = id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    let mut raw = [0; 16];
+    (id.len() == 32 && lower && hex::decode_to_slice(id, &mut raw).is_ok()).then_some(raw)
+}
+
+/// The inverse of [`encode_claims`]; `None` for anything it would not write.
+pub fn decode_claims(plain: &[u8]) -> Option<Claims> {
+    let (expires, rest) = plain.split_first_chunk::<4>()?;
+    let (binding, rest) = rest.split_first_chunk::<BINDING_LEN>()?;
+    let (&tag, rest) = rest.split_first()?;
+    let (project_id, rest) = if tag == TAG_HEX_ID {
+        let (raw, rest) = rest.split_first_chunk::<16>()?;
+        (hex::encode(raw), rest)
+    } else {
+        take_text(tag, rest)?
+    };
+    let (&tag, rest) = rest.split_first()?;
+    let (selector, rest) = match tag {
+        TAG_NONE => (None, rest),
+        TAG_SAME_AS_ID => (Some(project_id.clone()), rest),
+        _ => {
+            let (text, rest) = take_text(tag, rest)?;
+            (Some(text), rest)
+        }
+    };
+    rest.is_empty().then(|| Claims {
+        binding: *binding,
+        project_id,
+        selector,
+        expires: u32::from_be_bytes(*expires),
+    })
+}
+
+fn take_text(len: u8, rest: &[u8]) -> Option<(String, &[u8])> {
+    let len = usize::from(len);
+    if len > MAX_TEXT || rest.len() < len {
+        return None;
+    }
+    let (text, rest) = rest.split_at(len);
+    Some((String::from_utf8(text.to_vec()).ok()?, rest))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn scope() -> Scope {
-        Scope {
-            cloud: Arc::from("c"),
-            project: None,
-        }
+    const ID: &str = "0123456789abcdef0123456789abcdef";
+
+    fn sessions(ttl: u64) -> Sessions {
+        Sessions::new(None, Duration::from_secs(ttl), Arc::default())
     }
 
     #[test]
-    fn create_find_revoke() {
-        let sessions = Sessions::new(Duration::from_secs(60));
-        let (token, _) = sessions.create("alice", scope(), "p1", "demo");
-        assert!(token.starts_with(PREFIX) && token.len() > 40);
-        let found = sessions.find(token.as_bytes()).expect("a session");
-        assert_eq!(found.client, "alice");
-        assert!(found.is_project("p1") && found.is_project("demo") && !found.is_project("ops"));
-        assert!(sessions.find(b"kps_unknown").is_none());
-        assert!(sessions.find(b"not-a-session").is_none());
+    fn seal_open_revoke() {
+        let sessions = sessions(60);
+        let (token, claims) = sessions.seal([1; 16], ID, Some("demo")).unwrap();
+        assert!(token.starts_with(PREFIX), "{token}");
+        assert_eq!(sessions.open(token.as_bytes()), Some(claims.clone()));
+        assert_eq!(claims.selector.as_deref(), Some("demo"));
+        assert!(sessions.open(b"kps_unknown").is_none());
+        assert!(sessions.open(b"not-a-session").is_none());
         assert!(sessions.revoke(token.as_bytes()));
-        assert!(sessions.find(token.as_bytes()).is_none());
+        assert!(sessions.open(token.as_bytes()).is_none());
         assert!(!sessions.revoke(token.as_bytes()));
     }
 
     #[test]
-    fn a_flood_of_logins_keeps_the_newest_sessions_only() {
-        let sessions = Sessions::with_capacity(Duration::from_secs(60), 100);
-        let tokens: Vec<String> = (0..1000)
-            .map(|_| sessions.create("alice", scope(), "p1", "demo").0)
-            .collect();
-        sessions.cache.run_pending_tasks();
-        assert!(
-            sessions.cache.entry_count() <= 100,
-            "{}",
-            sessions.cache.entry_count()
-        );
-        assert!(
-            sessions.find(tokens[0].as_bytes()).is_none(),
-            "the oldest went first"
-        );
-        assert!(
-            sessions.find(tokens[999].as_bytes()).is_some(),
-            "the newest stays"
-        );
+    fn every_shape_of_claims_comes_back_as_sealed() {
+        let sessions = sessions(60);
+        for (id, selector) in [
+            (ID, None),
+            (ID, Some(ID)),
+            ("not-hex-but-allowed", Some("proj")),
+            ("ABCDEF0123456789ABCDEF0123456789", Some("ünïcode")),
+        ] {
+            let (token, claims) = sessions.seal([9; 16], id, selector).unwrap();
+            let opened = sessions.open(token.as_bytes()).expect("opens");
+            assert_eq!(opened, claims);
+            assert_eq!(
+                (opened.project_id.as_str(), opened.selector.as_deref()),
+                (id, selector)
+            );
+        }
+    }
+
+    #[test]
+    fn the_longest_token_stays_under_250_characters() {
+        let sessions = sessions(60);
+        let long = "p".repeat(64);
+        let (token, _) = sessions
+            .seal([0; 16], &long, Some(&"n".repeat(64)))
+            .unwrap();
+        assert!(token.len() <= 250, "{}", token.len());
+        let (usual, _) = sessions.seal([0; 16], ID, Some("demo")).unwrap();
+        assert!(usual.len() < 120, "{}", usual.len());
+        assert!(sessions.seal([0; 16], ID, Some(&"x".repeat(300))).is_err());
+    }
+
+    #[test]
+    fn any_changed_byte_or_another_key_is_refused() {
+        let sessions = sessions(60);
+        let (token, _) = sessions.seal([1; 16], ID, None).unwrap();
+        let bytes = URL_SAFE_NO_PAD.decode(&token[PREFIX.len()..]).unwrap();
+        for i in 0..bytes.len() {
+            let mut flipped = bytes.clone();
+            flipped[i] ^= 0x01;
+            let forged = format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(&flipped));
+            assert!(sessions.open(forged.as_bytes()).is_none(), "byte {i}");
+        }
+        for cut in [1, 10, token.len() - PREFIX.len() - 1] {
+            assert!(
+                sessions
+                    .open(&token.as_bytes()[..token.len() - cut])
+                    .is_none()
+            );
+        }
+        let elsewhere = Sessions::new(None, Duration::from_secs(60), Arc::default());
+        assert!(elsewhere.open(token.as_bytes()).is_none(), "another key");
     }
 
     #[test]
     fn sessions_expire() {
-        let sessions = Sessions::new(Duration::ZERO);
-        let (token, _) = sessions.create("alice", scope(), "p1", "demo");
-        assert!(sessions.find(token.as_bytes()).is_none());
+        let sessions = sessions(60);
+        let claims = Claims {
+            binding: [1; 16],
+            project_id: ID.into(),
+            selector: None,
+            expires: u32::try_from(now_unix()).unwrap(),
+        };
+        let mut plain = encode_claims(&claims).unwrap();
+        let key = sessions.keys.sealing();
+        let mut bytes = vec![VERSION];
+        bytes.extend_from_slice(&key.id);
+        bytes.extend_from_slice(&[0; NONCE_LEN]);
+        let aad = Aad::from(bytes[..HEADER_LEN].to_vec());
+        let nonce = Nonce::assume_unique_for_key([0; NONCE_LEN]);
+        key.aead
+            .seal_in_place_append_tag(nonce, aad, &mut plain)
+            .unwrap();
+        bytes.extend_from_slice(&plain);
+        let token = format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes));
+        assert_eq!(
+            sessions.unseal(token.as_bytes()),
+            Some(claims),
+            "well sealed"
+        );
+        assert!(sessions.open(token.as_bytes()).is_none(), "but expired");
+    }
+
+    #[test]
+    fn decode_refuses_what_encode_never_writes() {
+        let claims = Claims {
+            binding: [1; 16],
+            project_id: "p".into(),
+            selector: Some("s".into()),
+            expires: 7,
+        };
+        let plain = encode_claims(&claims).unwrap();
+        assert_eq!(decode_claims(&plain), Some(claims));
+        for cut in 0..plain.len() {
+            assert_eq!(decode_claims(&plain[..cut]), None, "cut at {cut}");
+        }
+        assert_eq!(decode_claims(&[plain.as_slice(), b"x"].concat()), None);
     }
 }

@@ -35,6 +35,7 @@ pub(super) struct RawListen {
     pub(super) tls_cert: Option<PathBuf>,
     pub(super) tls_key: Option<PathBuf>,
     pub(super) shutdown_timeout: SignedDuration,
+    pub(super) shutdown_delay: SignedDuration,
     pub(super) max_connections: usize,
     pub(super) header_read_timeout: SignedDuration,
     pub(super) body_timeout: SignedDuration,
@@ -54,6 +55,7 @@ impl Default for RawListen {
             tls_cert: None,
             tls_key: None,
             shutdown_timeout: SignedDuration::from_secs(30),
+            shutdown_delay: SignedDuration::ZERO,
             max_connections: 10_000,
             header_read_timeout: SignedDuration::from_secs(30),
             body_timeout: SignedDuration::from_secs(30),
@@ -105,6 +107,7 @@ pub(super) struct RawToken {
     pub(super) keystone_timeout: SignedDuration,
     pub(super) prefetch: bool,
     pub(super) session_ttl: SignedDuration,
+    pub(super) session_keys: Option<RawSessionKeys>,
     pub(super) max_scopes: u64,
     pub(super) logins_per_minute: u32,
 }
@@ -117,10 +120,19 @@ impl Default for RawToken {
             keystone_timeout: SignedDuration::from_secs(30),
             prefetch: true,
             session_ttl: SignedDuration::from_hours(12),
+            session_keys: None,
             max_scopes: 10_000,
             logins_per_minute: 120,
         }
     }
+}
+
+/// `token.session_keys`: a key directory, or a list of key files.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(super) enum RawSessionKeys {
+    Directory(PathBuf),
+    Files(Vec<PathBuf>),
 }
 
 /// A cloud, shaped like a clouds.yaml entry. Unknown keys are ignored on

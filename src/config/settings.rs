@@ -66,6 +66,10 @@ pub struct ListenSettings {
     pub tls: Option<TlsFiles>,
     /// How long in-flight requests may take to finish after SIGTERM.
     pub shutdown_timeout: Duration,
+    /// After SIGTERM, how long `/readyz` says `draining` while the
+    /// listener still accepts, so a load balancer takes the replica out
+    /// before its connections are refused.
+    pub shutdown_delay: Duration,
     /// Connections served at once; more wait in the kernel's backlog.
     pub max_connections: usize,
     /// Time allowed for a request's headers to arrive (slowloris), and for
@@ -174,10 +178,22 @@ pub struct TokenSettings {
     pub prefetch: bool,
     /// How long a Keystone-facade session token stays valid.
     pub session_ttl: Duration,
+    /// Where the keys that seal session tokens are (`None`: a key made at
+    /// start, so sessions last as long as the process).
+    pub session_keys: Option<SessionKeySource>,
     /// Tokens (cloud × project) cached at most; the least used go first.
     pub max_scopes: u64,
     /// Keystone logins one client may cause per minute (0: no limit).
     pub logins_per_minute: u32,
+}
+
+/// `token.session_keys` (see `session_keys`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionKeySource {
+    /// Numbered key files, as in Keystone's fernet key repository.
+    Directory(PathBuf),
+    /// Key files; the first seals.
+    Files(Vec<PathBuf>),
 }
 
 #[derive(Debug, Clone)]

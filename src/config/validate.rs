@@ -137,6 +137,7 @@ impl Validator<'_> {
             admin_address,
             tls,
             shutdown_timeout: self.non_negative("listen.shutdown_timeout", raw.shutdown_timeout)?,
+            shutdown_delay: self.non_negative("listen.shutdown_delay", raw.shutdown_delay)?,
             max_connections: raw.max_connections,
             header_read_timeout: self
                 .positive("listen.header_read_timeout", raw.header_read_timeout)?,
@@ -182,6 +183,16 @@ impl Validator<'_> {
             keystone_timeout: self.positive("token.keystone_timeout", raw.keystone_timeout)?,
             prefetch: raw.prefetch,
             session_ttl: self.positive("token.session_ttl", raw.session_ttl)?,
+            session_keys: match &raw.session_keys {
+                None => None,
+                Some(RawSessionKeys::Directory(dir)) => {
+                    Some(SessionKeySource::Directory(dir.clone()))
+                }
+                Some(RawSessionKeys::Files(files)) if files.is_empty() => {
+                    return Err(self.error("token.session_keys", "lists no key file"));
+                }
+                Some(RawSessionKeys::Files(files)) => Some(SessionKeySource::Files(files.clone())),
+            },
             max_scopes: match raw.max_scopes {
                 0 => return Err(self.error("token.max_scopes", "must be greater than zero")),
                 n => n,

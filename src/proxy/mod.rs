@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
@@ -41,7 +42,7 @@ pub(crate) use crate::request_log::Record;
 use crate::request_log::{Line, Logged};
 use crate::rewrite::{self, LinkMap};
 use crate::route::{self, Route, Target};
-use crate::sessions::{Session, Sessions};
+use crate::sessions::{SessionState, Sessions};
 use crate::tokens::{Scope, Token, TokenCache};
 
 /// What the listeners send: an answer whose log line is written when it
@@ -70,6 +71,18 @@ pub struct Proxy {
     /// The token each client uses by default: what readiness means.
     default_scopes: Vec<Scope>,
     prefetch: bool,
+    /// Set on SIGTERM: `/readyz` answers 503 from then on.
+    draining: Arc<AtomicBool>,
+}
+
+/// What outlives reloads: each configuration's pipeline shares these.
+#[derive(Default)]
+pub struct Lasting {
+    pub metrics: Arc<Metrics>,
+    /// Revocations, and the session key made at start.
+    pub sessions: Arc<SessionState>,
+    /// Set once the process is shutting down.
+    pub draining: Arc<AtomicBool>,
 }
 
 /// Facts about the connection a request came on.
@@ -91,11 +104,14 @@ struct Call<'a> {
 }
 
 impl Proxy {
+    /// The pipeline for `settings`, sealing sessions with `sessions`.
     pub fn new(
         settings: &Settings,
-        metrics: Arc<Metrics>,
-        sessions: Arc<Sessions>,
+        lasting: &Lasting,
+        sessions: Sessions,
     ) -> Result<Proxy, CloudTlsError> {
+        let metrics = lasting.metrics.clone();
+        let sessions = Arc::new(sessions);
         let mut clouds = Clouds::default();
         let mut keystones = HashMap::new();
         for (name, cloud) in &settings.clouds {
@@ -142,6 +158,7 @@ impl Proxy {
             separate_admin: settings.listen.admin_address.is_some(),
             default_scopes: Vec::new(),
             prefetch: settings.token.prefetch,
+            draining: lasting.draining.clone(),
         };
         proxy.default_scopes = proxy.find_default_scopes();
         Ok(proxy)
@@ -263,7 +280,7 @@ impl Proxy {
             (client.access).check_route(Ask::new(&parts.method, &route), &client.name)?;
         let cloud = self.clouds.of(&client)?;
         let scope = match &session {
-            Some((_, session)) => session_scope(session, route.project.as_deref())?,
+            Some((_, session)) => session.scope_for(route.project.as_deref())?,
             None => self
                 .clouds
                 .scope(&client, cloud, route.project.as_deref())?,
@@ -483,18 +500,6 @@ fn not_replayable(mut response: Response<PooledBody>) -> Response<PooledBody> {
         .headers_mut()
         .insert(X_PROXY_RETRY, HeaderValue::from_static("not-replayable"));
     response
-}
-
-/// A session is bound to its project: a URL may name it (by id or name)
-/// but no other.
-fn session_scope(session: &Session, selector: Option<&str>) -> Result<Scope, ProxyError> {
-    match selector {
-        Some(selector) if !session.is_project(selector) => Err(ProxyError::ForbiddenProject {
-            project: selector.to_string(),
-            reason: format!("this token is for project {}", session.project_name),
-        }),
-        _ => Ok(session.scope.clone()),
-    }
 }
 
 /// The client's request id (a global id, in OpenStack terms), else a new one.

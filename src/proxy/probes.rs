@@ -2,6 +2,7 @@
 //! client's default scope, or why not), `/metrics`, on the admin listener
 //! or the main one, and the warm-up that gets those tokens at start.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use http::{Request, Response, StatusCode};
@@ -61,6 +62,14 @@ impl Proxy {
     /// 200 when a token for every client's default scope is held (logging
     /// in if needed); 503 saying which scopes have none, and why.
     pub(super) async fn readiness(&self) -> Response<ResponseBody> {
+        if self.draining.load(Ordering::Relaxed) {
+            let body = r#"{"ready": false, "reasons": ["draining"]}"#;
+            return text_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "application/json",
+                body.into(),
+            );
+        }
         let mut problems = Vec::new();
         for scope in &self.default_scopes {
             let label = format!(

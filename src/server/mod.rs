@@ -10,6 +10,7 @@ mod tls;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
@@ -26,8 +27,8 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::config::{ConfigError, ListenSettings, Settings};
 use crate::forward::Forwarded;
-use crate::metrics::Metrics;
-use crate::proxy::{Answer, Peer, Proxy};
+use crate::proxy::{Answer, Lasting, Peer, Proxy};
+use crate::session_keys::SessionKeys;
 use crate::sessions::Sessions;
 pub(crate) use listener::Bound;
 use listener::Stream;
@@ -80,10 +81,11 @@ pub async fn run(
     let budget = fds::budget(settings.listen.max_connections);
     let settings = fds::fit_settings(with_public_url(settings, &bound_url), budget);
     warn_about(&settings);
-    let metrics = Arc::new(Metrics::new());
-    // Sessions outlive reloads: tools logged in through the facade stay so.
-    let sessions = Arc::new(Sessions::new(settings.token.session_ttl));
-    let proxy = Arc::new(Proxy::new(&settings, metrics.clone(), sessions.clone())?);
+    // Metrics, revocations and a session key made at start outlive
+    // reloads: tools logged in through the facade stay so.
+    let lasting = Lasting::default();
+    let proxy = Arc::new(build_proxy(&settings, &lasting)?);
+    say_where_session_keys_are(&settings);
     let live = Arc::new(Live {
         proxy: ArcSwap::new(proxy.clone()),
         tls: ArcSwapOption::new(tls),
@@ -140,7 +142,7 @@ pub async fn run(
     let reload: Reload = Box::new(move || {
         reload().map(|s| fds::fit_settings(with_public_url(s, &bound_url), budget))
     });
-    let signals = signal_loop(&live, &settings, reload, (metrics, sessions), stop);
+    let signals = signal_loop(&live, &settings, reload, lasting, stop);
     tokio::join!(accept_main, accept_admin, signals);
 
     // Closing the listener makes new connections fail at once rather than
@@ -345,16 +347,31 @@ async fn signal_loop(
     live: &Live,
     settings: &Settings,
     reload: Reload,
-    shared: (Arc<Metrics>, Arc<Sessions>),
+    lasting: Lasting,
     stop: watch::Sender<bool>,
 ) {
-    let stop_signal = stop_signal();
-    tokio::pin!(stop_signal);
+    let first_stop = stop_signal();
+    tokio::pin!(first_stop);
     let mut hangup = hangup_signal();
     loop {
         tokio::select! {
-            () = &mut stop_signal => break,
-            Some(()) = hangup.recv() => apply_reload(live, settings, &reload, &shared),
+            () = &mut first_stop => break,
+            Some(()) = hangup.recv() => apply_reload(live, settings, &reload, &lasting),
+        }
+    }
+    lasting.draining.store(true, Ordering::Relaxed);
+    let delay = settings.listen.shutdown_delay;
+    if !delay.is_zero() {
+        // A load balancer polling /readyz takes the replica out meanwhile;
+        // requests that still come are served.
+        tracing::info!(
+            ?delay,
+            "stop signal received; /readyz says draining, connections are still accepted for \
+             listen.shutdown_delay (a second signal ends the delay)"
+        );
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = stop_signal() => tracing::info!("second stop signal; the delay is cut short"),
         }
     }
     tracing::info!("stop signal received; no longer accepting connections");
@@ -362,14 +379,9 @@ async fn signal_loop(
 }
 
 /// Read the config again and swap it in, or keep the old one whole.
-fn apply_reload(
-    live: &Live,
-    running: &Settings,
-    reload: &Reload,
-    (metrics, sessions): &(Arc<Metrics>, Arc<Sessions>),
-) {
+fn apply_reload(live: &Live, running: &Settings, reload: &Reload, lasting: &Lasting) {
     let prepared = reload().map_err(StartError::from).and_then(|settings| {
-        let proxy = Proxy::new(&settings, metrics.clone(), sessions.clone())?;
+        let proxy = build_proxy(&settings, lasting)?;
         let tls = settings.listen.tls.as_ref().map(tls::load).transpose()?;
         if running.listen.tls.is_some() != tls.is_some() {
             return Err(StartError::TlsToggle);
@@ -393,6 +405,31 @@ fn apply_reload(
             let error = crate::error::with_causes(&error);
             tracing::error!(%error, "reload refused; the running configuration stays");
         }
+    }
+}
+
+/// The pipeline for `settings`, with the session keys they name read now
+/// (so a reload sees keys added or removed).
+fn build_proxy(settings: &Settings, lasting: &Lasting) -> Result<Proxy, StartError> {
+    let keys = (settings.token.session_keys.as_ref())
+        .map(SessionKeys::load)
+        .transpose()?;
+    let sessions = Sessions::new(keys, settings.token.session_ttl, lasting.sessions.clone());
+    Ok(Proxy::new(settings, lasting, sessions)?)
+}
+
+/// Whether sessions outlive this process, and other replicas accept them.
+fn say_where_session_keys_are(settings: &Settings) {
+    match &settings.token.session_keys {
+        None => tracing::info!(
+            "no token.session_keys: session tokens are sealed with a key made at start, so they \
+             end when this process does and no other replica accepts them"
+        ),
+        Some(source) => tracing::info!(
+            keys = ?source,
+            "session tokens are sealed with the configured keys: every replica with the same \
+             keys accepts them, and they survive restarts"
+        ),
     }
 }
 
@@ -467,9 +504,7 @@ mod tests {
             &Overrides::default(),
         )
         .expect("a valid config");
-        let metrics = Arc::new(Metrics::new());
-        let sessions = Arc::new(Sessions::new(settings.token.session_ttl));
-        let proxy = Arc::new(Proxy::new(&settings, metrics, sessions).expect("a proxy"));
+        let proxy = Arc::new(build_proxy(&settings, &Lasting::default()).expect("a proxy"));
         let peer = Arc::new(Peer {
             forwarded: Forwarded::new(None, "http"),
         });

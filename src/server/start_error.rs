@@ -4,6 +4,7 @@
 
 use crate::config::ConfigError;
 use crate::connector::CloudTlsError;
+use crate::session_keys::SessionKeyError;
 
 use super::tls::ListenerTlsError;
 
@@ -24,6 +25,8 @@ pub enum StartError {
     ListenerTls(#[from] ListenerTlsError),
     #[error(transparent)]
     CloudTls(#[from] CloudTlsError),
+    #[error(transparent)]
+    SessionKeys(#[from] SessionKeyError),
     #[error("turning TLS on or off needs a restart")]
     TlsToggle,
 }

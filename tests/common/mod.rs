@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+mod balancer;
 mod binary;
 mod bodies;
 mod client;
@@ -14,6 +15,7 @@ mod stack;
 mod tls;
 mod wait;
 
+pub use balancer::*;
 pub use binary::*;
 pub use bodies::*;
 pub use client::*;

@@ -160,16 +160,40 @@ impl Stack {
         change(&mut self.config);
         let text = self.config.render(&self.keystone.root_url());
         std::fs::write(&self.config_path, text).expect("write config");
-        let before = self.proxy.logs().len();
-        assert!(self.proxy.signal("HUP"), "kill -HUP failed");
-        let done = eventually(Duration::from_secs(5), || {
-            let logs = self.proxy.logs();
-            let new = &logs[before..];
-            new.contains("configuration reloaded") || new.contains("reload refused")
-        })
-        .await;
-        assert!(done, "no reload logged:\n{}", self.proxy.logs());
-        self.proxy.logs()[before..].to_string()
+        hang_up(&self.proxy).await
+    }
+
+    /// This stack's config file with `change` applied, written beside it
+    /// as `name` (for commands that read the configuration `serve` reads,
+    /// such as `healthcheck`).
+    pub fn config_variant(&self, name: &str, change: impl FnOnce(&mut TestConfig)) -> PathBuf {
+        let mut config = TestConfig {
+            toml: self.config.toml.clone(),
+            auth_path: self.config.auth_path.clone(),
+            ..TestConfig::default()
+        };
+        change(&mut config);
+        let path = self._dir.path().join(name);
+        std::fs::write(&path, config.render(&self.keystone.root_url())).expect("write config");
+        path
+    }
+
+    /// Another proxy started from this stack's config file, in front of the
+    /// same cloud: a second replica. [`reload_with`](Self::reload_with)
+    /// changes its file too; [`hang_up`] makes it read it.
+    pub fn replica(&self) -> ProxyProcess {
+        let mut command = Command::new(binary());
+        serve_json(&mut command, "127.0.0.1:0", &self.config_path);
+        start_command(command, self.config.rust_log.as_deref())
+    }
+
+    /// Stop the proxy as a deploy does (SIGTERM, then its drain) and start
+    /// it again from the same file; it listens on a new port.
+    pub async fn restart(&mut self) {
+        assert!(self.proxy.signal("TERM"), "kill -TERM failed");
+        let exited = self.proxy.wait_exit(Duration::from_secs(10)).await;
+        assert!(exited.is_some_and(|s| s.success()), "{exited:?}");
+        self.proxy = self.replica();
     }
 
     /// Send a request to the proxy.
@@ -180,11 +204,21 @@ impl Stack {
         headers: &[(&str, &str)],
         body: impl Into<Bytes>,
     ) -> TestResponse {
+        self.send_to(&self.proxy, method, path, headers, body).await
+    }
+
+    /// Send a request to `proxy` (this stack's, or a [`replica`](Self::replica)).
+    pub async fn send_to(
+        &self,
+        proxy: &ProxyProcess,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> TestResponse {
         let mut request = Request::new(Full::new(body.into()));
         *request.method_mut() = method;
-        *request.uri_mut() = format!("{}{path}", self.proxy.url)
-            .parse()
-            .expect("a valid URI");
+        *request.uri_mut() = format!("{}{path}", proxy.url).parse().expect("a valid URI");
         for (name, value) in headers {
             request.headers_mut().append(
                 http::HeaderName::from_bytes(name.as_bytes()).expect("header name"),
@@ -240,6 +274,21 @@ impl Stack {
             .to_string();
         (session, response.json())
     }
+}
+
+/// SIGHUP `proxy`; returns once it has logged how the reload went
+/// (`configuration reloaded` or `reload refused`).
+pub async fn hang_up(proxy: &ProxyProcess) -> String {
+    let before = proxy.logs().len();
+    assert!(proxy.signal("HUP"), "kill -HUP failed");
+    let done = eventually(Duration::from_secs(5), || {
+        let logs = proxy.logs();
+        let new = &logs[before..];
+        new.contains("configuration reloaded") || new.contains("reload refused")
+    })
+    .await;
+    assert!(done, "no reload logged:\n{}", proxy.logs());
+    proxy.logs()[before..].to_string()
 }
 
 /// A v3 password login body for the facade: user name = client name,

@@ -99,9 +99,34 @@ struct Kubernetes {
 }
 
 impl Kubernetes {
+    /// The sidecar example.
     fn load() -> Kubernetes {
-        let documents = yaml_documents(&read("kubernetes/sidecar.yaml"), "kubernetes/sidecar.yaml");
+        Kubernetes::load_file("kubernetes/sidecar.yaml")
+    }
+
+    /// The central broker example.
+    fn broker() -> Kubernetes {
+        Kubernetes::load_file("kubernetes/broker.yaml")
+    }
+
+    fn load_file(name: &str) -> Kubernetes {
+        let documents = yaml_documents(&read(name), name);
         Kubernetes { documents }
+    }
+
+    fn deployment(&self) -> &Value {
+        self.documents
+            .iter()
+            .find(|d| d["kind"] == "Deployment")
+            .expect("a Deployment")
+    }
+
+    /// The objects of `kind`.
+    fn all(&self, kind: &str) -> Vec<&Value> {
+        self.documents
+            .iter()
+            .filter(|d| d["kind"] == kind)
+            .collect()
     }
 
     fn object(&self, kind: &str, name: &str) -> &Value {
@@ -112,12 +137,7 @@ impl Kubernetes {
     }
 
     fn pod(&self) -> &Value {
-        let deployment = self
-            .documents
-            .iter()
-            .find(|d| d["kind"] == "Deployment")
-            .expect("a Deployment");
-        &deployment["spec"]["template"]["spec"]
+        &self.deployment()["spec"]["template"]["spec"]
     }
 
     /// The keystone-proxy container, a native sidecar or a plain container.
@@ -331,6 +351,10 @@ fn invocations() -> Vec<(&'static str, Vec<String>)> {
         ("Dockerfile ENTRYPOINT + CMD", image_default),
         ("Dockerfile HEALTHCHECK", docker.healthcheck()),
         ("kubernetes/sidecar.yaml", Kubernetes::load().sidecar_argv()),
+        (
+            "kubernetes/broker.yaml",
+            Kubernetes::broker().sidecar_argv(),
+        ),
         ("compose.yaml command", compose_argv(&compose)),
         ("compose.yaml healthcheck", compose_healthcheck(&compose)),
         ("keystone-proxy.service ExecStart", systemd_exec_start()),
@@ -406,11 +430,7 @@ fn kubernetes_sidecar_is_locked_down_probed_and_bounded() {
     assert_eq!(*k8s.security("runAsNonRoot"), true);
     assert_eq!(*k8s.security("runAsUser"), 65532);
 
-    for (probe, path) in [("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")] {
-        let probe_spec = &sidecar[probe];
-        assert_eq!(probe_spec["httpGet"]["path"], path, "{probe}");
-        assert_eq!(k8s.probe_port(probe_spec), ADMIN_PORT, "{probe}");
-    }
+    assert_probed(&k8s);
     for bound in ["requests", "limits"] {
         for resource in ["cpu", "memory"] {
             let quantity = &sidecar["resources"][bound][resource];
@@ -420,6 +440,152 @@ fn kubernetes_sidecar_is_locked_down_probed_and_bounded() {
             );
         }
     }
+}
+
+/// How long `/readyz` may wait for Keystone before it answers (the
+/// proxy's `READY_WAIT`): a readiness probe must wait longer.
+const READY_WAIT_SECONDS: u64 = 3;
+
+/// Liveness on `/healthz`, readiness on `/readyz` with a timeout above
+/// `/readyz`'s own wait, both on the admin port.
+fn assert_probed(k8s: &Kubernetes) {
+    let container = k8s.sidecar();
+    for (probe, path) in [("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")] {
+        let probe_spec = &container[probe];
+        assert_eq!(probe_spec["httpGet"]["path"], path, "{probe}");
+        assert_eq!(k8s.probe_port(probe_spec), ADMIN_PORT, "{probe}");
+    }
+    let timeout = container["readinessProbe"]["timeoutSeconds"].as_u64();
+    assert!(
+        timeout.is_some_and(|t| t > READY_WAIT_SECONDS),
+        "readiness timeoutSeconds {timeout:?} (the default is 1 s)"
+    );
+}
+
+/// A duration as the config writes it (`"5s"`, `"30s"`), in seconds.
+fn config_seconds(config: &toml::Value, table: &str, key: &str) -> u64 {
+    let text = config[table][key]
+        .as_str()
+        .unwrap_or_else(|| panic!("{table}.{key}"));
+    text.strip_suffix('s')
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{table}.{key} = {text:?}: write it in seconds"))
+}
+
+/// The broker: several replicas spread over nodes, a disruption budget and
+/// a Service over the same pods, the session keys from a Secret mounted
+/// where the config says, a drain the kubelet waits for.
+#[test]
+fn kubernetes_broker_runs_replicas_that_share_keys_and_drain() {
+    let k8s = Kubernetes::broker();
+    assert_probed(&k8s);
+    let deployment = k8s.deployment();
+    assert!(deployment["spec"]["replicas"].as_u64() >= Some(3));
+    let labels = &deployment["spec"]["template"]["metadata"]["labels"];
+    let [budget] = k8s.all("PodDisruptionBudget")[..] else {
+        panic!("one PodDisruptionBudget")
+    };
+    assert_eq!(budget["spec"]["selector"]["matchLabels"], *labels);
+    let [service] = k8s.all("Service")[..] else {
+        panic!("one Service")
+    };
+    for (name, value) in service["spec"]["selector"].as_object().expect("a selector") {
+        assert_eq!(labels[name], *value, "the Service selects the pods");
+    }
+    let anti = &k8s.pod()["affinity"]["podAntiAffinity"];
+    assert!(anti.is_object(), "pod anti-affinity");
+
+    let argv = k8s.sidecar_argv();
+    let path = flag_value(&argv, "--config").expect("--config");
+    let config: toml::Value = toml::from_str(&k8s.sidecar_file(path)).expect("TOML");
+    let keys = config["token"]["session_keys"]
+        .as_str()
+        .expect("token.session_keys");
+    let mount = k8s.sidecar()["volumeMounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|m| m["mountPath"] == keys)
+        .unwrap_or_else(|| panic!("nothing is mounted at {keys}"));
+    assert_eq!(mount["readOnly"], true);
+    let volume = k8s.pod()["volumes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|v| v["name"] == mount["name"])
+        .expect("the keys' volume");
+    assert!(
+        volume["secret"].is_object(),
+        "session keys come from a Secret"
+    );
+
+    let delay = config_seconds(&config, "listen", "shutdown_delay");
+    let drain = config_seconds(&config, "listen", "shutdown_timeout");
+    assert!(delay >= 5, "long enough for the endpoints to drop the pod");
+    let grace = k8s.pod()["terminationGracePeriodSeconds"].as_u64();
+    assert!(
+        grace.is_some_and(|g| g > delay + drain),
+        "terminationGracePeriodSeconds {grace:?} > {delay} + {drain}"
+    );
+}
+
+/// The broker's ConfigMap passes `check-config` with session keys made by
+/// `gen-session-key` under the names its Secret gives them.
+#[tokio::test]
+async fn kubernetes_broker_config_passes_check_config_with_its_keys() {
+    let k8s = Kubernetes::broker();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let made = dir.path().join("made");
+    for _ in 0..2 {
+        let run = run_binary(&["gen-session-key", made.to_str().unwrap()], &[]).await;
+        assert!(run.ok, "{run:?}");
+    }
+    let keys = dir.path().join("keys");
+    std::fs::create_dir(&keys).unwrap();
+    let secret = k8s.object("Secret", "keystone-proxy-session-keys");
+    let names: Vec<&String> = secret["stringData"]
+        .as_object()
+        .expect("stringData")
+        .keys()
+        .collect();
+    assert_eq!(names, ["0", "1"], "as gen-session-key names them");
+    for name in names {
+        std::fs::copy(made.join(name), keys.join(name)).expect("a key made for each name");
+    }
+    let config = dir.path().join("broker.toml");
+    let argv = k8s.sidecar_argv();
+    let path = flag_value(&argv, "--config").expect("--config");
+    std::fs::write(&config, k8s.sidecar_file(path)).unwrap();
+    let clouds_yaml = dir.path().join("clouds.yaml");
+    std::fs::write(&clouds_yaml, k8s.sidecar_clouds_yaml()).expect("write clouds.yaml");
+    let env = [
+        ("OS_CLOUD", k8s.sidecar_env("OS_CLOUD")),
+        ("OS_CLIENT_CONFIG_FILE", clouds_yaml.display().to_string()),
+        (
+            "KEYSTONE_PROXY_TOKEN__SESSION_KEYS",
+            keys.display().to_string(),
+        ),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let config = config.to_str().unwrap();
+    let run = run_binary(&["check-config", "--config", config], &env).await;
+    assert!(run.ok, "{run:?}");
+    std::fs::write(keys.join("1"), "REPLACE-WITH-A-KEY-FROM-gen-session-key").unwrap();
+    let run = run_binary(&["check-config", "--config", config], &env).await;
+    assert!(!run.ok && run.stderr.contains("not 32 bytes"), "{run:?}");
+}
+
+/// The image's HEALTHCHECK reads the configuration its CMD serves.
+#[test]
+fn the_image_healthcheck_reads_the_served_configuration() {
+    let docker = Dockerfile::load();
+    let env = docker.last("ENV");
+    let config = env
+        .strip_prefix("KEYSTONE_PROXY_CONFIG=")
+        .unwrap_or_else(|| panic!("ENV KEYSTONE_PROXY_CONFIG=…: {env}"));
+    let cmd = docker.exec_form("CMD");
+    assert_eq!(flag_value(&cmd, "--config"), Some(config), "{cmd:?}");
+    assert_eq!(docker.healthcheck()[1..], ["healthcheck"]);
 }
 
 #[test]

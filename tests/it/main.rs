@@ -20,6 +20,7 @@ mod openstack_config;
 mod operations;
 mod real_glance;
 mod real_keystone;
+mod replicas;
 mod routing;
 mod tokens;
 mod upstream_faults;

@@ -710,3 +710,92 @@ async fn connections_beyond_the_limit_wait_their_turn() {
         200
     );
 }
+
+/// `listen.shutdown_delay`: after SIGTERM `/readyz` says `draining` at
+/// once, while new connections are still served for the delay; then the
+/// listener closes, and a request in flight all along still finishes.
+#[tokio::test]
+async fn shutdown_delay_keeps_serving_while_readyz_says_draining() {
+    let stack = Stack::start_with(|config| {
+        config
+            .set("listen.shutdown_delay", "3s")
+            .set("upstream.timeout", "10s");
+    })
+    .await;
+    assert_eq!(stack.get("/compute/servers", ANY_KEY).await.status, 200);
+    let ready = get_url(&format!("{}/readyz", stack.proxy.url)).await;
+    assert_eq!(ready.status, 200, "{ready:?}");
+    let slow = slow_request(stack.proxy.addr, 4500).await;
+    let signalled = Instant::now();
+    assert!(stack.proxy.signal("TERM"));
+    let draining = eventually(Duration::from_secs(2), || {
+        stack.proxy.logs().contains("/readyz says draining")
+    });
+    assert!(draining.await, "{}", stack.proxy.logs());
+    let ready = get_url(&format!("{}/readyz", stack.proxy.url)).await;
+    assert_eq!(ready.status, 503, "{ready:?}");
+    assert_eq!(ready.json()["reasons"][0], "draining");
+    // A new connection (get_url opens one) is served during the delay.
+    let served = get(&stack.proxy, "/compute/servers", Some(ANY_KEY)).await;
+    assert_eq!(served.status, 200, "{served:?}");
+    assert!(
+        signalled.elapsed() < Duration::from_secs(3),
+        "within the delay"
+    );
+    let mut refused = false;
+    for _ in 0..100 {
+        if TcpStream::connect(stack.proxy.addr).await.is_err() {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(refused, "the listener closes after the delay");
+    assert!(signalled.elapsed() >= Duration::from_secs(3), "not before");
+    assert_eq!(slow.await.unwrap().unwrap(), 200, "in flight, finished");
+    let status = stack.proxy.wait_exit(Duration::from_secs(10)).await;
+    assert_eq!(status.and_then(|s| s.code()), Some(0));
+}
+
+/// `healthcheck` with no `--url` reads the configuration `serve` reads
+/// (`--config` or `KEYSTONE_PROXY_CONFIG`) and probes its admin listener,
+/// or the proxy port's `/healthz` when it has none.
+#[tokio::test]
+async fn healthcheck_probes_the_listener_its_configuration_names() {
+    let stack = Stack::start_with(|config| {
+        config.set("listen.admin_address", "127.0.0.1:0");
+    })
+    .await;
+    let admin = stack.proxy.admin_url.clone().expect("an admin listener");
+    let admin = admin.trim_start_matches("http://").to_string();
+    let moved = stack.config_variant("moved.toml", |config| {
+        config.set("listen.admin_address", admin.clone());
+    });
+    let proxy_port = stack.config_variant("no-admin.toml", |config| {
+        config.toml.remove("listen.admin_address");
+        config.set("listen.address", stack.proxy.addr.to_string());
+    });
+    let (moved, proxy_port) = (moved.to_str().unwrap(), proxy_port.to_str().unwrap());
+    let by_flag = run_binary(&["healthcheck", "--config", moved], &[]).await;
+    assert!(by_flag.ok, "{by_flag:?}");
+    let by_env = run_binary(&["healthcheck"], &[("KEYSTONE_PROXY_CONFIG", moved)]).await;
+    assert!(by_env.ok, "{by_env:?}");
+    let on_proxy_port = run_binary(&["healthcheck", "--config", proxy_port], &[]).await;
+    assert!(on_proxy_port.ok, "{on_proxy_port:?}");
+
+    let mut stack = stack;
+    assert!(stack.proxy.signal("TERM"));
+    assert!(
+        stack
+            .proxy
+            .wait_exit(Duration::from_secs(10))
+            .await
+            .is_some()
+    );
+    for config in [moved, proxy_port] {
+        let down = run_binary(&["healthcheck", "--config", config], &[]).await;
+        assert!(!down.ok, "{down:?}");
+        assert!(down.stderr.contains("/healthz: no answer"), "{down:?}");
+    }
+    let _ = stack.proxy.stop_and_logs();
+}

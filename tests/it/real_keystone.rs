@@ -600,3 +600,50 @@ print(json.dumps(out))
         assert_eq!(got["url"], url, "{picked}");
     }
 }
+
+/// The unmodified `openstack` CLI through a round-robin balancer in front
+/// of two replicas that share a session key directory: each request goes
+/// to the other replica, so the one after a login lands where the session
+/// was not made. Ten runs of a login, the catalog, a call to the identity
+/// API and one to Glance: no failure.
+#[tokio::test]
+async fn the_openstack_cli_works_through_a_balancer_over_two_replicas() {
+    let cloud = keystone();
+    let balancer = Balancer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    let made = run_binary(&["gen-session-key", keys.to_str().unwrap()], &[]).await;
+    assert!(made.ok, "{made:?}");
+    let mut config = cloud.config();
+    config
+        .set("token.session_keys", keys.to_str().unwrap())
+        .set("listen.public_url", balancer.url.as_str());
+    let (a, b) = (
+        Real::start(cloud, &config).await,
+        Real::start(cloud, &config).await,
+    );
+    balancer.set_backends(&[&a.proxy.url, &b.proxy.url]);
+    let auth_url = format!("{}/v3", balancer.url);
+    let run = |args: &'static [&'static str]| {
+        crate::common::real::openstack(&auth_url, "tester", ANY_KEY, "alpha", args)
+    };
+    for round in 0..10 {
+        let token = run(&["token", "issue"]).await;
+        assert_eq!(
+            token["project_id"],
+            cloud.projects.alpha.as_str(),
+            "{round}"
+        );
+        let catalog = run(&["catalog", "list"]).await.to_string();
+        assert!(catalog.contains(&balancer.url), "{round}: {catalog}");
+        let projects = run(&["project", "list", "--my-projects"]).await.to_string();
+        assert!(projects.contains("alpha"), "{round}: {projects}");
+        let images = run(&["image", "list"]).await;
+        assert!(images.is_array(), "{round}: {images}");
+    }
+    let served = balancer.served();
+    assert!(
+        served.iter().all(|&n| n >= 40),
+        "both replicas served: {served:?}"
+    );
+}
