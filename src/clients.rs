@@ -255,7 +255,7 @@ pub fn generate_key() -> (String, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{ConfigSource, Overrides, load};
+    use crate::config::ConfigSource;
 
     fn clients() -> Clients {
         let text = format!(
@@ -272,13 +272,10 @@ mod tests {
             hex::encode(sha256(b"alice-key")),
             hex::encode(sha256(b"bob-key")),
         );
-        let settings = load(
-            ConfigSource::Embedded {
-                name: "t",
-                text: &text,
-            },
-            &Overrides::default(),
-        )
+        let settings = crate::config::load_isolated(ConfigSource::Embedded {
+            name: "t",
+            text: &text,
+        })
         .unwrap();
         Clients::new(&settings)
     }

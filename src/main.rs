@@ -22,22 +22,36 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
     about = "Authenticating reverse proxy and token broker for OpenStack"
 )]
 struct Cli {
+    /// `keystone-proxy` with no subcommand serves.
     #[command(subcommand)]
     command: Option<Command>,
-    /// `keystone-proxy` with no subcommand serves.
+    /// Options every subcommand takes, before or after its name.
     #[command(flatten)]
-    serve: ServeArgs,
+    global: GlobalArgs,
+}
+
+/// Options given before or after the subcommand alike (`keystone-proxy
+/// --config F check-config` and `keystone-proxy check-config --config F`).
+#[derive(clap::Args, Default)]
+struct GlobalArgs {
+    /// TOML configuration (default: config/keystone-proxy.toml if present).
+    #[arg(long, value_name = "FILE", env = CONFIG_ENV, global = true)]
+    config: Option<PathBuf>,
+    /// Listen address for serve and demo, overriding `listen.address`
+    /// (IP:PORT or unix:/path).
+    #[arg(long, value_name = "ADDR", global = true)]
+    listen: Option<String>,
+    /// Log format of serve and demo.
+    #[arg(long, value_enum, default_value_t = LogFormat::Pretty, global = true)]
+    log_format: LogFormat,
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// Run the proxy (the default).
-    Serve(ServeArgs),
+    Serve,
     /// Validate the configuration and print it resolved, secrets redacted.
-    CheckConfig {
-        #[arg(long, value_name = "FILE", env = CONFIG_ENV)]
-        config: Option<PathBuf>,
-    },
+    CheckConfig,
     /// Print a new random local key and the sha256 to put in the config.
     GenKey,
     /// Rotate the session keys in DIR (`token.session_keys`) as
@@ -57,17 +71,10 @@ enum Command {
     Healthcheck {
         #[arg(long, value_name = "URL")]
         url: Option<String>,
-        #[arg(long, value_name = "FILE", env = CONFIG_ENV, conflicts_with = "url")]
-        config: Option<PathBuf>,
     },
     /// Run the proxy against a fake Keystone and upstream started in the same
     /// process (config/demo.toml), to try it without a cloud.
-    Demo {
-        #[arg(long, value_name = "ADDR")]
-        listen: Option<String>,
-        #[arg(long, value_enum, default_value_t = LogFormat::Pretty)]
-        log_format: LogFormat,
-    },
+    Demo,
 }
 
 /// `--config` may also come from the environment (handy in containers).
@@ -75,26 +82,12 @@ const CONFIG_ENV: &str = "KEYSTONE_PROXY_CONFIG";
 
 #[derive(clap::Args)]
 struct OneShotArgs {
-    #[arg(long, value_name = "FILE", env = CONFIG_ENV)]
-    config: Option<PathBuf>,
     /// The cloud (default: the only one configured).
     #[arg(long, value_name = "NAME")]
     cloud: Option<String>,
     /// A project name or id (default: the cloud's own project).
     #[arg(long, value_name = "PROJECT")]
     project: Option<String>,
-}
-
-#[derive(clap::Args, Default)]
-struct ServeArgs {
-    /// TOML configuration (default: config/keystone-proxy.toml if present).
-    #[arg(long, value_name = "FILE", env = CONFIG_ENV)]
-    config: Option<PathBuf>,
-    /// Listen address, overriding `listen.address` (IP:PORT or unix:/path).
-    #[arg(long, value_name = "ADDR")]
-    listen: Option<String>,
-    #[arg(long, value_enum, default_value_t = LogFormat::Pretty)]
-    log_format: LogFormat,
 }
 
 #[derive(Clone, Copy, Default, ValueEnum)]
@@ -121,6 +114,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
+        // The reader has what it wanted (`gen-key | head -1`).
+        Err(error) if error.is::<StdoutClosed>() => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("keystone-proxy: {error:#}");
             ExitCode::FAILURE
@@ -129,18 +124,16 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let global = cli.global;
+    let serving = matches!(cli.command, None | Some(Command::Serve | Command::Demo));
+    if global.listen.is_some() && !serving {
+        anyhow::bail!("--listen is an option of serve and demo only");
+    }
+    let config = global.config.clone();
     match cli.command {
-        None => serve(cli.serve, from_flag),
-        Some(Command::Serve(args)) => serve(args, from_flag),
-        Some(Command::Demo { listen, log_format }) => serve(
-            ServeArgs {
-                config: None,
-                listen,
-                log_format,
-            },
-            demo_config,
-        ),
-        Some(Command::CheckConfig { config }) => {
+        None | Some(Command::Serve) => serve(global, from_flag),
+        Some(Command::Demo) => serve(global, demo_config),
+        Some(Command::CheckConfig) => {
             let settings = config::load(from_flag(config), &Overrides::default())?;
             if let Some(keys) = &settings.token.session_keys {
                 session_keys::SessionKeys::load(keys)?;
@@ -148,33 +141,33 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             for warning in &settings.warnings {
                 eprintln!("keystone-proxy: warning: {warning}");
             }
-            println!("{settings:#?}");
+            print_out(format_args!("{settings:#?}\n"))?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::GenKey) => {
             let (key, hash) = clients::generate_key();
-            println!("key:        {key}");
-            println!("key_sha256: {hash}");
+            print_out(format_args!("key:        {key}\nkey_sha256: {hash}\n"))?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::GenSessionKey { dir }) => {
             let rotated = session_keys::rotate(&dir)?;
             match rotated.promoted {
-                Some(promoted) => {
-                    println!("sealing key: {}", promoted.display());
-                    println!("staged key:  {}", rotated.staged.display());
-                }
-                None => println!("staged key:  {}", rotated.staged.display()),
+                Some(promoted) => print_out(format_args!(
+                    "sealing key: {}\nstaged key:  {}\n",
+                    promoted.display(),
+                    rotated.staged.display()
+                ))?,
+                None => print_out(format_args!("staged key:  {}\n", rotated.staged.display()))?,
             }
             Ok(ExitCode::SUCCESS)
         }
-        Some(Command::Token(args)) => {
-            one_shot(args, |issued| print!("{}", commands::token_table(issued)))
-        }
-        Some(Command::Catalog(args)) => {
-            one_shot(args, |issued| print!("{}", commands::catalog_table(issued)))
-        }
-        Some(Command::Healthcheck { url, config }) => {
+        Some(Command::Token(args)) => one_shot(config, args, |issued| {
+            print_out(commands::token_table(issued))
+        }),
+        Some(Command::Catalog(args)) => one_shot(config, args, |issued| {
+            print_out(commands::catalog_table(issued))
+        }),
+        Some(Command::Healthcheck { url }) => {
             connector::install_crypto_provider();
             let probe = match url {
                 Some(url) => commands::Probe::Url(url),
@@ -204,22 +197,23 @@ fn current_thread_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 /// Log in once, show the result.
 fn one_shot(
+    config: Option<PathBuf>,
     args: OneShotArgs,
-    show: impl FnOnce(&keystone_proxy::keystone::IssuedToken),
+    show: impl FnOnce(&keystone_proxy::keystone::IssuedToken) -> anyhow::Result<()>,
 ) -> anyhow::Result<ExitCode> {
     connector::install_crypto_provider();
-    let settings = config::load(from_flag(args.config), &Overrides::default())?;
+    let settings = config::load(from_flag(config), &Overrides::default())?;
     let issued = current_thread_runtime()?.block_on(commands::issue(
         &settings,
         args.cloud.as_deref(),
         args.project.as_deref(),
     ))?;
-    show(&issued);
+    show(&issued)?;
     Ok(ExitCode::SUCCESS)
 }
 
 fn serve(
-    args: ServeArgs,
+    args: GlobalArgs,
     source: impl FnOnce(Option<PathBuf>) -> ConfigSource<'static>,
 ) -> anyhow::Result<ExitCode> {
     init_logging(args.log_format);
@@ -241,19 +235,23 @@ fn serve(
         };
         let reload: server::Reload = Box::new(move || config::load(source.clone(), &overrides));
         server::run(settings, reload, |listening| {
-            tracing::info!(proxy = %listening.proxy, admin = ?listening.admin, "listening");
-            // Tests and scripts wait for these lines on stdout (the admin
-            // one first, so the proxy line always comes last).
-            if let Some(admin) = listening.admin {
-                println!("keystone-proxy admin listening on http://{admin}");
+            match listening.admin {
+                Some(admin) => tracing::info!(proxy = %listening.proxy, %admin, "listening"),
+                None => tracing::info!(proxy = %listening.proxy, "listening"),
             }
-            println!("keystone-proxy listening on {}", listening.proxy);
+            // Tests and scripts wait for these lines on stdout (the admin
+            // one first, so the proxy line always comes last). A closed
+            // stdout does not stop a server.
+            if let Some(admin) = listening.admin {
+                let _ = print_out(format_args!("keystone-proxy admin listening on http://{admin}\n"));
+            }
+            let _ = print_out(format_args!("keystone-proxy listening on {}\n", listening.proxy));
             if demo {
-                println!(
-                    "try: curl -H 'Authorization: Bearer {}' {}/compute/servers",
+                let _ = print_out(format_args!(
+                    "try: curl -H 'Authorization: Bearer {}' {}/compute/servers\n",
                     demo::KEY,
                     listening.proxy
-                );
+                ));
             }
         })
         .await?;
@@ -274,11 +272,31 @@ fn serving_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     builder.enable_all().build().context("starting the runtime")
 }
 
+/// stdout was closed by its reader.
+#[derive(Debug, thiserror::Error)]
+#[error("stdout is closed")]
+struct StdoutClosed;
+
+/// Write `text` to stdout. A closed stdout ends a one-shot command quietly
+/// with exit 0, as ripgrep does: its reader has what it wanted.
+fn print_out(text: impl std::fmt::Display) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match write!(out, "{text}").and_then(|()| out.flush()) {
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Err(StdoutClosed.into()),
+        other => other.context("writing to stdout"),
+    }
+}
+
 fn init_logging(format: LogFormat) {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colour codes only for a person at a terminal (https://no-color.org).
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),

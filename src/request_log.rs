@@ -34,6 +34,9 @@ pub(crate) struct Record {
     pub(crate) target: http::Uri,
     pub(crate) upstream: Duration,
     pub(crate) retried: bool,
+    /// A probe (`/healthz`, `/readyz`, `/metrics`): a load balancer asks
+    /// every few seconds, so its line is at `debug`.
+    pub(crate) probe: bool,
     /// The client's place among its requests in flight, held until the
     /// answer's body is done.
     pub(crate) slot: Option<Slot>,
@@ -206,6 +209,11 @@ fn write(line: &Line, end: End, bytes: u64, reason: Option<&dyn std::fmt::Displa
         return;
     }
     let record = &line.record;
+    if record.probe {
+        let (path, status) = (record.target.path(), line.status.as_u16());
+        tracing::debug!(path, status, "probe");
+        return;
+    }
     let request_id = line.request_id.to_str().unwrap_or("-");
     let method = &line.method;
     let client = record.client.as_ref().map_or("-", |c| c.name.as_str());

@@ -279,7 +279,8 @@ fn hex_id(id: &str) -> Option<[u8; 16]> {
     (id.len() == 32 && lower && hex::decode_to_slice(id, &mut raw).is_ok()).then_some(raw)
 }
 
-/// The inverse of [`encode_claims`]; `None` for anything it would not write.
+/// The inverse of [`encode_claims`]; `None` for anything it would not
+/// write, so that one meaning has one encoding.
 pub fn decode_claims(plain: &[u8]) -> Option<Claims> {
     let (expires, rest) = plain.split_first_chunk::<4>()?;
     let (binding, rest) = rest.split_first_chunk::<BINDING_LEN>()?;
@@ -288,7 +289,9 @@ pub fn decode_claims(plain: &[u8]) -> Option<Claims> {
         let (raw, rest) = rest.split_first_chunk::<16>()?;
         (hex::encode(raw), rest)
     } else {
-        take_text(tag, rest)?
+        let (text, rest) = take_text(tag, rest)?;
+        // `encode_claims` writes a hex id as its bytes, never as text.
+        (hex_id(&text).is_none().then_some(text)?, rest)
     };
     let (&tag, rest) = rest.split_first()?;
     let (selector, rest) = match tag {
@@ -296,7 +299,8 @@ pub fn decode_claims(plain: &[u8]) -> Option<Claims> {
         TAG_SAME_AS_ID => (Some(project_id.clone()), rest),
         _ => {
             let (text, rest) = take_text(tag, rest)?;
-            (Some(text), rest)
+            // Nor a selector equal to the id as text.
+            (Some((text != project_id).then_some(text)?), rest)
         }
     };
     rest.is_empty().then(|| Claims {
@@ -437,5 +441,18 @@ mod tests {
             assert_eq!(decode_claims(&plain[..cut]), None, "cut at {cut}");
         }
         assert_eq!(decode_claims(&[plain.as_slice(), b"x"].concat()), None);
+        // The same claims written another way (found by the fuzz target).
+        let mut id_as_text = vec![0; 20];
+        id_as_text.push(32);
+        id_as_text.extend_from_slice(ID.as_bytes());
+        id_as_text.push(TAG_NONE);
+        assert_eq!(decode_claims(&id_as_text), None, "a hex id as text");
+        let mut selector_as_id = vec![0; 20];
+        selector_as_id.extend_from_slice(&[1, b'p', 1, b'p']);
+        assert_eq!(
+            decode_claims(&selector_as_id),
+            None,
+            "selector = id as text"
+        );
     }
 }

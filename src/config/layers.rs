@@ -16,15 +16,20 @@ pub(super) fn figment(
     overrides: &Overrides,
     env: &Environment,
 ) -> Result<Figment, ConfigError> {
-    let probe = upper_layers(Figment::new(), source, overrides)?;
-    let base = openstack_layer(&probe, has_file(source), env)?;
-    upper_layers(base, source, overrides)
+    let probe = upper_layers(Figment::new(), source, overrides, env)?;
+    let base = openstack_layer(&probe, has_file(source, env), env)?;
+    upper_layers(base, source, overrides, env)
 }
 
-pub(super) fn has_file(source: &ConfigSource<'_>) -> bool {
+/// The default config file, in the environment's working directory.
+fn default_path(env: &Environment) -> std::path::PathBuf {
+    env.cwd.join(DEFAULT_CONFIG_PATH)
+}
+
+pub(super) fn has_file(source: &ConfigSource<'_>, env: &Environment) -> bool {
     match source {
         ConfigSource::File(_) | ConfigSource::Embedded { .. } => true,
-        ConfigSource::Default => Path::new(DEFAULT_CONFIG_PATH).is_file(),
+        ConfigSource::Default => default_path(env).is_file(),
     }
 }
 
@@ -32,6 +37,7 @@ pub(super) fn upper_layers(
     mut figment: Figment,
     source: &ConfigSource<'_>,
     overrides: &Overrides,
+    env: &Environment,
 ) -> Result<Figment, ConfigError> {
     match source {
         ConfigSource::File(path) => {
@@ -44,7 +50,7 @@ pub(super) fn upper_layers(
             figment = figment.merge(Toml::file_exact(path));
         }
         ConfigSource::Default => {
-            let path = Path::new(DEFAULT_CONFIG_PATH);
+            let path = default_path(env);
             if path.is_file() {
                 figment = figment.merge(Toml::file_exact(path));
             }

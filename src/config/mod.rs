@@ -13,7 +13,7 @@
 //! vocabulary of users, projects and credentials is `crate::credentials`.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::access::{LimitSettings, Rule};
@@ -69,6 +69,18 @@ pub fn load(source: ConfigSource<'_>, overrides: &Overrides) -> Result<Settings,
 
 /// Load and validate, with `env` standing for the process environment
 /// (clouds.yaml search path, `OS_CLOUD`, `OS_*`).
+/// `load` for unit tests: in an environment with no variables and no
+/// clouds.yaml, whatever the shell running the tests has (`OS_CLOUD`, an
+/// openrc, `~/.config/openstack`).
+#[cfg(test)]
+pub(crate) fn load_isolated(source: ConfigSource<'_>) -> Result<Settings, ConfigError> {
+    let nowhere = Environment::new(
+        [],
+        std::path::Path::new("/nonexistent/keystone-proxy-tests"),
+    );
+    load_in(source, &Overrides::default(), &nowhere)
+}
+
 pub fn load_in(
     source: ConfigSource<'_>,
     overrides: &Overrides,
@@ -87,13 +99,10 @@ mod tests {
     use secrecy::ExposeSecret;
 
     fn load_str(text: &str) -> Result<Settings, ConfigError> {
-        load(
-            ConfigSource::Embedded {
-                name: "test.toml",
-                text,
-            },
-            &Overrides::default(),
-        )
+        load_isolated(ConfigSource::Embedded {
+            name: "test.toml",
+            text,
+        })
     }
 
     const HASH: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
@@ -294,7 +303,7 @@ mod tests {
         ));
     }
 
-    fn env_with(vars: &[(&str, &str)], cwd: &Path) -> Environment {
+    fn env_with(vars: &[(&str, &str)], cwd: &std::path::Path) -> Environment {
         Environment::new(vars.iter().copied(), cwd)
     }
 

@@ -248,6 +248,7 @@ impl Proxy {
         // The route is parsed first only to answer the probes without a key;
         // a bad path from an unknown caller still gets 401, not 400.
         let target = route::parse(parts.uri.path(), &parts.headers);
+        record.probe = matches!(target, Ok(Target::Health | Target::Ready | Target::Metrics));
         match target {
             Ok(Target::Health) => return Ok(health()),
             // The rarely used answers are boxed: their futures would

@@ -475,7 +475,7 @@ fn hangup_signal() -> tokio::sync::mpsc::Receiver<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{ConfigSource, Overrides};
+    use crate::config::ConfigSource;
 
     /// The size of the future `make` returns, without running it (a
     /// request's body cannot be made outside hyper).
@@ -490,19 +490,16 @@ mod tests {
     /// for growth, not for another unboxed login or rewrite.
     #[test]
     fn a_request_future_stays_small() {
-        let settings = crate::config::load(
-            ConfigSource::Embedded {
-                name: "test.toml",
-                text: r#"
+        let settings = crate::config::load_isolated(ConfigSource::Embedded {
+            name: "test.toml",
+            text: r#"
                     [clouds.c]
                     auth_url = "http://127.0.0.1:1/v3"
                     [clouds.c.auth]
                     application_credential_id = "id"
                     application_credential_secret = "secret"
                 "#,
-            },
-            &Overrides::default(),
-        )
+        })
         .expect("a valid config");
         let proxy = Arc::new(build_proxy(&settings, &Lasting::default()).expect("a proxy"));
         let peer = Arc::new(Peer {

@@ -7,6 +7,49 @@ use std::process::Command;
 
 use keystone_proxy::testkit::{LogTo, ProxyProcess, serve_json};
 
+/// Child processes of the tests start from this, never from the runner's
+/// environment: `PATH` only, with `HOME` and the working directory an empty
+/// directory of this test run, so nothing of an OpenStack user's shell
+/// (`OS_CLOUD`, an openrc's `OS_*`, a clouds.yaml in `$HOME`,
+/// `KEYSTONE_PROXY_*`, a `config/keystone-proxy.toml` in the checkout)
+/// reaches them. A test adds what it means to give, after this.
+pub trait Isolated {
+    fn isolated(&mut self) -> &mut Self;
+}
+
+impl Isolated for Command {
+    fn isolated(&mut self) -> &mut Self {
+        self.env_clear().envs(child_env()).current_dir(empty_home())
+    }
+}
+
+impl Isolated for tokio::process::Command {
+    fn isolated(&mut self) -> &mut Self {
+        self.env_clear().envs(child_env()).current_dir(empty_home())
+    }
+}
+
+fn child_env() -> [(&'static str, std::ffi::OsString); 3] {
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+    [
+        ("PATH", path),
+        ("HOME", empty_home().into()),
+        ("LANG", "C.UTF-8".into()),
+    ]
+}
+
+/// An empty directory for this test run (under cargo's temporary
+/// directory for tests, so `cargo clean` removes it).
+pub fn empty_home() -> &'static Path {
+    static HOME: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    HOME.get_or_init(|| {
+        let dir =
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("home-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("an empty home for child processes");
+        dir
+    })
+}
+
 /// The binary under test.
 pub fn binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_keystone-proxy"))
@@ -16,6 +59,7 @@ pub fn binary() -> PathBuf {
 /// returns once the proxy says where it listens.
 pub fn start_proxy(config: &Path) -> ProxyProcess {
     let mut command = Command::new(binary());
+    command.isolated();
     serve_json(&mut command, "127.0.0.1:0", config);
     start_command(command, None)
 }
@@ -65,9 +109,9 @@ impl Run {
 /// the runtime (in-process fakes it talks to are served by it).
 pub async fn run_binary(args: &[&str], env: &[(&str, &str)]) -> Run {
     let output = tokio::process::Command::new(binary())
+        .isolated()
         .args(args)
         .envs(env.iter().copied())
-        .env_remove("RUST_LOG")
         .output()
         .await
         .expect("run keystone-proxy");

@@ -20,7 +20,7 @@ use http_body_util::{BodyExt, Full};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{ANY_KEY, ProxyConfig, ProxyProcess, TestResponse, http_client, start_proxy};
+use super::{ANY_KEY, Isolated, ProxyConfig, ProxyProcess, TestResponse, http_client, start_proxy};
 
 /// What the harness printed: where things are, and the provisioned users.
 #[derive(Debug, Clone, Deserialize)]
@@ -164,6 +164,7 @@ fn try_start(
     let errors = workdir.join("harness.stderr");
     let stderr = std::fs::File::create(&errors).map_err(|e| e.to_string())?;
     let mut child = Command::new(venv().join("bin").join("python"))
+        .isolated()
         .arg(dir.join("harness.py"))
         .arg("--workdir")
         .arg(&workdir)
@@ -394,6 +395,7 @@ pub async fn openstack_output(
     args: &[&str],
 ) -> std::process::Output {
     tokio::process::Command::new(venv().join("bin").join("openstack"))
+        .isolated()
         .args([
             "--os-auth-url",
             auth_url,
@@ -416,8 +418,6 @@ pub async fn openstack_output(
         ])
         .args(["--os-interface", "public"])
         .args(args)
-        .env_remove("OS_CLOUD")
-        .env("HOME", std::env::temp_dir())
         .output()
         .await
         .expect("run openstack")
@@ -427,11 +427,10 @@ pub async fn openstack_output(
 /// test stack importable); its stdout as JSON.
 pub async fn python(script: &str, args: &[&str]) -> Value {
     let output = tokio::process::Command::new(venv().join("bin").join("python"))
+        .isolated()
         .arg("-c")
         .arg(script)
         .args(args)
-        .env_remove("OS_CLOUD")
-        .env("HOME", std::env::temp_dir())
         .output()
         .await
         .expect("run the venv's python");

@@ -13,8 +13,8 @@ use keystone_proxy::fake::{EchoUpstream, FakeCloud, FakeKeystone, SeenRequest};
 use keystone_proxy::testkit::{ProxyConfig, ProxyProcess, serve_json};
 
 use super::{
-    ALICE_KEY, ALICE_PROJECTS, ANY_KEY, PASSWORD, TestResponse, USER_NAME, binary, eventually,
-    http_client, start_command,
+    ALICE_KEY, ALICE_PROJECTS, ANY_KEY, Isolated, PASSWORD, TestResponse, USER_NAME, binary,
+    eventually, http_client, start_command,
 };
 
 /// How a test's proxy is configured and started.
@@ -141,6 +141,7 @@ impl Stack {
             }
             None => Command::new(binary()),
         };
+        command.isolated();
         serve_json(&mut command, &config.listen_flag, &path);
         let proxy = start_command(command, config.rust_log.as_deref());
         Stack {
@@ -183,6 +184,7 @@ impl Stack {
     /// changes its file too; [`hang_up`] makes it read it.
     pub fn replica(&self) -> ProxyProcess {
         let mut command = Command::new(binary());
+        command.isolated();
         serve_json(&mut command, "127.0.0.1:0", &self.config_path);
         start_command(command, self.config.rust_log.as_deref())
     }

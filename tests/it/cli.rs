@@ -87,7 +87,7 @@ async fn gen_key_prints_a_key_and_its_hash() {
 #[tokio::test]
 async fn demo_serves_the_fake_cloud() {
     let mut command = Command::new(binary());
-    command.args(["demo", "--listen", "127.0.0.1:0"]);
+    command.isolated().args(["demo", "--listen", "127.0.0.1:0"]);
     let proxy = start_command(command, None);
     let client = http_client::<http_body_util::Empty<bytes::Bytes>>();
     let request = http::Request::builder()
@@ -101,6 +101,12 @@ async fn demo_serves_the_fake_cloud() {
     let response = TestResponse::read(client.request(request).await.unwrap()).await;
     assert_eq!(response.status, 200, "{response:?}\n{}", proxy.logs());
     assert_eq!(response.echoed().path, "/compute/v2.1/servers");
+    // Pretty logs, but stderr is a pipe here, not a terminal: no colour codes.
+    let logs = proxy.logs();
+    assert!(
+        logs.contains("listening") && !logs.contains('\x1b'),
+        "{logs}"
+    );
 }
 
 /// The example a user copies must stay valid as the config grows.
@@ -246,4 +252,48 @@ async fn check_config_refuses_an_unknown_forwarded_header() {
     let run = run_binary(&["check-config", "--config", path.to_str().unwrap()], &[]).await;
     assert!(run.ok, "{run:?}");
     assert!(run.stdout.contains("host: true"), "{run:?}");
+}
+
+/// Options work before the subcommand as after it: the file named first is
+/// the one read, whichever side.
+#[tokio::test]
+async fn options_are_read_before_and_after_the_subcommand() {
+    let (_dir, path) = write_config("[listen]\naddress = 42\n");
+    let path = path.to_str().unwrap();
+    for args in [
+        ["--config", path, "check-config"],
+        ["check-config", "--config", path],
+    ] {
+        let run = run_binary(&args, &[]).await;
+        assert!(!run.ok, "{args:?}: {run:?}");
+        assert!(run.stderr.contains("listen.address"), "{args:?}: {run:?}");
+        assert!(run.stderr.contains(path), "the file read: {run:?}");
+    }
+    let run = run_binary(&["check-config", "--listen", "127.0.0.1:1"], &[]).await;
+    assert!(
+        !run.ok && run.stderr.contains("--listen is an option of serve"),
+        "{run:?}"
+    );
+}
+
+/// A reader that stops early (`gen-key | head -1`) ends the command
+/// quietly with exit 0, as ripgrep does.
+#[tokio::test]
+async fn a_closed_stdout_ends_a_command_quietly() {
+    let script = format!(
+        // `true` has exited when gen-key writes: its stdout is a pipe with
+        // no reader.
+        "{{ sleep 0.3; {} gen-key 2>stderr.txt; echo exit=$? >status.txt; }} | true; \
+         cat status.txt stderr.txt",
+        binary().display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let output = tokio::process::Command::new("bash")
+        .args(["-c", &script])
+        .current_dir(dir.path())
+        .output()
+        .await
+        .unwrap();
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(said, "exit=0\n", "no panic, no message: {said}");
 }

@@ -11,8 +11,8 @@ fn spawn_in(dir: &std::path::Path, vars: &[(&str, &str)]) -> ProxyProcess {
     let mut command = Command::new(binary());
     command
         .args(["serve", "--listen", "127.0.0.1:0"])
+        .isolated()
         .current_dir(dir)
-        .env_clear()
         .env("HOME", dir)
         .envs(vars.iter().copied());
     start_command(command, None)

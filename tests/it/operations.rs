@@ -799,3 +799,52 @@ async fn healthcheck_probes_the_listener_its_configuration_names() {
     }
     let _ = stack.proxy.stop_and_logs();
 }
+
+/// A load balancer probes every few seconds: `/healthz`, `/readyz` and
+/// `/metrics` on the proxy port write no `info` request line, only a
+/// `probe` line at `debug`.
+#[tokio::test]
+async fn probes_are_logged_at_debug_only() {
+    for (filter, probe_lines) in [(None, 0), (Some("debug"), 3)] {
+        let stack = Stack::start_with(|config| config.rust_log = filter.map(str::to_string)).await;
+        for path in ["/healthz", "/readyz", "/metrics"] {
+            let answer = get_url(&format!("{}{path}", stack.proxy.url)).await;
+            assert_eq!(answer.status, 200, "{path}");
+        }
+        assert_eq!(stack.get("/compute/servers", ANY_KEY).await.status, 200);
+        let logged = eventually(Duration::from_secs(5), || {
+            !log_lines(&stack.proxy, "request").is_empty()
+        });
+        assert!(logged.await, "{}", stack.proxy.logs());
+        let requests = log_lines(&stack.proxy, "request");
+        let paths: Vec<String> = requests
+            .iter()
+            .map(|l| l["fields"]["path"].to_string())
+            .collect();
+        assert_eq!(paths, ["\"/compute/servers\""], "{filter:?}");
+        assert_eq!(
+            log_lines(&stack.proxy, "probe").len(),
+            probe_lines,
+            "{filter:?}"
+        );
+    }
+}
+
+/// A listening line's fields are plain values in the JSON log (an admin
+/// address, not `Some(…)`).
+#[tokio::test]
+async fn json_log_fields_are_plain_values() {
+    let stack = Stack::start_with(|config| {
+        config.set("listen.admin_address", "127.0.0.1:0");
+    })
+    .await;
+    let lines = log_lines(&stack.proxy, "listening");
+    let admin = stack.proxy.admin_url.clone().unwrap();
+    assert_eq!(
+        lines[0]["fields"]["admin"]
+            .as_str()
+            .map(|a| format!("http://{a}")),
+        Some(admin),
+        "{lines:?}"
+    );
+}

@@ -104,6 +104,7 @@ async fn the_openstack_cli_creates_lists_saves_and_deletes_images_in_both_region
 /// `curl ARGS` (the real one): its output, which must be a success.
 async fn curl(args: &[&str]) -> Vec<u8> {
     let output = tokio::process::Command::new("curl")
+        .isolated()
         .args(["-sS", "--fail-with-body"])
         .args(args)
         .output()
@@ -219,21 +220,34 @@ async fn a_sized_upload_after_revocation_is_renewed_and_replayed_whole() {
     std::fs::write(&source, &data).unwrap();
     let auth = format!("authorization: Bearer {ANY_KEY}");
     let url = format!("{}{file}", real.proxy.url);
-    let status = curl(&[
-        "-H",
-        &auth,
-        "-H",
-        "content-type: application/octet-stream",
-        "-T",
-        source.to_str().unwrap(),
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
-        &url,
-    ])
-    .await;
-    assert_eq!(String::from_utf8_lossy(&status), "204");
+    let answer = dir.path().join("answer.txt");
+    let output = tokio::process::Command::new("curl")
+        .isolated()
+        .args([
+            "-sS",
+            "-H",
+            &auth,
+            "-H",
+            "content-type: application/octet-stream",
+        ])
+        .args([
+            "-T",
+            source.to_str().unwrap(),
+            "-o",
+            answer.to_str().unwrap(),
+        ])
+        .args(["-w", "%{http_code}", &url])
+        .output()
+        .await
+        .expect("curl is installed (.ci/run installs it)");
+    let status = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        status,
+        "204",
+        "{output:?}\n{}\n{}",
+        std::fs::read_to_string(&answer).unwrap_or_default(),
+        real.proxy.logs()
+    );
     let logins = crate::common::real::keystone_calls(&real.proxy, None) - before;
     assert_eq!(logins, 1, "one renewal");
     let glance = recorded(cloud, "RegionOne", &id).await.json();
