@@ -1,6 +1,7 @@
 //! Sending one attempt of a request to a catalog endpoint.
 
 pub mod body;
+pub mod early_answer;
 pub mod headers;
 pub(crate) mod linger;
 pub(crate) mod pace;

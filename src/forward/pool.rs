@@ -37,6 +37,7 @@ use hyper::client::conn::http1;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tower_service::Service;
 
+use super::early_answer::EarlyAnswer;
 use crate::connector::Connector;
 
 type Sender<B> = http1::SendRequest<B>;
@@ -306,7 +307,7 @@ impl<B: RequestBody> Inner<B> {
             .await
             .map_err(SendError::Connect)?;
         let io = connector.call(uri).await.map_err(SendError::Connect)?;
-        let (sender, connection) = http1::handshake(io).await?;
+        let (sender, connection) = http1::handshake(EarlyAnswer::new(io)).await?;
         tokio::spawn(async move {
             // The slot is the connection's for as long as it is open.
             let _slot = slot;
