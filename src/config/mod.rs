@@ -123,6 +123,69 @@ mod tests {
         )
     }
 
+    /// A typo in an interface or an `auth` key is an error that names the
+    /// key and what it most likely meant; a feature the proxy lacks is
+    /// refused, not dropped; keystoneauth's default domain is honoured.
+    #[test]
+    fn typos_name_the_key_they_meant() {
+        let cloud = |table: &str| {
+            format!(
+                "[clouds.c]\nauth_url = \"https://k:5000/v3\"\n{table}\n[clouds.c.auth]\n\
+                 password = \"hunter2\"\nproject_name = \"demo\"\n"
+            )
+        };
+        let error = |text: &str| load_str(text).unwrap_err().to_string();
+        let with_user = |extra: &str| cloud("") + "username = \"svc\"\n" + extra;
+
+        let pubic = error(&(cloud("interface = \"pubic\"") + "username = \"svc\"\n"));
+        assert!(
+            pubic.contains("clouds.c.interface") && pubic.contains("did you mean public?"),
+            "{pubic}"
+        );
+        let listed =
+            error(&(cloud("interface = [\"internal\", \"admn\"]") + "username = \"svc\"\n"));
+        assert!(listed.contains("did you mean admin?"), "{listed}");
+        let v2_style = load_str(
+            &(cloud("interface = \"internalURL\"")
+                + "username = \"svc\"\nuser_domain_name = \"D\"\n"),
+        );
+        assert_eq!(v2_style.unwrap().clouds["c"].interfaces, ["internal"]);
+
+        let usrname = error(&(cloud("") + "usrname = \"svc\"\nuser_domain_name = \"D\"\n"));
+        assert!(
+            usrname.contains("clouds.c.auth.usrname") && usrname.contains("did you mean username?"),
+            "{usrname}"
+        );
+        let system = error(&with_user(
+            "user_domain_name = \"D\"\nsystem_scope = \"all\"\n",
+        ));
+        assert!(
+            system.contains("auth.system_scope") && system.contains("not supported"),
+            "{system}"
+        );
+        let unknown = error(&with_user("user_domain_name = \"D\"\ncolour = \"blue\"\n"));
+        assert!(
+            unknown.contains("auth.colour") && unknown.contains("the proxy reads"),
+            "{unknown}"
+        );
+
+        let settings = load_str(&with_user("default_domain_name = \"Corp\"\n")).unwrap();
+        match &settings.clouds["c"].credential {
+            Credential::Password { user, .. } => assert_eq!(
+                *user,
+                crate::credentials::UserRef::Name {
+                    name: "svc".into(),
+                    domain: DomainRef::Name("Corp".into())
+                }
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            settings.clouds["c"].project_domain,
+            DomainRef::Name("Corp".into())
+        );
+    }
+
     #[test]
     fn defaults_and_normalisation() {
         let settings = load_str(&minimal("")).unwrap();

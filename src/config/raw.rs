@@ -176,7 +176,40 @@ pub(super) struct RawAuth {
     pub(super) application_credential_secret: Option<SecretString>,
     pub(super) application_credential_secret_file: Option<PathBuf>,
     pub(super) token: Option<SecretString>,
+    /// keystoneauth's domain for users and projects named without one.
+    pub(super) default_domain_id: Option<String>,
+    pub(super) default_domain_name: Option<String>,
+    /// Every other key: refused by `validate`, with the key it most likely
+    /// meant (a typo must not pass as a missing value).
+    #[serde(flatten)]
+    pub(super) unknown: BTreeMap<String, figment::value::Value>,
 }
+
+/// The keys of [`RawAuth`], for "did you mean …?".
+pub(super) const AUTH_KEYS: &[&str] = &[
+    "auth_url",
+    "username",
+    "user_id",
+    "password",
+    "password_file",
+    "user_domain_name",
+    "user_domain_id",
+    "project_name",
+    "project_id",
+    "tenant_name",
+    "tenant_id",
+    "project_domain_name",
+    "project_domain_id",
+    "domain_name",
+    "domain_id",
+    "application_credential_id",
+    "application_credential_name",
+    "application_credential_secret",
+    "application_credential_secret_file",
+    "token",
+    "default_domain_id",
+    "default_domain_name",
+];
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -241,8 +241,20 @@ impl Validator<'_> {
             Some(OneOrMany::One(s)) => s.split(',').map(normalize_interface).collect(),
             Some(OneOrMany::Many(list)) => list.iter().map(|s| normalize_interface(s)).collect(),
         };
-        if interfaces.is_empty() || interfaces.iter().any(|i| i.is_empty()) {
+        if interfaces.is_empty() {
             return Err(self.error(&key("interface"), "must name public, internal or admin"));
+        }
+        if let Some(typo) = interfaces
+            .iter()
+            .find(|i| !INTERFACES.contains(&i.as_str()))
+        {
+            let hint = nearest(typo, &INTERFACES)
+                .map(|known| format!(" (did you mean {known}?)"))
+                .unwrap_or_default();
+            return Err(self.error(
+                &key("interface"),
+                format!("{typo:?} is not an interface: public, internal or admin{hint}"),
+            ));
         }
         let auth = raw.auth;
         let v2 = api_version == Some(ApiVersion::V2)
@@ -297,6 +309,26 @@ impl Validator<'_> {
         })
     }
 
+    /// Every key of `auth` is one the proxy reads: a typo would otherwise
+    /// read as a missing value, and a feature it does not have as a silent
+    /// fallback.
+    fn known_auth_keys(&self, cloud: &str, auth: &RawAuth) -> Result<(), ConfigError> {
+        let Some(unknown) = auth.unknown.keys().next() else {
+            return Ok(());
+        };
+        let problem = match (nearest(unknown, AUTH_KEYS), unknown.as_str()) {
+            (Some(meant), _) => format!("not a key of auth (did you mean {meant}?)"),
+            (None, "system_scope" | "trust_id" | "passcode" | "identity_provider" | "protocol") => {
+                "not supported by keystone-proxy (it scopes tokens to projects)".to_string()
+            }
+            (None, _) => format!(
+                "not a key of auth; the proxy reads {}",
+                AUTH_KEYS.join(", ")
+            ),
+        };
+        Err(self.error(&format!("clouds.{cloud}.auth.{unknown}"), problem))
+    }
+
     fn credential(
         &self,
         cloud: &str,
@@ -305,6 +337,7 @@ impl Validator<'_> {
         auth: &RawAuth,
     ) -> Result<Credential, ConfigError> {
         let key = |field: &str| format!("clouds.{cloud}.auth.{field}");
+        self.known_auth_keys(cloud, auth)?;
         match kind {
             AuthKind::ApplicationCredential => {
                 let secret = self
@@ -363,6 +396,7 @@ impl Validator<'_> {
             .ok_or_else(|| self.error(&key("username"), "missing (or give user_id)"))?;
         let domain = domain_of(&auth.user_domain_id, &auth.user_domain_name)
             .or_else(|| domain_of(&auth.domain_id, &auth.domain_name))
+            .or_else(|| domain_of(&auth.default_domain_id, &auth.default_domain_name))
             .or_else(|| v2.then(|| DomainRef::Id("default".into())))
             .ok_or_else(|| {
                 self.error(
@@ -560,6 +594,7 @@ pub(super) fn domain_of(id: &Option<String>, name: &Option<String>) -> Option<Do
 pub(super) fn project_of(auth: &RawAuth) -> (Option<ProjectRef>, DomainRef) {
     let domain = domain_of(&auth.project_domain_id, &auth.project_domain_name)
         .or_else(|| domain_of(&auth.domain_id, &auth.domain_name))
+        .or_else(|| domain_of(&auth.default_domain_id, &auth.default_domain_name))
         .unwrap_or_else(|| DomainRef::Id("default".into()));
     let project = match (
         auth.project_id.as_ref().or(auth.tenant_id.as_ref()),
@@ -603,4 +638,18 @@ fn api_version(value: &StringOrNumber) -> Option<ApiVersion> {
         "2" | "2.0" => Some(ApiVersion::V2),
         _ => None,
     }
+}
+
+/// The endpoint interfaces Keystone's catalog has.
+const INTERFACES: [&str; 3] = ["public", "internal", "admin"];
+
+/// The known word a typo most likely meant: within two edits (and fewer
+/// than its own length), the closest first.
+pub(super) fn nearest<'a>(typo: &str, known: &[&'a str]) -> Option<&'a str> {
+    known
+        .iter()
+        .map(|k| (strsim::damerau_levenshtein(typo, k), *k))
+        .filter(|(distance, _)| *distance <= 2 && *distance < typo.len())
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, k)| k)
 }
