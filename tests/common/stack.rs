@@ -248,6 +248,26 @@ impl Stack {
             .await
     }
 
+    /// GET `path` with `key` every 100 ms until the answer has `status`,
+    /// for at most `limit`: for what must happen once a pause is over,
+    /// without a sleep that guesses its length.
+    pub async fn get_until(
+        &self,
+        path: &str,
+        key: &str,
+        status: u16,
+        limit: Duration,
+    ) -> TestResponse {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let response = self.get(path, key).await;
+            if response.status == status || tokio::time::Instant::now() >= deadline {
+                return response;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     pub fn seen(&self) -> Vec<SeenRequest> {
         self.upstream.seen()
     }

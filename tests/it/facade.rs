@@ -276,9 +276,18 @@ async fn a_session_outlives_real_token_renewals_and_ends_with_its_ttl() {
     stack.keystone.revoke_all();
     let response = with_token(&stack, Method::GET, "/compute/servers", &headers).await;
     assert_eq!(response.status, 200, "renewed behind the session");
-    tokio::time::sleep(Duration::from_millis(2200)).await;
-    let response = with_token(&stack, Method::GET, "/compute/servers", &headers).await;
+    // Expiry has one-second resolution: a 2 s session ends within 3 s.
+    let started = std::time::Instant::now();
+    let mut response = with_token(&stack, Method::GET, "/compute/servers", &headers).await;
+    while response.status == 200 && started.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        response = with_token(&stack, Method::GET, "/compute/servers", &headers).await;
+    }
     assert_eq!(response.status, 401, "expired");
+    assert!(
+        started.elapsed() > Duration::from_millis(500),
+        "not long before its ttl"
+    );
 }
 
 /// The shape of the v2.0 scripts this project was started for.
