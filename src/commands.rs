@@ -191,26 +191,51 @@ async fn unix_status(path: &std::path::Path) -> Result<http::StatusCode, HealthE
     Ok(response.status())
 }
 
-/// `field value` lines, as `openstack token issue` shows them.
-pub fn token_table(issued: &IssuedToken) -> String {
-    let mut rows = vec![
-        ("expires", issued.expires_at.to_string()),
-        ("id", issued.token.expose_secret().to_string()),
-    ];
-    if let Some(project) = &issued.project {
-        rows.push(("project_id", project.id.clone()));
-        rows.push(("project_name", project.name.clone()));
-    }
-    table(
-        &["Field", "Value"],
-        rows.into_iter()
-            .map(|(f, v)| vec![f.to_string(), v])
-            .collect(),
-    )
+/// How `token` and `catalog` print, as `openstack -f` does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    #[default]
+    Table,
+    Json,
+    Value,
+    Yaml,
 }
 
-/// One line per endpoint: type, name, interface, region, URL.
-pub fn catalog_table(issued: &IssuedToken) -> String {
+/// What a one-shot command shows: one record (`token`, shown as field and
+/// value) or a list of rows (`catalog`), with named columns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listing {
+    columns: Vec<&'static str>,
+    rows: Vec<Vec<String>>,
+    one_record: bool,
+}
+
+/// `-c` named a column the listing does not have.
+#[derive(Debug, thiserror::Error)]
+#[error("no column {column:?} (the columns are {})", known.join(", "))]
+pub struct UnknownColumn {
+    column: String,
+    known: Vec<&'static str>,
+}
+
+/// The token as `openstack token issue` shows it.
+pub fn token_listing(issued: &IssuedToken) -> Listing {
+    let project = issued.project.as_ref();
+    let user = issued.user.as_ref();
+    Listing {
+        columns: vec!["expires", "id", "project_id", "user_id"],
+        rows: vec![vec![
+            issued.expires_at.to_string(),
+            issued.token.expose_secret().to_string(),
+            project.map(|p| p.id.clone()).unwrap_or_default(),
+            user.map(|u| u.id.clone()).unwrap_or_default(),
+        ]],
+        one_record: true,
+    }
+}
+
+/// One row per endpoint, as `openstack catalog list` lists services.
+pub fn catalog_listing(issued: &IssuedToken) -> Listing {
     let rows = issued
         .catalog
         .services()
@@ -227,7 +252,90 @@ pub fn catalog_table(issued: &IssuedToken) -> String {
             })
         })
         .collect();
-    table(&["Type", "Name", "Interface", "Region", "URL"], rows)
+    Listing {
+        columns: vec!["Type", "Name", "Interface", "Region", "URL"],
+        rows,
+        one_record: false,
+    }
+}
+
+impl Listing {
+    /// Only `columns` (`-c`, in the order given); all when empty.
+    pub fn select(self, columns: &[String]) -> Result<Listing, UnknownColumn> {
+        if columns.is_empty() {
+            return Ok(self);
+        }
+        let mut picked = Vec::with_capacity(columns.len());
+        for column in columns {
+            let index = (self.columns.iter())
+                .position(|c| c == column)
+                .ok_or_else(|| UnknownColumn {
+                    column: column.clone(),
+                    known: self.columns.clone(),
+                })?;
+            picked.push(index);
+        }
+        Ok(Listing {
+            columns: picked.iter().map(|&i| self.columns[i]).collect(),
+            rows: (self.rows.iter())
+                .map(|row| picked.iter().map(|&i| row[i].clone()).collect())
+                .collect(),
+            one_record: self.one_record,
+        })
+    }
+
+    pub fn render(&self, format: Format) -> String {
+        match format {
+            Format::Table if self.one_record => {
+                let rows = (self.columns.iter().zip(&self.rows[0]))
+                    .map(|(c, v)| vec![c.to_string(), v.clone()])
+                    .collect();
+                table(&["Field", "Value"], rows)
+            }
+            Format::Table => table(&self.columns, self.rows.clone()),
+            Format::Json => {
+                let text = serde_json::to_string_pretty(&self.json());
+                text.unwrap_or_default() + "\n"
+            }
+            // One value per line for a record, a row per line for a list.
+            Format::Value if self.one_record => {
+                self.rows[0].iter().map(|v| format!("{v}\n")).collect()
+            }
+            Format::Value => self.rows.iter().map(|row| row.join(" ") + "\n").collect(),
+            Format::Yaml => self.yaml(),
+        }
+    }
+
+    fn record(&self, row: &[String]) -> serde_json::Map<String, serde_json::Value> {
+        (self.columns.iter().zip(row))
+            .map(|(c, v)| (c.to_string(), serde_json::Value::from(v.as_str())))
+            .collect()
+    }
+
+    fn json(&self) -> serde_json::Value {
+        match self.one_record {
+            true => self.record(&self.rows[0]).into(),
+            false => (self.rows.iter())
+                .map(|row| serde_json::Value::Object(self.record(row)))
+                .collect(),
+        }
+    }
+
+    /// YAML with every value a JSON string (valid YAML, and no value can
+    /// be misread as a number, a date or a boolean).
+    fn yaml(&self) -> String {
+        let pairs = |row: &[String], indent: &str| -> Vec<String> {
+            (self.columns.iter().zip(row))
+                .map(|(c, v)| format!("{indent}{c}: {}", serde_json::Value::from(v.as_str())))
+                .collect()
+        };
+        match self.one_record {
+            true => pairs(&self.rows[0], "").join("\n") + "\n",
+            false => (self.rows.iter())
+                .map(|row| "- ".to_string() + pairs(row, "  ").join("\n").trim_start() + "\n")
+                .collect(),
+        }
+    }
 }
 
 /// Columns padded to their widest cell.
@@ -265,6 +373,45 @@ fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn listing(one_record: bool) -> Listing {
+        let rows = match one_record {
+            true => vec![vec!["2026-01-01T00:00:00Z".into(), "t0k".into()]],
+            false => vec![vec!["a b".into(), "1".into()], vec!["c".into(), "2".into()]],
+        };
+        Listing {
+            columns: vec!["expires", "id"],
+            rows,
+            one_record,
+        }
+    }
+
+    #[test]
+    fn every_format_of_a_record_and_a_list() {
+        let record = listing(true);
+        assert_eq!(
+            record.render(Format::Table),
+            "Field    Value\n-------  --------------------\nexpires  2026-01-01T00:00:00Z\nid       t0k\n"
+        );
+        assert_eq!(record.render(Format::Value), "2026-01-01T00:00:00Z\nt0k\n");
+        assert_eq!(
+            record.render(Format::Yaml),
+            "expires: \"2026-01-01T00:00:00Z\"\nid: \"t0k\"\n"
+        );
+        let list = listing(false);
+        assert_eq!(list.render(Format::Value), "a b 1\nc 2\n");
+        assert_eq!(
+            list.render(Format::Yaml),
+            "- expires: \"a b\"\n  id: \"1\"\n- expires: \"c\"\n  id: \"2\"\n"
+        );
+        let json: serde_json::Value = serde_json::from_str(&list.render(Format::Json)).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!([{"expires": "a b", "id": "1"}, {"expires": "c", "id": "2"}])
+        );
+        let ids = list.select(&["id".into()]).unwrap();
+        assert_eq!(ids.render(Format::Value), "1\n2\n");
+    }
 
     #[test]
     fn tables_line_up() {

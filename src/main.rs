@@ -88,6 +88,12 @@ struct OneShotArgs {
     /// A project name or id (default: the cloud's own project).
     #[arg(long, value_name = "PROJECT")]
     project: Option<String>,
+    /// Output format, as `openstack -f`.
+    #[arg(short = 'f', long = "format", value_enum, default_value_t = commands::Format::Table)]
+    format: commands::Format,
+    /// Only this column (repeatable), as `openstack -c`.
+    #[arg(short = 'c', long = "column", value_name = "COLUMN")]
+    column: Vec<String>,
 }
 
 #[derive(Clone, Copy, Default, ValueEnum)]
@@ -161,12 +167,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Some(Command::Token(args)) => one_shot(config, args, |issued| {
-            print_out(commands::token_table(issued))
-        }),
-        Some(Command::Catalog(args)) => one_shot(config, args, |issued| {
-            print_out(commands::catalog_table(issued))
-        }),
+        Some(Command::Token(args)) => one_shot(config, args, commands::token_listing),
+        Some(Command::Catalog(args)) => one_shot(config, args, commands::catalog_listing),
         Some(Command::Healthcheck { url }) => {
             connector::install_crypto_provider();
             let probe = match url {
@@ -199,7 +201,7 @@ fn current_thread_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 fn one_shot(
     config: Option<PathBuf>,
     args: OneShotArgs,
-    show: impl FnOnce(&keystone_proxy::keystone::IssuedToken) -> anyhow::Result<()>,
+    listing: fn(&keystone_proxy::keystone::IssuedToken) -> commands::Listing,
 ) -> anyhow::Result<ExitCode> {
     connector::install_crypto_provider();
     let settings = config::load(from_flag(config), &Overrides::default())?;
@@ -208,7 +210,8 @@ fn one_shot(
         args.cloud.as_deref(),
         args.project.as_deref(),
     ))?;
-    show(&issued)?;
+    let listing = listing(&issued).select(&args.column)?;
+    print_out(listing.render(args.format))?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -99,11 +99,64 @@ async fn token_command_prints_a_working_token() {
     let run = run_binary(&["token", "--project", "ops", "--config", config], &[]).await;
     assert!(run.ok, "{run:?}");
     assert_eq!(run.field("project_id"), OPS_PROJECT_ID);
-    assert_eq!(run.field("project_name"), "ops");
+    assert_eq!(run.field("user_id"), USER_ID);
     let token = run.field("id");
     assert_eq!(
         keystone.validator().project_of(&token).as_deref(),
         Some(OPS_PROJECT_ID)
+    );
+}
+
+/// `-f json|value|yaml` and `-c`, as `openstack` takes them: the JSON
+/// parses, `-f value -c id` is the token alone, an unknown column is named.
+#[tokio::test]
+async fn token_and_catalog_take_openstack_output_options() {
+    let (keystone, _upstream) = fake_cloud().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &keystone);
+    let config = config.to_str().unwrap();
+    let run = |args: &'static [&'static str]| {
+        let args: Vec<&str> = args.iter().copied().chain(["--config", config]).collect();
+        async move { run_binary(&args, &[]).await }
+    };
+    let json = run(&["token", "-f", "json"]).await;
+    assert!(json.ok, "{json:?}");
+    let token: serde_json::Value = serde_json::from_str(&json.stdout).expect("JSON");
+    let fields: Vec<&String> = token.as_object().unwrap().keys().collect();
+    assert_eq!(fields, ["expires", "id", "project_id", "user_id"]);
+    assert_eq!(token["project_id"], DEMO_PROJECT_ID);
+    let id = token["id"].as_str().unwrap();
+    assert_eq!(
+        keystone.validator().project_of(id).as_deref(),
+        Some(DEMO_PROJECT_ID)
+    );
+
+    let value = run(&["token", "-f", "value", "-c", "id"]).await;
+    assert!(value.ok, "{value:?}");
+    let only = value.stdout.trim_end();
+    assert!(!only.contains(char::is_whitespace) && keystone.validator().project_of(only).is_some());
+
+    let catalog = run(&["catalog", "-f", "json", "-c", "Type", "-c", "URL"]).await;
+    let rows: serde_json::Value = serde_json::from_str(&catalog.stdout).expect("JSON");
+    let row = &rows.as_array().expect("a list")[0];
+    assert_eq!(
+        row.as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["Type", "URL"]
+    );
+    let yaml = run(&["catalog", "-f", "yaml", "-c", "Type"]).await;
+    assert!(
+        yaml.stdout.lines().all(|l| l.starts_with("- Type: \"")),
+        "{yaml:?}"
+    );
+
+    let unknown = run(&["token", "-c", "nope"]).await;
+    assert!(
+        !unknown.ok && unknown.stderr.contains("no column \"nope\""),
+        "{unknown:?}"
+    );
+    assert!(
+        unknown.stderr.contains("expires, id, project_id, user_id"),
+        "{unknown:?}"
     );
 }
 
