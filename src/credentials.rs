@@ -80,6 +80,48 @@ pub enum ApiVersion {
     V3,
 }
 
+impl std::fmt::Display for DomainRef {
+    /// `name` or `id=ID`, as a log line shows it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DomainRef::Id(id) => write!(f, "id={id}"),
+            DomainRef::Name(name) => f.write_str(name),
+        }
+    }
+}
+
+impl std::fmt::Display for UserRef {
+    /// `name@domain` or `id=ID`: who logs in, never how.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UserRef::Id(id) => write!(f, "id={id}"),
+            UserRef::Name { name, domain } => write!(f, "{name}@{domain}"),
+        }
+    }
+}
+
+impl std::fmt::Display for Credential {
+    /// The kind of credential and whose it is; the secret never.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credential::Password { user, .. } => write!(f, "password of user {user}"),
+            Credential::ApplicationCredential {
+                id: AppCredRef::Id(id),
+                ..
+            } => {
+                write!(f, "application credential id={id}")
+            }
+            Credential::ApplicationCredential {
+                id: AppCredRef::Name { name, user },
+                ..
+            } => {
+                write!(f, "application credential {name} of user {user}")
+            }
+            Credential::Token(_) => f.write_str("a token from the configuration"),
+        }
+    }
+}
+
 impl ApiVersion {
     /// The URL path segment of this version.
     pub fn path(self) -> &'static str {

@@ -199,6 +199,9 @@ pub enum SessionKeySource {
 #[derive(Debug, Clone)]
 pub struct CloudSettings {
     pub name: String,
+    /// Where it was defined (a TOML file, a clouds.yaml, `OS_*`
+    /// variables), for the start-up line that says which cloud is used.
+    pub origin: String,
     /// As configured, without a trailing slash (it may or may not end in
     /// a version: see `keystone::discovery`).
     pub auth_url: String,

@@ -25,19 +25,27 @@ impl Validator<'_> {
     /// An error about `key`, whose source is found under `lookup` (an
     /// array element has no metadata of its own, its table has).
     fn error_at(&self, key: &str, lookup: &str, problem: impl std::fmt::Display) -> ConfigError {
-        let origin = self
-            .figment
-            .find_metadata(lookup)
-            .map(|m| match &m.source {
-                Some(figment::Source::File(path)) => {
-                    let path = std::path::absolute(path).unwrap_or_else(|_| path.clone());
-                    format!(" (in {} {})", m.name, path.display())
-                }
-                Some(source) => format!(" (in {} {source})", m.name),
-                None => format!(" (from {})", m.name),
-            })
-            .unwrap_or_default();
+        let origin = match self.origin(lookup) {
+            Some(origin) if origin.starts_with('(') => format!(" {origin}"),
+            Some(origin) => format!(" (in {origin})"),
+            None => String::new(),
+        };
         ConfigError(format!("{key}: {problem}{origin}"))
+    }
+
+    /// Where the value at `key` came from: `TOML file /etc/kp.toml`,
+    /// `clouds.yaml /home/u/.config/openstack/clouds.yaml`, or, for a
+    /// provider without a source, `(from NAME)`.
+    fn origin(&self, key: &str) -> Option<String> {
+        let metadata = self.figment.find_metadata(key)?;
+        Some(match &metadata.source {
+            Some(figment::Source::File(path)) => {
+                let path = std::path::absolute(path).unwrap_or_else(|_| path.clone());
+                format!("{} {}", metadata.name, path.display())
+            }
+            Some(source) => format!("{} {source}", metadata.name),
+            None => format!("(from {})", metadata.name),
+        })
     }
 
     pub(super) fn settings(&self, raw: RawConfig) -> Result<Settings, ConfigError> {
@@ -261,7 +269,16 @@ impl Validator<'_> {
             || (api_version.is_none() && auth_url.trim_end_matches('/').ends_with("/v2.0"));
         let credential = self.credential(name, kind, v2, &auth)?;
         let (project, project_domain) = project_of(&auth);
+        let origin = (self.origin(&key("auth_url")))
+            .or_else(|| self.origin(&key("auth.auth_url")))
+            .map(|o| {
+                o.trim_start_matches("(from ")
+                    .trim_end_matches(')')
+                    .to_string()
+            })
+            .unwrap_or_default();
         Ok(CloudSettings {
+            origin,
             name: name.to_string(),
             auth_url: auth_url.trim_end_matches('/').to_string(),
             api_version,

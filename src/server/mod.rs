@@ -85,6 +85,7 @@ pub async fn run(
     // reloads: tools logged in through the facade stay so.
     let lasting = Lasting::default();
     let proxy = Arc::new(build_proxy(&settings, &lasting)?);
+    say_which_clouds(&settings);
     say_where_session_keys_are(&settings);
     let live = Arc::new(Live {
         proxy: ArcSwap::new(proxy.clone()),
@@ -391,6 +392,7 @@ fn apply_reload(live: &Live, running: &Settings, reload: &Reload, lasting: &Last
     match prepared {
         Ok((settings, proxy, tls)) => {
             warn_about(&settings);
+            say_which_clouds(&settings);
             if settings.listen.address != running.listen.address
                 || settings.listen.admin_address != running.listen.admin_address
             {
@@ -416,6 +418,26 @@ fn build_proxy(settings: &Settings, lasting: &Lasting) -> Result<Proxy, StartErr
         .transpose()?;
     let sessions = Sessions::new(keys, settings.token.session_ttl, lasting.sessions.clone());
     Ok(Proxy::new(settings, lasting, sessions)?)
+}
+
+/// One line per cloud: which Keystone, as whom, in which project, region
+/// and interface, and where that was configured (no secret), so that an
+/// openrc or a clouds.yaml picked up by mistake shows at once.
+fn say_which_clouds(settings: &Settings) {
+    for cloud in settings.clouds.values() {
+        let project = cloud.project.as_ref().map_or("-", |p| p.label());
+        tracing::info!(
+            cloud = %cloud.name,
+            auth_url = %cloud.auth_url,
+            identity_api = cloud.api_version.map_or("discovered", |v| v.path()),
+            credential = %cloud.credential,
+            project,
+            region = cloud.region_name.as_deref().unwrap_or("-"),
+            interface = %cloud.interfaces.join(","),
+            from = %cloud.origin,
+            "cloud"
+        );
+    }
 }
 
 /// Whether sessions outlive this process, and other replicas accept them.

@@ -39,7 +39,29 @@ async fn clouds_yaml_and_secure_yaml_with_os_cloud() {
         response.echoed().project_id.as_deref(),
         Some(OPS_PROJECT_ID)
     );
-    assert!(!proxy.logs().contains(PASSWORD));
+    let logs = proxy.logs();
+    assert!(!logs.contains(PASSWORD));
+    // Which cloud, as whom and from where, said at start.
+    let clouds_yaml = dir.path().join("clouds.yaml");
+    let line = cloud_line(&logs);
+    for part in [
+        "cloud=fake".to_string(),
+        format!("auth_url={}", keystone.url()),
+        format!("credential=password of user {USER_NAME}@Default"),
+        "project=\"ops\"".to_string(),
+        "region=\"RegionOne\"".to_string(),
+        "interface=public".to_string(),
+        format!("from=clouds.yaml {}", clouds_yaml.display()),
+    ] {
+        assert!(line.contains(&part), "{part} in {line}");
+    }
+}
+
+/// The start-up line about the cloud.
+fn cloud_line(logs: &str) -> &str {
+    logs.lines()
+        .find(|l| l.contains(" cloud ") && l.contains("auth_url="))
+        .unwrap_or_else(|| panic!("no cloud line in {logs}"))
 }
 
 #[tokio::test]
@@ -65,6 +87,14 @@ async fn an_openrc_is_enough() {
         response.echoed().project_id.as_deref(),
         Some(DEMO_PROJECT_ID)
     );
+    let logs = proxy.logs();
+    let line = cloud_line(&logs);
+    assert!(
+        line.contains("cloud=envvars") && line.contains("interface=internal"),
+        "{line}"
+    );
+    assert!(line.contains("from=OS_* variables"), "{line}");
+    assert!(!logs.contains(PASSWORD));
 }
 
 fn write_config(
