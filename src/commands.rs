@@ -73,10 +73,18 @@ pub async fn issue(
     let project = project
         .map(|p| ProjectRef::from_selector(p, &cloud.project_domain))
         .or_else(|| cloud.project.clone());
-    keystone
+    let issued = keystone
         .token_for(project.as_ref())
         .await
-        .map_err(|e| IssueError::Keystone(e.for_cloud(&name)))
+        .map_err(|e| IssueError::Keystone(e.for_cloud(&name)))?;
+    // As the proxy path refuses it: an application credential's token is
+    // for its own project whatever was asked.
+    let scope = crate::tokens::Scope {
+        cloud: std::sync::Arc::from(name.as_str()),
+        project,
+    };
+    crate::tokens::check_project(&scope, &issued)?;
+    Ok(issued)
 }
 
 /// What `healthcheck` probes.

@@ -59,7 +59,7 @@ pub enum ProxyError {
         /// and metrics.
         refused_by: &'static str,
     },
-    #[error("project {project:?} is not allowed: {reason}")]
+    #[error("{}", forbidden_project(project, reason))]
     ForbiddenProject { project: String, reason: String },
     #[error("no service {service:?} in the catalog for this project{detail}")]
     UnknownService { service: String, detail: String },
@@ -213,6 +213,15 @@ pub fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     text
+}
+
+/// The message of `ForbiddenProject`: a request that named no project
+/// says so, rather than quoting an empty name.
+fn forbidden_project(project: &str, reason: &str) -> String {
+    match project {
+        "" => format!("no project was named and none is allowed by default: {reason}"),
+        project => format!("project {project:?} is not allowed: {reason}"),
+    }
 }
 
 #[cfg(test)]

@@ -186,6 +186,7 @@ impl Facade {
             .clouds
             .scope(&client, cloud, login.project.as_deref())?;
         let token = self.tokens.get(&scope, Some(&client.logins)).await?;
+        crate::clouds::check_own_project(&client, &scope, &token)?;
         let project = token
             .project
             .clone()
@@ -272,6 +273,7 @@ impl Facade {
         };
         record.project = scope.project.as_ref().map(|p| p.label().to_string());
         let token = self.tokens.get(&scope, Some(&client.logins)).await?;
+        crate::clouds::check_own_project(&client, &scope, &token)?;
         // The header holds the token as Keystone gave it (ASCII by construction).
         let secret = token.header.to_str().unwrap_or_default();
         let body = json!({

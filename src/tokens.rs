@@ -277,7 +277,7 @@ impl Inner {
 
 /// An application credential is bound to one project; asking it for
 /// another gives a token for the wrong project, which must not be used.
-fn check_project(scope: &Scope, issued: &IssuedToken) -> Result<(), ProxyError> {
+pub(crate) fn check_project(scope: &Scope, issued: &IssuedToken) -> Result<(), ProxyError> {
     match (&scope.project, &issued.project) {
         (Some(wanted), Some(got)) if !got.is(wanted) => Err(ProxyError::ForbiddenProject {
             project: wanted.label().to_string(),

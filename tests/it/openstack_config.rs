@@ -137,6 +137,48 @@ async fn token_command_prints_a_working_token() {
     );
 }
 
+/// `token --project` on an application-credential cloud fails as the
+/// proxy path does (the credential is bound to its project), instead of
+/// printing a token for another project.
+#[tokio::test]
+async fn token_for_another_project_of_an_application_credential_fails() {
+    let (keystone, _upstream) = fake_cloud().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("proxy.toml");
+    let mut config = ProxyConfig::new();
+    config.set("clouds.fake.auth_url", keystone.url()).table(
+        "clouds.fake.auth",
+        &[
+            ("application_credential_id", APP_CRED_ID),
+            ("application_credential_secret", APP_CRED_SECRET),
+        ],
+    );
+    config.write(&path).unwrap();
+    let config = path.to_str().unwrap();
+    let own = run_binary(
+        &[
+            "token",
+            "-f",
+            "value",
+            "-c",
+            "project_id",
+            "--config",
+            config,
+        ],
+        &[],
+    )
+    .await;
+    assert!(own.ok, "{own:?}");
+    assert_eq!(own.stdout.trim(), DEMO_PROJECT_ID);
+    let other = run_binary(&["token", "--project", "ops", "--config", config], &[]).await;
+    assert!(!other.ok, "{other:?}");
+    assert!(
+        other.stderr.contains("\"ops\" is not allowed") && other.stderr.contains("bound to"),
+        "{other:?}"
+    );
+    assert!(other.stdout.is_empty(), "no token printed: {other:?}");
+}
+
 /// `-f json|value|yaml` and `-c`, as `openstack` takes them: the JSON
 /// parses, `-f value -c id` is the token alone, an unknown column is named.
 #[tokio::test]

@@ -141,6 +141,63 @@ async fn password_by_user_id() {
     );
 }
 
+/// On an application-credential cloud a request that names no project
+/// gets the credential's own project when the client's allow-list has it
+/// (no `default_project` needed); a client whose list lacks it is refused
+/// with that project named. On a password cloud, a client with neither
+/// gets a message that says no project was named, not `project ""`.
+#[tokio::test]
+async fn a_request_naming_no_project_gets_the_credentials_own_if_allowed() {
+    let stack = Stack::start_with(|config| {
+        config
+            .auth(&[
+                ("application_credential_id", APP_CRED_ID),
+                ("application_credential_secret", APP_CRED_SECRET),
+            ])
+            .client("listed", "listed-key", &["demo", "ops"])
+            .client("elsewhere", "elsewhere-key", &["ops"]);
+    })
+    .await;
+    let response = stack.get("/compute/servers", "listed-key").await;
+    assert_eq!(response.status, 200, "{response:?}");
+    assert_eq!(
+        response.echoed().project_id.as_deref(),
+        Some(DEMO_PROJECT_ID)
+    );
+    let refused = stack.get("/compute/servers", "elsewhere-key").await;
+    assert_eq!(refused.status, 403, "{refused:?}");
+    assert_eq!(refused.proxy_error(), Some("forbidden-project"));
+    let message = refused.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        message.contains("\"demo\"") && message.contains("bound to"),
+        "{message}"
+    );
+
+    let password = Stack::start_with(|config| {
+        config
+            .auth(&[
+                ("username", USER_NAME),
+                ("password", PASSWORD),
+                ("user_domain_name", "Default"),
+            ])
+            .client("listed", "listed-key", &["demo", "ops"]);
+    })
+    .await;
+    let refused = password.get("/compute/servers", "listed-key").await;
+    assert_eq!(refused.status, 403, "{refused:?}");
+    let message = refused.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        message.contains("no project was named") && !message.contains("\"\""),
+        "{message}"
+    );
+}
+
 #[tokio::test]
 async fn application_credential_by_id_and_by_name() {
     let by_id = [
