@@ -21,6 +21,36 @@ pub(crate) struct Cloud {
 }
 
 impl Cloud {
+    /// Why no request could reach any endpoint of `catalog` with this
+    /// cloud's `region_name` and `interface` (a typo such as `RegionOen`
+    /// or `pubic` that Keystone's catalog does not have), naming what it
+    /// has; `None` when some endpoint matches.
+    pub(crate) fn unreachable(&self, catalog: &Catalog) -> Option<String> {
+        let endpoints = || catalog.services().iter().flat_map(|s| &s.endpoints);
+        let region = self.settings.region_name.as_deref();
+        let interfaces = &self.settings.interfaces;
+        let reachable = endpoints().any(|e| {
+            interfaces.contains(&e.interface) && (region.is_none() || e.region.as_deref() == region)
+        });
+        if reachable || endpoints().next().is_none() {
+            return None;
+        }
+        let mut regions: Vec<&str> = endpoints().filter_map(|e| e.region.as_deref()).collect();
+        let mut kinds: Vec<&str> = endpoints().map(|e| e.interface.as_str()).collect();
+        for list in [&mut regions, &mut kinds] {
+            list.sort_unstable();
+            list.dedup();
+        }
+        Some(format!(
+            "no endpoint of the catalog is in region {} with interface {} (it has regions {} and \
+             interfaces {}): check region_name and interface",
+            region.map_or("(any)".to_string(), |r| format!("{r:?}")),
+            interfaces.join(" or "),
+            regions.join(", "),
+            kinds.join(", ")
+        ))
+    }
+
     /// The endpoint `route` reaches in `catalog`: at the interface and in
     /// the region its path names, else by the cloud's `interfaces` and
     /// `region_name`.
@@ -75,6 +105,11 @@ pub(crate) struct Clouds {
 impl Clouds {
     pub(crate) fn insert(&mut self, cloud: Cloud) {
         self.clouds.insert(cloud.name.to_string(), cloud);
+    }
+
+    /// The cloud called `name`.
+    pub(crate) fn get(&self, name: &str) -> Option<&Cloud> {
+        self.clouds.get(name)
     }
 
     /// The cloud `client` uses.

@@ -82,7 +82,12 @@ impl Proxy {
                     .unwrap_or_else(|| "-".into())
             );
             match tokio::time::timeout(READY_WAIT, self.tokens.get(scope, None)).await {
-                Ok(Ok(_)) => {}
+                Ok(Ok(token)) => {
+                    let cloud = self.clouds.get(&scope.cloud);
+                    if let Some(why) = cloud.and_then(|c| c.unreachable(&token.catalog)) {
+                        problems.push(format!("{label}: {why}"));
+                    }
+                }
                 Ok(Err(error)) => problems.push(format!("{label}: {error}")),
                 Err(_) => problems.push(format!("{label}: no token yet (Keystone is slow)")),
             }

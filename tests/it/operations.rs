@@ -848,3 +848,23 @@ async fn json_log_fields_are_plain_values() {
         "{lines:?}"
     );
 }
+
+/// A `region_name` the catalog does not have (a typo) makes `/readyz` say
+/// so, naming the regions there are, instead of ready while every request
+/// gets 404.
+#[tokio::test]
+async fn readiness_names_a_region_the_catalog_lacks() {
+    let stack = Stack::start_with(|config| {
+        config.set("clouds.test.region_name", "RegionOen");
+    })
+    .await;
+    let ready = get_url(&format!("{}/readyz", stack.proxy.url)).await;
+    assert_eq!(ready.status, 503, "{ready:?}");
+    let reason = ready.json()["reasons"][0].as_str().unwrap().to_string();
+    for part in ["\"RegionOen\"", "RegionOne", "check region_name"] {
+        assert!(reason.contains(part), "{part} in {reason}");
+    }
+    let fixed = Stack::start().await;
+    let ready = get_url(&format!("{}/readyz", fixed.proxy.url)).await;
+    assert_eq!(ready.status, 200, "{ready:?}");
+}
