@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use base64::Engine;
 use bytes::Bytes;
 use http::Method;
 use keystone_proxy::testkit::ProxyProcess;
@@ -237,6 +238,19 @@ async fn forged_tampered_foreign_and_expired_tokens_are_all_unknown() {
         let answer = with_session(&stack, &stack.proxy, "/compute/servers", token).await;
         same_as_unknown(&answer, what);
     }
+    // Another client's session is no key of this client's: not as its
+    // password at a facade login, not as a Basic-auth key.
+    let as_alice = stack
+        .post_json("/v3/auth/tokens", &v3_password("alice", &session, None))
+        .await;
+    assert_eq!(as_alice.status, 401, "{as_alice:?}");
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("alice:{session}"));
+    let headers = [("authorization", format!("Basic {basic}"))];
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let answer = stack
+        .send(Method::GET, "/compute/servers", &headers, Bytes::new())
+        .await;
+    assert_eq!(answer.status, 401, "{answer:?}");
     assert_eq!(accepted(&stack, &stack.proxy, &session).await.0, 200);
     // Sealed expiry has one-second resolution: a 1 s session ends within 2 s.
     let mut expired = false;
