@@ -6,10 +6,11 @@
 //! still unread, and its kernel resets the connection. The answer is in our
 //! receive queue, but hyper's client stops at the first failed write of
 //! the request body and drops it, so under load the client would get a 502
-//! instead of a renewal and a replay. Here a write that fails because the
-//! peer is gone (reset, broken pipe) is taken as written and every later
-//! one too: hyper goes on to read, and either finds the answer or the same
-//! error on the read side, so nothing is lost and nothing hangs.
+//! instead of a renewal and a replay. Here the first write that fails
+//! because the peer is gone (reset, broken pipe) is taken as written, so
+//! hyper reads once more before it writes again, and finds the answer that
+//! came before the reset; the next write fails as it would have. One write
+//! and no more: a peer that is gone cannot keep a request waiting.
 
 use std::io;
 use std::pin::Pin;
@@ -17,9 +18,12 @@ use std::task::{Context, Poll};
 
 use hyper::rt::{Read, ReadBufCursor, Write};
 
-/// `io` with failed writes to a vanished peer swallowed (see the module).
+/// `io` with the first failed write to a vanished peer deferred (see the
+/// module).
 pub struct EarlyAnswer<T> {
     io: T,
+    /// The error of the write taken as written, for the next write.
+    held: Option<io::Error>,
     peer_gone: bool,
 }
 
@@ -27,6 +31,7 @@ impl<T> EarlyAnswer<T> {
     pub fn new(io: T) -> EarlyAnswer<T> {
         EarlyAnswer {
             io,
+            held: None,
             peer_gone: false,
         }
     }
@@ -36,8 +41,8 @@ impl<T> EarlyAnswer<T> {
         self.peer_gone
     }
 
-    /// A write's result, with "the peer is gone" turned into `written`.
-    fn swallow(
+    /// The first "peer gone" becomes `written`.
+    fn defer(
         &mut self,
         result: Poll<io::Result<usize>>,
         written: usize,
@@ -45,10 +50,17 @@ impl<T> EarlyAnswer<T> {
         match result {
             Poll::Ready(Err(error)) if gone(&error) => {
                 self.peer_gone = true;
+                self.held = Some(error);
                 Poll::Ready(Ok(written))
             }
             other => other,
         }
+    }
+
+    /// Once the peer is gone, every write gets the error.
+    fn gone_error(&mut self) -> Option<io::Error> {
+        self.peer_gone
+            .then(|| (self.held.take()).unwrap_or_else(|| io::ErrorKind::BrokenPipe.into()))
     }
 }
 
@@ -78,11 +90,11 @@ impl<T: Write + Unpin> Write for EarlyAnswer<T> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        if this.peer_gone {
-            return Poll::Ready(Ok(buf.len()));
+        if let Some(error) = this.gone_error() {
+            return Poll::Ready(Err(error));
         }
         let result = Pin::new(&mut this.io).poll_write(cx, buf);
-        this.swallow(result, buf.len())
+        this.defer(result, buf.len())
     }
 
     fn poll_write_vectored(
@@ -91,12 +103,12 @@ impl<T: Write + Unpin> Write for EarlyAnswer<T> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        let len = bufs.iter().map(|b| b.len()).sum();
-        if this.peer_gone {
-            return Poll::Ready(Ok(len));
+        if let Some(error) = this.gone_error() {
+            return Poll::Ready(Err(error));
         }
+        let len = bufs.iter().map(|b| b.len()).sum();
         let result = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
-        this.swallow(result, len)
+        this.defer(result, len)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -104,25 +116,17 @@ impl<T: Write + Unpin> Write for EarlyAnswer<T> {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // What the deferred write left is gone with the peer: nothing to
+        // flush; the next write reports it.
         let this = self.get_mut();
         if this.peer_gone {
             return Poll::Ready(Ok(()));
         }
-        match Pin::new(&mut this.io).poll_flush(cx) {
-            Poll::Ready(Err(error)) if gone(&error) => {
-                this.peer_gone = true;
-                Poll::Ready(Ok(()))
-            }
-            other => other,
-        }
+        Pin::new(&mut this.io).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        if this.peer_gone {
-            return Poll::Ready(Ok(()));
-        }
-        Pin::new(&mut this.io).poll_shutdown(cx)
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
     }
 }
 
@@ -168,7 +172,8 @@ mod tests {
         let mut io = TokioIo::new(EarlyAnswer::new(TokioIo::new(io)));
         io.write_all(&[b'x'; 16]).await.unwrap();
         for _ in 0..1000 {
-            io.write_all(&chunk).await.expect("taken as written");
+            let written = io.write(&chunk).await.expect("taken as written");
+            assert!(written > 0);
             if io.inner().peer_gone() {
                 break;
             }
@@ -179,6 +184,8 @@ mod tests {
             .await
             .expect("the answer is still there");
         assert_eq!(&answer, b"HTTP/1.1 401 no\r\n\r\n");
+        // One write taken as written, no more: the next one fails.
+        assert!(io.write_all(&chunk).await.is_err(), "the peer is gone");
         peer.await.unwrap();
     }
 }
