@@ -69,8 +69,6 @@ impl SessionKey {
 #[derive(Debug)]
 pub struct SessionKeys {
     keys: Vec<SessionKey>,
-    /// Where they came from, for the start-up log line.
-    pub origin: String,
 }
 
 /// Why the session keys could not be read or written.
@@ -98,12 +96,11 @@ impl SessionKeys {
     pub fn made_at_start() -> SessionKeys {
         SessionKeys {
             keys: vec![SessionKey::new(&rand::random())],
-            origin: "a key made at start".into(),
         }
     }
 
     pub fn load(source: &SessionKeySource) -> Result<SessionKeys, SessionKeyError> {
-        let (paths, origin) = match source {
+        let paths = match source {
             SessionKeySource::Directory(dir) => {
                 let mut numbered = numbered_keys(dir)?;
                 if numbered.is_empty() {
@@ -112,16 +109,15 @@ impl SessionKeys {
                 // The highest number first: it seals (with `0` last, it
                 // seals only when alone).
                 numbered.sort_by_key(|(n, _)| std::cmp::Reverse(*n));
-                let paths = numbered.into_iter().map(|(_, p)| p).collect();
-                (paths, format!("the key directory {}", dir.display()))
+                numbered.into_iter().map(|(_, p)| p).collect()
             }
-            SessionKeySource::Files(files) => (files.clone(), "the configured key files".into()),
+            SessionKeySource::Files(files) => files.clone(),
         };
         let mut keys = Vec::with_capacity(paths.len());
         for path in paths {
             keys.push(read_key(&path)?);
         }
-        Ok(SessionKeys { keys, origin })
+        Ok(SessionKeys { keys })
     }
 
     /// The key new sessions are sealed with.
@@ -137,12 +133,9 @@ impl SessionKeys {
     }
 
     /// How many keys open.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.keys.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
     }
 }
 

@@ -158,11 +158,6 @@ impl Sessions {
         Sessions { keys, ttl, state }
     }
 
-    /// The keys in force, for the start-up log line.
-    pub fn keys(&self) -> &SessionKeys {
-        &self.keys
-    }
-
     /// A new session token; it is returned to the client and kept nowhere.
     pub fn seal(
         &self,
