@@ -11,7 +11,7 @@ use crate::config::{CloudSettings, ProjectRef};
 use crate::error::ProxyError;
 use crate::forward::Upstream;
 use crate::route::Route;
-use crate::tokens::{Scope, Token};
+use crate::tokens::Scope;
 
 /// A cloud as the pipeline uses it.
 pub(crate) struct Cloud {
@@ -152,7 +152,7 @@ impl Clouds {
                 });
             }
             // An application credential's own project is known once it has
-            // logged in: `check_own_project` decides then.
+            // logged in: `TokenCache::for_client` decides then.
             None if is_application_credential(cloud) => {}
             None if !client.may_use(crate::config::ANY_PROJECT) => {
                 return Err(ProxyError::ForbiddenProject {
@@ -178,28 +178,4 @@ fn is_application_credential(cloud: &Cloud) -> bool {
         cloud.settings.credential,
         crate::config::Credential::ApplicationCredential { .. }
     )
-}
-
-/// A request that named no project on an application-credential cloud
-/// gets the credential's own project, if the client may use it (by name or
-/// id): an allow-list of `["demo", "ops"]` with no `default_project` works
-/// when the credential is bound to `demo`.
-pub(crate) fn check_own_project(
-    client: &Client,
-    scope: &Scope,
-    token: &Token,
-) -> Result<(), ProxyError> {
-    let (None, Some(project)) = (&scope.project, &token.project) else {
-        return Ok(());
-    };
-    if client.may_use(&project.name) || client.may_use(&project.id) {
-        return Ok(());
-    }
-    Err(ProxyError::ForbiddenProject {
-        project: project.name.clone(),
-        reason: format!(
-            "it is the project the credential of cloud {:?} is bound to, and client {:?} may not use it",
-            scope.cloud, client.name
-        ),
-    })
 }

@@ -185,8 +185,7 @@ impl Facade {
         let scope = self
             .clouds
             .scope(&client, cloud, login.project.as_deref())?;
-        let token = self.tokens.get(&scope, Some(&client.logins)).await?;
-        crate::clouds::check_own_project(&client, &scope, &token)?;
+        let token = self.tokens.for_client(&scope, &client).await?;
         let project = token
             .project
             .clone()
@@ -272,8 +271,7 @@ impl Facade {
             None => self.clouds.scope(&client, cloud, project.as_deref())?,
         };
         record.project = scope.project.as_ref().map(|p| p.label().to_string());
-        let token = self.tokens.get(&scope, Some(&client.logins)).await?;
-        crate::clouds::check_own_project(&client, &scope, &token)?;
+        let token = self.tokens.for_client(&scope, &client).await?;
         // The header holds the token as Keystone gave it (ASCII by construction).
         let secret = token.header.to_str().unwrap_or_default();
         let body = json!({

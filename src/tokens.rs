@@ -27,6 +27,7 @@ use moka::ops::compute::Op;
 use secrecy::ExposeSecret;
 
 use crate::catalog::Catalog;
+use crate::clients::Client;
 use crate::config::{ProjectRef, TokenSettings};
 use crate::error::ProxyError;
 use crate::keystone::v3::{Named, UserInfo};
@@ -128,6 +129,19 @@ impl TokenCache {
                 metrics,
             }),
         }
+    }
+
+    /// The token `client` uses for `scope`: [`get`](Self::get) within the
+    /// client's login budget, and, when the request named no project, the
+    /// credential's own project checked against the client's allow-list.
+    pub async fn for_client(
+        &self,
+        scope: &Scope,
+        client: &Client,
+    ) -> Result<Arc<Token>, ProxyError> {
+        let token = self.get(scope, Some(&client.logins)).await?;
+        check_own_project(client, scope, &token)?;
+        Ok(token)
     }
 
     /// The token for `scope`, logging in if there is none; a login counts
@@ -273,6 +287,26 @@ impl Inner {
             refreshing: AtomicBool::new(false),
         }))
     }
+}
+
+/// A request that named no project on an application-credential cloud
+/// gets the credential's own project, if the client may use it (by name or
+/// id): an allow-list of `["demo", "ops"]` with no `default_project` works
+/// when the credential is bound to `demo`.
+fn check_own_project(client: &Client, scope: &Scope, token: &Token) -> Result<(), ProxyError> {
+    let (None, Some(project)) = (&scope.project, &token.project) else {
+        return Ok(());
+    };
+    if client.may_use(&project.name) || client.may_use(&project.id) {
+        return Ok(());
+    }
+    Err(ProxyError::ForbiddenProject {
+        project: project.name.clone(),
+        reason: format!(
+            "it is the project the credential of cloud {:?} is bound to, and client {:?} may not use it",
+            scope.cloud, client.name
+        ),
+    })
 }
 
 /// An application credential is bound to one project; asking it for

@@ -26,7 +26,7 @@ use crate::answer::from_full;
 pub use crate::answer::{BodyError, BoxedBody, ResponseBody};
 use crate::catalog::{Endpoint, LookupError, Service};
 use crate::clients::{Client, Clients};
-use crate::clouds::{self, Cloud, Clouds};
+use crate::clouds::{Cloud, Clouds};
 use crate::config::Settings;
 use crate::connector::{self, CloudTlsError};
 use crate::error::ProxyError;
@@ -326,11 +326,7 @@ impl Proxy {
         body: ClientBody,
         record: &mut Record,
     ) -> Result<(Response<PooledBody>, Arc<Token>), ProxyError> {
-        let token = self
-            .tokens
-            .get(call.scope, Some(&call.client.logins))
-            .await?;
-        clouds::check_own_project(call.client, call.scope, &token)?;
+        let token = self.tokens.for_client(call.scope, call.client).await?;
         let (body, replay) = ReplayBody::new(body, self.retry_body_limit);
         let response = self.attempt(call, &token, body, &replay, record).await?;
         if response.status() != StatusCode::UNAUTHORIZED {
