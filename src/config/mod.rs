@@ -67,8 +67,6 @@ pub fn load(source: ConfigSource<'_>, overrides: &Overrides) -> Result<Settings,
     load_in(source, overrides, &Environment::from_process())
 }
 
-/// Load and validate, with `env` standing for the process environment
-/// (clouds.yaml search path, `OS_CLOUD`, `OS_*`).
 /// `load` for unit tests: in an environment with no variables and no
 /// clouds.yaml, whatever the shell running the tests has (`OS_CLOUD`, an
 /// openrc, `~/.config/openstack`).
@@ -81,6 +79,8 @@ pub(crate) fn load_isolated(source: ConfigSource<'_>) -> Result<Settings, Config
     load_in(source, &Overrides::default(), &nowhere)
 }
 
+/// Load and validate, with `env` standing for the process environment
+/// (clouds.yaml search path, `OS_CLOUD`, `OS_*`).
 pub fn load_in(
     source: ConfigSource<'_>,
     overrides: &Overrides,

@@ -25,26 +25,26 @@ impl Validator<'_> {
     /// An error about `key`, whose source is found under `lookup` (an
     /// array element has no metadata of its own, its table has).
     fn error_at(&self, key: &str, lookup: &str, problem: impl std::fmt::Display) -> ConfigError {
-        let origin = match self.origin(lookup) {
-            Some(origin) if origin.starts_with('(') => format!(" {origin}"),
-            Some(origin) => format!(" (in {origin})"),
-            None => String::new(),
-        };
+        let origin = self
+            .origin(lookup)
+            .map(|(preposition, origin)| format!(" ({preposition} {origin})"))
+            .unwrap_or_default();
         ConfigError(format!("{key}: {problem}{origin}"))
     }
 
-    /// Where the value at `key` came from: `TOML file /etc/kp.toml`,
-    /// `clouds.yaml /home/u/.config/openstack/clouds.yaml`, or, for a
-    /// provider without a source, `(from NAME)`.
-    fn origin(&self, key: &str) -> Option<String> {
+    /// Where the value at `key` came from, with the word an error puts
+    /// before it: `in` a source (`TOML file /etc/kp.toml`, `clouds.yaml
+    /// /home/u/.config/openstack/clouds.yaml`), `from` a provider without
+    /// one (`OS_* variables`).
+    fn origin(&self, key: &str) -> Option<(&'static str, String)> {
         let metadata = self.figment.find_metadata(key)?;
         Some(match &metadata.source {
             Some(figment::Source::File(path)) => {
                 let path = std::path::absolute(path).unwrap_or_else(|_| path.clone());
-                format!("{} {}", metadata.name, path.display())
+                ("in", format!("{} {}", metadata.name, path.display()))
             }
-            Some(source) => format!("{} {source}", metadata.name),
-            None => format!("(from {})", metadata.name),
+            Some(source) => ("in", format!("{} {source}", metadata.name)),
+            None => ("from", metadata.name.to_string()),
         })
     }
 
@@ -271,11 +271,7 @@ impl Validator<'_> {
         let (project, project_domain) = project_of(&auth);
         let origin = (self.origin(&key("auth_url")))
             .or_else(|| self.origin(&key("auth.auth_url")))
-            .map(|o| {
-                o.trim_start_matches("(from ")
-                    .trim_end_matches(')')
-                    .to_string()
-            })
+            .map(|(_, origin)| origin)
             .unwrap_or_default();
         Ok(CloudSettings {
             origin,

@@ -63,12 +63,7 @@ impl Proxy {
     /// in if needed); 503 saying which scopes have none, and why.
     pub(super) async fn readiness(&self) -> Response<ResponseBody> {
         if self.draining.load(Ordering::Relaxed) {
-            let body = r#"{"ready": false, "reasons": ["draining"]}"#;
-            return text_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "application/json",
-                body.into(),
-            );
+            return not_ready(&["draining".to_string()]);
         }
         let mut problems = Vec::new();
         for scope in &self.default_scopes {
@@ -95,14 +90,19 @@ impl Proxy {
         if problems.is_empty() {
             return text_response(StatusCode::OK, "text/plain", "ready\n".into());
         }
-        let body = serde_json::json!({ "ready": false, "reasons": problems }).to_string();
-        text_response(StatusCode::SERVICE_UNAVAILABLE, "application/json", body)
+        not_ready(&problems)
     }
 
     pub(super) async fn render_metrics(&self) -> Response<ResponseBody> {
         let text = self.metrics.render(self.tokens.cached().await);
         text_response(StatusCode::OK, metrics::CONTENT_TYPE, text)
     }
+}
+
+/// 503 and why, as load balancers and people read it.
+fn not_ready(reasons: &[String]) -> Response<ResponseBody> {
+    let body = serde_json::json!({ "ready": false, "reasons": reasons }).to_string();
+    text_response(StatusCode::SERVICE_UNAVAILABLE, "application/json", body)
 }
 
 pub(super) fn health() -> Response<ResponseBody> {
