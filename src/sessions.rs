@@ -172,7 +172,12 @@ impl Sessions {
             selector: selector.map(str::to_string),
             expires: u32::try_from(expires).unwrap_or(u32::MAX),
         };
-        let mut plain = encode_claims(&claims)?;
+        Ok((self.seal_claims(&claims)?, claims))
+    }
+
+    /// `claims` sealed with the sealing key, as a token.
+    fn seal_claims(&self, claims: &Claims) -> Result<String, TooLong> {
+        let mut plain = encode_claims(claims)?;
         let key = self.keys.sealing();
         let mut bytes = Vec::with_capacity(HEADER_LEN + NONCE_LEN + plain.len() + 16);
         bytes.push(VERSION);
@@ -186,7 +191,7 @@ impl Sessions {
                 .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), aad, &mut plain);
         sealed.map_err(|_| TooLong)?;
         bytes.extend_from_slice(&plain);
-        Ok((format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes)), claims))
+        Ok(format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes)))
     }
 
     /// What `token` says, if it was sealed under a key in force, has not
@@ -402,18 +407,7 @@ mod tests {
             selector: None,
             expires: u32::try_from(now_unix()).unwrap(),
         };
-        let mut plain = encode_claims(&claims).unwrap();
-        let key = sessions.keys.sealing();
-        let mut bytes = vec![VERSION];
-        bytes.extend_from_slice(&key.id);
-        bytes.extend_from_slice(&[0; NONCE_LEN]);
-        let aad = Aad::from(bytes[..HEADER_LEN].to_vec());
-        let nonce = Nonce::assume_unique_for_key([0; NONCE_LEN]);
-        key.aead
-            .seal_in_place_append_tag(nonce, aad, &mut plain)
-            .unwrap();
-        bytes.extend_from_slice(&plain);
-        let token = format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes));
+        let token = sessions.seal_claims(&claims).unwrap();
         assert_eq!(
             sessions.unseal(token.as_bytes()),
             Some(claims),
