@@ -95,7 +95,7 @@ pub enum Probe {
     /// The proxy's own listener, from its configuration: TLS, if any, is
     /// not verified (a liveness probe of a local process sends no secret,
     /// and the listener's certificate rarely names 127.0.0.1).
-    Own { url: String, tls: bool },
+    Own(String),
     /// `/healthz` over the proxy's unix socket.
     Unix(std::path::PathBuf),
 }
@@ -103,7 +103,7 @@ pub enum Probe {
 impl std::fmt::Display for Probe {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Probe::Url(url) | Probe::Own { url, .. } => f.write_str(url),
+            Probe::Url(url) | Probe::Own(url) => f.write_str(url),
             Probe::Unix(path) => write!(f, "unix:{}/healthz", path.display()),
         }
     }
@@ -123,17 +123,13 @@ pub fn own_probe(settings: &Settings) -> Probe {
         _ => addr,
     };
     match (settings.listen.admin_address, &settings.listen.address) {
-        (Some(admin), _) => Probe::Own {
-            url: format!("http://{}/healthz", loopback(admin)),
-            tls: false,
-        },
+        (Some(admin), _) => Probe::Own(format!("http://{}/healthz", loopback(admin))),
         (None, ListenAddress::Tcp(addr)) => {
-            let tls = settings.listen.tls.is_some();
-            let scheme = if tls { "https" } else { "http" };
-            Probe::Own {
-                url: format!("{scheme}://{}/healthz", loopback(*addr)),
-                tls,
-            }
+            let scheme = match settings.listen.tls {
+                Some(_) => "https",
+                None => "http",
+            };
+            Probe::Own(format!("{scheme}://{}/healthz", loopback(*addr)))
         }
         (None, ListenAddress::Unix(path)) => Probe::Unix(path.clone()),
     }
@@ -158,7 +154,7 @@ async fn probe_status(probe: &Probe) -> Result<http::StatusCode, HealthError> {
     use hyper_util::client::legacy::Client;
     let (url, insecure) = match probe {
         Probe::Url(url) => (url.as_str(), false),
-        Probe::Own { url, tls } => (url.as_str(), *tls),
+        Probe::Own(url) => (url.as_str(), true),
         Probe::Unix(path) => return unix_status(path).await,
     };
     let tls = connector::TlsOptions {
