@@ -4,7 +4,6 @@
 //! a real balancer without sticky sessions.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -21,10 +20,10 @@ pub struct Balancer {
     shared: Arc<Shared>,
 }
 
+/// Each backend and the requests it was sent; the next request goes to
+/// the one after all those sent so far.
 struct Shared {
-    backends: Mutex<Vec<String>>,
-    next: AtomicUsize,
-    served: Mutex<Vec<usize>>,
+    backends: Mutex<Vec<(String, usize)>>,
 }
 
 impl Balancer {
@@ -34,8 +33,6 @@ impl Balancer {
         let url = format!("http://{}", listener.local_addr().expect("an address"));
         let shared = Arc::new(Shared {
             backends: Mutex::new(Vec::new()),
-            next: AtomicUsize::new(0),
-            served: Mutex::new(Vec::new()),
         });
         let serving = shared.clone();
         tokio::spawn(async move {
@@ -58,13 +55,17 @@ impl Balancer {
     }
 
     pub fn set_backends(&self, urls: &[&str]) {
-        *self.shared.backends.lock() = urls.iter().map(|u| u.to_string()).collect();
-        *self.shared.served.lock() = vec![0; urls.len()];
+        *self.shared.backends.lock() = urls.iter().map(|u| (u.to_string(), 0)).collect();
     }
 
     /// Requests each backend was sent, in the order given.
     pub fn served(&self) -> Vec<usize> {
-        self.shared.served.lock().clone()
+        self.shared
+            .backends
+            .lock()
+            .iter()
+            .map(|(_, n)| *n)
+            .collect()
     }
 }
 
@@ -75,10 +76,12 @@ impl Shared {
         mut request: http::Request<Incoming>,
     ) -> Result<http::Response<Incoming>, hyper_util::client::legacy::Error> {
         let backend = {
-            let backends = self.backends.lock();
-            let i = self.next.fetch_add(1, Ordering::Relaxed) % backends.len().max(1);
-            self.served.lock()[i] += 1;
-            backends[i].clone()
+            let mut backends = self.backends.lock();
+            let sent: usize = backends.iter().map(|(_, n)| n).sum();
+            let next = sent % backends.len().max(1);
+            let (url, served) = &mut backends[next];
+            *served += 1;
+            url.clone()
         };
         let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
         *request.uri_mut() = format!("{backend}{path}").parse().expect("a backend URI");

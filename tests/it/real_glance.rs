@@ -101,15 +101,21 @@ async fn the_openstack_cli_creates_lists_saves_and_deletes_images_in_both_region
     }
 }
 
-/// `curl ARGS` (the real one): its output, which must be a success.
-async fn curl(args: &[&str]) -> Vec<u8> {
-    let output = tokio::process::Command::new("curl")
+/// `curl -sS ARGS` (the real one), however it ends.
+async fn run_curl(args: &[&str]) -> std::process::Output {
+    tokio::process::Command::new("curl")
         .isolated()
-        .args(["-sS", "--fail-with-body"])
+        .arg("-sS")
         .args(args)
         .output()
         .await
-        .expect("curl is installed (.ci/run installs it)");
+        .expect("curl is installed (.ci/run installs it)")
+}
+
+/// `curl ARGS`: its output, which must be a success.
+async fn curl(args: &[&str]) -> Vec<u8> {
+    let args = [&["--fail-with-body"][..], args].concat();
+    let output = run_curl(&args).await;
     assert!(output.status.success(), "curl {args:?}: {output:?}");
     output.stdout
 }
@@ -221,25 +227,20 @@ async fn a_sized_upload_after_revocation_is_renewed_and_replayed_whole() {
     let auth = format!("authorization: Bearer {ANY_KEY}");
     let url = format!("{}{file}", real.proxy.url);
     let answer = dir.path().join("answer.txt");
-    let output = tokio::process::Command::new("curl")
-        .isolated()
-        .args([
-            "-sS",
-            "-H",
-            &auth,
-            "-H",
-            "content-type: application/octet-stream",
-        ])
-        .args([
-            "-T",
-            source.to_str().unwrap(),
-            "-o",
-            answer.to_str().unwrap(),
-        ])
-        .args(["-w", "%{http_code}", &url])
-        .output()
-        .await
-        .expect("curl is installed (.ci/run installs it)");
+    let output = run_curl(&[
+        "-H",
+        &auth,
+        "-H",
+        "content-type: application/octet-stream",
+        "-T",
+        source.to_str().unwrap(),
+        "-o",
+        answer.to_str().unwrap(),
+        "-w",
+        "%{http_code}",
+        &url,
+    ])
+    .await;
     let status = String::from_utf8_lossy(&output.stdout);
     assert_eq!(
         status,
