@@ -387,7 +387,7 @@ fn family_entry(wanted: &str) -> Option<&'static (&'static str, &'static [&'stat
 
 /// An interface name as v3 spells it: `publicURL` (v2.0), `Public` and
 /// ` public ` are all `public`.
-pub(crate) fn normalize_interface(raw: &str) -> String {
+pub fn normalize_interface(raw: &str) -> String {
     let trimmed = raw.trim().to_ascii_lowercase();
     trimmed.strip_suffix("url").unwrap_or(&trimmed).to_string()
 }

@@ -79,7 +79,39 @@ impl Environment {
     pub fn selected_cloud(&self) -> Option<&str> {
         self.var("OS_CLOUD")
     }
+
+    /// The name openstacksdk gives the cloud of `OS_*` variables
+    /// (`OS_CLOUD_NAME`, else `envvars`).
+    pub fn envvars_name(&self) -> &str {
+        self.var("OS_CLOUD_NAME").unwrap_or(ENVVARS_CLOUD)
+    }
+
+    /// The `OS_*` variables that make openstacksdk build the `envvars`
+    /// cloud: all of them but the selectors (which pick a cloud or a file)
+    /// and the test runners' own.
+    pub fn cloud_variables(&self) -> Vec<&str> {
+        let own = |name: &str| {
+            ["OS_TEST", "OS_STD", "OS_LOG"]
+                .iter()
+                .any(|p| name.starts_with(p))
+        };
+        (self.vars.iter())
+            .filter(|(name, value)| name.starts_with("OS_") && !value.is_empty())
+            .map(|(name, _)| name.as_str())
+            .filter(|name| !SELECTORS.contains(name) && !own(name))
+            .collect()
+    }
 }
+
+/// Variables that pick a cloud, a region or a file: alone they make no
+/// `envvars` cloud (openstacksdk's list).
+const SELECTORS: &[&str] = &[
+    "OS_CLOUD",
+    "OS_REGION_NAME",
+    "OS_CLIENT_CONFIG_FILE",
+    "OS_CLIENT_SECURE_FILE",
+    "OS_CLOUD_NAME",
+];
 
 /// The clouds of clouds.yaml with secure.yaml merged in, and the file they
 /// came from.
@@ -165,16 +197,21 @@ static OS_VARIABLES: &[(&str, &[&str])] = &[
     ),
     ("OS_TOKEN", &["auth", "token"]),
     ("OS_REGION_NAME", &["region_name"]),
-    ("OS_INTERFACE", &["interface"]),
+    // Both set: openstacksdk takes OS_ENDPOINT_TYPE.
     ("OS_ENDPOINT_TYPE", &["interface"]),
+    ("OS_INTERFACE", &["interface"]),
     ("OS_IDENTITY_API_VERSION", &["identity_api_version"]),
     ("OS_AUTH_TYPE", &["auth_type"]),
     ("OS_CACERT", &["cacert"]),
 ];
 
-/// The `envvars` cloud from an openrc (`OS_AUTH_URL` and friends), if set.
+/// The `envvars` cloud from an openrc (`OS_AUTH_URL` and friends), if
+/// any variable but a selector is set: as for openstacksdk, `OS_PASSWORD`
+/// alone makes it (and then it lacks an auth URL).
 pub(crate) fn from_os_variables(env: &Environment) -> Option<Value> {
-    env.var("OS_AUTH_URL")?;
+    if env.cloud_variables().is_empty() {
+        return None;
+    }
     let mut cloud = Value::Object(Map::new());
     for (name, path) in OS_VARIABLES {
         if let Some(value) = env.var(name) {
@@ -209,22 +246,165 @@ pub(crate) fn from_os_variables(env: &Environment) -> Option<Value> {
     Some(cloud)
 }
 
-fn set_if_absent(value: &mut Value, path: &[&str], leaf: Value) {
-    let Some((last, parents)) = path.split_last() else {
+/// What `openstack` takes from `OS_*` variables over a cloud picked by
+/// name (`OS_CLOUD`, `--os-cloud`): the project and the domains, the
+/// region, the interface, the API version, the auth type and the CA file.
+/// The first variable of each list that is set wins; the keys after it
+/// are the ones it replaces.
+static OVER_A_NAMED_CLOUD: &[(&[&str], &[&str], &[&str])] = &[
+    (
+        &["OS_PROJECT_NAME", "OS_TENANT_NAME"],
+        &["auth", "project_name"],
+        &["tenant_name"],
+    ),
+    (
+        &["OS_PROJECT_ID", "OS_TENANT_ID"],
+        &["auth", "project_id"],
+        &["tenant_id"],
+    ),
+    (
+        &["OS_PROJECT_DOMAIN_NAME"],
+        &["auth", "project_domain_name"],
+        &[],
+    ),
+    (
+        &["OS_PROJECT_DOMAIN_ID"],
+        &["auth", "project_domain_id"],
+        &[],
+    ),
+    (&["OS_USER_DOMAIN_NAME"], &["auth", "user_domain_name"], &[]),
+    (&["OS_USER_DOMAIN_ID"], &["auth", "user_domain_id"], &[]),
+    (&["OS_REGION_NAME"], &["region_name"], &[]),
+    (&["OS_INTERFACE"], &["interface"], &[]),
+    (&["OS_IDENTITY_API_VERSION"], &["identity_api_version"], &[]),
+    (&["OS_AUTH_TYPE"], &["auth_type"], &[]),
+    (&["OS_CACERT"], &["cacert"], &[]),
+];
+
+/// A cloud of clouds.yaml picked by name, with the `OS_*` variables of
+/// the environment applied as `openstack` applies them: some replace the
+/// cloud's value ([`OVER_A_NAMED_CLOUD`]); the other `auth` ones (the auth
+/// URL, the user, the secrets) only fill a key the cloud lacks;
+/// `OS_ENDPOINT_TYPE` and `OS_INSECURE` are not used. A region must be one
+/// the cloud lists, as openstacksdk checks.
+pub(crate) fn with_os_variables(
+    name: &str,
+    mut cloud: Value,
+    env: &Environment,
+) -> Result<Value, String> {
+    let regions = region_names(&cloud);
+    for (vars, path, replaced) in OVER_A_NAMED_CLOUD {
+        let Some(value) = vars.iter().find_map(|v| env.var(v)) else {
+            continue;
+        };
+        if path == &["region_name"] && !regions.is_empty() && !regions.iter().any(|r| r == value) {
+            return Err(format!(
+                "OS_REGION_NAME={value} is not a region of cloud {name:?} (it lists {}; region \
+                 names are case-sensitive)",
+                regions.join(", ")
+            ));
+        }
+        if let Some(auth) = cloud.get_mut("auth").and_then(Value::as_object_mut) {
+            for key in *replaced {
+                auth.remove(*key);
+            }
+        }
+        set(&mut cloud, path, Value::String(value.to_string()));
+    }
+    for (var, path) in OS_VARIABLES {
+        let overriding = OVER_A_NAMED_CLOUD
+            .iter()
+            .any(|(vars, ..)| vars.contains(var));
+        if path[0] == "auth" && !overriding {
+            if let Some(value) = env.var(var) {
+                set_if_absent(&mut cloud, path, Value::String(value.to_string()));
+            }
+        }
+    }
+    Ok(cloud)
+}
+
+/// A clouds.yaml `regions` list (names, or `{name, values}` tables) becomes
+/// the first region's `region_name` and values, as openstacksdk's default
+/// region is the first listed; the list stays for [`with_os_variables`].
+pub(crate) fn pick_first_region(cloud: &mut Value) {
+    let Some(first) = cloud.get("regions").and_then(|r| r.get(0)).cloned() else {
         return;
     };
+    if cloud.get("region_name").is_some() {
+        return;
+    }
+    let name = match &first {
+        Value::String(name) => Some(name.clone()),
+        table => table
+            .get("name")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+    };
+    if let Some(Value::Object(values)) = first.get("values") {
+        for (key, value) in values {
+            set_if_absent(cloud, &[key.as_str()], value.clone());
+        }
+    }
+    if let Some(name) = name {
+        set_if_absent(cloud, &["region_name"], Value::String(name));
+    }
+}
+
+/// The regions a cloud lists (`regions`, else its `region_name`).
+fn region_names(cloud: &Value) -> Vec<String> {
+    let listed = cloud.get("regions").and_then(Value::as_array);
+    let names = listed
+        .into_iter()
+        .flatten()
+        .filter_map(|region| match region {
+            Value::String(name) => Some(name.clone()),
+            table => table
+                .get("name")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+        });
+    let mut names: Vec<String> = names.collect();
+    if names.is_empty() {
+        names.extend(
+            cloud
+                .get("region_name")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+        );
+    }
+    names
+}
+
+/// Sets `path` to `leaf`, making the tables on the way.
+fn set(value: &mut Value, path: &[&str], leaf: Value) {
+    if let Some((map, last)) = holder(value, path) {
+        map.insert(last.to_string(), leaf);
+    }
+}
+
+/// Sets `path` to `leaf` unless it has a value.
+fn set_if_absent(value: &mut Value, path: &[&str], leaf: Value) {
+    if let Some((map, last)) = holder(value, path) {
+        map.entry(last.to_string()).or_insert(leaf);
+    }
+}
+
+/// The table that holds the last key of `path` (made if missing), and
+/// that key; `None` where a value on the way is not a table.
+fn holder<'a, 'p>(
+    value: &'a mut Value,
+    path: &[&'p str],
+) -> Option<(&'a mut Map<String, Value>, &'p str)> {
+    let (last, parents) = path.split_last()?;
     let mut node = value;
     for key in parents {
-        let Value::Object(map) = node else {
-            return;
-        };
-        node = map
+        node = node
+            .as_object_mut()?
             .entry(key.to_string())
             .or_insert_with(|| Value::Object(Map::new()));
     }
-    if let Value::Object(map) = node {
-        map.entry(last.to_string()).or_insert(leaf);
-    }
+    Some((node.as_object_mut()?, last))
 }
 
 #[cfg(test)]
@@ -325,6 +505,67 @@ clouds:
                 "region_name": "RegionOne", "interface": "internal", "insecure": true
             })
         );
-        assert!(from_os_variables(&env(&[("OS_USERNAME", "x")], dir.path())).is_none());
+        // As in openstacksdk: any variable but a selector makes the cloud.
+        assert!(from_os_variables(&env(&[("OS_USERNAME", "x")], dir.path())).is_some());
+        let selectors = [
+            ("OS_CLOUD", "c"),
+            ("OS_REGION_NAME", "R"),
+            ("OS_TEST_X", "1"),
+        ];
+        assert!(from_os_variables(&env(&selectors, dir.path())).is_none());
+        let both = [
+            ("OS_INTERFACE", "admin"),
+            ("OS_ENDPOINT_TYPE", "internalURL"),
+        ];
+        let cloud = from_os_variables(&env(&both, dir.path())).unwrap();
+        assert_eq!(cloud["interface"], "internalURL");
+    }
+
+    /// Over a cloud picked by name, `openstack` takes the project, the
+    /// domains, the region and the interface from `OS_*`, but the auth
+    /// URL, the user and the password only where the cloud has none.
+    #[test]
+    fn os_variables_over_a_named_cloud() {
+        let dir = tempfile::tempdir().unwrap();
+        let cloud = json!({
+            "auth": {"auth_url": "http://yaml", "user_id": "u1", "password": "p",
+                     "tenant_name": "old"},
+            "regions": ["R1", {"name": "R2", "values": {"interface": "internal"}}],
+        });
+        let vars = [
+            ("OS_AUTH_URL", "http://rc"),
+            ("OS_USERNAME", "bob"),
+            ("OS_PROJECT_NAME", "demo"),
+            ("OS_REGION_NAME", "R2"),
+            ("OS_ENDPOINT_TYPE", "admin"),
+            ("OS_USER_DOMAIN_NAME", "D"),
+        ];
+        let applied = with_os_variables("c", cloud.clone(), &env(&vars, dir.path())).unwrap();
+        assert_eq!(applied["auth"]["auth_url"], "http://yaml");
+        assert_eq!(applied["auth"]["user_id"], "u1");
+        assert_eq!(applied["auth"]["username"], "bob", "fills what is absent");
+        assert_eq!(applied["auth"]["project_name"], "demo");
+        assert!(applied["auth"].get("tenant_name").is_none());
+        assert_eq!(applied["auth"]["user_domain_name"], "D");
+        assert_eq!(applied["region_name"], "R2");
+        assert!(
+            applied.get("interface").is_none(),
+            "OS_ENDPOINT_TYPE is not used"
+        );
+
+        let wrong = [("OS_REGION_NAME", "r1")];
+        let error = with_os_variables("c", cloud.clone(), &env(&wrong, dir.path())).unwrap_err();
+        assert!(
+            error.contains("R1, R2") && error.contains("case-sensitive"),
+            "{error}"
+        );
+
+        let mut first = cloud.clone();
+        pick_first_region(&mut first);
+        assert_eq!(first["region_name"], "R1");
+        let mut second = json!({"regions": [{"name": "R2", "values": {"interface": "internal"}}]});
+        pick_first_region(&mut second);
+        assert_eq!(second["region_name"], "R2");
+        assert_eq!(second["interface"], "internal");
     }
 }

@@ -41,6 +41,10 @@ struct GlobalArgs {
     /// (IP:PORT or unix:/path).
     #[arg(long, value_name = "ADDR", global = true)]
     listen: Option<String>,
+    /// The cloud of clouds.yaml to use, as `openstack --os-cloud` (it beats
+    /// `OS_CLOUD`); for token and catalog, also one of several configured.
+    #[arg(long, value_name = "NAME", global = true)]
+    cloud: Option<String>,
     /// Log format of serve and demo.
     #[arg(long, value_enum, default_value_t = LogFormat::Pretty, global = true)]
     log_format: LogFormat,
@@ -82,9 +86,6 @@ const CONFIG_ENV: &str = "KEYSTONE_PROXY_CONFIG";
 
 #[derive(clap::Args)]
 struct OneShotArgs {
-    /// The cloud (default: the only one configured).
-    #[arg(long, value_name = "NAME")]
-    cloud: Option<String>,
     /// A project name or id (default: the cloud's own project).
     #[arg(long, value_name = "PROJECT")]
     project: Option<String>,
@@ -135,19 +136,30 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if global.listen.is_some() && !serving {
         anyhow::bail!("--listen is an option of serve and demo only");
     }
+    let reads_clouds = !matches!(
+        cli.command,
+        Some(Command::Demo | Command::GenKey | Command::GenSessionKey { .. })
+    );
+    if global.cloud.is_some() && !reads_clouds {
+        anyhow::bail!("--cloud is an option of the commands that read the configuration");
+    }
     let config = global.config.clone();
+    let overrides = Overrides {
+        cloud: global.cloud.clone(),
+        ..Overrides::default()
+    };
     match cli.command {
         None | Some(Command::Serve) => serve(global, from_flag),
         Some(Command::Demo) => serve(global, demo_config),
         Some(Command::CheckConfig) => {
-            let settings = config::load(from_flag(config), &Overrides::default())?;
+            let settings = config::load(from_flag(config), &overrides)?;
             if let Some(keys) = &settings.token.session_keys {
                 session_keys::SessionKeys::load(keys)?;
             }
             for warning in &settings.warnings {
                 eprintln!("keystone-proxy: warning: {warning}");
             }
-            print_out(format_args!("{settings:#?}\n"))?;
+            print_out(config::to_toml(&settings))?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::GenKey) => {
@@ -167,15 +179,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Some(Command::Token(args)) => one_shot(config, args, commands::token_listing),
-        Some(Command::Catalog(args)) => one_shot(config, args, commands::catalog_listing),
+        Some(Command::Token(args)) => one_shot(config, &overrides, args, commands::token_listing),
+        Some(Command::Catalog(args)) => {
+            one_shot(config, &overrides, args, commands::catalog_listing)
+        }
         Some(Command::Healthcheck { url }) => {
             connector::install_crypto_provider();
             let probe = match url {
                 Some(url) => commands::Probe::Url(url),
-                None => {
-                    commands::own_probe(&config::load(from_flag(config), &Overrides::default())?)
-                }
+                None => commands::own_probe(&config::load(from_flag(config), &overrides)?),
             };
             let runtime = current_thread_runtime()?;
             match runtime.block_on(commands::healthcheck(&probe)) {
@@ -200,14 +212,15 @@ fn current_thread_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 /// Log in once, show the result.
 fn one_shot(
     config: Option<PathBuf>,
+    overrides: &Overrides,
     args: OneShotArgs,
     listing: fn(&keystone_proxy::keystone::IssuedToken) -> commands::Listing,
 ) -> anyhow::Result<ExitCode> {
     connector::install_crypto_provider();
-    let settings = config::load(from_flag(config), &Overrides::default())?;
+    let settings = config::load(from_flag(config), overrides)?;
     let issued = current_thread_runtime()?.block_on(commands::issue(
         &settings,
-        args.cloud.as_deref(),
+        overrides.cloud.as_deref(),
         args.project.as_deref(),
     ))?;
     let listing = listing(&issued).select(&args.column)?;
@@ -224,6 +237,7 @@ fn serve(
     let source = source(args.config);
     let overrides = Overrides {
         listen: args.listen,
+        cloud: args.cloud,
     };
     let settings = config::load(source.clone(), &overrides)?;
     let runtime = serving_runtime()?;

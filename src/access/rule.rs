@@ -92,14 +92,27 @@ pub struct Rule {
     pub service: ServiceName,
     methods: Methods,
     path: PathPattern,
-    /// `compute GET,HEAD /servers/**`: the rule as written, for
-    /// `check-config` and logs.
-    written: String,
+    /// The rule as written, for `check-config` and logs.
+    written: Written,
+}
+
+/// A rule's fields as the configuration wrote them.
+#[derive(Clone)]
+pub struct Written {
+    pub service: String,
+    pub methods: Vec<String>,
+    pub path: String,
 }
 
 impl std::fmt::Debug for Rule {
+    /// `compute GET,HEAD /servers/**`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.written)
+        let Written {
+            service,
+            methods,
+            path,
+        } = &self.written;
+        write!(f, "{service} {} {path}", methods.join(","))
     }
 }
 
@@ -147,8 +160,17 @@ impl Rule {
             service: ServiceName::new(service.trim()),
             methods: parsed_methods,
             path: pattern,
-            written: format!("{} {} {path}", service.trim(), methods.join(",")),
+            written: Written {
+                service: service.trim().to_string(),
+                methods: methods.to_vec(),
+                path: path.to_string(),
+            },
         })
+    }
+
+    /// The rule as the configuration wrote it.
+    pub fn written(&self) -> &Written {
+        &self.written
     }
 
     /// Whether this rule allows `method` on `rest` (the raw path after the

@@ -9,28 +9,22 @@ use serde::Deserialize;
 use super::*;
 
 /// The layers, later wins: clouds.yaml / `OS_*` → TOML → `KEYSTONE_PROXY_*`
-/// environment → flags. Built twice: first without the bottom layer, to
-/// learn which clouds the upper layers name but do not define.
+/// environment → flags; and notes on what of the environment was not used.
+/// Built twice: first without the bottom layer, to learn which clouds the
+/// upper layers name.
 pub(super) fn figment(
     source: &ConfigSource<'_>,
     overrides: &Overrides,
     env: &Environment,
-) -> Result<Figment, ConfigError> {
+) -> Result<(Figment, Vec<String>), ConfigError> {
     let probe = upper_layers(Figment::new(), source, overrides, env)?;
-    let base = openstack_layer(&probe, has_file(source, env), env)?;
-    upper_layers(base, source, overrides, env)
+    let (base, notes) = openstack_layer(&probe, overrides, env)?;
+    Ok((upper_layers(base, source, overrides, env)?, notes))
 }
 
 /// The default config file, in the environment's working directory.
 fn default_path(env: &Environment) -> std::path::PathBuf {
     env.cwd.join(DEFAULT_CONFIG_PATH)
-}
-
-pub(super) fn has_file(source: &ConfigSource<'_>, env: &Environment) -> bool {
-    match source {
-        ConfigSource::File(_) | ConfigSource::Embedded { .. } => true,
-        ConfigSource::Default => default_path(env).is_file(),
-    }
 }
 
 pub(super) fn upper_layers(
@@ -78,73 +72,104 @@ pub(super) struct ProbeClient {
     cloud: Option<String>,
 }
 
-/// Clouds from clouds.yaml or `OS_*`: the one `OS_CLOUD` names and the ones
-/// clients name (the TOML may still override any of their keys), or, when
-/// nothing names any and nothing defines any, the only cloud of clouds.yaml
-/// or (with no config file at all) the `envvars` cloud of an openrc.
+/// The clouds that come from clouds.yaml or `OS_*`, under the TOML.
+///
+/// When the configuration names clouds (`[clouds.NAME]` tables, a
+/// client's `cloud`), those are the clouds, each completed from the
+/// clouds.yaml entry of that name if there is one: the TOML wins, and a
+/// note says `OS_CLOUD` or an openrc was not used. Otherwise the cloud is
+/// the one `openstack` would use in this environment: `--cloud`, else
+/// `OS_CLOUD`, else the `envvars` cloud of `OS_*` variables, else the only
+/// cloud of clouds.yaml; a cloud picked by name gets the `OS_*` variables
+/// `openstack` applies over it. `--cloud` is added in every case.
 pub(super) fn openstack_layer(
     probe: &Figment,
-    has_file: bool,
+    overrides: &Overrides,
     env: &Environment,
-) -> Result<Figment, ConfigError> {
+) -> Result<(Figment, Vec<String>), ConfigError> {
     let defined: BTreeMap<String, serde::de::IgnoredAny> =
         probe.extract_inner("clouds").unwrap_or_default();
     let clients: BTreeMap<String, ProbeClient> = probe.extract_inner("clients").unwrap_or_default();
-    let mut wanted: Vec<String> = clients.into_values().filter_map(|c| c.cloud).collect();
-    wanted.extend(env.selected_cloud().map(str::to_string));
-    wanted.sort();
-    wanted.dedup();
+    let mut named: Vec<String> = clients.into_values().filter_map(|c| c.cloud).collect();
+    named.extend(defined.keys().cloned());
+    named.sort();
+    named.dedup();
 
     let file = clouds_yaml::read(env).map_err(|e| ConfigError(crate::error::with_causes(&e)))?;
-    let where_from = file
-        .path
-        .as_ref()
-        .map(|p| p.display().to_string())
-        .unwrap_or_default();
-    if wanted.is_empty() && defined.is_empty() {
-        if file.clouds.len() == 1 {
-            wanted.extend(file.clouds.keys().cloned());
-        } else if !has_file && clouds_yaml::from_os_variables(env).is_some() {
-            wanted.push(ENVVARS_CLOUD.to_string());
+    let where_from = match &file.path {
+        Some(path) => format!("clouds.yaml {}", path.display()),
+        None => "no clouds.yaml found".into(),
+    };
+    let envvars = env.envvars_name().to_string();
+    let mut notes = Vec::new();
+    // (name, how it was picked): a picked cloud gets the OS_* variables.
+    let mut wanted: Vec<(String, Option<String>)> =
+        named.iter().map(|n| (n.clone(), None)).collect();
+    if let Some(name) = &overrides.cloud {
+        wanted.push((name.clone(), Some(format!("--cloud {name}"))));
+    } else if !named.is_empty() {
+        if let Some(name) = env
+            .selected_cloud()
+            .filter(|n| !named.iter().any(|m| m == n))
+        {
+            notes.push(format!(
+                "OS_CLOUD={name} is not used: the configuration names its clouds ({})",
+                named.join(", ")
+            ));
         }
+    } else if let Some(name) = env.selected_cloud() {
+        wanted.push((name.to_string(), Some(format!("OS_CLOUD={name}"))));
+    } else if !env.cloud_variables().is_empty() {
+        wanted.push((envvars.clone(), None));
+    } else if file.clouds.len() == 1 {
+        let only = file.clouds.keys().cloned();
+        wanted.extend(only.map(|name| (name, Some("the only cloud".to_string()))));
+    } else if file.clouds.len() > 1 {
+        let names: Vec<&str> = file.clouds.keys().map(String::as_str).collect();
+        return Err(ConfigError(format!(
+            "{where_from} has several clouds ({}): pick one with OS_CLOUD or --cloud, or \
+             name one in the configuration",
+            names.join(", ")
+        )));
     }
+
     let mut from_file = serde_json::Map::new();
     let mut from_os = serde_json::Map::new();
-    for name in wanted {
+    for (name, picked) in wanted {
         if let Some(cloud) = file.clouds.get(&name) {
-            from_file.insert(name, cloud.clone());
-        } else if name == ENVVARS_CLOUD {
+            let mut cloud = cloud.clone();
+            clouds_yaml::pick_first_region(&mut cloud);
+            if picked.is_some() {
+                cloud = clouds_yaml::with_os_variables(&name, cloud, env).map_err(ConfigError)?;
+            }
+            from_file.insert(name, cloud);
+        } else if name == envvars {
             if let Some(cloud) = clouds_yaml::from_os_variables(env) {
                 from_os.insert(name, cloud);
             }
-        } else if env.selected_cloud() == Some(name.as_str()) && !defined.contains_key(&name) {
-            let searched = if where_from.is_empty() {
-                "no clouds.yaml found".into()
-            } else {
-                where_from.clone()
-            };
+        } else if let Some(picked) = picked.filter(|_| !defined.contains_key(&name)) {
             return Err(ConfigError(format!(
-                "OS_CLOUD={name}: no such cloud ({searched})"
+                "{picked}: no such cloud ({where_from})"
             )));
         }
     }
     let mut figment = Figment::new();
     if !from_os.is_empty() {
         let clouds = serde_json::json!({ "clouds": from_os });
+        let variables = env.cloud_variables().join(", ");
         figment = figment.merge(Named {
-            name: "OS_* variables".into(),
+            name: format!("OS_* variables ({variables})"),
             inner: Serialized::defaults(clouds),
         });
     }
     if !from_file.is_empty() {
         let clouds = serde_json::json!({ "clouds": from_file });
-        let name = format!("clouds.yaml {where_from}");
         figment = figment.merge(Named {
-            name,
+            name: where_from,
             inner: Serialized::defaults(clouds),
         });
     }
-    Ok(figment)
+    Ok((figment, notes))
 }
 
 /// A provider under another name, so messages say `config/demo.toml` or

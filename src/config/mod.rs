@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::access::{LimitSettings, Rule};
-use crate::clouds_yaml::{self, ENVVARS_CLOUD, Environment};
+use crate::clouds_yaml::{self, Environment};
 pub use crate::credentials::{
     ApiVersion, AppCredRef, AuthKind, Credential, DomainRef, ProjectRef, UserRef,
 };
@@ -28,10 +28,12 @@ use secrecy::SecretString;
 mod layers;
 mod raw;
 mod settings;
+mod show;
 mod validate;
 
 use raw::RawConfig;
 pub use settings::*;
+pub use show::{REDACTED, to_toml};
 use validate::Validator;
 
 /// Where `serve` looks when no `--config` is given.
@@ -48,6 +50,9 @@ pub struct ConfigError(pub String);
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {
     pub listen: Option<String>,
+    /// `--cloud NAME`: the cloud of clouds.yaml to use, as `openstack
+    /// --os-cloud` (it beats `OS_CLOUD`).
+    pub cloud: Option<String>,
 }
 
 /// Where the TOML layer comes from; kept by `serve` to read it again on
@@ -86,11 +91,13 @@ pub fn load_in(
     overrides: &Overrides,
     env: &Environment,
 ) -> Result<Settings, ConfigError> {
-    let figment = layers::figment(&source, overrides, env)?;
+    let (figment, notes) = layers::figment(&source, overrides, env)?;
     let raw: RawConfig = figment
         .extract()
         .map_err(|e| ConfigError(layers::describe_figment_error(e)))?;
-    Validator { figment: &figment }.settings(raw)
+    let mut settings = Validator { figment: &figment }.settings(raw)?;
+    settings.warnings.extend(notes);
+    Ok(settings)
 }
 
 #[cfg(test)]

@@ -130,14 +130,36 @@ fn venv() -> PathBuf {
     project_dir().join("target").join("keystone-venv")
 }
 
+/// The venv, made by tests/keystone/setup-venv.sh if it is missing or
+/// out of date (once per test run).
+fn ready_venv() -> PathBuf {
+    static READY: OnceLock<()> = OnceLock::new();
+    READY.get_or_init(|| {
+        let script = project_dir()
+            .join("tests")
+            .join("keystone")
+            .join("setup-venv.sh");
+        let status = Command::new("bash")
+            .arg(script)
+            .arg(venv())
+            .status()
+            .expect("run tests/keystone/setup-venv.sh");
+        assert!(status.success(), "tests/keystone/setup-venv.sh failed");
+    });
+    venv()
+}
+
+/// The venv's `openstack` (python-openstackclient), with nothing of the
+/// runner's environment.
+pub fn openstack_command() -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(ready_venv().join("bin").join("openstack"));
+    command.isolated();
+    command
+}
+
 fn start(token_expiration: u64, name: &str, glance: bool) -> Running {
     let dir = project_dir().join("tests").join("keystone");
-    let status = Command::new("bash")
-        .arg(dir.join("setup-venv.sh"))
-        .arg(venv())
-        .status()
-        .expect("run tests/keystone/setup-venv.sh");
-    assert!(status.success(), "tests/keystone/setup-venv.sh failed");
+    ready_venv();
     // A second try only for a start that failed: the harness picks free
     // ports by binding port 0 and releasing it, and another test may take
     // one in between. What the first try said is kept for the panic.
@@ -394,8 +416,7 @@ pub async fn openstack_output(
     project: &str,
     args: &[&str],
 ) -> std::process::Output {
-    tokio::process::Command::new(venv().join("bin").join("openstack"))
-        .isolated()
+    openstack_command()
         .args([
             "--os-auth-url",
             auth_url,

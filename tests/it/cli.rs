@@ -33,11 +33,11 @@ async fn check_config_prints_the_resolved_config_without_secrets() {
     .await;
     assert!(run.ok, "{run:?}");
     assert!(
-        run.stdout.contains("timeout: 7s"),
+        run.stdout.contains("\ntimeout = \"7s\""),
         "the environment layer applies: {run:?}"
     );
     assert!(
-        run.stdout.contains("auth_url: \"http://127.0.0.1:1/v3\""),
+        run.stdout.contains("auth_url = \"http://127.0.0.1:1/v3\""),
         "{run:?}"
     );
     assert!(!run.stdout.contains("top-secret-password"), "{run:?}");
@@ -122,6 +122,22 @@ async fn the_example_config_is_valid() {
     let run = run_binary(&["check-config", "--config", path.to_str().unwrap()], &[]).await;
     assert!(run.ok, "{run:?}");
     assert!(!run.stdout.contains("s3cret"));
+
+    // What check-config prints is the resolved configuration as TOML the
+    // proxy reads back to the same settings, secrets redacted.
+    let shown: toml::Table = run.stdout.parse().expect("check-config prints TOML");
+    let cloud = shown["clouds"].as_table().unwrap().values().next().unwrap();
+    assert_eq!(cloud["auth"]["password"].as_str(), Some("<redacted>"));
+    assert_eq!(shown["listen"]["socket_mode"].as_str(), Some("0660"));
+    assert_eq!(shown["token"]["session_ttl"].as_str(), Some("12h"));
+    let (_dir, again) = write_config(&run.stdout);
+    let rerun = run_binary(&["check-config", "--config", again.to_str().unwrap()], &[]).await;
+    assert!(rerun.ok, "{rerun:?}");
+    let body = |text: &str| -> String {
+        let lines = text.lines().filter(|l| !l.starts_with('#'));
+        lines.collect::<Vec<_>>().join("\n")
+    };
+    assert_eq!(body(&rerun.stdout), body(&run.stdout));
 }
 
 /// Rules and limits are validated at start: a wrong method or path is an
@@ -251,7 +267,10 @@ async fn check_config_refuses_an_unknown_forwarded_header() {
     ));
     let run = run_binary(&["check-config", "--config", path.to_str().unwrap()], &[]).await;
     assert!(run.ok, "{run:?}");
-    assert!(run.stdout.contains("host: true"), "{run:?}");
+    assert!(
+        run.stdout.contains("forwarded_headers = [\"for\", \"proto\", \"host\"]"),
+        "{run:?}"
+    );
 }
 
 /// Options work before the subcommand as after it: the file named first is

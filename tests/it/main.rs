@@ -9,6 +9,7 @@ mod auth;
 mod bodies;
 mod cli;
 mod client_faults;
+mod cloud_selection;
 mod deploy;
 mod edges;
 mod facade;
