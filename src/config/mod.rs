@@ -446,6 +446,36 @@ clouds:
         ));
     }
 
+    /// In a clouds.yaml entry a typo of a key the proxy reads is refused
+    /// with the key it meant, a feature it lacks is refused by name, and
+    /// other clients' settings pass.
+    #[test]
+    fn clouds_yaml_typos_and_features_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = env_with(&[("OS_CLOUD", "mycloud")], dir.path());
+        let with = |extra: &str| {
+            let yaml = CLOUDS_YAML.replace("    interface: internal\n", &format!("    {extra}\n"));
+            std::fs::write(dir.path().join("clouds.yaml"), yaml).unwrap();
+            load_in(ConfigSource::Default, &Overrides::default(), &env)
+        };
+        let error = with("regon_name: RegionTwo").unwrap_err().to_string();
+        assert!(
+            error.contains("clouds.mycloud.regon_name")
+                && error.contains("did you mean region_name?"),
+            "{error}"
+        );
+        assert!(error.contains("clouds.yaml"), "it says where: {error}");
+        let error = with("cert: /etc/client.pem").unwrap_err().to_string();
+        assert!(
+            error.contains("clouds.mycloud.cert") && error.contains("client TLS"),
+            "{error}"
+        );
+        let error = with("profile: vexxhost").unwrap_err().to_string();
+        assert!(error.contains("vendor profiles"), "{error}");
+        let settings = with("image_format: raw\n    volume_api_version: 3").unwrap();
+        assert!(settings.clouds.contains_key("mycloud"));
+    }
+
     #[test]
     fn a_missing_os_cloud_is_an_error() {
         let dir = tempfile::tempdir().unwrap();

@@ -135,9 +135,11 @@ pub(super) enum RawSessionKeys {
     Files(Vec<PathBuf>),
 }
 
-/// A cloud, shaped like a clouds.yaml entry. Unknown keys are ignored on
-/// purpose: clouds.yaml entries carry many client-side settings
-/// (`volume_api_version`, `image_format`, …) that mean nothing here.
+/// A cloud, shaped like a clouds.yaml entry. Other keys are kept apart:
+/// clouds.yaml entries carry many client-side settings
+/// (`volume_api_version`, `image_format`, …) that mean nothing here and are
+/// ignored, but `validate` refuses one that is a typo of a key the proxy
+/// reads, or a feature it does not have.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub(super) struct RawCloud {
@@ -149,8 +151,27 @@ pub(super) struct RawCloud {
     pub(super) cacert: Option<PathBuf>,
     pub(super) insecure: Option<bool>,
     pub(super) verify: Option<bool>,
+    /// openstacksdk's region list; `clouds_yaml` has made its first the
+    /// `region_name` already.
+    pub(super) regions: Option<serde::de::IgnoredAny>,
     pub(super) auth: RawAuth,
+    #[serde(flatten)]
+    pub(super) other: BTreeMap<String, figment::value::Value>,
 }
+
+/// The keys of [`RawCloud`], for "did you mean …?".
+pub(super) const CLOUD_KEYS: &[&str] = &[
+    "auth_url",
+    "auth_type",
+    "region_name",
+    "interface",
+    "identity_api_version",
+    "cacert",
+    "insecure",
+    "verify",
+    "regions",
+    "auth",
+];
 
 /// The `auth` table of a clouds.yaml entry.
 #[derive(Debug, Default, Deserialize)]

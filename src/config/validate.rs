@@ -229,6 +229,7 @@ impl Validator<'_> {
             .or(raw.auth.auth_url.clone())
             .ok_or_else(|| self.error(&key("auth_url"), "missing"))?;
         parse_http_url(&auth_url).map_err(|p| self.error(&key("auth_url"), p))?;
+        self.known_cloud_keys(name, &raw)?;
         let kind = self.auth_kind(name, raw.auth_type.as_deref(), &raw.auth)?;
         let api_version = match &raw.identity_api_version {
             Some(version) => Some(
@@ -320,6 +321,29 @@ impl Validator<'_> {
             None if auth.token.is_some() && auth.password.is_none() => AuthKind::Token,
             None => AuthKind::Password,
         })
+    }
+
+    /// A key of a cloud that the proxy does not read is ignored (clouds.yaml
+    /// entries hold many for other clients), unless it is a typo of one it
+    /// reads or asks for something the proxy does not do.
+    fn known_cloud_keys(&self, cloud: &str, raw: &RawCloud) -> Result<(), ConfigError> {
+        for other in raw.other.keys() {
+            let problem = match other.as_str() {
+                "cert" | "key" => {
+                    "not supported by keystone-proxy: it does not present client TLS certificates"
+                        .to_string()
+                }
+                "profile" => "not supported by keystone-proxy: it has no vendor profiles; give \
+                              auth_url and the rest in the cloud"
+                    .to_string(),
+                typo => match nearest(typo, CLOUD_KEYS) {
+                    Some(meant) => format!("not a key of a cloud (did you mean {meant}?)"),
+                    None => continue,
+                },
+            };
+            return Err(self.error(&format!("clouds.{cloud}.{other}"), problem));
+        }
+        Ok(())
     }
 
     /// Every key of `auth` is one the proxy reads: a typo would otherwise

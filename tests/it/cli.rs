@@ -268,7 +268,8 @@ async fn check_config_refuses_an_unknown_forwarded_header() {
     let run = run_binary(&["check-config", "--config", path.to_str().unwrap()], &[]).await;
     assert!(run.ok, "{run:?}");
     assert!(
-        run.stdout.contains("forwarded_headers = [\"for\", \"proto\", \"host\"]"),
+        run.stdout
+            .contains("forwarded_headers = [\"for\", \"proto\", \"host\"]"),
         "{run:?}"
     );
 }
