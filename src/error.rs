@@ -61,6 +61,15 @@ pub enum ProxyError {
     },
     #[error("{}", forbidden_project(project, reason))]
     ForbiddenProject { project: String, reason: String },
+    #[error(
+        "could not get a token for project {project:?} in cloud {cloud:?}: {reason} (the user \
+         has no role on it, or it does not exist: Keystone does not say which)"
+    )]
+    ProjectRefused {
+        project: String,
+        cloud: String,
+        reason: String,
+    },
     #[error("no service {service:?} in the catalog for this project{detail}")]
     UnknownService { service: String, detail: String },
     #[error("Keystone rejected the configured credential of cloud {cloud:?}: {reason}")]
@@ -113,7 +122,9 @@ impl ProxyError {
             MethodNotAllowed { .. } => (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed"),
             DotSegment => (StatusCode::BAD_REQUEST, "bad-request"),
             ForbiddenOperation { .. } => (StatusCode::FORBIDDEN, "forbidden-operation"),
-            ForbiddenProject { .. } => (StatusCode::FORBIDDEN, "forbidden-project"),
+            ForbiddenProject { .. } | ProjectRefused { .. } => {
+                (StatusCode::FORBIDDEN, "forbidden-project")
+            }
             UnknownService { .. } => (StatusCode::NOT_FOUND, "unknown-service"),
             KeystoneRejected { .. } => (StatusCode::BAD_GATEWAY, "keystone-rejected"),
             KeystoneUnavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "keystone-unavailable"),
@@ -137,6 +148,7 @@ impl ProxyError {
             ProxyError::KeystoneRejected { .. }
                 | ProxyError::MfaRequired { .. }
                 | ProxyError::ForbiddenProject { .. }
+                | ProxyError::ProjectRefused { .. }
         )
     }
 
@@ -235,6 +247,15 @@ mod tests {
         let cases: Vec<(ProxyError, u16, &str)> = vec![
             (ProxyError::MissingCredential, 401, "missing-credential"),
             (ProxyError::BadCredential, 401, "bad-credential"),
+            (
+                ProxyError::ProjectRefused {
+                    project: "p".into(),
+                    cloud: cloud(),
+                    reason: "401".into(),
+                },
+                403,
+                "forbidden-project",
+            ),
             (ProxyError::BadRequest("x".into()), 400, "bad-request"),
             (ProxyError::NotFound("x".into()), 404, "not-found"),
             (ProxyError::Forbidden("x".into()), 403, "forbidden"),

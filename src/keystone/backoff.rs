@@ -70,7 +70,11 @@ impl Backoff {
             Ok(_) => {
                 entries.remove(subject);
             }
-            Err(error @ (KeystoneError::Rejected(_) | KeystoneError::MfaRequired)) => {
+            Err(
+                error @ (KeystoneError::Rejected(_)
+                | KeystoneError::ProjectRefused { .. }
+                | KeystoneError::MfaRequired),
+            ) => {
                 let rejections = entries.get(subject).map_or(0, |e| e.rejections) + 1;
                 remember(
                     &mut entries,

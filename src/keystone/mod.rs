@@ -47,6 +47,11 @@ pub enum KeystoneError {
     /// Keystone could not be reached or answered something unusable.
     #[error("{0}")]
     Unavailable(String),
+    /// Keystone refused a token for this project while the credential's
+    /// own token is good: the user has no role on it, or it does not exist
+    /// (Keystone answers both alike).
+    #[error("{reason}")]
+    ProjectRefused { project: String, reason: String },
     /// Keystone wants another factor (`Openstack-Auth-Receipt`).
     #[error("multi-factor authentication required")]
     MfaRequired,
@@ -71,6 +76,11 @@ impl KeystoneError {
         let cloud = cloud.to_string();
         match self {
             KeystoneError::Rejected(reason) => ProxyError::KeystoneRejected { cloud, reason },
+            KeystoneError::ProjectRefused { project, reason } => ProxyError::ProjectRefused {
+                project,
+                cloud,
+                reason,
+            },
             KeystoneError::Unavailable(reason) | KeystoneError::Busy { reason, .. } => {
                 ProxyError::KeystoneUnavailable { cloud, reason }
             }
@@ -87,6 +97,10 @@ impl KeystoneError {
             KeystoneError::Unavailable(reason) => {
                 KeystoneError::Unavailable(format!("{reason} ({note})"))
             }
+            KeystoneError::ProjectRefused { project, reason } => KeystoneError::ProjectRefused {
+                project,
+                reason: format!("{reason} ({note})"),
+            },
             KeystoneError::MfaRequired => KeystoneError::MfaRequired,
             KeystoneError::Busy {
                 reason,
@@ -100,7 +114,7 @@ impl KeystoneError {
 
     fn kind(&self) -> &'static str {
         match self {
-            KeystoneError::Rejected(_) => "rejected",
+            KeystoneError::Rejected(_) | KeystoneError::ProjectRefused { .. } => "rejected",
             KeystoneError::Unavailable(_) | KeystoneError::Busy { .. } => "unavailable",
             KeystoneError::MfaRequired => "mfa-required",
         }
@@ -222,30 +236,47 @@ impl Keystone {
         }
     }
 
-    /// A project token from the parent token. If the parent was not made
-    /// just now and the rescope is refused, either the project is wrong
-    /// (no role, no such project) or the parent was revoked (a password
-    /// change does that). Only in the second case is it worth a new parent,
-    /// and one more try: asking Keystone which it is costs a cheap token
+    /// A project token from the parent token. If the rescope is refused,
+    /// either the project is wrong (no role, no such project) or the parent
+    /// was revoked: a password change does that, and Keystone's revocations
+    /// have one-second resolution, so even a parent issued in the same
+    /// second as the change is dead on arrival. Only in the second case is
+    /// it worth a new parent (after that second, if the dead one was new)
+    /// and another try, three tries in all: asking Keystone which it is costs a cheap token
     /// validation, where guessing wrong would cost a password login (bcrypt,
-    /// and a step towards lockout) per unknown project name.
+    /// and a step towards lockout) per unknown project name. A refusal with
+    /// a good parent is about the project, never the credential.
     async fn rescoped(&self, project: &ProjectRef) -> Result<IssuedToken, KeystoneError> {
         let subject = Subject::Project(project.clone());
         self.backoff.check(&subject)?;
-        let (parent, fresh) = self.parent().await?;
-        let mut result = self
-            .call(Method::Token(&parent), LoginScope::Project(project))
-            .await;
-        if matches!(result, Err(KeystoneError::Rejected(_)))
-            && !fresh
-            && !self.still_valid(&parent).await
-        {
-            self.forget_parent(&parent).await;
-            let (parent, _) = self.parent().await?;
-            result = self
+        let mut tries = 0;
+        let result = loop {
+            let (parent, fresh) = self.parent().await?;
+            let result = self
                 .call(Method::Token(&parent), LoginScope::Project(project))
                 .await;
-        }
+            tries += 1;
+            let refused = matches!(result, Err(KeystoneError::Rejected(_)));
+            if !refused || tries == 3 || self.still_valid(&parent).await {
+                break result;
+            }
+            self.forget_parent(&parent).await;
+            if fresh {
+                tracing::info!(
+                    cloud = %self.cloud.name,
+                    "a new token was revoked in the second it was issued (a password change?); \
+                     logging in again after that second"
+                );
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        };
+        let result = result.map_err(|error| match error {
+            KeystoneError::Rejected(reason) => KeystoneError::ProjectRefused {
+                project: project.label().to_string(),
+                reason,
+            },
+            other => other,
+        });
         self.backoff.record(&subject, &result);
         result
     }

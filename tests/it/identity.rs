@@ -232,8 +232,8 @@ async fn a_project_without_a_role_does_not_block_the_others() {
     let stack = Stack::start().await;
     for _ in 0..10 {
         let response = stack.get("/projects/other/compute/servers", ANY_KEY).await;
-        assert_eq!(response.status, 502);
-        assert_eq!(response.proxy_error(), Some("keystone-rejected"));
+        assert_eq!(response.status, 403);
+        assert_eq!(response.proxy_error(), Some("forbidden-project"));
     }
     assert!(
         stack.keystone.rescopes() <= 2,
@@ -304,4 +304,31 @@ async fn a_configured_token_is_rescoped() {
     assert_eq!(stack.keystone.secret_logins(), 0);
     assert_eq!(stack.keystone.rescopes(), 1);
     assert!(!stack.proxy.logs().contains("token-from-elsewhere"));
+}
+
+/// Setting the user's password again (even to the same value) revokes
+/// every token, and a token issued in the same second is dead on arrival:
+/// that is a race, not a wrong credential. Requests arriving then wait
+/// past that second and all succeed.
+#[tokio::test]
+async fn a_parent_revoked_in_the_second_it_was_issued_is_a_race_not_a_rejection() {
+    let stack = std::sync::Arc::new(Stack::start().await);
+    let path = "/projects/ops/compute/servers";
+    assert_eq!(stack.get(path, ANY_KEY).await.status, 200);
+    // Shorter than the proxy's one-second wait: the knob stands for "the
+    // rest of this second".
+    stack.keystone.revoke_all_within(Duration::from_millis(300));
+    let mut requests = tokio::task::JoinSet::new();
+    for _ in 0..10 {
+        let stack = stack.clone();
+        requests.spawn(async move { stack.get(path, ANY_KEY).await });
+    }
+    for response in requests.join_all().await {
+        assert_eq!(response.status, 200, "{response:?}\n{}", stack.proxy.logs());
+    }
+    let logs = stack.proxy.logs();
+    assert!(
+        logs.contains("revoked in the second it was issued"),
+        "{logs}"
+    );
 }

@@ -126,14 +126,28 @@ async fn one_identity_two_projects_and_one_without_a_role() {
     assert_eq!(keystone_calls(&real.proxy, Some("token")), 2);
 
     let started = Instant::now();
-    let response = real.get("/projects/gamma/compute/servers").await;
-    assert_eq!(response.status, 502, "{response:?}");
-    assert_eq!(response.proxy_error(), Some("keystone-rejected"));
-    assert!(
-        response.json()["error"]["message"]
+    // No role on gamma, and no such project: about the project, not the
+    // credential (which stays good for the others).
+    for project in ["gamma", "no-such-project"] {
+        let response = real
+            .get(&format!("/projects/{project}/compute/servers"))
+            .await;
+        assert_eq!(response.status, 403, "{response:?}");
+        assert_eq!(response.proxy_error(), Some("forbidden-project"));
+        let message = response.json()["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("401")
+            .to_string();
+        let names = format!("could not get a token for project \"{project}\" in cloud \"real\"");
+        assert!(
+            message.contains(&names) && message.contains("401"),
+            "{message}"
+        );
+        assert!(!message.contains("configured credential"), "{message}");
+    }
+    assert_eq!(
+        real.get("/projects/alpha/compute/servers").await.status,
+        200
     );
     assert!(
         started.elapsed() < Duration::from_secs(5),

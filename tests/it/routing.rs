@@ -234,8 +234,16 @@ async fn project_outside_the_allow_list_is_403_without_keystone() {
 async fn project_without_a_role_is_a_clear_error() {
     let stack = Stack::start().await;
     let response = stack.get("/projects/other/compute/servers", ANY_KEY).await;
-    assert_eq!(response.status, 502);
-    assert_eq!(response.proxy_error(), Some("keystone-rejected"));
+    assert_eq!(response.status, 403);
+    assert_eq!(response.proxy_error(), Some("forbidden-project"));
+    let message = response.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        message.contains("could not get a token for project \"other\" in cloud \"test\""),
+        "{message}"
+    );
     assert!(stack.seen().is_empty());
 }
 

@@ -112,7 +112,15 @@ pub(super) fn issue(state: &State, api: Api, body: &[u8]) -> Response<Full<Bytes
         expires,
         expires_at,
     };
-    state.tokens.lock().insert(token.clone(), issued);
+    // Keystone's revocation events have one-second resolution: a token
+    // issued in the second of a revocation is dead on arrival.
+    let revoked = state
+        .revoked_within
+        .lock()
+        .is_some_and(|end| Instant::now() < end);
+    if !revoked {
+        state.tokens.lock().insert(token.clone(), issued);
+    }
     state.issued_log.lock().push(token.clone());
     let times = (now, expires_at);
     match api {

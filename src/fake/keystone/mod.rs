@@ -77,6 +77,8 @@ struct State {
     fault: Mutex<Option<Fault>>,
     versions: Mutex<Versions>,
     clock_offset: Mutex<jiff::SignedDuration>,
+    /// Tokens issued before this are revoked as they are issued.
+    revoked_within: Mutex<Option<Instant>>,
 }
 
 /// Checks tokens for the fake upstream, as keystonemiddleware would.
@@ -127,6 +129,7 @@ impl FakeKeystone {
             fault: Mutex::new(None),
             versions: Mutex::new(Versions::V3Only),
             clock_offset: Mutex::new(jiff::SignedDuration::ZERO),
+            revoked_within: Mutex::new(None),
         });
         let handler_state = state.clone();
         let task = spawn_server(listener, None, move |request| {
@@ -181,6 +184,14 @@ impl FakeKeystone {
     /// Revoke every token issued so far.
     pub fn revoke_all(&self) {
         self.state.tokens.lock().clear();
+    }
+
+    /// What setting a password (even to the same value) does in Keystone:
+    /// every token so far is revoked, and so is every token issued in the
+    /// rest of this second (`for_the_rest`, as a test's knob).
+    pub fn revoke_all_within(&self, for_the_rest: Duration) {
+        self.revoke_all();
+        *self.state.revoked_within.lock() = Some(Instant::now() + for_the_rest);
     }
 
     /// Revoke the tokens scoped to a project, as Keystone does when a role
