@@ -135,6 +135,15 @@ async fn token_command_prints_a_working_token() {
         keystone.validator().project_of(&token).as_deref(),
         Some(OPS_PROJECT_ID)
     );
+    // A project without a role: the proxy path's message, not "wrong password".
+    let run = run_binary(&["token", "--project", "other", "--config", config], &[]).await;
+    assert!(!run.ok, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("could not get a token for project \"other\" in cloud \"fake\""),
+        "{run:?}"
+    );
+    assert!(!run.stderr.contains("configured credential"), "{run:?}");
 }
 
 /// `token --project` on an application-credential cloud fails as the
