@@ -24,18 +24,10 @@ const ONE: &str = "clouds:
     interface: internal
 ";
 
-/// Three clouds: one with a region, one without, one with a region list.
-const THREE: &str = "clouds:
-  admin:
-    auth:
-      auth_url: http://yaml:5000/v3
-      username: admin
-      password: yamlpw
-      user_domain_name: Default
-      project_name: admin
-      project_domain_name: Default
-    region_name: RegionOne
-  noregion:
+/// Three clouds: `ONE`'s, one without a region, one with a region list.
+static THREE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "{ONE}  noregion:
     auth:
       auth_url: http://nr:5000/v3
       user_id: u1
@@ -48,7 +40,9 @@ const THREE: &str = "clouds:
       password: p
       project_name: m
     regions: [R1, R2]
-";
+"
+    )
+});
 
 /// An openrc of another user and project.
 const OPENRC: &[(&str, &str)] = &[
@@ -99,7 +93,7 @@ fn cases() -> Vec<Case> {
         ..Case::default()
     };
     let three = Case {
-        cwd_yaml: Some(THREE),
+        cwd_yaml: Some(&THREE),
         ..Case::default()
     };
     vec![
@@ -180,7 +174,7 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "the working directory's clouds.yaml beats $HOME's",
-            home_yaml: Some(THREE),
+            home_yaml: Some(&THREE),
             ..one.clone()
         },
         Case {
@@ -202,7 +196,7 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "OS_CLIENT_CONFIG_FILE beats the search path",
-            config_file: Some(THREE),
+            config_file: Some(&THREE),
             vars: vec![("OS_CLOUD", "multi")],
             ..one.clone()
         },
