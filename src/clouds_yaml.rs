@@ -334,13 +334,7 @@ pub(crate) fn pick_first_region(cloud: &mut Value) {
     if cloud.get("region_name").is_some() {
         return;
     }
-    let name = match &first {
-        Value::String(name) => Some(name.clone()),
-        table => table
-            .get("name")
-            .and_then(Value::as_str)
-            .map(str::to_string),
-    };
+    let name = region_name(&first);
     if let Some(Value::Object(values)) = first.get("values") {
         for (key, value) in values {
             set_if_absent(cloud, &[key.as_str()], value.clone());
@@ -351,20 +345,25 @@ pub(crate) fn pick_first_region(cloud: &mut Value) {
     }
 }
 
+/// The name of an entry of `regions`: a name, or a `{name, values}` table.
+fn region_name(entry: &Value) -> Option<String> {
+    match entry {
+        Value::String(name) => Some(name.clone()),
+        table => table
+            .get("name")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+    }
+}
+
 /// The regions a cloud lists (`regions`, else its `region_name`).
 fn region_names(cloud: &Value) -> Vec<String> {
     let listed = cloud.get("regions").and_then(Value::as_array);
-    let names = listed
+    let mut names: Vec<String> = listed
         .into_iter()
         .flatten()
-        .filter_map(|region| match region {
-            Value::String(name) => Some(name.clone()),
-            table => table
-                .get("name")
-                .and_then(Value::as_str)
-                .map(str::to_string),
-        });
-    let mut names: Vec<String> = names.collect();
+        .filter_map(region_name)
+        .collect();
     if names.is_empty() {
         names.extend(
             cloud
