@@ -12,7 +12,7 @@ use http::{HeaderMap, header};
 use subtle::ConstantTimeEq;
 
 use crate::access::{Access, LimitSettings};
-use crate::config::{ANY_PROJECT, ClientSettings, Settings};
+use crate::config::{ANY_PROJECT, ClientSettings, ProjectRef, Settings};
 use crate::error::ProxyError;
 use crate::header_names::X_AUTH_TOKEN;
 use crate::login_limit::LoginLimit;
@@ -72,6 +72,27 @@ impl Client {
         match &self.allowed {
             Allowed::Any => true,
             Allowed::Only(list) => list.iter().any(|p| p == project),
+        }
+    }
+
+    /// What to say when `project` is refused but may be another form of a
+    /// listed one: the list is matched as written, so a project listed by
+    /// name is not allowed by its id, nor the other way round. Empty when
+    /// the list holds the request's form only.
+    pub fn allow_list_hint(&self, project: &str) -> &'static str {
+        let Allowed::Only(list) = &self.allowed else {
+            return "";
+        };
+        let by_id = ProjectRef::is_id(project);
+        if !list.iter().any(|p| ProjectRef::is_id(p) != by_id) {
+            return "";
+        }
+        if by_id {
+            " (the request names the project by id and the list matches as written: a project \
+             listed by name needs its id listed too; a list may hold both)"
+        } else {
+            " (the request names the project by name and the list matches as written: a \
+             project listed by id needs its name listed too; a list may hold both)"
         }
     }
 }

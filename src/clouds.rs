@@ -148,7 +148,11 @@ impl Clouds {
             Some(name) if !client.may_use(name) => {
                 return Err(ProxyError::ForbiddenProject {
                     project: name.clone(),
-                    reason: format!("client {:?} may not use it", client.name),
+                    reason: format!(
+                        "client {:?} may not use it{}",
+                        client.name,
+                        client.allow_list_hint(name)
+                    ),
                 });
             }
             // An application credential's own project is known once it has

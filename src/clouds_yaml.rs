@@ -205,42 +205,88 @@ static OS_VARIABLES: &[(&str, &[&str])] = &[
     ("OS_CACERT", &["cacert"]),
 ];
 
+/// Values taken from `OS_*` variables, each kept with the variable it
+/// came from, so that the configuration's layers (and so its messages and
+/// the start-up line) name the variable rather than "the environment".
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct FromVariables(Vec<(&'static str, &'static [&'static str], Value)>);
+
+impl FromVariables {
+    /// `path` set to `value` by `var`, replacing what an earlier variable
+    /// set there.
+    fn set(&mut self, var: &'static str, path: &'static [&'static str], value: Value) {
+        self.0.retain(|(_, p, _)| p != &path);
+        self.0.push((var, path, value));
+    }
+
+    fn has(&self, path: &[&str]) -> bool {
+        self.0.iter().any(|(_, p, _)| *p == path)
+    }
+
+    /// Each variable with the cloud-shaped table of what it set, in the
+    /// order the variables were applied.
+    pub(crate) fn by_variable(&self) -> Vec<(&'static str, Value)> {
+        let mut tables: Vec<(&'static str, Value)> = Vec::new();
+        for (var, path, value) in &self.0 {
+            let at = match tables.iter().position(|(v, _)| v == var) {
+                Some(at) => at,
+                None => {
+                    tables.push((var, Value::Object(Map::new())));
+                    tables.len() - 1
+                }
+            };
+            set(&mut tables[at].1, path, value.clone());
+        }
+        tables
+    }
+
+    /// Everything set, as one cloud-shaped table (what the layers add up
+    /// to, for the tests).
+    #[cfg(test)]
+    fn cloud(&self) -> Value {
+        let mut cloud = Value::Object(Map::new());
+        for (_, path, value) in &self.0 {
+            set(&mut cloud, path, value.clone());
+        }
+        cloud
+    }
+}
+
+/// The variables that stand for both domains when neither is given.
+const DEFAULT_DOMAIN_VARIABLES: [&str; 2] = ["OS_DEFAULT_DOMAIN", "OS_DEFAULT_DOMAIN_ID"];
+
 /// The `envvars` cloud from an openrc (`OS_AUTH_URL` and friends), if
 /// any variable but a selector is set: as for openstacksdk, `OS_PASSWORD`
 /// alone makes it (and then it lacks an auth URL).
-pub(crate) fn from_os_variables(env: &Environment) -> Option<Value> {
+pub(crate) fn from_os_variables(env: &Environment) -> Option<FromVariables> {
     if env.cloud_variables().is_empty() {
         return None;
     }
-    let mut cloud = Value::Object(Map::new());
+    let mut cloud = FromVariables::default();
     for (name, path) in OS_VARIABLES {
-        if let Some(value) = env.var(name) {
-            set_if_absent(&mut cloud, path, Value::String(value.to_string()));
+        if let Some(value) = env.var(name).filter(|_| !cloud.has(path)) {
+            cloud.set(name, path, Value::String(value.to_string()));
         }
     }
     if let Some(insecure) = env.var("OS_INSECURE") {
         let on = matches!(insecure.to_ascii_lowercase().as_str(), "1" | "true" | "yes");
-        set_if_absent(&mut cloud, &["insecure"], Value::Bool(on));
+        cloud.set("OS_INSECURE", &["insecure"], Value::Bool(on));
     }
-    // OS_DEFAULT_DOMAIN stands for both domains when they are not given.
-    if let Some(domain) = env
-        .var("OS_DEFAULT_DOMAIN")
-        .or(env.var("OS_DEFAULT_DOMAIN_ID"))
-    {
-        let auth = &cloud["auth"];
-        if auth.get("user_domain_name").is_none() {
-            set_if_absent(
-                &mut cloud,
-                &["auth", "user_domain_id"],
-                Value::String(domain.into()),
-            );
-        }
-        if cloud["auth"].get("project_domain_name").is_none() {
-            set_if_absent(
-                &mut cloud,
+    let default_domain = DEFAULT_DOMAIN_VARIABLES
+        .iter()
+        .find_map(|var| Some((*var, env.var(var)?)));
+    if let Some((var, domain)) = default_domain {
+        let domains: [(&[&str], &'static [&'static str]); 2] = [
+            (&["auth", "user_domain_name"], &["auth", "user_domain_id"]),
+            (
+                &["auth", "project_domain_name"],
                 &["auth", "project_domain_id"],
-                Value::String(domain.into()),
-            );
+            ),
+        ];
+        for (name, id) in domains {
+            if !cloud.has(name) && !cloud.has(id) {
+                cloud.set(var, id, Value::String(domain.into()));
+            }
         }
     }
     Some(cloud)
@@ -286,15 +332,18 @@ static OVER_A_NAMED_CLOUD: &[(&[&str], &[&str], &[&str])] = &[
 /// cloud's value ([`OVER_A_NAMED_CLOUD`]); the other `auth` ones (the auth
 /// URL, the user, the secrets) only fill a key the cloud lacks;
 /// `OS_ENDPOINT_TYPE` and `OS_INSECURE` are not used. A region must be one
-/// the cloud lists, as openstacksdk checks.
+/// the cloud lists, as openstacksdk checks. Returns the cloud without the
+/// keys a variable replaces (`tenant_name` under `OS_PROJECT_NAME`), and
+/// the variables' values, which go over it.
 pub(crate) fn with_os_variables(
     name: &str,
     mut cloud: Value,
     env: &Environment,
-) -> Result<Value, String> {
+) -> Result<(Value, FromVariables), String> {
     let regions = region_names(&cloud);
+    let mut over = FromVariables::default();
     for (vars, path, replaced) in OVER_A_NAMED_CLOUD {
-        let Some(value) = vars.iter().find_map(|v| env.var(v)) else {
+        let Some((var, value)) = vars.iter().find_map(|v| Some((*v, env.var(v)?))) else {
             continue;
         };
         if path == &["region_name"] && !regions.is_empty() && !regions.iter().any(|r| r == value) {
@@ -309,19 +358,20 @@ pub(crate) fn with_os_variables(
                 auth.remove(*key);
             }
         }
-        set(&mut cloud, path, Value::String(value.to_string()));
+        over.set(var, path, Value::String(value.to_string()));
     }
     for (var, path) in OS_VARIABLES {
         let overriding = OVER_A_NAMED_CLOUD
             .iter()
             .any(|(vars, ..)| vars.contains(var));
+        let absent = || !over.has(path) && at(&cloud, path).is_none();
         if path[0] == "auth" && !overriding {
-            if let Some(value) = env.var(var) {
-                set_if_absent(&mut cloud, path, Value::String(value.to_string()));
+            if let Some(value) = env.var(var).filter(|_| absent()) {
+                over.set(var, path, Value::String(value.to_string()));
             }
         }
     }
-    Ok(cloud)
+    Ok((cloud, over))
 }
 
 /// A clouds.yaml `regions` list (names, or `{name, values}` tables) becomes
@@ -373,6 +423,11 @@ fn region_names(cloud: &Value) -> Vec<String> {
         );
     }
     names
+}
+
+/// The value at `path`, if there is one.
+fn at<'v>(value: &'v Value, path: &[&str]) -> Option<&'v Value> {
+    path.iter().try_fold(value, |node, key| node.get(key))
 }
 
 /// Sets `path` to `leaf`, making the tables on the way.
@@ -494,15 +549,31 @@ clouds:
             ("OS_INTERFACE", "internal"),
             ("OS_INSECURE", "true"),
         ];
-        let cloud = from_os_variables(&env(&vars, dir.path())).unwrap();
+        let variables = from_os_variables(&env(&vars, dir.path())).unwrap();
         assert_eq!(
-            cloud,
+            variables.cloud(),
             json!({
                 "auth": {"auth_url": "https://k:5000/v3", "username": "svc", "password": "pw",
                          "project_name": "demo", "user_domain_id": "default",
                          "project_domain_id": "default"},
                 "region_name": "RegionOne", "interface": "internal", "insecure": true
             })
+        );
+        // Each value is kept with the variable it came from.
+        let tables = variables.by_variable();
+        let of = |var: &str| {
+            tables
+                .iter()
+                .find(|(v, _)| *v == var)
+                .map(|(_, t)| t.clone())
+        };
+        assert_eq!(
+            of("OS_TENANT_NAME"),
+            Some(json!({"auth": {"project_name": "demo"}}))
+        );
+        assert_eq!(
+            of("OS_DEFAULT_DOMAIN"),
+            Some(json!({"auth": {"user_domain_id": "default", "project_domain_id": "default"}}))
         );
         // As in openstacksdk: any variable but a selector makes the cloud.
         assert!(from_os_variables(&env(&[("OS_USERNAME", "x")], dir.path())).is_some());
@@ -516,8 +587,9 @@ clouds:
             ("OS_INTERFACE", "admin"),
             ("OS_ENDPOINT_TYPE", "internalURL"),
         ];
-        let cloud = from_os_variables(&env(&both, dir.path())).unwrap();
-        assert_eq!(cloud["interface"], "internalURL");
+        let variables = from_os_variables(&env(&both, dir.path())).unwrap();
+        assert_eq!(variables.cloud()["interface"], "internalURL");
+        assert_eq!(variables.by_variable()[0].0, "OS_ENDPOINT_TYPE");
     }
 
     /// Over a cloud picked by name, `openstack` takes the project, the
@@ -539,7 +611,19 @@ clouds:
             ("OS_ENDPOINT_TYPE", "admin"),
             ("OS_USER_DOMAIN_NAME", "D"),
         ];
-        let applied = with_os_variables("c", cloud.clone(), &env(&vars, dir.path())).unwrap();
+        let (mut applied, over) =
+            with_os_variables("c", cloud.clone(), &env(&vars, dir.path())).unwrap();
+        let named: Vec<&str> = over.by_variable().iter().map(|(v, _)| *v).collect();
+        assert_eq!(
+            named,
+            [
+                "OS_PROJECT_NAME",
+                "OS_USER_DOMAIN_NAME",
+                "OS_REGION_NAME",
+                "OS_USERNAME"
+            ]
+        );
+        merge(&mut applied, over.cloud());
         assert_eq!(applied["auth"]["auth_url"], "http://yaml");
         assert_eq!(applied["auth"]["user_id"], "u1");
         assert_eq!(applied["auth"]["username"], "bob", "fills what is absent");

@@ -158,8 +158,8 @@ async fn probe_status(probe: &Probe) -> Result<http::StatusCode, HealthError> {
         Probe::Unix(path) => return unix_status(path).await,
     };
     let tls = connector::TlsOptions {
-        cacert: None,
         insecure,
+        ..Default::default()
     };
     let connector = connector::build(&tls, PROBE_TIMEOUT)?;
     let client = Client::builder(hyper_util::rt::TokioExecutor::new()).build(connector);

@@ -3,7 +3,9 @@
 //!
 //! OpenStack clouds often sit behind a private CA, so the trust roots are
 //! the system's plus an optional `cacert` file; `insecure` turns
-//! verification off, as keystoneauth's `insecure`/`verify: false` do.
+//! verification off, as keystoneauth's `insecure`/`verify: false` do. A
+//! cloud whose Keystone or endpoints want a client certificate gets its
+//! `cert` (and `key`) presented, as keystoneauth presents them.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -14,8 +16,10 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+
+use crate::config::ClientCert;
 
 pub(crate) type Connector = HttpsConnector<HttpConnector>;
 
@@ -45,6 +49,14 @@ pub enum TlsError {
     Empty(PathBuf),
     #[error("cacert {}", .0.display())]
     Refused(PathBuf, #[source] rustls::Error),
+    #[error("cert {}", .0.display())]
+    ClientCertUnreadable(PathBuf, #[source] rustls::pki_types::pem::Error),
+    #[error("cert {}: no certificate in the file", .0.display())]
+    NoClientCert(PathBuf),
+    #[error("no private key read from {} (give key, or put the key in cert's file)", .0.display())]
+    ClientKeyUnreadable(PathBuf, #[source] rustls::pki_types::pem::Error),
+    #[error("cert {}: refused with its key", .0.display())]
+    ClientCertRefused(PathBuf, #[source] rustls::Error),
 }
 
 /// One cloud's connector could not be made.
@@ -56,11 +68,12 @@ pub struct CloudTlsError {
     pub source: TlsError,
 }
 
-/// How to verify a server.
+/// How to verify a server, and what to show it.
 #[derive(Debug, Clone, Default)]
 pub struct TlsOptions<'a> {
     pub cacert: Option<&'a Path>,
     pub insecure: bool,
+    pub client_cert: Option<&'a ClientCert>,
 }
 
 /// The connector for one cloud's Keystone and endpoints: the cloud's own
@@ -75,11 +88,21 @@ pub(crate) fn for_cloud(
             .as_deref()
             .or(settings.upstream.cacert.as_deref()),
         insecure: cloud.insecure || settings.upstream.insecure,
+        client_cert: cloud.client_cert.as_ref(),
     };
     build(&tls, settings.upstream.connect_timeout).map_err(|source| CloudTlsError {
         cloud: cloud.name.clone(),
         source,
     })
+}
+
+/// Read every cloud's TLS files (`cacert`, `cert`, `key`) as `serve`
+/// does at start, so that check-config fails where `serve` would.
+pub fn check_clouds(settings: &crate::config::Settings) -> Result<(), CloudTlsError> {
+    for cloud in settings.clouds.values() {
+        for_cloud(settings, cloud)?;
+    }
+    Ok(())
 }
 
 /// A connector for plain http and https URLs.
@@ -100,14 +123,28 @@ fn client_config(tls: &TlsOptions<'_>) -> Result<ClientConfig, TlsError> {
     let builder = ClientConfig::builder_with_provider(crypto_provider())
         .with_safe_default_protocol_versions()
         .map_err(TlsError::Setup)?;
-    if tls.insecure {
-        return Ok(builder
+    let verified = if tls.insecure {
+        builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(NoVerification(crypto_provider())))
-            .with_no_client_auth());
+    } else {
+        builder.with_root_certificates(roots(tls.cacert)?)
+    };
+    match tls.client_cert {
+        None => Ok(verified.with_no_client_auth()),
+        Some(client) => {
+            let (chain, key) = read_client_cert(client)?;
+            verified
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| TlsError::ClientCertRefused(client.cert.clone(), e))
+        }
     }
+}
+
+/// The system's roots and the certificates of `cacert`.
+fn roots(cacert: Option<&Path>) -> Result<RootCertStore, TlsError> {
     let mut roots = system_roots().clone();
-    if let Some(path) = tls.cacert {
+    if let Some(path) = cacert {
         let certs = CertificateDer::pem_file_iter(path)
             .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
             .map_err(|e| TlsError::Unreadable(path.to_path_buf(), e))?;
@@ -120,7 +157,24 @@ fn client_config(tls: &TlsOptions<'_>) -> Result<ClientConfig, TlsError> {
                 .map_err(|e| TlsError::Refused(path.to_path_buf(), e))?;
         }
     }
-    Ok(builder.with_root_certificates(roots).with_no_client_auth())
+    Ok(roots)
+}
+
+/// The chain of `cert` and the private key of `key`, or of `cert` when
+/// no key file is given (one PEM file holding both, as requests allows).
+fn read_client_cert(
+    client: &ClientCert,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
+    let chain = CertificateDer::pem_file_iter(&client.cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| TlsError::ClientCertUnreadable(client.cert.clone(), e))?;
+    if chain.is_empty() {
+        return Err(TlsError::NoClientCert(client.cert.clone()));
+    }
+    let key_file = client.key.as_ref().unwrap_or(&client.cert);
+    let key = PrivateKeyDer::from_pem_file(key_file)
+        .map_err(|e| TlsError::ClientKeyUnreadable(key_file.clone(), e))?;
+    Ok((chain, key))
 }
 
 /// The system's trust roots, read once (it walks the filesystem).

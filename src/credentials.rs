@@ -35,10 +35,15 @@ impl ProjectRef {
         }
     }
 
+    /// Whether `selector` is written as a Keystone id (32 hex digits).
+    pub fn is_id(selector: &str) -> bool {
+        selector.len() == 32 && selector.bytes().all(|b| b.is_ascii_hexdigit())
+    }
+
     /// How a client names a project in a URL or header: 32 hex digits are an
     /// id (Keystone's format), anything else is a name in `domain`.
     pub fn from_selector(selector: &str, domain: &DomainRef) -> ProjectRef {
-        if selector.len() == 32 && selector.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if ProjectRef::is_id(selector) {
             ProjectRef::Id(selector.to_string())
         } else {
             ProjectRef::Name {

@@ -70,6 +70,11 @@ pub enum ProxyError {
         cloud: String,
         reason: String,
     },
+    #[error(
+        "could not get a system-scoped token in cloud {cloud:?}: {reason} (the user has no role \
+         on the system)"
+    )]
+    SystemRefused { cloud: String, reason: String },
     #[error("no service {service:?} in the catalog for this project{detail}")]
     UnknownService { service: String, detail: String },
     #[error("Keystone rejected the configured credential of cloud {cloud:?}: {reason}")]
@@ -125,6 +130,7 @@ impl ProxyError {
             ForbiddenProject { .. } | ProjectRefused { .. } => {
                 (StatusCode::FORBIDDEN, "forbidden-project")
             }
+            SystemRefused { .. } => (StatusCode::FORBIDDEN, "forbidden-system"),
             UnknownService { .. } => (StatusCode::NOT_FOUND, "unknown-service"),
             KeystoneRejected { .. } => (StatusCode::BAD_GATEWAY, "keystone-rejected"),
             KeystoneUnavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "keystone-unavailable"),
@@ -149,6 +155,7 @@ impl ProxyError {
                 | ProxyError::MfaRequired { .. }
                 | ProxyError::ForbiddenProject { .. }
                 | ProxyError::ProjectRefused { .. }
+                | ProxyError::SystemRefused { .. }
         )
     }
 
@@ -255,6 +262,14 @@ mod tests {
                 },
                 403,
                 "forbidden-project",
+            ),
+            (
+                ProxyError::SystemRefused {
+                    cloud: cloud(),
+                    reason: "401".into(),
+                },
+                403,
+                "forbidden-system",
             ),
             (ProxyError::BadRequest("x".into()), 400, "bad-request"),
             (ProxyError::NotFound("x".into()), 404, "not-found"),

@@ -1,6 +1,7 @@
 //! The `keystone-proxy` command.
 #![deny(clippy::unwrap_used)]
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -78,7 +79,18 @@ enum Command {
     },
     /// Run the proxy against a fake Keystone and upstream started in the same
     /// process (config/demo.toml), to try it without a cloud.
-    Demo,
+    Demo(DemoArgs),
+}
+
+/// Where the demo's fakes listen (port 0: any free port).
+#[derive(clap::Args)]
+struct DemoArgs {
+    /// The fake Keystone's address.
+    #[arg(long, value_name = "ADDR", default_value = demo::KEYSTONE_ADDR)]
+    keystone: SocketAddr,
+    /// The fake upstream's address (the catalog's endpoints).
+    #[arg(long, value_name = "ADDR", default_value = demo::UPSTREAM_ADDR)]
+    upstream: SocketAddr,
 }
 
 /// `--config` may also come from the environment (handy in containers).
@@ -109,14 +121,6 @@ fn from_flag(config: Option<PathBuf>) -> ConfigSource<'static> {
     config.map_or(ConfigSource::Default, ConfigSource::File)
 }
 
-/// The demo's configuration, compiled in.
-fn demo_config(_: Option<PathBuf>) -> ConfigSource<'static> {
-    ConfigSource::Embedded {
-        name: "config/demo.toml",
-        text: demo::CONFIG,
-    }
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
@@ -132,13 +136,13 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let global = cli.global;
-    let serving = matches!(cli.command, None | Some(Command::Serve | Command::Demo));
+    let serving = matches!(cli.command, None | Some(Command::Serve | Command::Demo(_)));
     if global.listen.is_some() && !serving {
         anyhow::bail!("--listen is an option of serve and demo only");
     }
     let reads_clouds = !matches!(
         cli.command,
-        Some(Command::Demo | Command::GenKey | Command::GenSessionKey { .. })
+        Some(Command::Demo(_) | Command::GenKey | Command::GenSessionKey { .. })
     );
     if global.cloud.is_some() && !reads_clouds {
         anyhow::bail!("--cloud is an option of the commands that read the configuration");
@@ -149,13 +153,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         ..Overrides::default()
     };
     match cli.command {
-        None | Some(Command::Serve) => serve(global, from_flag),
-        Some(Command::Demo) => serve(global, demo_config),
+        None | Some(Command::Serve) => serve(global, None),
+        Some(Command::Demo(fakes)) => serve(global, Some(fakes)),
         Some(Command::CheckConfig) => {
             let settings = config::load(from_flag(config), &overrides)?;
             if let Some(keys) = &settings.token.session_keys {
                 session_keys::SessionKeys::load(keys)?;
             }
+            connector::check_clouds(&settings)?;
             for warning in &settings.warnings {
                 eprintln!("keystone-proxy: warning: {warning}");
             }
@@ -228,28 +233,34 @@ fn one_shot(
     Ok(ExitCode::SUCCESS)
 }
 
-fn serve(
-    args: GlobalArgs,
-    source: impl FnOnce(Option<PathBuf>) -> ConfigSource<'static>,
-) -> anyhow::Result<ExitCode> {
+/// Serve the configuration `--config` names, or the demo's with its fakes.
+fn serve(args: GlobalArgs, demo: Option<DemoArgs>) -> anyhow::Result<ExitCode> {
     init_logging(args.log_format);
     connector::install_crypto_provider();
-    let source = source(args.config);
     let overrides = Overrides {
         listen: args.listen,
         cloud: args.cloud,
     };
-    let settings = config::load(source.clone(), &overrides)?;
     let runtime = serving_runtime()?;
     runtime.block_on(async move {
-        // Only the demo's configuration is compiled in.
-        let demo = matches!(source, ConfigSource::Embedded { .. });
-        let _fakes = match demo {
-            true => Some(demo::start_fakes().await.context(
-                "starting the demo's fake Keystone (127.0.0.1:15000) and upstream (127.0.0.1:15001)",
-            )?),
-            false => None,
+        let (source, fakes) = match &demo {
+            Some(at) => {
+                let fakes =
+                    (demo::start_fakes(at.keystone, at.upstream).await).with_context(|| {
+                        format!(
+                            "starting the demo's fake Keystone ({}) and upstream ({}); move them \
+                         with demo --keystone ADDR --upstream ADDR",
+                            at.keystone, at.upstream
+                        )
+                    })?;
+                // The demo's configuration lives as long as the process.
+                let text: &'static str = fakes.config().leak();
+                let name = "config/demo.toml";
+                (ConfigSource::Embedded { name, text }, Some(fakes))
+            }
+            None => (from_flag(args.config), None),
         };
+        let settings = config::load(source.clone(), &overrides)?;
         let reload: server::Reload = Box::new(move || config::load(source.clone(), &overrides));
         server::run(settings, reload, |listening| {
             match listening.admin {
@@ -260,10 +271,15 @@ fn serve(
             // one first, so the proxy line always comes last). A closed
             // stdout does not stop a server.
             if let Some(admin) = listening.admin {
-                let _ = print_out(format_args!("keystone-proxy admin listening on http://{admin}\n"));
+                let _ = print_out(format_args!(
+                    "keystone-proxy admin listening on http://{admin}\n"
+                ));
             }
-            let _ = print_out(format_args!("keystone-proxy listening on {}\n", listening.proxy));
-            if demo {
+            let _ = print_out(format_args!(
+                "keystone-proxy listening on {}\n",
+                listening.proxy
+            ));
+            if fakes.is_some() {
                 let _ = print_out(format_args!(
                     "try: curl -H 'Authorization: Bearer {}' {}/compute/servers\n",
                     demo::KEY,

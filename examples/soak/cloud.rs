@@ -39,6 +39,7 @@ pub(crate) fn soak_cloud(upstream: &str) -> FakeCloud {
             password: PASSWORD.into(),
             default_project: Some(project_id(0)),
             projects: (0..PROJECTS).map(project_id).collect(),
+            system_role: false,
         }],
         projects: (0..PROJECTS)
             .map(|i| FakeProject {

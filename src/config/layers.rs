@@ -102,11 +102,9 @@ pub(super) fn openstack_layer(
     };
     let envvars = env.envvars_name().to_string();
     let mut notes = Vec::new();
-    // (name, how it was picked): a picked cloud gets the OS_* variables.
-    let mut wanted: Vec<(String, Option<String>)> =
-        named.iter().map(|n| (n.clone(), None)).collect();
+    let mut wanted: Vec<(String, Pick)> = named.iter().map(|n| (n.clone(), Pick::Named)).collect();
     if let Some(name) = &overrides.cloud {
-        wanted.push((name.clone(), Some(format!("--cloud {name}"))));
+        wanted.push((name.clone(), Pick::ByName(format!("--cloud {name}"))));
     } else if !named.is_empty() {
         if let Some(name) = env
             .selected_cloud()
@@ -118,12 +116,12 @@ pub(super) fn openstack_layer(
             ));
         }
     } else if let Some(name) = env.selected_cloud() {
-        wanted.push((name.to_string(), Some(format!("OS_CLOUD={name}"))));
+        wanted.push((name.to_string(), Pick::ByName(format!("OS_CLOUD={name}"))));
     } else if !env.cloud_variables().is_empty() {
-        wanted.push((envvars.clone(), None));
+        wanted.push((envvars.clone(), Pick::Envvars));
     } else if file.clouds.len() == 1 {
         let only = file.clouds.keys().cloned();
-        wanted.extend(only.map(|name| (name, Some("the only cloud".to_string()))));
+        wanted.extend(only.map(|name| (name, Pick::Only)));
     } else if file.clouds.len() > 1 {
         let names: Vec<&str> = file.clouds.keys().map(String::as_str).collect();
         return Err(ConfigError(format!(
@@ -134,34 +132,29 @@ pub(super) fn openstack_layer(
     }
 
     let mut from_file = serde_json::Map::new();
-    let mut from_os = serde_json::Map::new();
-    for (name, picked) in wanted {
+    let mut from_variables = Vec::new();
+    for (name, pick) in wanted {
         if let Some(cloud) = file.clouds.get(&name) {
             let mut cloud = cloud.clone();
             clouds_yaml::pick_first_region(&mut cloud);
-            if picked.is_some() {
-                cloud = clouds_yaml::with_os_variables(&name, cloud, env).map_err(ConfigError)?;
+            if pick != Pick::Named {
+                let (base, over) =
+                    clouds_yaml::with_os_variables(&name, cloud, env).map_err(ConfigError)?;
+                cloud = base;
+                from_variables.push((name.clone(), over));
             }
             from_file.insert(name, cloud);
         } else if name == envvars {
             if let Some(cloud) = clouds_yaml::from_os_variables(env) {
-                from_os.insert(name, cloud);
+                from_variables.push((name, cloud));
             }
-        } else if let Some(picked) = picked.filter(|_| !defined.contains_key(&name)) {
-            return Err(ConfigError(format!(
-                "{picked}: no such cloud ({where_from})"
-            )));
+        } else if let Pick::ByName(how) = &pick {
+            if !defined.contains_key(&name) {
+                return Err(ConfigError(format!("{how}: no such cloud ({where_from})")));
+            }
         }
     }
     let mut figment = Figment::new();
-    if !from_os.is_empty() {
-        let clouds = serde_json::json!({ "clouds": from_os });
-        let variables = env.cloud_variables().join(", ");
-        figment = figment.merge(Named {
-            name: format!("OS_* variables ({variables})"),
-            inner: Serialized::defaults(clouds),
-        });
-    }
     if !from_file.is_empty() {
         let clouds = serde_json::json!({ "clouds": from_file });
         figment = figment.merge(Named {
@@ -169,7 +162,31 @@ pub(super) fn openstack_layer(
             inner: Serialized::defaults(clouds),
         });
     }
+    // One layer per variable, so that a message names the variable.
+    for (cloud, variables) in from_variables {
+        for (variable, table) in variables.by_variable() {
+            figment = figment.merge(Named {
+                name: variable.to_string(),
+                inner: Serialized::defaults(serde_json::json!({ "clouds": { &cloud: table } })),
+            });
+        }
+    }
     Ok((figment, notes))
+}
+
+/// How a cloud came to be used. A cloud `openstack` would pick (by name,
+/// or the only one) gets the `OS_*` variables `openstack` applies over it;
+/// one the configuration names is as the file has it.
+#[derive(Debug, PartialEq)]
+enum Pick {
+    /// Named by the TOML: a `[clouds.NAME]` table, a client's `cloud`.
+    Named,
+    /// `--cloud NAME` or `OS_CLOUD=NAME`, as a message says it.
+    ByName(String),
+    /// The `envvars` cloud of an openrc.
+    Envvars,
+    /// The only cloud of clouds.yaml.
+    Only,
 }
 
 /// A provider under another name, so messages say `config/demo.toml` or

@@ -163,12 +163,25 @@ mod tests {
             usrname.contains("clouds.c.auth.usrname") && usrname.contains("did you mean username?"),
             "{usrname}"
         );
-        let system = error(&with_user(
+        let system_cloud = |scope: &str| {
+            format!(
+                "[clouds.c]\nauth_url = \"https://k:5000/v3\"\n[clouds.c.auth]\nusername = \"svc\"\n\
+                 password = \"p\"\nuser_domain_name = \"D\"\nsystem_scope = \"{scope}\"\n"
+            )
+        };
+        let system = load_str(&system_cloud("all")).unwrap();
+        assert!(system.clouds["c"].system_scope && system.clouds["c"].project.is_none());
+        let not_all = error(&system_cloud("x"));
+        assert!(
+            not_all.contains("only system scope is \"all\""),
+            "{not_all}"
+        );
+        let both = error(&with_user(
             "user_domain_name = \"D\"\nsystem_scope = \"all\"\n",
         ));
         assert!(
-            system.contains("auth.system_scope") && system.contains("not supported"),
-            "{system}"
+            both.contains("auth.system_scope") && both.contains("not both"),
+            "{both}"
         );
         let unknown = error(&with_user("user_domain_name = \"D\"\ncolour = \"blue\"\n"));
         assert!(
@@ -425,6 +438,52 @@ clouds:
         assert_eq!(settings.clouds.len(), 1, "only the cloud asked for");
     }
 
+    /// The start-up line says where each part came from: the variable for
+    /// a value an `OS_*` variable set over the cloud picked by name.
+    #[test]
+    fn each_part_of_a_cloud_names_its_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let yaml = dir.path().join("clouds.yaml");
+        std::fs::write(&yaml, CLOUDS_YAML).unwrap();
+        let vars = [("OS_CLOUD", "mycloud"), ("OS_PROJECT_NAME", "ops")];
+        let env = env_with(&vars, dir.path());
+        let settings = load_in(ConfigSource::Default, &Overrides::default(), &env).unwrap();
+        let cloud = &settings.clouds["mycloud"];
+        assert!(matches!(&cloud.project, Some(ProjectRef::Name { name, .. }) if name == "ops"));
+        let file = format!(
+            "clouds.yaml {}",
+            std::path::absolute(&yaml).unwrap().display()
+        );
+        assert_eq!(
+            cloud.sources.to_string(),
+            format!(
+                "auth_url, identity_api, credential, region, interface: {file}; project: OS_PROJECT_NAME"
+            )
+        );
+
+        let openrc = [
+            ("OS_AUTH_URL", "http://k:5000/v3"),
+            ("OS_USERNAME", "svc"),
+            ("OS_PASSWORD", "pw"),
+            ("OS_DEFAULT_DOMAIN", "default"),
+            ("OS_TENANT_NAME", "demo"),
+        ];
+        let empty = tempfile::tempdir().unwrap();
+        let env = env_with(&openrc, empty.path());
+        let settings = load_in(ConfigSource::Default, &Overrides::default(), &env).unwrap();
+        let sources = &settings.clouds["envvars"].sources;
+        assert_eq!(sources.of("auth_url"), Some("OS_AUTH_URL"));
+        assert_eq!(sources.of("credential"), Some("OS_USERNAME"));
+        assert_eq!(sources.of("project"), Some("OS_TENANT_NAME"));
+        assert_eq!(sources.of("interface"), None, "the default");
+        assert!(
+            sources
+                .to_string()
+                .contains("identity_api, region, interface: default"),
+            "{sources}"
+        );
+    }
+
     #[test]
     fn clients_may_name_clouds_of_clouds_yaml() {
         let dir = tempfile::tempdir().unwrap();
@@ -448,7 +507,7 @@ clouds:
 
     /// In a clouds.yaml entry a typo of a key the proxy reads is refused
     /// with the key it meant, a feature it lacks is refused by name, and
-    /// other clients' settings pass.
+    /// other clients' settings pass; a client certificate is read.
     #[test]
     fn clouds_yaml_typos_and_features_are_refused() {
         let dir = tempfile::tempdir().unwrap();
@@ -465,9 +524,15 @@ clouds:
             "{error}"
         );
         assert!(error.contains("clouds.yaml"), "it says where: {error}");
-        let error = with("cert: /etc/client.pem").unwrap_err().to_string();
+        let settings = with("cert: /etc/client.pem\n    key: /etc/client.key").unwrap();
+        let expected = ClientCert {
+            cert: "/etc/client.pem".into(),
+            key: Some("/etc/client.key".into()),
+        };
+        assert_eq!(settings.clouds["mycloud"].client_cert, Some(expected));
+        let error = with("key: /etc/client.key").unwrap_err().to_string();
         assert!(
-            error.contains("clouds.mycloud.cert") && error.contains("client TLS"),
+            error.contains("clouds.mycloud.key") && error.contains("needs cert"),
             "{error}"
         );
         let error = with("profile: vexxhost").unwrap_err().to_string();

@@ -149,6 +149,10 @@ pub(super) struct RawCloud {
     pub(super) interface: Option<OneOrMany>,
     pub(super) identity_api_version: Option<StringOrNumber>,
     pub(super) cacert: Option<PathBuf>,
+    /// keystoneauth's client certificate (PEM; may hold the key too) and
+    /// its private key.
+    pub(super) cert: Option<PathBuf>,
+    pub(super) key: Option<PathBuf>,
     pub(super) insecure: Option<bool>,
     pub(super) verify: Option<bool>,
     /// openstacksdk's region list; `clouds_yaml` has made its first the
@@ -167,6 +171,8 @@ pub(super) const CLOUD_KEYS: &[&str] = &[
     "interface",
     "identity_api_version",
     "cacert",
+    "cert",
+    "key",
     "insecure",
     "verify",
     "regions",
@@ -197,6 +203,8 @@ pub(super) struct RawAuth {
     pub(super) application_credential_secret: Option<SecretString>,
     pub(super) application_credential_secret_file: Option<PathBuf>,
     pub(super) token: Option<SecretString>,
+    /// `all`: the cloud's own scope is the deployment, not a project.
+    pub(super) system_scope: Option<String>,
     /// keystoneauth's domain for users and projects named without one.
     pub(super) default_domain_id: Option<String>,
     pub(super) default_domain_name: Option<String>,
@@ -228,6 +236,7 @@ pub(super) const AUTH_KEYS: &[&str] = &[
     "application_credential_secret",
     "application_credential_secret_file",
     "token",
+    "system_scope",
     "default_domain_id",
     "default_domain_name",
 ];

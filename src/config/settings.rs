@@ -199,9 +199,9 @@ pub enum SessionKeySource {
 #[derive(Debug, Clone)]
 pub struct CloudSettings {
     pub name: String,
-    /// Where it was defined (a TOML file, a clouds.yaml, `OS_*`
-    /// variables), for the start-up line that says which cloud is used.
-    pub origin: String,
+    /// Where each part was configured, for the start-up line that says
+    /// which cloud is used and check-config's heading.
+    pub sources: Sources,
     /// As configured, without a trailing slash (it may or may not end in
     /// a version: see `keystone::discovery`).
     pub auth_url: String,
@@ -213,10 +213,57 @@ pub struct CloudSettings {
     pub credential: Credential,
     /// The project the credential logs in to when a client names none.
     pub project: Option<ProjectRef>,
+    /// `auth.system_scope = "all"`: when a client names no project, the
+    /// token is scoped to the deployment (Keystone's system scope).
+    pub system_scope: bool,
     /// The domain of project names given by clients.
     pub project_domain: DomainRef,
     pub cacert: Option<PathBuf>,
+    /// The certificate presented to the cloud's Keystone and endpoints.
+    pub client_cert: Option<ClientCert>,
     pub insecure: bool,
+}
+
+/// A client TLS certificate, as keystoneauth's `cert` and `key`: the PEM
+/// chain, and the private key's file (`None`: in the same file).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientCert {
+    pub cert: PathBuf,
+    pub key: Option<PathBuf>,
+}
+
+/// Where each part of a cloud came from (`auth_url` from `clouds.yaml
+/// /home/u/.config/openstack/clouds.yaml`, `project` from
+/// `OS_PROJECT_NAME`), in the order the start-up line gives them; a part
+/// set nowhere is its default. Shown grouped by source:
+/// `auth_url, credential: clouds.yaml …; project: OS_PROJECT_NAME`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Sources(pub Vec<(&'static str, Option<String>)>);
+
+impl Sources {
+    /// Where `part` came from (`None`: its default).
+    pub fn of(&self, part: &str) -> Option<&str> {
+        let (_, source) = self.0.iter().find(|(p, _)| *p == part)?;
+        source.as_deref()
+    }
+}
+
+impl std::fmt::Display for Sources {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut groups: Vec<(&str, Vec<&str>)> = Vec::new();
+        for (part, source) in &self.0 {
+            let source = source.as_deref().unwrap_or("default");
+            match groups.iter_mut().find(|(s, _)| *s == source) {
+                Some((_, parts)) => parts.push(part),
+                None => groups.push((source, vec![part])),
+            }
+        }
+        for (index, (source, parts)) in groups.iter().enumerate() {
+            let separator = if index == 0 { "" } else { "; " };
+            write!(f, "{separator}{}: {source}", parts.join(", "))?;
+        }
+        Ok(())
+    }
 }
 
 #[derive(Clone)]

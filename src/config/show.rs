@@ -20,7 +20,7 @@ pub fn to_toml(settings: &Settings) -> String {
          redacted.\n",
     );
     for cloud in settings.clouds.values() {
-        head.push_str(&format!("# cloud {:?}: {}\n", cloud.name, cloud.origin));
+        head.push_str(&format!("# cloud {:?}: {}\n", cloud.name, cloud.sources));
     }
     let mut root = Table::new();
     root.insert("listen".into(), listen(&settings.listen).into());
@@ -178,6 +178,13 @@ fn cloud(c: &CloudSettings) -> Table {
     put(&mut t, "region_name", c.region_name.as_ref().map(string));
     t.insert("interface".into(), strings(&c.interfaces));
     put(&mut t, "cacert", c.cacert.as_deref().map(path));
+    let client_cert = c.client_cert.as_ref();
+    put(&mut t, "cert", client_cert.map(|c| path(&c.cert)));
+    put(
+        &mut t,
+        "key",
+        client_cert.and_then(|c| c.key.as_deref()).map(path),
+    );
     t.insert("insecure".into(), c.insecure.into());
     t.insert("auth".into(), auth(c).into());
     t
@@ -216,6 +223,9 @@ fn auth(c: &CloudSettings) -> Table {
             t.insert("project_name".into(), string(name));
         }
         None => {}
+    }
+    if c.system_scope {
+        t.insert("system_scope".into(), string("all"));
     }
     put_domain(&mut t, "project_domain", &c.project_domain);
     t

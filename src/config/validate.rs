@@ -270,12 +270,9 @@ impl Validator<'_> {
             || (api_version.is_none() && auth_url.trim_end_matches('/').ends_with("/v2.0"));
         let credential = self.credential(name, kind, v2, &auth)?;
         let (project, project_domain) = project_of(&auth);
-        let origin = (self.origin(&key("auth_url")))
-            .or_else(|| self.origin(&key("auth.auth_url")))
-            .map(|(_, origin)| origin)
-            .unwrap_or_default();
+        let system_scope = self.system_scope(name, &auth, &project, &credential, v2)?;
         Ok(CloudSettings {
-            origin,
+            sources: self.sources(name),
             name: name.to_string(),
             auth_url: auth_url.trim_end_matches('/').to_string(),
             api_version,
@@ -285,8 +282,86 @@ impl Validator<'_> {
             project,
             project_domain,
             cacert: raw.cacert,
+            system_scope,
+            client_cert: match (raw.cert, raw.key) {
+                (Some(cert), key) => Some(ClientCert { cert, key }),
+                (None, Some(_)) => {
+                    return Err(self.error(&key("key"), "needs cert (the client certificate)"));
+                }
+                (None, None) => None,
+            },
             insecure: raw.insecure.unwrap_or(false) || raw.verify == Some(false),
         })
+    }
+
+    /// `auth.system_scope`: Keystone knows `all` only, and a token has one
+    /// scope, so it excludes a project; an application credential carries
+    /// its own scope, and v2.0 has no system.
+    fn system_scope(
+        &self,
+        cloud: &str,
+        auth: &RawAuth,
+        project: &Option<ProjectRef>,
+        credential: &Credential,
+        v2: bool,
+    ) -> Result<bool, ConfigError> {
+        let Some(value) = auth.system_scope.as_deref() else {
+            return Ok(false);
+        };
+        let key = format!("clouds.{cloud}.auth.system_scope");
+        let problem = if value != "all" {
+            format!("{value:?}: Keystone's only system scope is \"all\"")
+        } else if project.is_some() {
+            "a token has one scope: give system_scope or a project, not both".to_string()
+        } else if matches!(credential, Credential::ApplicationCredential { .. }) {
+            "an application credential has the scope it was created with".to_string()
+        } else if v2 {
+            "needs Keystone v3 (v2.0 has no system scope)".to_string()
+        } else {
+            return Ok(true);
+        };
+        Err(self.error(&key, problem))
+    }
+
+    /// Where each part of cloud `name` came from: the source of the first
+    /// of its keys that has a value.
+    fn sources(&self, name: &str) -> Sources {
+        const PARTS: &[(&str, &[&str])] = &[
+            ("auth_url", &["auth_url", "auth.auth_url"]),
+            ("identity_api", &["identity_api_version"]),
+            (
+                "credential",
+                &[
+                    "auth.username",
+                    "auth.user_id",
+                    "auth.application_credential_id",
+                    "auth.application_credential_name",
+                    "auth.token",
+                ],
+            ),
+            (
+                "project",
+                &[
+                    "auth.project_name",
+                    "auth.project_id",
+                    "auth.tenant_name",
+                    "auth.tenant_id",
+                ],
+            ),
+            ("region", &["region_name"]),
+            ("interface", &["interface"]),
+        ];
+        let source = |keys: &[&str]| {
+            keys.iter()
+                .find_map(|k| self.origin(&format!("clouds.{name}.{k}")))
+                .map(|(_, origin)| origin)
+        };
+        Sources(
+            PARTS
+                .iter()
+                .map(|(part, keys)| (*part, source(keys)))
+                .collect(),
+        )
     }
 
     /// Which kind of secret: `auth_type` when given (clouds.yaml names),
@@ -329,10 +404,6 @@ impl Validator<'_> {
     fn known_cloud_keys(&self, cloud: &str, raw: &RawCloud) -> Result<(), ConfigError> {
         for other in raw.other.keys() {
             let problem = match other.as_str() {
-                "cert" | "key" => {
-                    "not supported by keystone-proxy: it does not present client TLS certificates"
-                        .to_string()
-                }
                 "profile" => "not supported by keystone-proxy: it has no vendor profiles; give \
                               auth_url and the rest in the cloud"
                     .to_string(),
@@ -355,8 +426,10 @@ impl Validator<'_> {
         };
         let problem = match (nearest(unknown, AUTH_KEYS), unknown.as_str()) {
             (Some(meant), _) => format!("not a key of auth (did you mean {meant}?)"),
-            (None, "system_scope" | "trust_id" | "passcode" | "identity_provider" | "protocol") => {
-                "not supported by keystone-proxy (it scopes tokens to projects)".to_string()
+            (None, "trust_id" | "passcode" | "identity_provider" | "protocol") => {
+                "not supported by keystone-proxy (it logs in with a password, an application \
+                 credential or a token)"
+                    .to_string()
             }
             (None, _) => format!(
                 "not a key of auth; the proxy reads {}",

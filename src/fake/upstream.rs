@@ -41,6 +41,8 @@ pub struct SeenRequest {
     pub token_accepted: bool,
     /// The project of the token, when it was accepted.
     pub project_id: Option<String>,
+    /// The token was accepted and is scoped to the system.
+    pub system_scope: bool,
     /// Sha256 of the token, so tests can tell tokens apart without seeing them.
     pub token_sha256: Option<String>,
     pub body_len: u64,
@@ -177,6 +179,7 @@ async fn handle(state: Arc<State>, request: Request<Incoming>) -> Response<Full<
             .collect(),
         token_accepted: accepted,
         project_id: project_id.filter(|_| accepted),
+        system_scope: accepted && token.is_some_and(|t| state.validator.is_system(t)),
         token_sha256: token.map(|t| hex::encode(sha256(t.as_bytes()))),
         body_len: 0,
         body_sha256: String::new(),

@@ -33,6 +33,8 @@ const MAX_ENTRIES: usize = 10_000;
 pub enum Subject {
     Credential,
     Project(ProjectRef),
+    /// Access to the system scope.
+    System,
 }
 
 #[derive(Debug, Default)]
@@ -73,6 +75,7 @@ impl Backoff {
             Err(
                 error @ (KeystoneError::Rejected(_)
                 | KeystoneError::ProjectRefused { .. }
+                | KeystoneError::SystemRefused(_)
                 | KeystoneError::MfaRequired),
             ) => {
                 let rejections = entries.get(subject).map_or(0, |e| e.rejections) + 1;

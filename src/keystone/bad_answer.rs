@@ -27,5 +27,7 @@ pub enum BadAnswer {
 
 /// A credential the cloud's identity API cannot take.
 #[derive(Debug, thiserror::Error)]
-#[error("application credentials need Keystone v3, and this cloud speaks v2.0")]
+#[error(
+    "application credentials and the system scope need Keystone v3, and this cloud speaks v2.0"
+)]
 pub struct NeedsV3;

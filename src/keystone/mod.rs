@@ -52,6 +52,10 @@ pub enum KeystoneError {
     /// (Keystone answers both alike).
     #[error("{reason}")]
     ProjectRefused { project: String, reason: String },
+    /// Keystone refused a system-scoped token while the credential's own
+    /// token is good: the user has no role on the system.
+    #[error("{0}")]
+    SystemRefused(String),
     /// Keystone wants another factor (`Openstack-Auth-Receipt`).
     #[error("multi-factor authentication required")]
     MfaRequired,
@@ -84,6 +88,7 @@ impl KeystoneError {
             KeystoneError::Unavailable(reason) | KeystoneError::Busy { reason, .. } => {
                 ProxyError::KeystoneUnavailable { cloud, reason }
             }
+            KeystoneError::SystemRefused(reason) => ProxyError::SystemRefused { cloud, reason },
             KeystoneError::MfaRequired => ProxyError::MfaRequired { cloud },
         }
     }
@@ -101,6 +106,9 @@ impl KeystoneError {
                 project,
                 reason: format!("{reason} ({note})"),
             },
+            KeystoneError::SystemRefused(reason) => {
+                KeystoneError::SystemRefused(format!("{reason} ({note})"))
+            }
             KeystoneError::MfaRequired => KeystoneError::MfaRequired,
             KeystoneError::Busy {
                 reason,
@@ -114,7 +122,9 @@ impl KeystoneError {
 
     fn kind(&self) -> &'static str {
         match self {
-            KeystoneError::Rejected(_) | KeystoneError::ProjectRefused { .. } => "rejected",
+            KeystoneError::Rejected(_)
+            | KeystoneError::ProjectRefused { .. }
+            | KeystoneError::SystemRefused(_) => "rejected",
             KeystoneError::Unavailable(_) | KeystoneError::Busy { .. } => "unavailable",
             KeystoneError::MfaRequired => "mfa-required",
         }
@@ -145,8 +155,11 @@ impl Method<'_> {
 }
 
 /// What one auth request asks to be scoped to.
+#[derive(Clone, Copy)]
 pub(crate) enum LoginScope<'a> {
     Project(&'a ProjectRef),
+    /// The whole deployment (`system_scope: all`).
+    System,
     /// Explicitly no project, even if the user has a default one.
     Unscoped,
     /// Whatever Keystone picks: the user's default project, or an
@@ -158,6 +171,7 @@ impl std::fmt::Display for LoginScope<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             LoginScope::Project(project) => write!(f, "project {}", project.label()),
+            LoginScope::System => f.write_str("system"),
             LoginScope::Unscoped => f.write_str("unscoped"),
             LoginScope::KeystoneDefault => f.write_str("default"),
         }
@@ -208,7 +222,8 @@ impl Keystone {
         }
     }
 
-    /// A token for `project`, or for whatever Keystone picks when `None`.
+    /// A token for `project`; when `None`, for the system if the cloud is
+    /// system-scoped, else for whatever Keystone picks.
     pub async fn token_for(
         &self,
         project: Option<&ProjectRef>,
@@ -219,6 +234,7 @@ impl Keystone {
                 self.guarded(Subject::Credential, method, LoginScope::KeystoneDefault)
                     .await
             }
+            (_, None) if self.cloud.system_scope => self.rescoped(LoginScope::System).await,
             (Credential::Password { user, password }, None) => {
                 let method = Method::Password { user, password };
                 self.guarded(Subject::Credential, method, LoginScope::KeystoneDefault)
@@ -232,11 +248,11 @@ impl Keystone {
                 )
                 .await
             }
-            (_, Some(project)) => self.rescoped(project).await,
+            (_, Some(project)) => self.rescoped(LoginScope::Project(project)).await,
         }
     }
 
-    /// A project token from the parent token. If the rescope is refused,
+    /// A project (or system) token from the parent token. If the rescope is refused,
     /// either the project is wrong (no role, no such project) or the parent
     /// was revoked: a password change does that, and Keystone's revocations
     /// have one-second resolution, so even a parent issued in the same
@@ -246,15 +262,16 @@ impl Keystone {
     /// validation, where guessing wrong would cost a password login (bcrypt,
     /// and a step towards lockout) per unknown project name. A refusal with
     /// a good parent is about the project, never the credential.
-    async fn rescoped(&self, project: &ProjectRef) -> Result<IssuedToken, KeystoneError> {
-        let subject = Subject::Project(project.clone());
+    async fn rescoped(&self, scope: LoginScope<'_>) -> Result<IssuedToken, KeystoneError> {
+        let subject = match scope {
+            LoginScope::Project(project) => Subject::Project(project.clone()),
+            _ => Subject::System,
+        };
         self.backoff.check(&subject)?;
         let mut tries = 0;
         let result = loop {
             let (parent, fresh) = self.parent().await?;
-            let result = self
-                .call(Method::Token(&parent), LoginScope::Project(project))
-                .await;
+            let result = self.call(Method::Token(&parent), scope).await;
             tries += 1;
             let refused = matches!(result, Err(KeystoneError::Rejected(_)));
             if !refused || tries == 3 || self.still_valid(&parent).await {
@@ -270,12 +287,15 @@ impl Keystone {
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         };
-        let result = result.map_err(|error| match error {
-            KeystoneError::Rejected(reason) => KeystoneError::ProjectRefused {
-                project: project.label().to_string(),
-                reason,
-            },
-            other => other,
+        let result = result.map_err(|error| match (error, scope) {
+            (KeystoneError::Rejected(reason), LoginScope::Project(project)) => {
+                KeystoneError::ProjectRefused {
+                    project: project.label().to_string(),
+                    reason,
+                }
+            }
+            (KeystoneError::Rejected(reason), _) => KeystoneError::SystemRefused(reason),
+            (other, _) => other,
         });
         self.backoff.record(&subject, &result);
         result

@@ -70,24 +70,31 @@ impl Transport {
     ) -> Result<Answer, KeystoneError> {
         let request =
             request.map_err(|e| KeystoneError::Unavailable(format!("bad Keystone URL: {e}")))?;
+        // An outage names the URL: a wrong auth_url or a Keystone down is
+        // then told from a network fault at once.
+        let target = shown(request.uri());
         let exchange = async {
-            let response = self
-                .http
-                .request(request)
-                .await
-                .map_err(|e| KeystoneError::Unavailable(crate::error::with_causes(&e)))?;
+            let response = self.http.request(request).await.map_err(|e| {
+                let causes = crate::error::with_causes(&e);
+                KeystoneError::Unavailable(format!("cannot reach {target}: {causes}"))
+            })?;
             let (parts, body) = response.into_parts();
             let body = Limited::new(body, MAX_ANSWER_BYTES)
                 .collect()
                 .await
-                .map_err(|e| KeystoneError::Unavailable(format!("reading the answer: {e}")))?
+                .map_err(|e| {
+                    KeystoneError::Unavailable(format!("reading the answer of {target}: {e}"))
+                })?
                 .to_bytes();
             Ok::<_, KeystoneError>((parts.status, parts.headers, body))
         };
         let (status, headers, body) = tokio::time::timeout(self.timeout, exchange)
             .await
             .map_err(|_| {
-                KeystoneError::Unavailable(format!("no answer within {:?}", self.timeout))
+                KeystoneError::Unavailable(format!(
+                    "no answer from {target} within {:?}",
+                    self.timeout
+                ))
             })??;
         if status.is_success() || status == StatusCode::MULTIPLE_CHOICES {
             Ok(Answer { headers, body })
@@ -95,6 +102,15 @@ impl Transport {
             Err(classify_failure(status, &headers, &body))
         }
     }
+}
+
+/// `uri` as a message shows it: scheme, host, port and path, never user
+/// information or a query.
+fn shown(uri: &http::Uri) -> String {
+    let scheme = uri.scheme_str().unwrap_or("http");
+    let host = uri.host().unwrap_or_default();
+    let port = uri.port().map(|p| format!(":{p}")).unwrap_or_default();
+    format!("{scheme}://{host}{port}{}", uri.path())
 }
 
 fn base_request(method: Method, url: &str) -> http::request::Builder {
@@ -152,6 +168,14 @@ fn keystone_message(body: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_url_in_a_message_has_no_user_information_or_query() {
+        let uri: http::Uri = "https://svc:pw@keystone.example:5000/v3/auth/tokens?nocatalog"
+            .parse()
+            .unwrap();
+        assert_eq!(shown(&uri), "https://keystone.example:5000/v3/auth/tokens");
+    }
 
     #[test]
     fn failures_are_classified() {

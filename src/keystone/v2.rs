@@ -33,11 +33,12 @@ pub(crate) fn auth_request(
             return Err(NeedsV3);
         }
     };
-    if let LoginScope::Project(project) = scoping {
-        match project {
-            ProjectRef::Id(id) => auth["tenantId"] = json!(id),
-            ProjectRef::Name { name, .. } => auth["tenantName"] = json!(name),
-        }
+    match scoping {
+        LoginScope::Project(ProjectRef::Id(id)) => auth["tenantId"] = json!(id),
+        LoginScope::Project(ProjectRef::Name { name, .. }) => auth["tenantName"] = json!(name),
+        // v2.0 has no system scope: never a silently unscoped token instead.
+        LoginScope::System => return Err(NeedsV3),
+        LoginScope::Unscoped | LoginScope::KeystoneDefault => {}
     }
     Ok(json!({ "auth": auth }))
 }
@@ -163,6 +164,7 @@ mod tests {
             secret: &secret,
         };
         assert!(auth_request(&method, &LoginScope::KeystoneDefault).is_err());
+        assert!(auth_request(&Method::Token(&token), &LoginScope::System).is_err());
     }
 
     #[test]

@@ -91,6 +91,7 @@ pub(crate) fn auth_request(method: &Method<'_>, scoping: &LoginScope<'_>) -> Val
     let mut auth = json!({ "identity": identity });
     match scoping {
         LoginScope::Project(project) => auth["scope"] = json!({ "project": project_json(project) }),
+        LoginScope::System => auth["scope"] = json!({ "system": { "all": true } }),
         // Explicitly unscoped: without it Keystone scopes to the user's
         // default project, and such a token may not be rescoped on clouds
         // with `allow_rescope_scoped_token = false`.
@@ -247,6 +248,10 @@ mod tests {
         assert_eq!(
             auth_request(&method, &LoginScope::Unscoped)["auth"]["scope"],
             json!("unscoped")
+        );
+        assert_eq!(
+            auth_request(&method, &LoginScope::System)["auth"]["scope"],
+            json!({"system": {"all": true}})
         );
         assert!(
             auth_request(&method, &LoginScope::KeystoneDefault)["auth"]

@@ -434,7 +434,7 @@ fn say_which_clouds(settings: &Settings) {
             project,
             region = cloud.region_name.as_deref().unwrap_or("-"),
             interface = %cloud.interfaces.join(","),
-            from = %cloud.origin,
+            from = %cloud.sources,
             "cloud"
         );
     }

@@ -20,7 +20,9 @@ use http_body_util::{BodyExt, Full};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{ANY_KEY, Isolated, ProxyConfig, ProxyProcess, TestResponse, http_client, start_proxy};
+use super::{
+    ANY_KEY, Isolated, ProxyConfig, ProxyProcess, TestResponse, http_client, spawn_all, start_proxy,
+};
 
 /// What the harness printed: where things are, and the provisioned users.
 #[derive(Debug, Clone, Deserialize)]
@@ -304,6 +306,40 @@ impl RealCloud {
         project
     }
 
+    /// A user of its own for a test that disturbs its user (setting its
+    /// password revokes its tokens), with both roles on `alpha`; its id
+    /// and password.
+    pub async fn new_user(&self, admin: &str, name: &str) -> (String, String) {
+        let password = format!("{name}-password");
+        let body = json!({"user": {"name": name, "domain_id": "default",
+                                   "password": password, "enabled": true}});
+        let (status, _, json) = self
+            .call(Method::POST, "/users", Some(admin), Some(body))
+            .await;
+        assert_eq!(status, 201, "create user {name}: {json}");
+        let user = json["user"]["id"].as_str().expect("an id").to_string();
+        for role in [&self.roles.member, &self.roles.reader] {
+            let path = format!(
+                "/projects/{}/users/{user}/roles/{role}",
+                self.projects.alpha
+            );
+            let (status, _, _) = self.call(Method::PUT, &path, Some(admin), None).await;
+            assert_eq!(status, 204, "grant a role to {name}");
+        }
+        (user, password)
+    }
+
+    /// Set `user`'s password (to the same value, say): Keystone revokes
+    /// every token of the user, with one-second resolution.
+    pub async fn set_password(&self, admin: &str, user: &str, password: &str) {
+        let body = json!({"user": {"password": password}});
+        let path = format!("/users/{user}");
+        let (status, _, json) = self
+            .call(Method::PATCH, &path, Some(admin), Some(body))
+            .await;
+        assert_eq!(status, 200, "set the password: {json}");
+    }
+
     /// Take every role of the provisioned user on `project` away.
     pub async fn remove_roles(&self, admin: &str, project: &str) {
         for role in [&self.roles.member, &self.roles.reader] {
@@ -354,6 +390,23 @@ impl Real {
 
     pub async fn get(&self, path: &str) -> TestResponse {
         self.send(Method::GET, path, Bytes::new()).await
+    }
+
+    /// `count` GETs of `path` sent at once; their answers.
+    pub async fn get_at_once(&self, path: &str, count: usize) -> Vec<TestResponse> {
+        let uri = format!("{}{path}", self.proxy.url);
+        let requests = (0..count).map(|_| {
+            let (client, uri) = (self.client.clone(), uri.clone());
+            async move {
+                let request = http::Request::get(uri)
+                    .header("authorization", format!("Bearer {ANY_KEY}"))
+                    .body(Full::new(Bytes::new()))
+                    .expect("a request");
+                let response = client.request(request).await.expect("the proxy answers");
+                TestResponse::read(response).await
+            }
+        });
+        spawn_all(requests).await
     }
 }
 

@@ -128,6 +128,16 @@ impl Stack {
     ) -> Stack {
         let (keystone, upstream) = fake_cloud().await;
         keystone.update_cloud(|cloud| change_cloud(cloud, &upstream.url()));
+        Stack::start_in_front_of(keystone, upstream, change_config)
+    }
+
+    /// Start in front of `keystone` (whose catalog points at `upstream`),
+    /// for a cloud the test made itself (one that speaks TLS, say).
+    pub fn start_in_front_of(
+        keystone: FakeKeystone,
+        upstream: EchoUpstream,
+        change_config: impl FnOnce(&mut TestConfig),
+    ) -> Stack {
         let mut config = TestConfig::default();
         change_config(&mut config);
         let dir = tempfile::tempdir().expect("temp dir");

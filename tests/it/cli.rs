@@ -83,11 +83,22 @@ async fn gen_key_prints_a_key_and_its_hash() {
 }
 
 /// The README's first command: the demo answers a plain request with the
-/// demo key, through the fake cloud it starts.
+/// demo key, through the fake cloud it starts (here on free ports, as
+/// `demo --keystone --upstream` allow).
 #[tokio::test]
 async fn demo_serves_the_fake_cloud() {
     let mut command = Command::new(binary());
-    command.isolated().args(["demo", "--listen", "127.0.0.1:0"]);
+    let any = "127.0.0.1:0";
+    let args = [
+        "--listen",
+        any,
+        "demo",
+        "--keystone",
+        any,
+        "--upstream",
+        any,
+    ];
+    command.isolated().args(args);
     let proxy = start_command(command, None);
     let client = http_client::<http_body_util::Empty<bytes::Bytes>>();
     let request = http::Request::builder()

@@ -7,17 +7,20 @@ use keystone_proxy::fake::Fault;
 use crate::common::*;
 
 #[tokio::test]
-async fn keystone_down_is_503() {
+async fn keystone_down_is_503_naming_the_url() {
+    let auth_url = format!("http://{}/v3", closed_port());
     let stack = Stack::start_with(|config| {
-        config.set(
-            "clouds.test.auth_url",
-            format!("http://{}/v3", closed_port()),
-        );
+        config.set("clouds.test.auth_url", auth_url.as_str());
     })
     .await;
     let response = stack.get("/compute/servers", ANY_KEY).await;
     assert_eq!(response.status, 503);
     assert_eq!(response.proxy_error(), Some("keystone-unavailable"));
+    let message = String::from_utf8_lossy(&response.body);
+    assert!(
+        message.contains(&format!("cannot reach {auth_url}")),
+        "{message}"
+    );
     assert!(stack.seen().is_empty());
 }
 
@@ -32,6 +35,12 @@ async fn keystone_slow_times_out_as_503() {
     let response = stack.get("/compute/servers", ANY_KEY).await;
     assert_eq!(response.status, 503);
     assert_eq!(response.proxy_error(), Some("keystone-unavailable"));
+    let message = String::from_utf8_lossy(&response.body);
+    let url = stack.keystone.url();
+    assert!(
+        message.contains(&format!("no answer from {url}")),
+        "{message}"
+    );
     assert!(started.elapsed() < Duration::from_secs(4));
 }
 

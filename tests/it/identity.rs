@@ -163,21 +163,16 @@ async fn many_projects_cost_one_password_login() {
 #[tokio::test]
 async fn a_skewed_keystone_clock_does_not_matter() {
     for offset_hours in [1i64, -1] {
-        let stack = Stack::start_with(|config| {
-            config
-                .set("token.refresh_before", "3s")
-                .set("token.min_remaining", "1s");
-        })
-        .await;
+        let stack = Stack::start_with(renewal_window).await;
         stack
             .keystone
             .set_clock_offset(jiff::SignedDuration::from_hours(offset_hours));
-        stack.keystone.set_token_lifetime(Duration::from_secs(8));
+        stack.keystone.set_token_lifetime(RENEWAL_LIFETIME);
         let response = stack.get("/compute/servers", ANY_KEY).await;
         assert_eq!(response.status, 200, "offset {offset_hours}h: {response:?}");
-        tokio::time::sleep(Duration::from_millis(5300)).await;
+        tokio::time::sleep(INTO_THE_RENEWAL_WINDOW).await;
         assert_eq!(stack.get("/compute/servers", ANY_KEY).await.status, 200);
-        // The renewal happens in the background, before the 8 s are up.
+        // The renewal happens in the background, before the 4 s are up.
         let renewed = eventually(Duration::from_secs(2), || {
             stack.keystone.secret_logins() == 2
         })
@@ -261,16 +256,11 @@ async fn mfa_is_reported_at_once() {
 
 #[tokio::test]
 async fn a_valid_token_is_served_while_its_renewal_fails() {
-    let stack = Stack::start_with(|config| {
-        config
-            .set("token.refresh_before", "3s")
-            .set("token.min_remaining", "1s");
-    })
-    .await;
-    stack.keystone.set_token_lifetime(Duration::from_secs(8));
+    let stack = Stack::start_with(renewal_window).await;
+    stack.keystone.set_token_lifetime(RENEWAL_LIFETIME);
     assert_eq!(stack.get("/compute/servers", ANY_KEY).await.status, 200);
     let before = stack.keystone.logins();
-    tokio::time::sleep(Duration::from_millis(5300)).await;
+    tokio::time::sleep(INTO_THE_RENEWAL_WINDOW).await;
     stack.keystone.set_fault(Some(Fault::Status(503)));
     for _ in 0..20 {
         assert_eq!(stack.get("/compute/servers", ANY_KEY).await.status, 200);
@@ -331,4 +321,54 @@ async fn a_parent_revoked_in_the_second_it_was_issued_is_a_race_not_a_rejection(
         logs.contains("revoked in the second it was issued"),
         "{logs}"
     );
+}
+
+/// `auth.system_scope = "all"` (a clouds.yaml for deployment-wide admin
+/// APIs): a request naming no project gets a system-scoped token, rescoped
+/// from the one password login; a request naming a project still gets
+/// that project's. A user without a role on the system gets 403
+/// `forbidden-system`, never the wrong-password answer, and its projects
+/// keep working.
+#[tokio::test]
+async fn a_system_scoped_cloud_scopes_to_the_system_unless_a_project_is_named() {
+    let system_auth = [
+        ("username", USER_NAME),
+        ("password", PASSWORD),
+        ("user_domain_name", "Default"),
+        ("system_scope", "all"),
+    ];
+    let stack = Stack::start_with_cloud(
+        |cloud, _| cloud.users[0].system_role = true,
+        |config| {
+            config.auth(&system_auth);
+        },
+    )
+    .await;
+    let response = stack.get("/compute/servers", ANY_KEY).await;
+    assert_eq!(response.status, 200, "{response:?}\n{}", stack.proxy.logs());
+    let seen = stack.seen();
+    assert!(seen[0].system_scope, "{:?}", seen[0]);
+    assert_eq!(seen[0].project_id.as_deref(), Some(""), "no project");
+    let response = stack.get("/projects/ops/compute/servers", ANY_KEY).await;
+    assert_eq!(response.status, 200);
+    let seen = stack.seen();
+    assert!(!seen[1].system_scope);
+    assert_eq!(seen[1].project_id.as_deref(), Some(OPS_PROJECT_ID));
+    assert_eq!(stack.keystone.secret_logins(), 1, "one password login");
+    // A client held to some projects never gets the system's token.
+    let response = stack.get("/compute/servers", ALICE_KEY).await;
+    assert_eq!(response.status, 403);
+    assert_eq!(response.proxy_error(), Some("forbidden-project"));
+
+    let no_role = Stack::start_with(|config| {
+        config.auth(&system_auth);
+    })
+    .await;
+    let response = no_role.get("/compute/servers", ANY_KEY).await;
+    assert_eq!(response.status, 403, "{response:?}");
+    assert_eq!(response.proxy_error(), Some("forbidden-system"));
+    let message = response.json()["error"]["message"].to_string();
+    assert!(message.contains("no role on the system"), "{message}");
+    let response = no_role.get("/projects/demo/compute/servers", ANY_KEY).await;
+    assert_eq!(response.status, 200, "the credential itself is fine");
 }

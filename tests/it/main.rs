@@ -8,6 +8,7 @@ mod access;
 mod auth;
 mod bodies;
 mod cli;
+mod client_certs;
 mod client_faults;
 mod cloud_selection;
 mod deploy;

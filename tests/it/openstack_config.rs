@@ -51,7 +51,11 @@ async fn clouds_yaml_and_secure_yaml_with_os_cloud() {
         "project=\"ops\"".to_string(),
         "region=\"RegionOne\"".to_string(),
         "interface=public".to_string(),
-        format!("from=clouds.yaml {}", clouds_yaml.display()),
+        format!(
+            "from=auth_url, identity_api, credential, project, region: clouds.yaml {}; \
+             interface: default",
+            clouds_yaml.display()
+        ),
     ] {
         assert!(line.contains(&part), "{part} in {line}");
     }
@@ -93,7 +97,17 @@ async fn an_openrc_is_enough() {
         line.contains("cloud=envvars") && line.contains("interface=internal"),
         "{line}"
     );
-    assert!(line.contains("from=OS_* variables"), "{line}");
+    // Each part names the variable it came from.
+    for part in [
+        "auth_url: OS_AUTH_URL",
+        "credential: OS_USERNAME",
+        "project: OS_PROJECT_NAME",
+        "region: OS_REGION_NAME",
+        "interface: OS_INTERFACE",
+        "identity_api: default",
+    ] {
+        assert!(line.contains(part), "{part}: {line}");
+    }
     assert!(!logs.contains(PASSWORD));
 }
 

@@ -325,7 +325,7 @@ async fn no_secret_reaches_the_logs_even_at_trace_level() {
 async fn https_get(cacert: &std::path::Path, url: &str) -> Result<TestResponse, String> {
     let tls = keystone_proxy::connector::TlsOptions {
         cacert: Some(cacert),
-        insecure: false,
+        ..Default::default()
     };
     let connector = keystone_proxy::connector::build(&tls, Duration::from_secs(2))
         .map_err(|e| keystone_proxy::error::with_causes(&e))?;
@@ -867,4 +867,25 @@ async fn readiness_names_a_region_the_catalog_lacks() {
     let fixed = Stack::start().await;
     let ready = get_url(&format!("{}/readyz", fixed.proxy.url)).await;
     assert_eq!(ready.status, 200, "{ready:?}");
+}
+
+/// The region exists but has no endpoint at the configured interface (the
+/// fake catalog, like many clouds now, has no `admin` endpoints): not
+/// ready, naming what the catalog has.
+#[tokio::test]
+async fn readiness_names_an_interface_the_region_lacks() {
+    let stack = Stack::start_with(|config| {
+        config.set("clouds.test.region_name", "RegionOne");
+        config.set("clouds.test.interface", "admin");
+    })
+    .await;
+    let ready = get_url(&format!("{}/readyz", stack.proxy.url)).await;
+    assert_eq!(ready.status, 503, "{ready:?}");
+    let reason = ready.json()["reasons"][0].as_str().unwrap().to_string();
+    for part in [
+        "\"RegionOne\" with interface admin",
+        "interfaces internal, public",
+    ] {
+        assert!(reason.contains(part), "{part} in {reason}");
+    }
 }

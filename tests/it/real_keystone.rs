@@ -175,6 +175,100 @@ async fn a_revoked_token_is_renewed_with_one_login() {
     );
 }
 
+/// Setting a user's password, even to the same value, revokes all its
+/// tokens with one-second resolution: a login in that same second gets a
+/// token that is dead on arrival, so its rescope is refused. That is a
+/// race, not a wrong secret: the proxy waits past the second and logs in
+/// again, and the requests waiting meanwhile all get 200, none a 502. The
+/// password is set just after a second begins (Keystone hashes with 4
+/// bcrypt rounds here, so it takes milliseconds), so that the proxy's next
+/// login falls in the same second; up to three rounds, until one did.
+#[tokio::test]
+async fn a_password_set_again_is_a_race_the_requests_never_see() {
+    let cloud = keystone();
+    let admin = cloud.admin_token().await;
+    let (user, password) = cloud.new_user(&admin, "race-user").await;
+    let mut config = cloud.config();
+    config.table(
+        "clouds.real.auth",
+        &[
+            ("user_id", &user),
+            ("password", &password),
+            ("project_name", "alpha"),
+            ("project_domain_name", "Default"),
+        ],
+    );
+    let real = Real::start(cloud, &config).await;
+    upstream_saw(&real.get("/compute/servers").await);
+    let raced = || {
+        real.proxy
+            .logs()
+            .contains("a new token was revoked in the second it was issued")
+    };
+    for _ in 0..3 {
+        let into_the_second = jiff::Timestamp::now().subsec_nanosecond();
+        let to_the_next = 1_000_000_000 - into_the_second + 20_000_000;
+        tokio::time::sleep(Duration::from_nanos(to_the_next as u64)).await;
+        cloud.set_password(&admin, &user, &password).await;
+        for response in real.get_at_once("/compute/servers", 10).await {
+            assert_eq!(
+                response.status,
+                200,
+                "{response:?}\n{}",
+                keystone_call_log(&real.proxy)
+            );
+        }
+        if raced() {
+            break;
+        }
+    }
+    assert!(
+        raced(),
+        "no login fell in the second of a revocation:\n{}",
+        keystone_call_log(&real.proxy)
+    );
+}
+
+/// `system_scope = "all"` for the bootstrap admin (who has a role on the
+/// system): a request naming no project carries a system-scoped token, as
+/// keystonemiddleware reports it; one naming a project gets the project's.
+/// The provisioned user has no role on the system: 403 `forbidden-system`.
+#[tokio::test]
+async fn a_system_scoped_token_from_the_real_keystone() {
+    let cloud = keystone();
+    let mut config = cloud.config();
+    let system = |name: &str, password: &str| {
+        [
+            ("username", name.to_string()),
+            ("password", password.to_string()),
+            ("user_domain_name", "Default".to_string()),
+            ("system_scope", "all".to_string()),
+        ]
+    };
+    let admin = system(&cloud.admin.name, &cloud.admin.password);
+    let admin: Vec<(&str, &str)> = admin.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    config.table("clouds.real.auth", &admin);
+    let real = Real::start(cloud, &config).await;
+    let saw = upstream_saw(&real.get("/compute/servers").await);
+    assert_eq!(saw["system_scope"], "all", "{saw}");
+    assert!(saw["project_id"].is_null(), "{saw}");
+    let saw = upstream_saw(&real.get("/projects/admin/compute/servers").await);
+    assert!(saw["system_scope"].is_null(), "{saw}");
+    assert_eq!(saw["project_name"], "admin");
+    assert_eq!(keystone_calls(&real.proxy, Some("password")), 1);
+
+    let mut config = cloud.config();
+    let user = system(&cloud.user.name, &cloud.user.password);
+    let user: Vec<(&str, &str)> = user.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    config.table("clouds.real.auth", &user);
+    let real = Real::start(cloud, &config).await;
+    let response = real.get("/compute/servers").await;
+    assert_eq!(response.status, 403, "{response:?}");
+    assert_eq!(response.proxy_error(), Some("forbidden-system"));
+    let saw = upstream_saw(&real.get("/projects/alpha/compute/servers").await);
+    assert_eq!(saw["project_id"], cloud.projects.alpha.as_str());
+}
+
 /// Tokens that live 20 s, a request every 250 ms for 60 s: no request ever
 /// meets a 401, and tokens are renewed once per lifetime crossed.
 #[tokio::test]

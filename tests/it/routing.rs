@@ -223,9 +223,21 @@ async fn project_outside_the_allow_list_is_403_without_keystone() {
         .await;
     assert_eq!(response.status, 403);
     assert_eq!(response.proxy_error(), Some("forbidden-project"));
+    let message = |response: &TestResponse| response.json()["error"]["message"].to_string();
+    assert!(
+        !message(&response).contains("by id"),
+        "{}",
+        message(&response)
+    );
     let path = format!("/projects/{OPS_PROJECT_ID}/compute/servers");
     let response = stack.get(&path, ALICE_KEY).await;
     assert_eq!(response.status, 403, "ids are matched literally");
+    // The list has names, the request an id: say that both can be listed.
+    let text = message(&response);
+    assert!(
+        text.contains("names the project by id") && text.contains("a list may hold both"),
+        "{text}"
+    );
     assert_eq!(stack.keystone.logins(), 0);
     assert!(stack.seen().is_empty());
 }

@@ -127,6 +127,7 @@ def echo_app(environ, start_response):
         "query": query if query else None,
         "project_id": environ.get("HTTP_X_PROJECT_ID") or environ.get("X_PROJECT_ID"),
         "project_name": environ.get("HTTP_X_PROJECT_NAME"),
+        "system_scope": environ.get("HTTP_OPENSTACK_SYSTEM_SCOPE"),
         "user_id": environ.get("HTTP_X_USER_ID"),
         "roles": [r for r in roles.split(",") if r] if roles else [],
         "token_sha256": _sha256(token) if token else None,

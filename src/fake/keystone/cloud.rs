@@ -22,6 +22,8 @@ pub struct FakeUser {
     pub default_project: Option<String>,
     /// Ids of the projects the user has a role on.
     pub projects: Vec<String>,
+    /// Whether the user has a role on the system.
+    pub system_role: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -79,6 +81,7 @@ impl FakeCloud {
                 password: PASSWORD.into(),
                 default_project: Some(DEMO_PROJECT_ID.into()),
                 projects: vec![DEMO_PROJECT_ID.into(), OPS_PROJECT_ID.into()],
+                system_role: false,
             }],
             projects: vec![
                 FakeProject {

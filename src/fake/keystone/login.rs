@@ -40,6 +40,7 @@ enum Proof {
 enum Wanted {
     Default,
     Unscoped,
+    System,
     Project(Value),
 }
 
@@ -86,9 +87,13 @@ pub(super) fn issue(state: &State, api: Api, body: &[u8]) -> Response<Full<Bytes
     if bound_project.is_some() && !matches!(wanted, Wanted::Default) {
         return unauthorized("Application credentials cannot request a scope.");
     }
+    let system = matches!(wanted, Wanted::System);
+    if system && !user.system_role {
+        return unauthorized(DENIED);
+    }
     let project = match wanted {
         Wanted::Default => bound_project.or(user.default_project.clone()),
-        Wanted::Unscoped => None,
+        Wanted::Unscoped | Wanted::System => None,
         Wanted::Project(scope) => match find_project(&cloud, &scope) {
             Some(project) => Some(project.id.clone()),
             None => return unauthorized(DENIED),
@@ -109,6 +114,7 @@ pub(super) fn issue(state: &State, api: Api, body: &[u8]) -> Response<Full<Bytes
     let issued = Issued {
         user_id: user.id.clone(),
         project_id: project.clone(),
+        system,
         expires,
         expires_at,
     };
@@ -125,8 +131,10 @@ pub(super) fn issue(state: &State, api: Api, body: &[u8]) -> Response<Full<Bytes
     let times = (now, expires_at);
     match api {
         Api::V3 => {
-            let mut response =
-                json_response(201, &v3_body(&cloud, &user, project.as_deref(), times));
+            let mut response = json_response(
+                201,
+                &v3_body(&cloud, &user, project.as_deref(), system, times),
+            );
             response.headers_mut().insert(
                 "x-subject-token",
                 http::HeaderValue::from_str(&token).expect("hex is a valid header value"),
@@ -191,6 +199,7 @@ fn parse_v3(
     let wanted = match &auth["scope"] {
         Value::Null => Wanted::Default,
         Value::String(s) if s == "unscoped" => Wanted::Unscoped,
+        scope if scope["system"]["all"] == true => Wanted::System,
         scope => Wanted::Project(scope["project"].clone()),
     };
     Ok((proof, wanted))

@@ -59,6 +59,8 @@ pub enum Versions {
 struct Issued {
     user_id: String,
     project_id: Option<String>,
+    /// Scoped to the system (`{"system": {"all": true}}`).
+    system: bool,
     expires: Instant,
     expires_at: jiff::Timestamp,
 }
@@ -79,6 +81,8 @@ struct State {
     clock_offset: Mutex<jiff::SignedDuration>,
     /// Tokens issued before this are revoked as they are issued.
     revoked_within: Mutex<Option<Instant>>,
+    /// `http` or `https`, for the links of version discovery.
+    scheme: &'static str,
 }
 
 /// Checks tokens for the fake upstream, as keystonemiddleware would.
@@ -91,6 +95,14 @@ impl TokenValidator {
         let tokens = self.0.tokens.lock();
         let issued = tokens.get(token)?;
         (issued.expires > Instant::now()).then(|| issued.project_id.clone().unwrap_or_default())
+    }
+
+    /// Whether `token` is a live system-scoped token.
+    pub fn is_system(&self, token: &str) -> bool {
+        let tokens = self.0.tokens.lock();
+        tokens
+            .get(token)
+            .is_some_and(|issued| issued.system && issued.expires > Instant::now())
     }
 }
 
@@ -114,6 +126,23 @@ impl FakeKeystone {
     }
 
     pub async fn start_on(addr: SocketAddr, cloud: FakeCloud) -> std::io::Result<FakeKeystone> {
+        FakeKeystone::start_with(addr, cloud, None).await
+    }
+
+    /// Start on a free loopback port, serving HTTPS with `tls`.
+    pub async fn start_tls(
+        cloud: FakeCloud,
+        tls: Arc<rustls::ServerConfig>,
+    ) -> std::io::Result<FakeKeystone> {
+        let addr = "127.0.0.1:0".parse().expect("a valid address");
+        FakeKeystone::start_with(addr, cloud, Some(tls)).await
+    }
+
+    async fn start_with(
+        addr: SocketAddr,
+        cloud: FakeCloud,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> std::io::Result<FakeKeystone> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(State {
@@ -130,9 +159,11 @@ impl FakeKeystone {
             versions: Mutex::new(Versions::V3Only),
             clock_offset: Mutex::new(jiff::SignedDuration::ZERO),
             revoked_within: Mutex::new(None),
+            scheme: if tls.is_some() { "https" } else { "http" },
         });
         let handler_state = state.clone();
-        let task = spawn_server(listener, None, move |request| {
+        let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+        let task = spawn_server(listener, acceptor, move |request| {
             handle(handler_state.clone(), request)
         });
         Ok(FakeKeystone { addr, state, task })
@@ -144,12 +175,12 @@ impl FakeKeystone {
 
     /// The v3 auth URL.
     pub fn url(&self) -> String {
-        format!("http://{}/v3", self.addr)
+        format!("{}/v3", self.root_url())
     }
 
     /// The root URL, for version discovery.
     pub fn root_url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.state.scheme, self.addr)
     }
 
     /// Auth calls so far (v3 and v2.0), successful or not.
@@ -218,6 +249,7 @@ impl FakeKeystone {
         let issued = Issued {
             user_id: user_id.to_string(),
             project_id: None,
+            system: false,
             expires: Instant::now() + lifetime,
             expires_at: jiff::Timestamp::now() + signed,
         };
@@ -259,7 +291,7 @@ async fn handle(state: Arc<State>, request: Request<Incoming>) -> Response<Full<
     let api = match (request.method(), path.as_str()) {
         (&Method::GET, "" | "/v3" | "/v2.0") => {
             state.discoveries.fetch_add(1, Ordering::SeqCst);
-            return discovery(versions, &request);
+            return discovery(state.scheme, versions, &request);
         }
         (&Method::GET, "/v3/auth/tokens") if versions != Versions::V2Only => {
             return validate(&state, &request);
@@ -334,7 +366,11 @@ fn validate(state: &State, request: &Request<Incoming>) -> Response<Full<Bytes>>
 }
 
 /// `GET /`: the versions this fake serves, like Keystone's 300 answer.
-fn discovery(versions: Versions, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+fn discovery(
+    scheme: &str,
+    versions: Versions,
+    request: &Request<Incoming>,
+) -> Response<Full<Bytes>> {
     let host = request
         .headers()
         .get(http::header::HOST)
@@ -342,7 +378,7 @@ fn discovery(versions: Versions, request: &Request<Incoming>) -> Response<Full<B
         .unwrap_or("127.0.0.1");
     let entry = |id: &str, status: &str, path: &str| {
         json!({"id": id, "status": status, "updated": "2013-03-06T00:00:00Z",
-               "links": [{"rel": "self", "href": format!("http://{host}/{path}/")}]})
+               "links": [{"rel": "self", "href": format!("{scheme}://{host}/{path}/")}]})
     };
     let mut values = Vec::new();
     if versions != Versions::V2Only {

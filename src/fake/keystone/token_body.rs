@@ -16,6 +16,7 @@ pub(super) fn v3_body(
     cloud: &FakeCloud,
     user: &FakeUser,
     project: Option<&str>,
+    system: bool,
     (issued_at, expires_at): (jiff::Timestamp, jiff::Timestamp),
 ) -> Value {
     let domain = json!({"id": DOMAIN_ID, "name": DOMAIN_NAME});
@@ -31,6 +32,11 @@ pub(super) fn v3_body(
         token["project"] = json!({"id": project_id, "name": name, "domain": domain});
         token["roles"] = json!([{"id": "r1", "name": "member"}]);
         token["catalog"] = v3_catalog(cloud, project_id);
+    }
+    if system {
+        token["system"] = json!({"all": true});
+        token["roles"] = json!([{"id": "r2", "name": "admin"}]);
+        token["catalog"] = v3_catalog(cloud, "");
     }
     json!({ "token": token })
 }
