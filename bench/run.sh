@@ -7,6 +7,7 @@
 #   SMOKE=1 bench/run.sh    # 2-second cases, one round: keeps the script working
 #   CASES=ab bench/run.sh   # only some cases (letters as in the README's table)
 #   CASES=h bench/run.sh    # instructions per request under callgrind (repeatable)
+#   CASES=h IR_ONLY="proxy-json" bench/run.sh   # only some of (h)'s counts
 #
 # Proxy, nginx and the upstream stand-in share CPU 0; the load generator
 # (wrk) runs on CPU 1. Cases run interleaved (direct, nginx, proxy, direct,
@@ -241,15 +242,17 @@ if has h && need valgrind; then
     sed -e "s/listen $N;/listen 127.0.0.1:18512;/" -e "s|nginx.pid;|nginx-ir.pid;|" -e "s/^daemon off;/daemon off;\nmaster_process off;/" \
         "$work/nginx.conf" >"$work/nginx-ir.conf"
     # name ready_url target_url header value: Ir per request
-    count_ir() {
+    count_one() {
         local name=$1 ready=$2 url=$3 header=$4 value=$5
         local out="$work/callgrind-$name"
         case $name in
             # exec: the job's pid is valgrind's own, so it can be told to dump and stopped.
             proxy) RUST_LOG=warn exec $PIN0 valgrind --tool=callgrind --callgrind-out-file="$out" "${PROXY_BIN:-$BIN}" serve --config "$work/proxy-ir.toml" ;;
             proxy-rules) RUST_LOG=warn exec $PIN0 valgrind --tool=callgrind --callgrind-out-file="$out" "$BIN" serve --config "$work/proxy-ir-rules.toml" ;;
+            # At the default log level: one request line per request.
+            proxy-json*) exec env -u RUST_LOG $PIN0 valgrind --tool=callgrind --callgrind-out-file="$out" "${PROXY_BIN:-$BIN}" serve --config "$work/proxy-ir.toml" 2>"$work/proxy-ir-info.log" ;;
             nginx) exec $PIN0 valgrind --tool=callgrind --callgrind-out-file="$out" nginx -c "$work/nginx-ir.conf" ;;
-            direct) exec $PIN0 valgrind --tool=callgrind --callgrind-out-file="$out" "$CLOUD" serve 127.0.0.1:18510 127.0.0.1:18511 0 ;;
+            direct*) exec $PIN0 valgrind --tool=callgrind --callgrind-out-file="$out" "$CLOUD" serve 127.0.0.1:18510 127.0.0.1:18511 0 ;;
         esac >"$work/valgrind-$name.log" 2>&1 &
         local vg=$!; pids+=("$vg")
         # Any answer will do: the first requests below wait for a token.
@@ -262,12 +265,25 @@ if has h && need valgrind; then
         sleep 1
         kill "$vg" 2>/dev/null; wait "$vg" 2>/dev/null || true
         grep -q "failed=0" "$work/load-$name.out" || echo "   (h) $name: $(cat "$work/load-$name.out")" >&2
-        awk -v n="$IR_REQUESTS" '/^(summary|totals):/ {printf "%.0f\n", $2 / n; exit}' "$out".[0-9]*
+        # Read by bench/callgrind.py, not callgrind_annotate (3.19 misattributes
+        # a zeroed dump); the dumps stay in target/bench/ to be looked into
+        # (`bench/callgrind.py target/bench/callgrind-proxy.* --requests N --top 40`).
+        mkdir -p target/bench && rm -f "target/bench/callgrind-$name".* && cp "$out".[0-9]* target/bench/
+        for dump in target/bench/"callgrind-$name".[0-9]*; do [ -s "$dump" ] || rm -f "$dump"; done
+        python3 bench/callgrind.py target/bench/"callgrind-$name".[0-9]* --requests "$IR_REQUESTS" | head -1
     }
+    # IR_ONLY="proxy proxy-json" counts only those (while working on one).
+    wanted() { [ -z "${IR_ONLY:-}" ] || [[ " $IR_ONLY " == *" $1 "* ]]; }
+    count_ir() { wanted "$1" && count_one "$@" || true; }
     ir_direct=$(count_ir direct "http://127.0.0.1:18511/v2.1/x" "http://127.0.0.1:18511/v2.1/x" X-Auth-Token bench-token-0)
     ir_nginx=$(count_ir nginx "http://127.0.0.1:18512/x" "http://127.0.0.1:18512/x" X-Bench 1)
     ir_proxy=$(count_ir proxy "http://127.0.0.1:18514/readyz" "http://127.0.0.1:18513/compute/x" Authorization "Bearer $KEY")
     ir_rules=$(count_ir proxy-rules "http://127.0.0.1:18514/readyz" "http://127.0.0.1:18513/compute/x" Authorization "Bearer $RULES_KEY")
+    # Realistic answers: a 1 KiB JSON server list, without and with three
+    # endpoint links, at the default log level.
+    ir_direct_json=$(count_ir direct-json "http://127.0.0.1:18511/v2.1/servers" "http://127.0.0.1:18511/v2.1/servers" X-Auth-Token bench-token-0)
+    ir_json=$(count_ir proxy-json "http://127.0.0.1:18514/readyz" "http://127.0.0.1:18513/compute/servers" Authorization "Bearer $KEY")
+    ir_linked=$(count_ir proxy-json-linked "http://127.0.0.1:18514/readyz" "http://127.0.0.1:18513/compute/servers/linked" Authorization "Bearer $KEY")
 fi
 
 # ----------------------------------------------------------------------
@@ -291,5 +307,6 @@ has e && echo "(e) token revoked under load: Keystone calls before $revoke_befor
 has f && echo "(f) RSS: idle (fresh, ready; measured in (d)) $((${rss_idle:-0} / 1024)) MiB; with 1,000 open connections (after the load above) $((rss_1000 / 1024)) MiB; after 10,000 cached scopes $((rss_scopes / 1024)) MiB"
 has g && echo "(g) one $((UPLOAD_BYTES / 1024 / 1024)) MiB streamed upload: direct $upload_direct MiB/s, nginx $upload_nginx MiB/s, keystone-proxy $upload_proxy MiB/s ($(ratio "$upload_proxy" "$upload_direct") × direct, $(ratio "$upload_proxy" "$upload_nginx") × nginx); the proxy's peak RSS $((peak_upload / 1024)) MiB (retry_body_limit 8 MiB)"
 if has h && [ -n "${ir_proxy:-}" ]; then echo "(h) instructions per request (callgrind, $IR_REQUESTS requests, 64 connections): direct $ir_direct, nginx $ir_nginx, keystone-proxy $ir_proxy ($(ratio "$ir_proxy" "$ir_nginx") × nginx), keystone-proxy for a client with 10 rules $ir_rules ($(ratio "$ir_rules" "$ir_proxy") × without)"; fi
+if has h && [ -n "${ir_json:-}" ]; then echo "(h) with a 1 KiB JSON answer, at the default log level: direct $ir_direct_json, keystone-proxy $ir_json without links, $ir_linked with three endpoint links (rewritten)"; fi
 if has h && [ -z "${ir_proxy:-}" ]; then echo "(h) instructions per request: skipped (needs valgrind)"; fi
 if has b && [ -z "${results[b,proxy,1]:-}" ]; then echo "(b) open-loop latency: skipped (oha is not installed; a full run installs it)"; fi

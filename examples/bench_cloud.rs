@@ -5,7 +5,10 @@
 //! inject the same fixed token) after a per-login delay, counts logins by
 //! method (`GET /counters`) and changes the token on `POST /revoke`; and an
 //! upstream that answers 200 only to the current token, as a service behind
-//! keystonemiddleware would, with as little work of its own as possible.
+//! keystonemiddleware would, with as little work of its own as possible:
+//! `ok` to most paths; to `…/servers` a 1 KiB nova-style JSON server list
+//! (`application/json`) without a link, and to `…/servers/linked` the same
+//! list with three links to the endpoint, as real services answer.
 //!
 //! `bench_cloud burst URL_PREFIX KEY REQUESTS PROJECTS CONCURRENCY` sends
 //! REQUESTS GETs, CONCURRENCY at a time, to
@@ -42,6 +45,9 @@ use tokio::net::TcpListener;
 
 struct Cloud {
     upstream: String,
+    /// The JSON answers: without links, and with three endpoint links.
+    servers: Bytes,
+    linked: Bytes,
     token: ArcSwap<String>,
     generation: AtomicU64,
     password_logins: AtomicU64,
@@ -134,8 +140,11 @@ async fn serve(keystone: &str, upstream: &str, delay_ms: &str) -> Result<(), Str
     let keystone: SocketAddr = keystone.parse().map_err(|e| format!("{e}"))?;
     let upstream: SocketAddr = upstream.parse().map_err(|e| format!("{e}"))?;
     let delay = Duration::from_millis(delay_ms.parse().map_err(|e| format!("{e}"))?);
+    let upstream_url = format!("http://{upstream}");
     let cloud = Arc::new(Cloud {
-        upstream: format!("http://{upstream}"),
+        servers: server_list(None),
+        linked: server_list(Some(&upstream_url)),
+        upstream: upstream_url,
         token: ArcSwap::from_pointee("bench-token-0".to_string()),
         generation: AtomicU64::new(0),
         password_logins: AtomicU64::new(0),
@@ -192,10 +201,51 @@ async fn upstream_answer(cloud: &Cloud, request: Request<Incoming>) -> Response<
     if !authorised {
         return answer(StatusCode::UNAUTHORIZED, "unauthorized\n");
     }
+    let path = request.uri().path();
+    let json = if path.ends_with("/servers") {
+        Some(cloud.servers.clone())
+    } else if path.ends_with("/servers/linked") {
+        Some(cloud.linked.clone())
+    } else {
+        None
+    };
     // Read (and drop) the body, as a real service would.
     let mut body = request.into_body();
     while let Some(Ok(_)) = body.frame().await {}
-    answer(StatusCode::OK, "ok\n")
+    let Some(json) = json else {
+        return answer(StatusCode::OK, "ok\n");
+    };
+    let mut response = answer(StatusCode::OK, json);
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// A nova-style server list of about 1 KiB; with `links_to`, three of its
+/// values are links to that endpoint (the proxy rewrites them).
+fn server_list(links_to: Option<&str>) -> Bytes {
+    let servers: Vec<serde_json::Value> = (0..4)
+        .map(|i| {
+            let id = format!("{i:08}-6f2c-4a57-9d1b-{i:012}");
+            let mut server = json!({
+                "id": id,
+                "name": format!("web-{i}"),
+                "status": "ACTIVE",
+                "tenant_id": "0123456789abcdef0123456789abcdef",
+                "flavor": {"vcpus": 2, "ram": 4096, "disk": 40, "original_name": "m1.medium"},
+                "OS-EXT-AZ:availability_zone": "nova",
+                "created": "2026-11-30T10:00:00Z",
+            });
+            if let Some(url) = links_to.filter(|_| i < 3) {
+                server["links"] =
+                    json!([{"rel": "self", "href": format!("{url}/v2.1/servers/{id}")}]);
+            }
+            server
+        })
+        .collect();
+    Bytes::from(json!({ "servers": servers }).to_string())
 }
 
 async fn keystone_answer(cloud: &Cloud, request: Request<Incoming>) -> Response<Full<Bytes>> {
