@@ -414,24 +414,28 @@ impl Proxy {
         let (mut parts, body) = response.into_parts();
         headers::clean_response_headers(&mut parts.headers)?;
         headers::replace_keystone_challenge(&mut parts.headers, &self.challenge);
-        let has_location = parts.headers.contains_key(header::LOCATION)
-            || parts.headers.contains_key(header::CONTENT_LOCATION);
+        let has_location = rewrite::has_link_headers(&parts.headers);
         let is_json = rewrite::is_json(&parts.headers);
         if !self.rewrite_links || !(has_location || is_json) {
             return Ok(Response::from_parts(parts, Either::Left(body)));
         }
-        let links = self.links(token, cloud, route, record);
+        let build = || self.links(token, cloud, route, record);
         if !is_json {
-            links.rewrite_headers(&mut parts.headers);
+            build().rewrite_headers(&mut parts.headers);
             return Ok(Response::from_parts(parts, Either::Left(body)));
         }
         if method == Method::HEAD {
             // No body to rewrite, but the GET's would be: its length is
             // not the upstream's.
-            rewrite::rewrite_head(&links, &mut parts.headers, self.rewrite_body_limit);
+            rewrite::rewrite_head(&build(), &mut parts.headers, self.rewrite_body_limit);
             return Ok(Response::from_parts(parts, Either::Left(body)));
         }
-        // Headers and body, rewritten once each.
+        // Headers and body, rewritten once each; the map is made only if
+        // the answer may hold a link.
+        let answered = cloud.endpoint(&token.catalog, route).ok();
+        let answered_path =
+            answered.and_then(|(_, endpoint)| rewrite::endpoint_path(&endpoint.url));
+        let links = rewrite::Links::new(&build, answered_path);
         let response = Response::from_parts(parts, body);
         let rewritten = Box::pin(rewrite::rewrite_response(
             &links,

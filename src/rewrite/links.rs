@@ -3,13 +3,21 @@
 //! matching a URL is only comparisons; `Location`-style headers and the
 //! string values of a JSON body rewritten through them.
 
+use std::sync::LazyLock;
+
 use http::header::Entry;
 use http::{HeaderMap, HeaderName, HeaderValue};
+use memchr::memmem::{self, Finder};
 
-use super::json::{decode_string_token, is_object_key, string_token_end};
+use super::json::{self, Role};
 
 /// Headers whose value is a URL that a client may follow.
 const LINK_HEADERS: [HeaderName; 2] = [http::header::LOCATION, http::header::CONTENT_LOCATION];
+
+/// Whether `headers` hold a link a client may follow.
+pub(crate) fn has_link_headers(headers: &HeaderMap) -> bool {
+    LINK_HEADERS.iter().any(|name| headers.contains_key(name))
+}
 
 /// Keys whose string value in a JSON body is a link even when it is
 /// root-relative (Glance writes `"next": "/v2/images?marker=…"`, `self`,
@@ -38,7 +46,7 @@ struct Relative {
 /// comparisons.
 #[derive(Debug, Clone)]
 struct Endpoint {
-    origin: Origin,
+    origin: OwnedOrigin,
     /// Endpoint path without trailing '/', compared byte for byte (paths
     /// are case-sensitive).
     path: String,
@@ -46,15 +54,50 @@ struct Endpoint {
 }
 
 /// Scheme, host and port in a canonical form, so that spellings that reach
-/// the same server compare equal.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Origin {
-    /// Lower case.
-    scheme: String,
-    /// Lower case; IPv6 literals keep their brackets.
-    host: String,
+/// the same server compare equal. Borrowed from the URL it was split from;
+/// a map keeps its endpoints' origins owned and lower case.
+#[derive(Debug, Clone, Copy)]
+struct Origin<'a> {
+    scheme: &'a str,
+    /// IPv6 literals keep their brackets.
+    host: &'a str,
     /// `None` when the port is the scheme's default (written or not).
     port: Option<u16>,
+}
+
+impl Origin<'_> {
+    /// The same server: scheme and host compare case-insensitively.
+    fn same(&self, other: &Origin<'_>) -> bool {
+        self.port == other.port
+            && self.scheme.eq_ignore_ascii_case(other.scheme)
+            && self.host.eq_ignore_ascii_case(other.host)
+    }
+}
+
+/// An endpoint's origin, lower case.
+#[derive(Debug, Clone)]
+struct OwnedOrigin {
+    scheme: String,
+    host: String,
+    port: Option<u16>,
+}
+
+impl OwnedOrigin {
+    fn of(origin: Origin<'_>) -> OwnedOrigin {
+        OwnedOrigin {
+            scheme: origin.scheme.to_ascii_lowercase(),
+            host: origin.host.to_ascii_lowercase(),
+            port: origin.port,
+        }
+    }
+
+    fn borrow(&self) -> Origin<'_> {
+        Origin {
+            scheme: &self.scheme,
+            host: &self.host,
+            port: self.port,
+        }
+    }
 }
 
 impl LinkMap {
@@ -75,11 +118,11 @@ impl LinkMap {
         match self
             .entries
             .iter_mut()
-            .find(|e| e.origin == origin && e.path == path)
+            .find(|e| e.origin.borrow().same(&origin) && e.path == path)
         {
             Some(existing) => existing.proxy_prefix = proxy_prefix,
             None => self.entries.push(Endpoint {
-                origin,
+                origin: OwnedOrigin::of(origin),
                 path,
                 proxy_prefix,
             }),
@@ -125,7 +168,7 @@ impl LinkMap {
         let (entry, remainder) = self
             .entries
             .iter()
-            .filter(|e| e.origin == origin)
+            .filter(|e| e.origin.borrow().same(&origin))
             .filter_map(|e| Some((e, strip_path(rest, &e.path)?)))
             .max_by_key(|(e, _)| e.path.len())?;
         Some(format!("{}{remainder}", entry.proxy_prefix))
@@ -159,36 +202,34 @@ impl LinkMap {
 
     /// Rewrite every JSON string value (at any depth, in objects and arrays; keys are never changed) that `rewrite_url` maps.
     /// Returns None if the body is not valid JSON or nothing changed (the caller then sends the original bytes unchanged).
+    /// One pass: the body is checked, its strings found and the changed
+    /// ones replaced as the scan goes.
     pub fn rewrite_json(&self, body: &[u8]) -> Option<Vec<u8>> {
         if self.is_empty() {
             return None;
         }
-        // The scan below relies on the input being well-formed JSON: then
-        // every '"' outside a string starts a string token.
-        serde_json::from_slice::<serde::de::IgnoredAny>(body).ok()?;
         let mut out: Option<Vec<u8>> = None;
         let mut copied = 0;
-        let mut at = 0;
-        // The value just read is under one of LINK_KEYS.
-        let mut under_link_key = false;
-        while let Some(offset) = body.get(at..)?.iter().position(|&b| b == b'"') {
-            let start = at + offset;
-            let end = string_token_end(body, start)?;
-            let token = body.get(start..end)?;
-            if is_object_key(body, end) {
-                under_link_key = self.answered_by.is_some()
-                    && decode_string_token(token).is_some_and(|key| LINK_KEYS.contains(&&*key));
-            } else {
-                let link_key = std::mem::take(&mut under_link_key);
-                if let Some(new) = self.rewrite_token(token, link_key) {
-                    let out = out.get_or_insert_with(|| Vec::with_capacity(body.len() + 256));
-                    out.extend_from_slice(body.get(copied..start)?);
-                    out.extend_from_slice(new.as_bytes());
-                    copied = end;
+        // The member just reported has one of LINK_KEYS.
+        let mut link_key = false;
+        json::each_string(body, |token, role| {
+            let bytes = body.get(token.clone()).unwrap_or_default();
+            let new = match role {
+                Role::Key => {
+                    link_key = self.answered_by.is_some() && is_link_key(bytes);
+                    return;
                 }
+                Role::MemberValue => self.rewrite_token(bytes, link_key),
+                Role::Element => self.rewrite_token(bytes, false),
+            };
+            if let Some(new) = new {
+                let out = out.get_or_insert_with(|| Vec::with_capacity(body.len() + 256));
+                out.extend_from_slice(body.get(copied..token.start).unwrap_or_default());
+                out.extend_from_slice(new.as_bytes());
+                copied = token.end;
             }
-            at = end;
-        }
+        })
+        .ok()?;
         let mut out = out?;
         out.extend_from_slice(body.get(copied..)?);
         Some(out)
@@ -196,9 +237,22 @@ impl LinkMap {
 
     /// The JSON-encoded replacement for one string token (quotes
     /// included), if its value maps: as an absolute URL, or (under a link
-    /// key) as a root-relative one.
+    /// key) as a root-relative one. Most values are neither, which their
+    /// raw bytes show without decoding them.
     fn rewrite_token(&self, token: &[u8], under_link_key: bool) -> Option<String> {
-        let value = decode_string_token(token)?;
+        let raw = json::inside(token);
+        let escaped = memchr::memchr(b'\\', raw).is_some();
+        // An absolute URL's first ':' ends its scheme, and "//" follows.
+        let absolute = || {
+            memchr::memchr(b':', raw)
+                .and_then(|at| raw.get(at + 1..))
+                .is_some_and(|after| after.starts_with(b"//"))
+        };
+        let relative = under_link_key && raw.first() == Some(&b'/');
+        if !(escaped || relative || absolute()) {
+            return None;
+        }
+        let value = json::decode_string_token(token)?;
         let new = self.rewrite_url(&value).or_else(|| {
             under_link_key
                 .then(|| self.rewrite_relative(&value))
@@ -208,14 +262,25 @@ impl LinkMap {
     }
 }
 
+/// Whether a key token is one of [`LINK_KEYS`].
+fn is_link_key(token: &[u8]) -> bool {
+    let raw = json::inside(token);
+    if memchr::memchr(b'\\', raw).is_none() {
+        return LINK_KEYS.iter().any(|key| key.as_bytes() == raw);
+    }
+    json::decode_string_token(token).is_some_and(|key| LINK_KEYS.contains(&&*key))
+}
+
 /// Split `url` into its canonical origin and everything after the
 /// authority (path, query, fragment; possibly empty), untouched.
 ///
 /// URLs with user info are not matched: they are not what a catalog
 /// endpoint looks like, and rewriting them would silently drop the
 /// credentials.
-fn split_url(url: &str) -> Option<(Origin, &str)> {
-    let (scheme, after) = url.split_once("://")?;
+fn split_url(url: &str) -> Option<(Origin<'_>, &str)> {
+    // The first ':' ends a scheme (which has none), and "//" follows it.
+    let colon = url.find(':')?;
+    let (scheme, after) = (url.get(..colon)?, url.get(colon + 1..)?.strip_prefix("//")?);
     if !is_scheme(scheme) {
         return None;
     }
@@ -224,15 +289,9 @@ fn split_url(url: &str) -> Option<(Origin, &str)> {
     if authority.contains('@') {
         return None;
     }
-    let scheme = scheme.to_ascii_lowercase();
     let (host, port) = split_authority(authority)?;
-    let port = port.filter(|&p| Some(p) != default_port(&scheme));
-    let origin = Origin {
-        scheme,
-        host: host.to_ascii_lowercase(),
-        port,
-    };
-    Some((origin, rest))
+    let port = port.filter(|&p| Some(p) != default_port(scheme));
+    Some((Origin { scheme, host, port }, rest))
 }
 
 /// RFC 3986 scheme: a letter, then letters, digits, '+', '-', '.'.
@@ -243,10 +302,12 @@ fn is_scheme(s: &str) -> bool {
 }
 
 fn default_port(scheme: &str) -> Option<u16> {
-    match scheme {
-        "http" => Some(80),
-        "https" => Some(443),
-        _ => None,
+    if scheme.eq_ignore_ascii_case("http") {
+        Some(80)
+    } else if scheme.eq_ignore_ascii_case("https") {
+        Some(443)
+    } else {
+        None
     }
 }
 
@@ -292,6 +353,43 @@ fn strip_path<'a>(rest: &'a str, path: &str) -> Option<&'a str> {
     at_boundary.then_some(remainder)
 }
 
+/// Whether `body` may hold a link that a map rewrites: an absolute URL
+/// (`://`), or, when the answering endpoint's path is known, that path
+/// (or a link key, for an endpoint at a host's root). Found with SIMD
+/// substring searches, about an instruction per byte, so that the usual
+/// answer, JSON with no link in it, is passed on without building a map
+/// or parsing it. An escape (`\/`, `\u…`) can spell any of these, so it
+/// counts as a link: then the full scan decides.
+pub(crate) fn may_hold_a_link(body: &[u8], answered_path: Option<&str>) -> bool {
+    /// Built once: a finder's set-up costs more than its search of a
+    /// small body.
+    static ANY_ANSWER: LazyLock<[Finder<'static>; 3]> =
+        LazyLock::new(|| [Finder::new("://"), Finder::new("\\/"), Finder::new("\\u")]);
+    if ANY_ANSWER.iter().any(|needle| needle.find(body).is_some()) {
+        return true;
+    }
+    match answered_path {
+        None => false,
+        Some(path) if !path.is_empty() => memmem::find(body, path.as_bytes()).is_some(),
+        // A key is quoted on both sides.
+        Some(_) => LINK_KEYS.iter().any(|key| {
+            memmem::find_iter(body, key.as_bytes()).any(|at| {
+                at.checked_sub(1).and_then(|before| body.get(before)) == Some(&b'"')
+                    && body.get(at + key.len()) == Some(&b'"')
+            })
+        }),
+    }
+}
+
+/// The path of `endpoint_url` as [`may_hold_a_link`] looks for it (no
+/// trailing '/'; empty at a host's root). Only split, not checked: a URL
+/// [`LinkMap::answered_by`] would not take only makes the check find more.
+pub(crate) fn endpoint_path(endpoint_url: &str) -> Option<&str> {
+    let (_, after) = endpoint_url.split_once("://")?;
+    let start = after.find(['/', '?', '#']).unwrap_or(after.len());
+    Some(after.get(start..)?.trim_end_matches('/'))
+}
+
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
@@ -316,6 +414,50 @@ pub(super) mod tests {
             "http://p/projects/a/image".into(),
         );
         map
+    }
+
+    /// The usual answer, JSON without a link, skips the scan; every way
+    /// a link can be written (absolute, escaped, root-relative under a
+    /// link key) still reaches it: whatever the full scan rewrites, the
+    /// quick check lets through.
+    #[test]
+    fn only_bodies_that_cannot_hold_a_link_skip_the_scan() {
+        let plain = br#"{"servers": [{"id": "1", "name": "web", "next_hop": "x"}]}"#;
+        let at_root = ("https://glance.example", Some(""));
+        let with_path = ("https://glance.example/v2", Some("/v2"));
+        let nowhere = ("https://other.example", None);
+        for (endpoint, path) in [at_root, with_path, nowhere] {
+            assert_eq!(endpoint_path(endpoint), path.or(Some("")));
+            assert!(!may_hold_a_link(plain, path), "{endpoint}");
+        }
+        let linked: [&[u8]; 5] = [
+            br#"{"href": "https://nova.example:8774/v2.1/servers/1"}"#,
+            br#"{"href": "https:\/\/nova.example:8774\/v2.1\/servers\/1"}"#,
+            br#"{"href": "https\u003a//nova.example:8774/v2.1"}"#,
+            br#"{"images": [], "next": "/v2/images?marker=x"}"#,
+            br#"{"images": [], "\u006eext": "/v2/images?marker=x"}"#,
+        ];
+        for body in linked {
+            let shown = String::from_utf8_lossy(body);
+            for (endpoint, path) in [at_root, with_path] {
+                let mut map = map();
+                map.answered_by(endpoint, "http://p/projects/a/image");
+                if map.rewrite_json(body).is_some() {
+                    assert!(may_hold_a_link(body, path), "{shown} at {endpoint}");
+                }
+            }
+        }
+        // Each kind is rewritten by some map, so the loop above checked it.
+        let mut root_map = map();
+        root_map.answered_by(at_root.0, "http://p/projects/a/image");
+        assert!(
+            linked
+                .iter()
+                .all(|body| root_map.rewrite_json(body).is_some())
+        );
+        // A root-relative link needs the endpoint's path, or a link key.
+        assert!(!may_hold_a_link(br#"{"next": "/v3/x"}"#, with_path.1));
+        assert!(!may_hold_a_link(br#"{"nexts": "/v3/x"}"#, at_root.1));
     }
 
     #[test]

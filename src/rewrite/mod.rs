@@ -31,7 +31,43 @@ use http_body_util::combinators::UnsyncBoxBody;
 
 use crate::error::BoxError;
 use crate::forward::body::Prefixed;
-pub(crate) use links::LinkMap;
+pub(crate) use links::{LinkMap, endpoint_path, has_link_headers};
+
+/// The link map of one answer, built only if the answer needs it: most
+/// JSON answers hold no link to a catalog endpoint, and a map costs a
+/// proxy URL per endpoint of the catalog.
+pub(crate) struct Links<'a> {
+    build: &'a (dyn Fn() -> LinkMap + Sync),
+    /// The path of the endpoint that answered, if known (see
+    /// [`links::may_hold_a_link`]).
+    answered_path: Option<&'a str>,
+    map: std::sync::OnceLock<LinkMap>,
+}
+
+impl<'a> Links<'a> {
+    pub(crate) fn new(
+        build: &'a (dyn Fn() -> LinkMap + Sync),
+        answered_path: Option<&'a str>,
+    ) -> Self {
+        Links {
+            build,
+            answered_path,
+            map: std::sync::OnceLock::new(),
+        }
+    }
+
+    fn map(&self) -> &LinkMap {
+        self.map.get_or_init(self.build)
+    }
+
+    /// `body` rewritten, if it holds links to rewrite.
+    fn rewrite_json(&self, body: &[u8]) -> Option<Vec<u8>> {
+        if !links::may_hold_a_link(body, self.answered_path) {
+            return None;
+        }
+        self.map().rewrite_json(body)
+    }
+}
 
 /// Whether a response's Content-Type is JSON (`application/json`, `application/*+json`, with or without parameters, case-insensitive).
 pub(crate) fn is_json(headers: &HeaderMap) -> bool {
@@ -70,11 +106,8 @@ fn declared_too_long(headers: &HeaderMap, size_hint: &SizeHint, limit: usize) ->
 }
 
 /// Whether an answer's body is read and rewritten (see [`rewrite_response`]).
-fn body_rewritable(map: &LinkMap, headers: &HeaderMap, size_hint: &SizeHint, limit: usize) -> bool {
-    !map.is_empty()
-        && is_json(headers)
-        && is_plain_encoding(headers)
-        && !declared_too_long(headers, size_hint, limit)
+fn body_rewritable(headers: &HeaderMap, size_hint: &SizeHint, limit: usize) -> bool {
+    is_json(headers) && is_plain_encoding(headers) && !declared_too_long(headers, size_hint, limit)
 }
 
 /// Rewrite the headers of the answer to a HEAD. When the GET's body would
@@ -83,7 +116,7 @@ fn body_rewritable(map: &LinkMap, headers: &HeaderMap, size_hint: &SizeHint, lim
 /// a wrong one would make a client that trusts it cut the GET short).
 pub(crate) fn rewrite_head(map: &LinkMap, headers: &mut HeaderMap, limit: usize) {
     map.rewrite_headers(headers);
-    if body_rewritable(map, headers, &SizeHint::default(), limit) {
+    if !map.is_empty() && body_rewritable(headers, &SizeHint::default(), limit) {
         headers.remove(CONTENT_LENGTH);
     }
 }
@@ -96,7 +129,7 @@ pub(crate) fn rewrite_head(map: &LinkMap, headers: &mut HeaderMap, limit: usize)
 ///
 /// Trailers and errors of the upstream body are passed on in every case.
 pub(crate) async fn rewrite_response<B>(
-    map: &LinkMap,
+    links: &Links<'_>,
     response: Response<B>,
     limit: usize,
 ) -> Result<Response<UnsyncBoxBody<Bytes, BoxError>>, BoxError>
@@ -105,15 +138,17 @@ where
     B::Error: Into<BoxError>,
 {
     let (mut parts, mut body) = response.into_parts();
-    map.rewrite_headers(&mut parts.headers);
-    if !body_rewritable(map, &parts.headers, &body.size_hint(), limit) {
+    if has_link_headers(&parts.headers) {
+        links.map().rewrite_headers(&mut parts.headers);
+    }
+    if !body_rewritable(&parts.headers, &body.size_hint(), limit) {
         return Ok(Response::from_parts(
             parts,
             Prefixed::passthrough(body).boxed_unsync(),
         ));
     }
     let replay = match read_limited(&mut body, limit).await {
-        Read::Complete(frames) => rewrite_frames(map, &mut parts.headers, frames),
+        Read::Complete(frames) => rewrite_frames(links, &mut parts.headers, frames),
         // Nothing was sent yet: the client gets an error, not a cut answer.
         Read::Failed(error) => return Err(error),
         Read::TooLong(frames) => Prefixed::new(frames, Some(body)),
@@ -160,16 +195,23 @@ where
 /// The body to send for a completely read one: rewritten if its JSON
 /// changed, otherwise the original frames as they came.
 fn rewrite_frames<B>(
-    map: &LinkMap,
+    links: &Links<'_>,
     headers: &mut HeaderMap,
     frames: VecDeque<Frame<Bytes>>,
 ) -> Prefixed<B> {
-    let data: Vec<u8> = frames
-        .iter()
-        .filter_map(Frame::data_ref)
-        .flat_map(|d| d.iter().copied())
-        .collect();
-    let Some(new) = map.rewrite_json(&data) else {
+    let mut data = frames.iter().filter_map(Frame::data_ref);
+    let new = match (data.next(), data.next()) {
+        (None, _) => None,
+        // Usually the whole body came in one frame: scanned where it is.
+        (Some(one), None) => links.rewrite_json(one),
+        (Some(_), Some(_)) => {
+            let whole: Vec<u8> = (frames.iter().filter_map(Frame::data_ref))
+                .flat_map(|d| d.iter().copied())
+                .collect();
+            links.rewrite_json(&whole)
+        }
+    };
+    let Some(new) = new else {
         return Prefixed::new(frames, None);
     };
     headers.insert(CONTENT_LENGTH, HeaderValue::from(new.len()));
@@ -239,8 +281,8 @@ mod tests {
         B: Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: Into<BoxError>,
     {
-        let map = map();
-        let fut = rewrite_response(&map, response, limit);
+        let links = Links::new(&map, None);
+        let fut = rewrite_response(&links, response, limit);
         tokio::time::timeout(std::time::Duration::from_secs(5), fut)
             .await
             .unwrap_or_else(|_| panic!("rewrite_response waited for the whole body"))
