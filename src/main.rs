@@ -235,7 +235,7 @@ fn one_shot(
 
 /// Serve the configuration `--config` names, or the demo's with its fakes.
 fn serve(args: GlobalArgs, demo: Option<DemoArgs>) -> anyhow::Result<ExitCode> {
-    init_logging(args.log_format);
+    let _flush = init_logging(args.log_format);
     connector::install_crypto_provider();
     let overrides = Overrides {
         listen: args.listen,
@@ -321,18 +321,11 @@ fn print_out(text: impl std::fmt::Display) -> anyhow::Result<()> {
     }
 }
 
-fn init_logging(format: LogFormat) {
+/// Logging for serve and demo; the returned guard writes what is queued
+/// when the command ends.
+fn init_logging(format: LogFormat) -> keystone_proxy::logging::Flush {
     use std::io::IsTerminal;
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     // Colour codes only for a person at a terminal (https://no-color.org).
     let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(colour)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Pretty => builder.init(),
-    }
+    keystone_proxy::logging::init(matches!(format, LogFormat::Json), colour)
 }

@@ -185,6 +185,39 @@ async fn request_ids_and_one_log_line_per_request() {
     assert_eq!(bad["status"], 401);
 }
 
+/// Log lines are written by a thread of their own, behind a queue: a
+/// stop must still write every one of them. 300 requests answered, then
+/// SIGTERM at once: 300 request lines.
+#[tokio::test]
+async fn every_request_line_is_written_before_the_process_ends() {
+    let mut stack = Stack::start().await;
+    let url = format!("{}/compute/servers", stack.proxy.url);
+    let client = http_client::<http_body_util::Full<Bytes>>();
+    let answers = spawn_all((0..300).map(|_| {
+        let request = http::Request::get(&url)
+            .header("authorization", format!("Bearer {ANY_KEY}"))
+            .body(http_body_util::Full::new(Bytes::new()))
+            .expect("a request");
+        let answer = client.request(request);
+        async move { answer.await.expect("an answer").status() }
+    }))
+    .await;
+    assert!(answers.iter().all(|status| *status == 200), "{answers:?}");
+    assert!(stack.proxy.signal("TERM"));
+    let exited = stack.proxy.wait_exit(Duration::from_secs(10)).await;
+    assert!(exited.is_some_and(|status| status.success()), "{exited:?}");
+    let logs = stack.proxy.stop_and_logs();
+    let lines = logs
+        .lines()
+        .filter(|line| line.contains(r#""message":"request""#));
+    assert_eq!(lines.count(), 300, "{logs}");
+    assert!(
+        logs.trim_end()
+            .ends_with(r#""target":"keystone_proxy::server"}"#),
+        "{logs}"
+    );
+}
+
 /// A whole day's events at the most verbose level: nothing secret may
 /// appear anywhere in the output.
 #[tokio::test]

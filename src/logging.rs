@@ -1,0 +1,502 @@
+//! Log lines: what `serve` and `demo` write to stderr, as text or JSON.
+//!
+//! Every proxied request writes a line at the default level, so a line
+//! must cost little: tracing-subscriber's own formatters went through
+//! `core::fmt` for every field (a `Debug` of each string, a float with
+//! Grisu, the styles of its ANSI support even with colour off) and
+//! cost about 20,000 instructions per request line, more than the rest
+//! of a proxied GET. [`LineFormat`] writes the same layout directly:
+//! numbers with `itoa` and `zmij`, strings escaped in one pass, the
+//! timestamp's date and time formatted once a second. The line is then
+//! handed to a writer thread ([`tracing_appender::non_blocking`]) that
+//! batches writes to stderr, so no request waits on a slow terminal or
+//! log pipe; nothing is dropped (it waits instead when far behind), and
+//! the [`Flush`] guard writes what is queued before the process exits.
+//!
+//! The proxy opens no spans, so the lines carry no span context.
+
+use std::cell::RefCell;
+use std::fmt::{self, Write as _};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
+
+/// Lines queued for the writer thread at most; past it, a logging thread
+/// waits for room rather than drop a line.
+const QUEUED_LINES: usize = 128 * 1024;
+
+/// Writes what is queued when dropped: keep it until the process ends.
+#[must_use = "dropping it ends logging"]
+pub struct Flush(#[allow(dead_code)] tracing_appender::non_blocking::WorkerGuard);
+
+/// Log to stderr at `RUST_LOG`'s levels (default `info`), as JSON objects
+/// or as text, with colour only when `colour` (a person at a terminal).
+pub fn init(json: bool, colour: bool) -> Flush {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // Its thread writes when it has nothing more queued.
+    let stderr = std::io::BufWriter::with_capacity(64 * 1024, std::io::stderr());
+    let (writer, flush) = queue(stderr, QUEUED_LINES);
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .event_format(LineFormat { json, colour })
+        .init();
+    flush
+}
+
+/// Lines written to `out` by a thread of their own: up to `limit` wait in
+/// the queue, then writers wait for room (none is dropped).
+fn queue<W: std::io::Write + Send + 'static>(
+    out: W,
+    limit: usize,
+) -> (tracing_appender::non_blocking::NonBlocking, Flush) {
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .buffered_lines_limit(limit)
+        .thread_name("keystone-proxy-log")
+        .finish(out);
+    (writer, Flush(guard))
+}
+
+/// The layout of one line (see the module documentation).
+pub struct LineFormat {
+    pub json: bool,
+    pub colour: bool,
+}
+
+impl<S, N> FormatEvent<S, N> for LineFormat
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        _: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        thread_local! {
+            static LINE: RefCell<String> = const { RefCell::new(String::new()) };
+        }
+        // Written into a buffer of this thread's, then handed on at once:
+        // each piece is then a copy, not a call through `dyn Write`.
+        LINE.with_borrow_mut(|line| {
+            line.clear();
+            self.write_line(line, event)?;
+            writer.write_str(line)
+        })
+    }
+}
+
+impl LineFormat {
+    fn write_line(&self, out: &mut String, event: &Event<'_>) -> fmt::Result {
+        let meta = event.metadata();
+        if self.json {
+            out.write_str("{\"timestamp\":\"")?;
+            write_timestamp(out)?;
+            out.write_str("\",\"level\":\"")?;
+            out.write_str(meta.level().as_str())?;
+            out.write_str("\",\"fields\":{")?;
+            let mut fields = Fields::new(out, Style::Json);
+            event.record(&mut fields);
+            fields.result?;
+            out.write_str("},\"target\":")?;
+            write_json_string(out, meta.target())?;
+            out.write_str("}\n")
+        } else {
+            write_timestamp(out)?;
+            out.write_str(level_text(meta.level(), self.colour))?;
+            out.write_str(meta.target())?;
+            out.write_char(':')?;
+            let mut fields = Fields::new(out, Style::Text);
+            event.record(&mut fields);
+            fields.result?;
+            out.write_char('\n')
+        }
+    }
+}
+
+/// The level as the text layout writes it: padded to five characters
+/// between spaces, coloured for a terminal.
+fn level_text(level: &Level, colour: bool) -> &'static str {
+    match (*level, colour) {
+        (Level::ERROR, false) => " ERROR ",
+        (Level::WARN, false) => "  WARN ",
+        (Level::INFO, false) => "  INFO ",
+        (Level::DEBUG, false) => " DEBUG ",
+        (Level::TRACE, false) => " TRACE ",
+        (Level::ERROR, true) => " \x1b[31mERROR\x1b[0m ",
+        (Level::WARN, true) => "  \x1b[33mWARN\x1b[0m ",
+        (Level::INFO, true) => "  \x1b[32mINFO\x1b[0m ",
+        (Level::DEBUG, true) => " \x1b[34mDEBUG\x1b[0m ",
+        (Level::TRACE, true) => " \x1b[35mTRACE\x1b[0m ",
+    }
+}
+
+/// `2026-12-07T09:30:00.123456Z`. The part up to the seconds changes once
+/// a second: it is formatted then and kept per thread.
+fn write_timestamp(out: &mut String) -> fmt::Result {
+    thread_local! {
+        static SECOND: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+    }
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let (seconds, micros) = (now.as_secs(), now.subsec_micros());
+    SECOND.with_borrow_mut(|(second, text)| {
+        if *second != seconds {
+            *second = seconds;
+            text.clear();
+            let at = i64::try_from(seconds)
+                .ok()
+                .and_then(|s| jiff::Timestamp::from_second(s).ok())
+                .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+            // RFC 3339 in UTC, whole seconds: "2026-12-07T09:30:00Z".
+            let _ = write!(text, "{at}");
+            text.pop();
+        }
+        out.push_str(text);
+    });
+    let mut digits = itoa::Buffer::new();
+    let micros = digits.format(micros + 1_000_000);
+    out.write_char('.')?;
+    // The leading 1 keeps the zeros in front of a small number.
+    out.write_str(micros.get(1..).unwrap_or(micros))?;
+    out.write_char('Z')
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Style {
+    /// `message key="string" key=12 key=true`, as tracing's own text
+    /// layout writes them.
+    Text,
+    /// `"message":"…","key":"string","key":12` inside `"fields":{…}`.
+    Json,
+}
+
+/// Writes an event's fields as they are visited.
+struct Fields<'a> {
+    out: &'a mut String,
+    style: Style,
+    first: bool,
+    result: fmt::Result,
+}
+
+impl<'a> Fields<'a> {
+    fn new(out: &'a mut String, style: Style) -> Self {
+        Fields {
+            out,
+            style,
+            first: true,
+            result: Ok(()),
+        }
+    }
+
+    /// The separator and the field's name; the value follows.
+    fn name(&mut self, field: &Field) -> fmt::Result {
+        let first = std::mem::replace(&mut self.first, false);
+        let name = field.name();
+        let name = name.strip_prefix("r#").unwrap_or(name);
+        match self.style {
+            Style::Json => {
+                if !first {
+                    self.out.write_char(',')?;
+                }
+                write_json_string(self.out, name)?;
+                self.out.write_char(':')
+            }
+            // The message comes bare, first.
+            Style::Text if name == "message" => self.out.write_char(' '),
+            Style::Text => {
+                self.out.write_char(' ')?;
+                self.out.write_str(name)?;
+                self.out.write_char('=')
+            }
+        }
+    }
+
+    fn put(&mut self, field: &Field, value: impl FnOnce(&mut String, Style) -> fmt::Result) {
+        if self.result.is_ok() {
+            self.result = self
+                .name(field)
+                .and_then(|()| value(&mut *self.out, self.style));
+        }
+    }
+
+    /// A string: quoted (text, except the message) and escaped.
+    fn put_str(&mut self, field: &Field, value: &str) {
+        let bare = self.style == Style::Text && field.name() == "message";
+        self.put(field, |out, style| match style {
+            Style::Json => write_json_string(out, value),
+            Style::Text if bare => write_escaped(out, value, Quotes::Kept),
+            Style::Text => {
+                out.write_char('"')?;
+                write_escaped(out, value, Quotes::Escaped)?;
+                out.write_char('"')
+            }
+        });
+    }
+}
+
+impl Visit for Fields<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.put_str(field, value);
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.put(field, |out, _| {
+            out.write_str(itoa::Buffer::new().format(value))
+        });
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.put(field, |out, _| {
+            out.write_str(itoa::Buffer::new().format(value))
+        });
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.put(field, |out, style| match (value.is_finite(), style) {
+            (true, _) => out.write_str(zmij::Buffer::new().format_finite(value)),
+            // JSON has no NaN or infinity.
+            (false, Style::Json) => out.write_str("null"),
+            (false, Style::Text) => write!(out, "{value}"),
+        });
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.put(field, |out, _| {
+            out.write_str(if value { "true" } else { "false" })
+        });
+    }
+
+    /// `%value` and `?value` fields, errors and the message: formatted,
+    /// then escaped like a string (as text, without quotes: tracing's
+    /// own layout shows them as they format).
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.put(field, |out, style| match style {
+            Style::Json => {
+                out.write_char('"')?;
+                write!(Escaping(out, Quotes::Escaped), "{value:?}")?;
+                out.write_char('"')
+            }
+            Style::Text => write!(Escaping(out, Quotes::Kept), "{value:?}"),
+        });
+    }
+}
+
+/// Whether `"` is escaped (inside quotes) or written as it is.
+#[derive(Clone, Copy)]
+enum Quotes {
+    Escaped,
+    Kept,
+}
+
+/// A JSON string, quoted.
+fn write_json_string(out: &mut String, value: &str) -> fmt::Result {
+    out.write_char('"')?;
+    write_escaped(out, value, Quotes::Escaped)?;
+    out.write_char('"')
+}
+
+/// The bytes always written escaped: control characters (ANSI escapes
+/// among them: a logged value cannot drive the reader's terminal), `\`
+/// and DEL.
+const ALWAYS_ESCAPED: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 0x20 {
+        table[byte] = true;
+        byte += 1;
+    }
+    table[b'\\' as usize] = true;
+    table[0x7f] = true;
+    table
+};
+
+/// `value` escaped as JSON escapes it (`"` too with `Quotes::Escaped`).
+/// Runs of plain characters are copied at once.
+fn write_escaped(out: &mut String, value: &str, quotes: Quotes) -> fmt::Result {
+    let quote_escaped = matches!(quotes, Quotes::Escaped);
+    let bytes = value.as_bytes();
+    let mut plain_from = 0;
+    for (at, &byte) in bytes.iter().enumerate() {
+        let escaped = ALWAYS_ESCAPED[usize::from(byte)] || (byte == b'"' && quote_escaped);
+        if !escaped {
+            continue;
+        }
+        // `at` is at an ASCII byte: a character boundary.
+        out.push_str(value.get(plain_from..at).unwrap_or_default());
+        match byte {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            other => write!(out, "\\u{other:04x}")?,
+        }
+        plain_from = at + 1;
+    }
+    out.push_str(value.get(plain_from..).unwrap_or_default());
+    Ok(())
+}
+
+/// A `fmt::Write` that escapes what passes through it.
+struct Escaping<'a>(&'a mut String, Quotes);
+
+impl fmt::Write for Escaping<'_> {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        write_escaped(self.0, text, self.1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+    use tracing_subscriber::fmt::MakeWriter;
+
+    /// Lines written to memory.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .expect("not poisoned")
+                .extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> MakeWriter<'a> for Captured {
+        type Writer = Captured;
+        fn make_writer(&'a self) -> Captured {
+            self.clone()
+        }
+    }
+
+    /// What `log` writes in the `json` or text layout.
+    fn captured(json: bool, log: impl FnOnce()) -> String {
+        let lines = Captured::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(lines.clone())
+            .event_format(LineFormat {
+                json,
+                colour: false,
+            })
+            .finish();
+        tracing::subscriber::with_default(subscriber, log);
+        let bytes = lines.0.lock().expect("not poisoned").clone();
+        String::from_utf8(bytes).expect("UTF-8")
+    }
+
+    fn request_line() {
+        let reason = "a \"quoted\"\nreason\x1b[31m";
+        tracing::info!(
+            request_id = "req-1",
+            status = 200u16,
+            bytes = 1234u64,
+            offset = -3i64,
+            duration_ms = 1.25f64,
+            slow = f64::NAN,
+            truncated = false,
+            method = %http::Method::GET,
+            reason = tracing::field::display(reason),
+            path = "/compute/a\\b",
+            "request"
+        );
+    }
+
+    /// The JSON layout is tracing's own (timestamp, level, fields with the
+    /// message, target), every value with its JSON type, strings escaped.
+    #[test]
+    fn json_lines_parse_with_typed_fields() {
+        let text = captured(true, request_line);
+        let line: serde_json::Value = serde_json::from_str(&text).expect("one JSON object");
+        assert_eq!(line["level"], "INFO");
+        assert_eq!(line["target"], "keystone_proxy::logging::tests");
+        let fields = &line["fields"];
+        assert_eq!(fields["message"], "request");
+        assert_eq!(fields["request_id"], "req-1");
+        assert_eq!(fields["status"], 200);
+        assert_eq!(fields["bytes"], 1234);
+        assert_eq!(fields["offset"], -3);
+        assert_eq!(fields["duration_ms"], 1.25);
+        assert!(fields["slow"].is_null());
+        assert_eq!(fields["truncated"], false);
+        assert_eq!(fields["method"], "GET");
+        assert_eq!(fields["reason"], "a \"quoted\"\nreason\x1b[31m");
+        assert_eq!(fields["path"], "/compute/a\\b");
+        let stamp = line["timestamp"].as_str().expect("a string");
+        let parsed: jiff::Timestamp = stamp.parse().expect("RFC 3339");
+        let age = jiff::Timestamp::now().duration_since(parsed);
+        assert!(age.as_secs() < 60, "{stamp}");
+        assert_eq!(stamp.len(), "2026-12-07T09:30:00.123456Z".len(), "{stamp}");
+    }
+
+    /// The text layout: timestamp, level, target, the bare message, then
+    /// `key=value`; strings quoted, no control character written raw.
+    #[test]
+    fn text_lines_read_like_tracing_s_own() {
+        let text = captured(false, request_line);
+        let (stamp, rest) = text.split_once(' ').expect("a timestamp");
+        stamp.parse::<jiff::Timestamp>().expect("RFC 3339");
+        assert_eq!(
+            rest,
+            " INFO keystone_proxy::logging::tests: request request_id=\"req-1\" status=200 \
+             bytes=1234 offset=-3 duration_ms=1.25 slow=NaN truncated=false method=GET \
+             reason=a \"quoted\"\\nreason\\u001b[31m path=\"/compute/a\\\\b\"\n"
+        );
+        assert!(!text.trim_end().contains(|c: char| c.is_control()));
+    }
+
+    /// A writer that takes a millisecond per write, as a slow log pipe.
+    struct Slow(Captured);
+
+    impl std::io::Write for Slow {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            self.0.write(bytes)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Lines beyond the queue's room wait instead of being dropped, and
+    /// the guard writes every queued line before it lets the process end.
+    #[test]
+    fn a_slow_reader_loses_no_line() {
+        use std::io::Write as _;
+        let lines = Captured::default();
+        let (mut writer, flush) = queue(Slow(lines.clone()), 4);
+        for n in 0..100 {
+            writer
+                .write_all(format!("{n}\n").as_bytes())
+                .expect("queued");
+        }
+        drop(flush);
+        let written = lines.0.lock().expect("not poisoned").clone();
+        let expected: String = (0..100).map(|n| format!("{n}\n")).collect();
+        assert_eq!(String::from_utf8_lossy(&written), expected);
+    }
+
+    #[test]
+    fn a_timestamp_keeps_the_zeros_of_its_fraction() {
+        let mut out = String::new();
+        write_timestamp(&mut out).expect("written");
+        let fraction = out.split_once('.').expect("a fraction").1;
+        assert_eq!(fraction.len(), "123456Z".len(), "{out}");
+        assert!(fraction.ends_with('Z'));
+    }
+}
