@@ -41,9 +41,10 @@ PIN0="" PIN1=""
 if need taskset && [ "$(nproc)" -ge 2 ]; then PIN0="taskset -c 0" PIN1="taskset -c 1"; fi
 
 echo "== building (release)" >&2
-cargo build --release --quiet --bin keystone-proxy --example bench_cloud
+cargo build --release --quiet --bin keystone-proxy --example bench_cloud --example floor
 BIN=target/release/keystone-proxy
 CLOUD=target/release/examples/bench_cloud
+FLOOR=target/release/examples/floor
 
 work=$(mktemp -d)
 pids=()
@@ -241,22 +242,26 @@ if has h && need valgrind; then
     "$CLOUD" config "$K" 127.0.0.1:18513 127.0.0.1:18514 "$KEY" "$prefetch" "$RULES_KEY" >"$work/proxy-ir-rules.toml"
     sed -e "s/listen $N;/listen 127.0.0.1:18512;/" -e "s|nginx.pid;|nginx-ir.pid;|" -e "s/^daemon off;/daemon off;\nmaster_process off;/" \
         "$work/nginx.conf" >"$work/nginx-ir.conf"
-    # name ready_url target_url header value: Ir per request
+    # name ready_url target_url header value: Ir per request. A value of
+    # SESSION is a facade session token, got once the proxy is ready.
     count_one() {
         local name=$1 ready=$2 url=$3 header=$4 value=$5
         local out="$work/callgrind-$name"
         case $name in
             # exec: the job's pid is valgrind's own, so it can be told to dump and stopped.
             proxy) RUST_LOG=warn exec $PIN0 valgrind --tool=callgrind --callgrind-out-file="$out" "${PROXY_BIN:-$BIN}" serve --config "$work/proxy-ir.toml" ;;
-            proxy-rules) RUST_LOG=warn exec $PIN0 valgrind --tool=callgrind --callgrind-out-file="$out" "$BIN" serve --config "$work/proxy-ir-rules.toml" ;;
+            proxy-rules) RUST_LOG=warn exec $PIN0 valgrind --tool=callgrind --callgrind-out-file="$out" "${PROXY_BIN:-$BIN}" serve --config "$work/proxy-ir-rules.toml" ;;
             # At the default log level: one request line per request.
-            proxy-json*) exec env -u RUST_LOG $PIN0 valgrind --tool=callgrind --callgrind-out-file="$out" "${PROXY_BIN:-$BIN}" serve --config "$work/proxy-ir.toml" 2>"$work/proxy-ir-info.log" ;;
-            nginx) exec $PIN0 valgrind --tool=callgrind --callgrind-out-file="$out" nginx -c "$work/nginx-ir.conf" ;;
+            proxy-json*) exec env -u RUST_LOG $PIN0 valgrind --tool=callgrind --callgrind-out-file="$out" "${PROXY_BIN:-$BIN}" serve --config "$work/proxy-ir-rules.toml" 2>"$work/proxy-ir-info.log" ;;
+            # The reference floor: a minimal hyper proxy (bench/floor.rs).
+            floor*) exec $PIN0 valgrind --tool=callgrind --callgrind-out-file="$out" "$FLOOR" 127.0.0.1:18515 "$U" /v2.1 X-Auth-Token bench-token-0 ;;
+            nginx*) exec $PIN0 valgrind --tool=callgrind --callgrind-out-file="$out" nginx -c "$work/nginx-ir.conf" ;;
             direct*) exec $PIN0 valgrind --tool=callgrind --callgrind-out-file="$out" "$CLOUD" serve 127.0.0.1:18510 127.0.0.1:18511 0 ;;
         esac >"$work/valgrind-$name.log" 2>&1 &
         local vg=$!; pids+=("$vg")
         # Any answer will do: the first requests below wait for a token.
         for _ in $(seq 300); do curl -s -o /dev/null "$ready" 2>/dev/null && break; sleep 0.1; done
+        if [ "$value" = SESSION ]; then value=$(session_token http://127.0.0.1:18513); fi
         $PIN1 "$CLOUD" get "$url" "$header" "$value" 2000 64 >/dev/null
         callgrind_control -z "$vg" >/dev/null 2>&1
         $PIN1 "$CLOUD" get "$url" "$header" "$value" "$IR_REQUESTS" 64 >"$work/load-$name.out"
@@ -272,18 +277,34 @@ if has h && need valgrind; then
         for dump in target/bench/"callgrind-$name".[0-9]*; do [ -s "$dump" ] || rm -f "$dump"; done
         python3 bench/callgrind.py target/bench/"callgrind-$name".[0-9]* --requests "$IR_REQUESTS" | head -1
     }
+    # The facade's session token for the client "bench" (as `openstack`
+    # logs in through the proxy).
+    session_token() {
+        curl -s -D - -o /dev/null -X POST "$1/v3/auth/tokens" -H 'Content-Type: application/json' \
+            -d '{"auth": {"identity": {"methods": ["password"], "password": {"user":
+                 {"name": "bench", "domain": {"name": "Default"}, "password": "'"$KEY"'"}}}}}' \
+            | awk -F': ' 'tolower($1) == "x-subject-token" {print $2}' | tr -d '\r'
+    }
     # IR_ONLY="proxy proxy-json" counts only those (while working on one).
     wanted() { [ -z "${IR_ONLY:-}" ] || [[ " $IR_ONLY " == *" $1 "* ]]; }
     count_ir() { wanted "$1" && count_one "$@" || true; }
+    ready=http://127.0.0.1:18514/readyz proxy=http://127.0.0.1:18513
+    # Plain: the stand-in answers "ok", the proxy logs at warn (as before
+    # 2026-12-07, so counts compare with the earlier ones).
     ir_direct=$(count_ir direct "http://127.0.0.1:18511/v2.1/x" "http://127.0.0.1:18511/v2.1/x" X-Auth-Token bench-token-0)
     ir_nginx=$(count_ir nginx "http://127.0.0.1:18512/x" "http://127.0.0.1:18512/x" X-Bench 1)
-    ir_proxy=$(count_ir proxy "http://127.0.0.1:18514/readyz" "http://127.0.0.1:18513/compute/x" Authorization "Bearer $KEY")
-    ir_rules=$(count_ir proxy-rules "http://127.0.0.1:18514/readyz" "http://127.0.0.1:18513/compute/x" Authorization "Bearer $RULES_KEY")
-    # Realistic answers: a 1 KiB JSON server list, without and with three
-    # endpoint links, at the default log level.
+    ir_proxy=$(count_ir proxy $ready "$proxy/compute/x" Authorization "Bearer $KEY")
+    ir_rules=$(count_ir proxy-rules $ready "$proxy/compute/x" Authorization "Bearer $RULES_KEY")
+    # Realistic: a 1 KiB JSON server list (application/json) as nova
+    # answers, the proxy at its default log level (a request line each);
+    # against the floor, a minimal hyper proxy, on the same upstream.
     ir_direct_json=$(count_ir direct-json "http://127.0.0.1:18511/v2.1/servers" "http://127.0.0.1:18511/v2.1/servers" X-Auth-Token bench-token-0)
-    ir_json=$(count_ir proxy-json "http://127.0.0.1:18514/readyz" "http://127.0.0.1:18513/compute/servers" Authorization "Bearer $KEY")
-    ir_linked=$(count_ir proxy-json-linked "http://127.0.0.1:18514/readyz" "http://127.0.0.1:18513/compute/servers/linked" Authorization "Bearer $KEY")
+    ir_nginx_json=$(count_ir nginx-json "http://127.0.0.1:18512/x" "http://127.0.0.1:18512/servers" X-Bench 1)
+    ir_floor_json=$(count_ir floor-json "http://127.0.0.1:18515/compute/x" "http://127.0.0.1:18515/compute/servers" Authorization "Bearer $KEY")
+    ir_json=$(count_ir proxy-json $ready "$proxy/compute/servers" Authorization "Bearer $KEY")
+    ir_json_rules=$(count_ir proxy-json-rules $ready "$proxy/compute/servers" Authorization "Bearer $RULES_KEY")
+    ir_json_session=$(count_ir proxy-json-session $ready "$proxy/compute/servers" X-Auth-Token SESSION)
+    ir_linked=$(count_ir proxy-json-linked $ready "$proxy/compute/servers/linked" Authorization "Bearer $KEY")
 fi
 
 # ----------------------------------------------------------------------
@@ -307,6 +328,8 @@ has e && echo "(e) token revoked under load: Keystone calls before $revoke_befor
 has f && echo "(f) RSS: idle (fresh, ready; measured in (d)) $((${rss_idle:-0} / 1024)) MiB; with 1,000 open connections (after the load above) $((rss_1000 / 1024)) MiB; after 10,000 cached scopes $((rss_scopes / 1024)) MiB"
 has g && echo "(g) one $((UPLOAD_BYTES / 1024 / 1024)) MiB streamed upload: direct $upload_direct MiB/s, nginx $upload_nginx MiB/s, keystone-proxy $upload_proxy MiB/s ($(ratio "$upload_proxy" "$upload_direct") × direct, $(ratio "$upload_proxy" "$upload_nginx") × nginx); the proxy's peak RSS $((peak_upload / 1024)) MiB (retry_body_limit 8 MiB)"
 if has h && [ -n "${ir_proxy:-}" ]; then echo "(h) instructions per request (callgrind, $IR_REQUESTS requests, 64 connections): direct $ir_direct, nginx $ir_nginx, keystone-proxy $ir_proxy ($(ratio "$ir_proxy" "$ir_nginx") × nginx), keystone-proxy for a client with 10 rules $ir_rules ($(ratio "$ir_rules" "$ir_proxy") × without)"; fi
-if has h && [ -n "${ir_json:-}" ]; then echo "(h) with a 1 KiB JSON answer, at the default log level: direct $ir_direct_json, keystone-proxy $ir_json without links, $ir_linked with three endpoint links (rewritten)"; fi
+if has h && [ -n "${ir_json:-}" ]; then
+    echo "(h) realistic (a 1 KiB JSON answer, the default log level), instructions per request: direct $ir_direct_json, nginx $ir_nginx_json (access log off), floor (minimal hyper proxy) $ir_floor_json; keystone-proxy $ir_json ($(ratio "$ir_json" "$ir_floor_json") × floor, $(ratio "$ir_json" "$ir_nginx_json") × nginx); with 10 access rules $ir_json_rules; with a facade session token $ir_json_session; with three endpoint links rewritten $ir_linked"
+fi
 if has h && [ -z "${ir_proxy:-}" ]; then echo "(h) instructions per request: skipped (needs valgrind)"; fi
 if has b && [ -z "${results[b,proxy,1]:-}" ]; then echo "(b) open-loop latency: skipped (oha is not installed; a full run installs it)"; fi

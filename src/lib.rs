@@ -36,3 +36,4 @@ pub mod session_keys;
 pub mod sessions;
 pub mod testkit;
 pub mod tokens;
+pub mod worker;

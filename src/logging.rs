@@ -58,7 +58,7 @@ fn queue<W: std::io::Write + Send + 'static>(
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
         .buffered_lines_limit(limit)
-        .thread_name("keystone-proxy-log")
+        .thread_name("log-writer")
         .finish(out);
     (writer, Flush(guard))
 }

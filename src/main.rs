@@ -292,17 +292,11 @@ fn serve(args: GlobalArgs, demo: Option<DemoArgs>) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// One worker thread per CPU the process may run on; on a single CPU (a
-/// pinned sidecar, say) a current-thread runtime, which spares the
-/// cross-thread wake-ups a one-worker multi-thread runtime still pays.
+/// The control thread's runtime: signals, reloads, the admin listener and
+/// the demo's fakes. The proxy listener's workers run their own (see
+/// `server::run`).
 fn serving_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
-    let mut builder = if cpus == 1 {
-        tokio::runtime::Builder::new_current_thread()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-    };
-    builder.enable_all().build().context("starting the runtime")
+    current_thread_runtime()
 }
 
 /// stdout was closed by its reader.

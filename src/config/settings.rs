@@ -11,6 +11,8 @@ use crate::credentials::{ApiVersion, Credential, DomainRef, ProjectRef};
 
 /// hyper's smallest read buffer: headers need at least this much room.
 pub(super) const MIN_HEADER_BYTES: usize = 8 * 1024;
+/// `listen.workers` at most: a thread and a runtime each.
+pub(super) const MAX_WORKERS: usize = 1024;
 
 /// The allow-list entry meaning "any project the identity can reach".
 pub const ANY_PROJECT: &str = "*";
@@ -72,6 +74,10 @@ pub struct ListenSettings {
     pub shutdown_delay: Duration,
     /// Connections served at once; more wait in the kernel's backlog.
     pub max_connections: usize,
+    /// Threads that serve the proxy listener, each with its own runtime,
+    /// listening socket and upstream connections; `None`: one per CPU the
+    /// process may use (see [`ListenSettings::workers`]).
+    pub workers_set: Option<usize>,
     /// Time allowed for a request's headers to arrive (slowloris), and for
     /// an idle HTTP/1 keep-alive connection to send its next request.
     pub header_read_timeout: Duration,
@@ -83,6 +89,17 @@ pub struct ListenSettings {
     pub max_headers: usize,
     /// Request headers with `_` in their name: dropped, or passed on.
     pub underscore_headers: Underscores,
+}
+
+impl ListenSettings {
+    /// How many workers serve the proxy listener: `listen.workers`, else
+    /// the CPUs this process may run on (its affinity mask, a container's
+    /// CPU quota), so that a proxy pinned to one CPU runs one.
+    pub fn workers(&self) -> usize {
+        self.workers_set.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        })
+    }
 }
 
 /// Where the proxy listens.

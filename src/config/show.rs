@@ -92,6 +92,7 @@ fn listen(l: &ListenSettings) -> Table {
     t.insert("shutdown_timeout".into(), duration(l.shutdown_timeout));
     t.insert("shutdown_delay".into(), duration(l.shutdown_delay));
     t.insert("max_connections".into(), size(l.max_connections));
+    put(&mut t, "workers", l.workers_set.map(size));
     t.insert(
         "header_read_timeout".into(),
         duration(l.header_read_timeout),

@@ -133,6 +133,10 @@ impl Validator<'_> {
             };
             return Err(self.error(key, "must be greater than zero"));
         }
+        if let Some(workers) = raw.workers.filter(|n| !(1..=MAX_WORKERS).contains(n)) {
+            let why = format!("must be from 1 to {MAX_WORKERS} (it is {workers})");
+            return Err(self.error("listen.workers", why));
+        }
         let max_header_bytes = usize::try_from(raw.max_header_bytes.as_u64())
             .ok()
             .filter(|n| *n >= MIN_HEADER_BYTES)
@@ -147,6 +151,7 @@ impl Validator<'_> {
             shutdown_timeout: self.non_negative("listen.shutdown_timeout", raw.shutdown_timeout)?,
             shutdown_delay: self.non_negative("listen.shutdown_delay", raw.shutdown_delay)?,
             max_connections: raw.max_connections,
+            workers_set: raw.workers,
             header_read_timeout: self
                 .positive("listen.header_read_timeout", raw.header_read_timeout)?,
             body_pace: Pace {

@@ -17,6 +17,7 @@ use crate::catalog::Endpoint;
 use crate::connector::Connector;
 use crate::error::ProxyError;
 use crate::header_names::X_OPENSTACK_REQUEST_ID;
+use crate::worker::PerWorker;
 pub use body::{ReplayBody, ReplayHandle};
 pub use headers::Forwarded;
 pub use linger::Linger;
@@ -36,9 +37,10 @@ pub type PooledBody = pool::PooledBody<UpstreamBody>;
 /// How long an unused upstream connection is kept open.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
-/// A pooled client for one cloud's endpoints.
+/// A pooled client for one cloud's endpoints: a pool per worker, so
+/// that no worker takes a lock another one uses.
 pub struct Upstream {
-    pool: pool::Pool<UpstreamBody>,
+    pools: PerWorker<pool::Pool<UpstreamBody>>,
     timeout: Duration,
     headers: headers::HeaderPolicy,
 }
@@ -63,15 +65,21 @@ pub struct Outgoing<'a> {
 impl Upstream {
     pub fn new(connector: Connector, settings: &crate::config::Settings) -> Upstream {
         let upstream = &settings.upstream;
+        let workers = settings.listen.workers();
+        // The bound on one endpoint's connections is the process's: each
+        // worker has its share.
+        let per_worker = upstream.max_connections_per_endpoint.div_ceil(workers);
         // Redirects are the client's business: the pool never follows them.
         Upstream {
-            pool: pool::Pool::new(
-                connector,
-                IDLE_TIMEOUT,
-                upstream.max_connections_per_endpoint,
-                upstream.connect_timeout,
-                upstream.body_timeout,
-            ),
+            pools: PerWorker::new(workers, |_| {
+                pool::Pool::new(
+                    connector.clone(),
+                    IDLE_TIMEOUT,
+                    per_worker,
+                    upstream.connect_timeout,
+                    upstream.body_timeout,
+                )
+            }),
             timeout: upstream.timeout,
             headers: headers::HeaderPolicy {
                 underscores: settings.listen.underscore_headers,
@@ -118,7 +126,7 @@ impl Upstream {
             scheme: endpoint.scheme.clone(),
             authority: endpoint.authority.clone(),
         };
-        let response = self.pool.send(&key, request);
+        let response = self.pools.get().send(&key, request);
         tokio::pin!(response);
         if !replay.is_body_read() {
             // The upload is still going: the upstream may answer early.

@@ -16,6 +16,9 @@ use crate::config::Settings;
 /// Descriptors kept for everything but proxied connections: the listeners,
 /// the admin listener's own connections, Keystone, files, the runtime.
 const RESERVED: u64 = 128;
+/// And for each worker: its runtime's poller and waker, its socket, and
+/// the one connection it may hold accepted while all places are taken.
+const PER_WORKER: u64 = 4;
 
 /// What the process may open, and how many connections that allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,7 +31,7 @@ pub(crate) struct Budget {
 
 /// Raise the soft `RLIMIT_NOFILE` to the hard limit and fit
 /// `max_connections` into it; logs what it found.
-pub fn budget(max_connections: usize) -> Budget {
+pub fn budget(max_connections: usize, workers: usize) -> Budget {
     let limit = match rlimit::increase_nofile_limit(u64::MAX) {
         Ok(limit) => Some(limit),
         Err(error) => {
@@ -36,7 +39,7 @@ pub fn budget(max_connections: usize) -> Budget {
             None
         }
     };
-    let budget = fit(max_connections, limit);
+    let budget = fit(max_connections, workers, limit);
     match (limit, budget.connections < max_connections) {
         (Some(limit), true) => tracing::warn!(
             limit,
@@ -62,9 +65,10 @@ pub(crate) fn fit_settings(mut settings: Settings, budget: Budget) -> Settings {
 
 /// The connections that fit in `limit`: two descriptors each (the client's
 /// and an upstream's), after the reserve.
-fn fit(max_connections: usize, limit: Option<u64>) -> Budget {
+fn fit(max_connections: usize, workers: usize, limit: Option<u64>) -> Budget {
+    let reserved = RESERVED + PER_WORKER * u64::try_from(workers).unwrap_or(u64::MAX);
     let fitting = limit.map_or(usize::MAX, |limit| {
-        usize::try_from(limit.saturating_sub(RESERVED) / 2).unwrap_or(usize::MAX)
+        usize::try_from(limit.saturating_sub(reserved) / 2).unwrap_or(usize::MAX)
     });
     Budget {
         limit,
@@ -127,11 +131,12 @@ mod tests {
 
     #[test]
     fn connections_fit_the_limit() {
-        assert_eq!(fit(10_000, Some(1024)).connections, 448);
-        assert_eq!(fit(100, Some(1024)).connections, 100);
-        assert_eq!(fit(10_000, Some(1_048_576)).connections, 10_000);
-        assert_eq!(fit(10_000, None).connections, 10_000);
-        assert_eq!(fit(10_000, Some(64)).connections, 1);
+        assert_eq!(fit(10_000, 1, Some(1024)).connections, 446);
+        assert_eq!(fit(10_000, 16, Some(1024)).connections, 416);
+        assert_eq!(fit(100, 1, Some(1024)).connections, 100);
+        assert_eq!(fit(10_000, 2, Some(1_048_576)).connections, 10_000);
+        assert_eq!(fit(10_000, 2, None).connections, 10_000);
+        assert_eq!(fit(10_000, 1, Some(64)).connections, 1);
     }
 
     #[test]

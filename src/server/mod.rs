@@ -22,7 +22,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Semaphore, oneshot, watch};
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::{ConfigError, ListenSettings, Settings};
@@ -31,7 +31,7 @@ use crate::proxy::{Answer, Lasting, Peer, Proxy};
 use crate::session_keys::SessionKeys;
 use crate::sessions::Sessions;
 pub(crate) use listener::Bound;
-use listener::Stream;
+use listener::{Socket, Sockets, Stream};
 pub use start_error::StartError;
 
 /// Connections the admin listener serves at once: probes and a scraper,
@@ -69,6 +69,13 @@ enum Role {
 
 /// Bind, serve until SIGTERM/SIGINT, then drain. `on_listening` is told
 /// where the listeners are once they accept connections.
+///
+/// The proxy listener is served by `listen.workers` threads, each with a
+/// current-thread runtime of its own, its own listening socket where the
+/// system allows (see [`listener`]) and its own upstream connections: a
+/// connection lives on one worker, and a request takes no lock another
+/// worker uses (as nginx's workers, or Pingora's). This thread, the
+/// control thread, handles signals, reloads and the admin listener.
 pub async fn run(
     settings: Settings,
     reload: Reload,
@@ -76,9 +83,15 @@ pub async fn run(
 ) -> Result<(), StartError> {
     let tls = settings.listen.tls.as_ref().map(tls::load).transpose()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let main = Bound::bind(&settings.listen.address, settings.listen.socket_mode).await?;
-    let bound_url = main.describe(scheme);
-    let budget = fds::budget(settings.listen.max_connections);
+    let workers = settings.listen.workers();
+    let sockets = Sockets::bind(
+        &settings.listen.address,
+        settings.listen.socket_mode,
+        workers,
+    )
+    .await?;
+    let bound_url = sockets.describe(scheme);
+    let budget = fds::budget(settings.listen.max_connections, workers);
     let settings = fds::fit_settings(with_public_url(settings, &bound_url), budget);
     warn_about(&settings);
     // Metrics, revocations and a session key made at start outlive
@@ -103,66 +116,133 @@ pub async fn run(
         None => None,
     };
     let admin_addr = admin.as_ref().and_then(|a| a.local_addr().ok());
+    let serving = Serving {
+        live: live.clone(),
+        builder: Arc::new(http_builder(&settings.listen)),
+        limit: Arc::new(Semaphore::new(settings.listen.max_connections)),
+        handshake: settings.listen.header_read_timeout,
+        drain: settings.listen.shutdown_timeout,
+    };
+    let (stop, stopped) = watch::channel(false);
+    tracing::info!(workers, own_sockets = sockets.own, "workers");
+    let socket_path = sockets.path();
+    let mut ended = Vec::with_capacity(workers);
+    for (index, socket) in sockets.each.into_iter().enumerate() {
+        ended.push(
+            serving
+                .clone()
+                .spawn_worker(index, socket, stopped.clone())?,
+        );
+    }
     on_listening(&Listening {
         proxy: bound_url.clone(),
         admin: admin_addr,
     });
     tokio::spawn(async move { proxy.warm_up().await });
 
-    let builder = Arc::new(http_builder(&settings.listen));
-    let graceful = GracefulShutdown::new();
-    let (stop, stopped) = watch::channel(false);
-    let main_limit = Arc::new(Semaphore::new(settings.listen.max_connections));
-    let handshake = settings.listen.header_read_timeout;
-    let accept_main = accept_loop(
-        &main,
-        Role::Proxy,
-        &live,
-        &builder,
-        &graceful,
-        main_limit,
-        handshake,
-        stopped.clone(),
-    );
+    let admin_drain = GracefulShutdown::new();
     let accept_admin = async {
         if let Some(admin) = admin.map(Bound::Tcp) {
             let limit = Arc::new(Semaphore::new(ADMIN_CONNECTIONS));
-            accept_loop(
-                &admin,
-                Role::Admin,
-                &live,
-                &builder,
-                &graceful,
-                limit,
-                handshake,
-                stopped,
-            )
-            .await;
+            let role = (Role::Admin, &admin_drain);
+            accept_loop(&admin, role, &serving, limit, stopped).await;
         }
     };
     let reload: Reload = Box::new(move || {
         reload().map(|s| fds::fit_settings(with_public_url(s, &bound_url), budget))
     });
     let signals = signal_loop(&live, &settings, reload, lasting, stop);
-    tokio::join!(accept_main, accept_admin, signals);
+    tokio::join!(accept_admin, signals);
 
-    // Closing the listener makes new connections fail at once rather than
-    // wait in the backlog while the old ones drain.
-    main.clean_up();
-    drop(main);
-    tracing::info!(connections = graceful.count(), "draining");
-    let timeout = settings.listen.shutdown_timeout;
-    if tokio::time::timeout(timeout, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            ?timeout,
-            "drain timed out; closing the remaining connections"
-        );
+    // The workers have closed their sockets: new connections fail at once
+    // rather than wait in the backlog while the old ones drain.
+    listener::clean_up(socket_path.as_deref());
+    let open = settings.listen.max_connections - serving.limit.available_permits();
+    tracing::info!(connections = open, "draining");
+    serving.drained(admin_drain).await;
+    for worker in ended {
+        let _ = worker.await;
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// What every worker serves with.
+#[derive(Clone)]
+struct Serving {
+    live: Arc<Live>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    /// `listen.max_connections`, shared by the workers (taken once per
+    /// connection, not per request).
+    limit: Arc<Semaphore>,
+    handshake: Duration,
+    /// `listen.shutdown_timeout`.
+    drain: Duration,
+}
+
+impl Serving {
+    /// Worker `index`: a thread with its own runtime that accepts on
+    /// `socket` until `stopped`, then drains its connections. The
+    /// receiver resolves when it is done.
+    fn spawn_worker(
+        self,
+        index: usize,
+        socket: Socket,
+        stopped: watch::Receiver<bool>,
+    ) -> Result<oneshot::Receiver<()>, StartError> {
+        let (done, ended) = oneshot::channel();
+        let serve = move || {
+            crate::worker::set_index(index);
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            let result = runtime.and_then(|runtime| runtime.block_on(self.work(socket, stopped)));
+            if let Err(error) = result {
+                tracing::error!(worker = index, %error, "a worker could not serve");
+            }
+            let _ = done.send(());
+        };
+        std::thread::Builder::new()
+            .name(format!("worker-{index}"))
+            .spawn(serve)
+            .map_err(|source| StartError::Listen {
+                what: format!("worker {index}"),
+                source,
+            })?;
+        Ok(ended)
+    }
+
+    /// A worker's life, in its runtime.
+    async fn work(self, socket: Socket, stopped: watch::Receiver<bool>) -> std::io::Result<()> {
+        let listener = socket.into_bound()?;
+        let drain = GracefulShutdown::new();
+        accept_loop(
+            &listener,
+            (Role::Proxy, &drain),
+            &self,
+            self.limit.clone(),
+            stopped,
+        )
+        .await;
+        drop(listener);
+        self.drained(drain).await;
+        Ok(())
+    }
+
+    /// Wait for the connections `drain` watches to end, at most
+    /// `shutdown_timeout`; the rest are closed.
+    async fn drained(&self, drain: GracefulShutdown) {
+        if tokio::time::timeout(self.drain, drain.shutdown())
+            .await
+            .is_err()
+        {
+            let timeout = self.drain;
+            tracing::warn!(
+                ?timeout,
+                "drain timed out; closing the remaining connections"
+            );
+        }
+    }
 }
 
 /// Without a configured `public_url`, clients reach the proxy where it is
@@ -194,26 +274,16 @@ fn http_builder(listen: &ListenSettings) -> auto::Builder<TokioExecutor> {
 }
 
 /// Accept until told to stop; each connection holds a permit of `limit`.
-#[allow(clippy::too_many_arguments)]
 async fn accept_loop(
     listener: &Bound,
-    role: Role,
-    live: &Arc<Live>,
-    builder: &Arc<auto::Builder<TokioExecutor>>,
-    graceful: &GracefulShutdown,
+    (role, graceful): (Role, &GracefulShutdown),
+    serving: &Serving,
     limit: Arc<Semaphore>,
-    handshake_timeout: Duration,
     mut stopped: watch::Receiver<bool>,
 ) {
+    let handshake_timeout = serving.handshake;
     let mut backoff = fds::AcceptBackoff::default();
     loop {
-        let permit = tokio::select! {
-            permit = limit.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_closed) => return,
-            },
-            _ = stopped.changed() => return,
-        };
         let (stream, client_ip) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(pair) => {
@@ -223,7 +293,6 @@ async fn accept_loop(
                 Err(error) => {
                     // EMFILE and friends: back off instead of spinning.
                     let delay = backoff.failed(&error);
-                    drop(permit);
                     tokio::select! {
                         () = tokio::time::sleep(delay) => {}
                         _ = stopped.changed() => return,
@@ -233,14 +302,26 @@ async fn accept_loop(
             },
             _ = stopped.changed() => return,
         };
+        // Taken after the accept: with a socket per worker, a worker
+        // holding a place while it waits on a socket with nobody in its
+        // backlog would keep the connection waiting in another's. Past
+        // the limit a worker holds its one accepted connection and
+        // accepts no more: the rest wait in the backlog.
+        let permit = tokio::select! {
+            permit = limit.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_closed) => return,
+            },
+            _ = stopped.changed() => return,
+        };
         let tls = match role {
-            Role::Proxy => live.tls.load_full().map(TlsAcceptor::from),
+            Role::Proxy => serving.live.tls.load_full().map(TlsAcceptor::from),
             Role::Admin => None,
         };
         let connection = Connection {
             role,
-            live: live.clone(),
-            builder: builder.clone(),
+            live: serving.live.clone(),
+            builder: serving.builder.clone(),
             watcher: graceful.watcher(),
             peer: Peer {
                 forwarded: Forwarded::new(client_ip, if tls.is_some() { "https" } else { "http" }),

@@ -181,6 +181,55 @@ impl ProxyProcess {
             .map(|dir| dir.count())
     }
 
+    /// How many listening TCP sockets on `port` the process holds (from
+    /// /proc: its descriptors' socket inodes, /proc/net/tcp's LISTEN ones).
+    pub fn listening_sockets(&self, port: u16) -> usize {
+        let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{}/fd", self.pid))
+            .into_iter()
+            .flatten()
+            .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+            .filter_map(|link| {
+                let link = link.to_string_lossy().into_owned();
+                Some(
+                    link.strip_prefix("socket:[")?
+                        .strip_suffix(']')?
+                        .to_string(),
+                )
+            })
+            .collect();
+        let port = format!(":{port:04X}");
+        ["/proc/net/tcp", "/proc/net/tcp6"]
+            .iter()
+            .filter_map(|table| std::fs::read_to_string(table).ok())
+            .flat_map(|table| {
+                table
+                    .lines()
+                    .skip(1)
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            .filter(|line| {
+                // sl local_address rem_address st … inode
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                fields.get(1).is_some_and(|local| local.ends_with(&port))
+                    && fields.get(3) == Some(&"0A")
+                    && fields
+                        .get(9)
+                        .is_some_and(|inode| inodes.iter().any(|i| i == inode))
+            })
+            .count()
+    }
+
+    /// The names of the process's threads.
+    pub fn thread_names(&self) -> Vec<String> {
+        std::fs::read_dir(format!("/proc/{}/task", self.pid))
+            .into_iter()
+            .flatten()
+            .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+            .map(|name| name.trim_end().to_string())
+            .collect()
+    }
+
     /// A field of /proc/PID/status in KiB (`VmRSS`, `VmHWM`).
     pub fn memory_kib(&self, field: &str) -> Option<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).ok()?;

@@ -42,6 +42,9 @@ impl Default for TestConfig {
             .set("token.keystone_timeout", "3s")
             // No logins at start: tests count Keystone calls per request.
             .set("token.prefetch", false)
+            // Two workers, whatever the machine's CPUs: what a test sees
+            // (per-worker connection caps, say) is the same everywhere.
+            .set("listen.workers", 2)
             .set("clouds.test.region_name", "RegionOne")
             .client("alice", ALICE_KEY, &ALICE_PROJECTS)
             .client("any", ANY_KEY, &["*"]);

@@ -43,6 +43,25 @@ async fn check_config_prints_the_resolved_config_without_secrets() {
     assert!(!run.stdout.contains("top-secret-password"), "{run:?}");
 }
 
+/// `listen.workers`: shown when set (and read back), refused out of range.
+#[tokio::test]
+async fn check_config_shows_and_checks_the_workers() {
+    let (_dir, path) = write_config(&format!("[listen]\nworkers = 3\n{GOOD}"));
+    let run = run_binary(&["check-config", "--config", path.to_str().unwrap()], &[]).await;
+    assert!(run.ok, "{run:?}");
+    assert!(run.stdout.contains("\nworkers = 3\n"), "{run:?}");
+    let (_dir, path) = write_config(GOOD);
+    let run = run_binary(&["check-config", "--config", path.to_str().unwrap()], &[]).await;
+    assert!(!run.stdout.contains("workers ="), "unset, one per CPU: {run:?}");
+    for workers in [0, 1025] {
+        let (_dir, path) = write_config(&format!("[listen]\nworkers = {workers}\n{GOOD}"));
+        let run = run_binary(&["check-config", "--config", path.to_str().unwrap()], &[]).await;
+        assert!(!run.ok, "{run:?}");
+        let why = format!("listen.workers: must be from 1 to 1024 (it is {workers})");
+        assert!(run.stderr.contains(&why), "{run:?}");
+    }
+}
+
 #[tokio::test]
 async fn check_config_names_the_bad_key_and_the_file() {
     let (_dir, path) = write_config(&format!("{GOOD}\n[clients.x]\nkey_sha256 = \"nothex\"\n"));

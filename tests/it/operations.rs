@@ -185,6 +185,76 @@ async fn request_ids_and_one_log_line_per_request() {
     assert_eq!(bad["status"], 401);
 }
 
+/// `listen.workers`: that many threads, each accepting on a listening
+/// socket of its own (the kernel spreads connections over them), and
+/// every one of them serves: 90 connections at once, each answered.
+#[tokio::test]
+async fn each_worker_has_its_own_socket_and_serves() {
+    let stack = Stack::start_with(|config| {
+        config.set("listen.workers", 3);
+    })
+    .await;
+    let workers = ["worker-0", "worker-1", "worker-2"];
+    // A thread takes its name once it runs.
+    let named = || {
+        let threads = stack.proxy.thread_names();
+        workers.iter().all(|w| threads.iter().any(|name| name == w))
+    };
+    assert!(eventually(Duration::from_secs(5), named).await);
+    let threads = stack.proxy.thread_names();
+    assert!(
+        !threads.iter().any(|name| name == "worker-3"),
+        "{threads:?}"
+    );
+    assert_eq!(stack.proxy.listening_sockets(stack.proxy.addr.port()), 3);
+    let started = log_lines(&stack.proxy, "workers");
+    assert_eq!(started[0]["fields"]["workers"], 3, "{started:?}");
+    assert_eq!(started[0]["fields"]["own_sockets"], true, "{started:?}");
+    let addr = stack.proxy.addr;
+    let answers = spawn_all((0..90).map(|_| {
+        async move {
+            // A connection each: each is hashed to one of the sockets.
+            let stream = TcpStream::connect(addr).await.expect("connected");
+            let mut connection = http1_connection(stream).await;
+            let answer = get_on(&mut connection, "/compute/servers", ANY_KEY).await;
+            answer.map(|response| response.status)
+        }
+    }));
+    let answers = tokio::time::timeout(Duration::from_secs(20), answers)
+        .await
+        .expect("every connection answered");
+    assert!(
+        answers
+            .iter()
+            .all(|status| matches!(status, Ok(s) if *s == 200)),
+        "{answers:?}"
+    );
+}
+
+/// With one worker there is one socket and one worker thread.
+#[tokio::test]
+async fn one_worker_listens_on_one_socket() {
+    let stack = Stack::start_with(|config| {
+        config.set("listen.workers", 1);
+    })
+    .await;
+    assert_eq!(stack.proxy.listening_sockets(stack.proxy.addr.port()), 1);
+    let named = || {
+        stack
+            .proxy
+            .thread_names()
+            .iter()
+            .any(|name| name == "worker-0")
+    };
+    assert!(eventually(Duration::from_secs(5), named).await);
+    let threads = stack.proxy.thread_names();
+    assert!(
+        !threads.iter().any(|name| name == "worker-1"),
+        "{threads:?}"
+    );
+    assert_eq!(stack.get("/compute/servers", ANY_KEY).await.status, 200);
+}
+
 /// Log lines are written by a thread of their own, behind a queue: a
 /// stop must still write every one of them. 300 requests answered, then
 /// SIGTERM at once: 300 request lines.
