@@ -108,7 +108,7 @@ fn proxy_config(args: &[String]) -> Result<String, String> {
     if let Some(rules_key) = args.get(5) {
         config.client("ruled", rules_key, &["*"]);
         let paths = [
-            "/servers/**",
+            "/servers/*/**",
             "/flavors/*",
             "/os-hypervisors/**",
             "/os-keypairs/*",
