@@ -176,6 +176,30 @@ impl Clients {
         .ok_or(ProxyError::BadCredential)
     }
 
+    /// [`authenticate`](Self::authenticate) for a request on a connection
+    /// whose last proven key `memo` holds: the same key again (the usual
+    /// keep-alive case) is recognised by comparing its bytes in constant
+    /// time, without hashing it. A memo made under another set of clients
+    /// (before a reload) is not used.
+    pub fn authenticate_with(
+        self: &Arc<Self>,
+        headers: &HeaderMap,
+        memo: &KeyMemo,
+    ) -> Result<Arc<Client>, ProxyError> {
+        if self.sidecar.is_some() {
+            return self.authenticate(headers);
+        }
+        let Presented::Key(key) = presented(headers)? else {
+            return self.authenticate(headers);
+        };
+        if let Some(client) = memo.recall(self, key) {
+            return Ok(client);
+        }
+        let client = self.by_key(&sha256(key)).ok_or(ProxyError::BadCredential)?;
+        memo.keep(self, key, &client);
+        Ok(client)
+    }
+
     fn by_key(&self, hash: &[u8; 32]) -> Option<Arc<Client>> {
         // Every entry is compared, so the time taken does not depend on
         // which client (if any) matched.
@@ -212,6 +236,46 @@ impl Clients {
     fn by_name_and_key(&self, name: &str, hash: &[u8; 32]) -> Option<Arc<Client>> {
         let client = self.clients.iter().find(|c| c.name == name)?;
         bool::from(client.key_sha256.ct_eq(hash)).then(|| client.clone())
+    }
+}
+
+/// The last key one connection proved, and whose it is (see
+/// [`Clients::authenticate_with`]). It lives with the connection and goes
+/// with it: never shared, so it holds no key longer than the connection
+/// that sent it, and it is wiped when replaced or dropped.
+#[derive(Default)]
+pub struct KeyMemo(parking_lot::Mutex<Option<Remembered>>);
+
+struct Remembered {
+    key: secrecy::SecretSlice<u8>,
+    client: Arc<Client>,
+    /// The clients it was proven against.
+    of: std::sync::Weak<Clients>,
+}
+
+impl std::fmt::Debug for KeyMemo {
+    /// Never the key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyMemo")
+    }
+}
+
+impl KeyMemo {
+    fn recall(&self, clients: &Arc<Clients>, key: &[u8]) -> Option<Arc<Client>> {
+        use secrecy::ExposeSecret;
+        let remembered = self.0.lock();
+        let remembered = remembered.as_ref()?;
+        let same_clients = std::ptr::eq(remembered.of.as_ptr(), Arc::as_ptr(clients));
+        let same_key = bool::from(remembered.key.expose_secret().ct_eq(key));
+        (same_clients && same_key).then(|| remembered.client.clone())
+    }
+
+    fn keep(&self, clients: &Arc<Clients>, key: &[u8], client: &Arc<Client>) {
+        *self.0.lock() = Some(Remembered {
+            key: secrecy::SecretSlice::from(key.to_vec()),
+            client: client.clone(),
+            of: Arc::downgrade(clients),
+        });
     }
 }
 
@@ -337,6 +401,38 @@ mod tests {
             who(&clients, &headers("x-auth-token", "bob-key")),
             Ok("bob".into())
         );
+    }
+
+    /// A connection's memo answers only for the same key under the same
+    /// clients: another key, a wrong one, or the same one after a reload
+    /// that changed the clients, is checked in full.
+    #[test]
+    fn a_remembered_key_counts_only_for_itself_and_its_clients() {
+        let clients = Arc::new(clients());
+        let memo = KeyMemo::default();
+        let who = |clients: &Arc<Clients>, value: &str| {
+            (clients.authenticate_with(&headers("authorization", value), &memo))
+                .map(|c| c.name.clone())
+                .map_err(|e| e.code())
+        };
+        assert_eq!(who(&clients, "Bearer alice-key"), Ok("alice".into()));
+        assert_eq!(who(&clients, "Bearer alice-key"), Ok("alice".into()));
+        assert_eq!(who(&clients, "Bearer bob-key"), Ok("bob".into()));
+        assert_eq!(who(&clients, "Bearer bob-keyx"), Err("bad-credential"));
+        assert_eq!(who(&clients, "Bearer bob-key"), Ok("bob".into()));
+        // Reloaded: the same keys, but bob's is no longer configured.
+        let text = format!(
+            "[clouds.c]\nauth_url = \"http://k/v3\"\nauth = {{ user_id = \"u\", password = \"p\" }}\n\
+             [clients.alice]\nkey_sha256 = \"{}\"\n",
+            hex::encode(sha256(b"alice-key")),
+        );
+        let source = ConfigSource::Embedded {
+            name: "t",
+            text: &text,
+        };
+        let reloaded = Arc::new(Clients::new(&crate::config::load_isolated(source).unwrap()));
+        assert_eq!(who(&reloaded, "Bearer bob-key"), Err("bad-credential"));
+        assert!(format!("{memo:?}").len() < 10, "{memo:?}");
     }
 
     #[test]

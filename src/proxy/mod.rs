@@ -25,7 +25,7 @@ use crate::access::{self, Ask, Limited, Slot};
 use crate::answer::from_full;
 pub use crate::answer::{BodyError, BoxedBody, ResponseBody};
 use crate::catalog::{Endpoint, LookupError, Service};
-use crate::clients::{Client, Clients};
+use crate::clients::{Client, Clients, KeyMemo};
 use crate::clouds::{Cloud, Clouds};
 use crate::config::Settings;
 use crate::connector::{self, CloudTlsError};
@@ -86,9 +86,11 @@ pub struct Lasting {
 }
 
 /// Facts about the connection a request came on.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Peer {
     pub forwarded: Forwarded,
+    /// The key its last request proved.
+    pub keys: KeyMemo,
 }
 
 /// What every attempt of one request shares: who asks, for which scope,
@@ -268,7 +270,7 @@ impl Proxy {
         let session = self.facade.session_of(&parts)?;
         let client = match &session {
             Some((client, _)) => client.clone(),
-            None => self.clients.authenticate(&parts.headers)?,
+            None => (self.clients).authenticate_with(&parts.headers, &peer.keys)?,
         };
         record.client = Some(client.clone());
         record.slot = admit(&client)?;

@@ -363,21 +363,26 @@ fn strip_path<'a>(rest: &'a str, path: &str) -> Option<&'a str> {
 pub(crate) fn may_hold_a_link(body: &[u8], answered_path: Option<&str>) -> bool {
     /// Built once: a finder's set-up costs more than its search of a
     /// small body.
-    static ANY_ANSWER: LazyLock<[Finder<'static>; 3]> =
-        LazyLock::new(|| [Finder::new("://"), Finder::new("\\/"), Finder::new("\\u")]);
-    if ANY_ANSWER.iter().any(|needle| needle.find(body).is_some()) {
+    static ABSOLUTE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("://"));
+    // Any escape (`\/`, `\u…`) may spell a link: rare in JSON, so one
+    // search for a backslash is cheaper than one per escape.
+    if memchr::memchr(b'\\', body).is_some() || ABSOLUTE.find(body).is_some() {
         return true;
     }
     match answered_path {
         None => false,
         Some(path) if !path.is_empty() => memmem::find(body, path.as_bytes()).is_some(),
-        // A key is quoted on both sides.
-        Some(_) => LINK_KEYS.iter().any(|key| {
-            memmem::find_iter(body, key.as_bytes()).any(|at| {
-                at.checked_sub(1).and_then(|before| body.get(before)) == Some(&b'"')
-                    && body.get(at + key.len()) == Some(&b'"')
+        Some(_) => {
+            static KEYS: LazyLock<Vec<Finder<'static>>> =
+                LazyLock::new(|| LINK_KEYS.iter().map(Finder::new).collect());
+            // A key is quoted on both sides.
+            KEYS.iter().any(|key| {
+                key.find_iter(body).any(|at| {
+                    at.checked_sub(1).and_then(|before| body.get(before)) == Some(&b'"')
+                        && body.get(at + key.needle().len()) == Some(&b'"')
+                })
             })
-        }),
+        }
     }
 }
 
@@ -386,7 +391,8 @@ pub(crate) fn may_hold_a_link(body: &[u8], answered_path: Option<&str>) -> bool 
 /// [`LinkMap::answered_by`] would not take only makes the check find more.
 pub(crate) fn endpoint_path(endpoint_url: &str) -> Option<&str> {
     let (_, after) = endpoint_url.split_once("://")?;
-    let start = after.find(['/', '?', '#']).unwrap_or(after.len());
+    let start =
+        (after.bytes().position(|b| matches!(b, b'/' | b'?' | b'#'))).unwrap_or(after.len());
     Some(after.get(start..)?.trim_end_matches('/'))
 }
 

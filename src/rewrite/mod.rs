@@ -71,15 +71,29 @@ impl<'a> Links<'a> {
 
 /// Whether a response's Content-Type is JSON (`application/json`, `application/*+json`, with or without parameters, case-insensitive).
 pub(crate) fn is_json(headers: &HeaderMap) -> bool {
-    let Some(value) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+    let Some(value) = headers.get(CONTENT_TYPE) else {
         return false;
     };
-    let essence = value.split(';').next().unwrap_or_default().trim();
-    let essence = essence.to_ascii_lowercase();
-    let Some(subtype) = essence.strip_prefix("application/") else {
+    let value = value.as_bytes();
+    let essence = value
+        .split(|&b| b == b';')
+        .next()
+        .unwrap_or_default()
+        .trim_ascii();
+    let Some(subtype) = essence
+        .get(.."application/".len())
+        .filter(|kind| kind.eq_ignore_ascii_case(b"application/"))
+        .and_then(|_| essence.get("application/".len()..))
+    else {
         return false;
     };
-    subtype == "json" || (subtype.ends_with("+json") && subtype.len() > "+json".len())
+    let suffix = subtype
+        .len()
+        .checked_sub(b"+json".len())
+        .and_then(|at| subtype.get(at..));
+    subtype.eq_ignore_ascii_case(b"json")
+        || (subtype.len() > b"+json".len()
+            && suffix.is_some_and(|s| s.eq_ignore_ascii_case(b"+json")))
 }
 
 /// A compressed body cannot be scanned without decompressing it, which

@@ -25,6 +25,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, oneshot, watch};
 use tokio_rustls::TlsAcceptor;
 
+use crate::clients::KeyMemo;
 use crate::config::{ConfigError, ListenSettings, Settings};
 use crate::forward::Forwarded;
 use crate::proxy::{Answer, Lasting, Peer, Proxy};
@@ -325,6 +326,7 @@ async fn accept_loop(
             watcher: graceful.watcher(),
             peer: Peer {
                 forwarded: Forwarded::new(client_ip, if tls.is_some() { "https" } else { "http" }),
+                keys: KeyMemo::default(),
             },
         };
         tokio::spawn(async move {
@@ -607,6 +609,7 @@ mod tests {
         let proxy = Arc::new(build_proxy(&settings, &Lasting::default()).expect("a proxy"));
         let peer = Arc::new(Peer {
             forwarded: Forwarded::new(None, "http"),
+            keys: KeyMemo::default(),
         });
         let size = future_size(|request| answer(Role::Proxy, proxy, peer, request));
         assert!(size < 6 * 1024, "a request's future is {size} bytes");

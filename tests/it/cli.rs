@@ -52,7 +52,10 @@ async fn check_config_shows_and_checks_the_workers() {
     assert!(run.stdout.contains("\nworkers = 3\n"), "{run:?}");
     let (_dir, path) = write_config(GOOD);
     let run = run_binary(&["check-config", "--config", path.to_str().unwrap()], &[]).await;
-    assert!(!run.stdout.contains("workers ="), "unset, one per CPU: {run:?}");
+    assert!(
+        !run.stdout.contains("workers ="),
+        "unset, one per CPU: {run:?}"
+    );
     for workers in [0, 1025] {
         let (_dir, path) = write_config(&format!("[listen]\nworkers = {workers}\n{GOOD}"));
         let run = run_binary(&["check-config", "--config", path.to_str().unwrap()], &[]).await;
