@@ -63,7 +63,7 @@ pub async fn issue(
         .get(&name)
         .ok_or_else(|| IssueError::NoSuchCloud(name.clone()))?;
     let connector = connector::for_cloud(settings, cloud)?;
-    let metrics = std::sync::Arc::new(crate::metrics::Metrics::new());
+    let metrics = std::sync::Arc::new(crate::metrics::Metrics::new(1));
     let keystone = Keystone::new(
         cloud.clone(),
         connector,

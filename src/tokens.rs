@@ -14,6 +14,10 @@
 //!   tokens.
 //! * After an upstream 401, the entry is removed only if it still holds the
 //!   token that failed: a burst of 401s for one token causes one new login.
+//! * Each worker reads through a view of its own (`Seen`): a hit there
+//!   takes no lock and writes nothing another core touches (moka's read
+//!   path records every hit in shared structures). A token moka lets go of,
+//!   for whatever cause, is marked retired, and a view does not serve it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -24,6 +28,7 @@ use http::HeaderValue;
 use moka::Expiry;
 use moka::future::Cache;
 use moka::ops::compute::Op;
+use parking_lot::Mutex;
 use secrecy::ExposeSecret;
 
 use crate::catalog::Catalog;
@@ -34,6 +39,7 @@ use crate::keystone::v3::{Named, UserInfo};
 use crate::keystone::{IssuedToken, Keystone, KeystoneError, ProjectInfo, lifetime};
 use crate::login_limit::LoginLimit;
 use crate::metrics::Metrics;
+use crate::worker::PerWorker;
 
 /// Which token: a cloud, and a project in it (`None`: the credential's own).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -63,6 +69,9 @@ pub struct Token {
     refresh_at: Instant,
     /// Set while a renewal of this token is under way (or backing off).
     refreshing: AtomicBool,
+    /// Set when the cache let go of it (replaced, invalidated, expired,
+    /// evicted): the workers' views then look again.
+    retired: AtomicBool,
 }
 
 /// See the module documentation. Cheap to clone.
@@ -73,11 +82,15 @@ pub(crate) struct TokenCache {
 
 struct Inner {
     cache: Cache<Scope, Arc<Token>, foldhash::fast::RandomState>,
+    /// Each worker's view of the tokens it used lately.
+    seen: PerWorker<Seen>,
     keystones: HashMap<Arc<str>, Arc<Keystone>>,
     generation: AtomicU64,
     min_remaining: Duration,
     refresh_before: Duration,
     metrics: Arc<Metrics>,
+    /// `token.max_scopes`: a worker's view holds no more.
+    max_scopes: u64,
 }
 
 /// After a failed background renewal, wait this long before the next try,
@@ -104,17 +117,48 @@ impl Expiry<Scope, Arc<Token>> for TokenExpiry {
     }
 }
 
+/// One worker's view of the tokens it used lately: a map behind a lock
+/// that only this worker takes. (An arc-swapped map shared by all would be
+/// lock-free too, but would copy itself whole at every login, renewal and
+/// invalidation; a view costs a lookup, and a look at moka when it misses.)
+#[derive(Default)]
+struct Seen(Mutex<HashMap<Scope, Arc<Token>, foldhash::fast::RandomState>>);
+
+impl Seen {
+    /// The token for `scope`, while the cache still holds it and it is fresh.
+    fn get(&self, scope: &Scope, now: Instant) -> Option<Arc<Token>> {
+        let seen = self.0.lock();
+        let token = seen.get(scope)?;
+        let usable = !token.retired.load(Ordering::Acquire) && now < token.fresh_until;
+        usable.then(|| token.clone())
+    }
+
+    /// Remember `token` for `scope`; at `max` scopes the view starts over
+    /// (retired tokens must not be kept alive by it for long).
+    fn keep(&self, scope: &Scope, token: &Arc<Token>, max: u64) {
+        let mut seen = self.0.lock();
+        if u64::try_from(seen.len()).unwrap_or(u64::MAX) >= max {
+            seen.clear();
+        }
+        seen.insert(scope.clone(), token.clone());
+    }
+}
+
 impl TokenCache {
     pub fn new(
         keystones: HashMap<Arc<str>, Arc<Keystone>>,
         settings: &TokenSettings,
         metrics: Arc<Metrics>,
+        workers: usize,
     ) -> TokenCache {
         let cache = Cache::builder()
             // A scope costs a catalog (a few KiB): this bounds memory even
             // for a `"*"` client that names many projects.
             .max_capacity(settings.max_scopes)
             .expire_after(TokenExpiry)
+            .eviction_listener(|_, token: Arc<Token>, _| {
+                token.retired.store(true, Ordering::Release);
+            })
             // Every request looks its scope up: SipHash's flood resistance
             // is not needed for keys only authenticated clients choose (and
             // max_scopes bounds), and foldhash is several times cheaper.
@@ -122,11 +166,13 @@ impl TokenCache {
         TokenCache {
             inner: Arc::new(Inner {
                 cache,
+                seen: PerWorker::new(workers, |_| Seen::default()),
                 keystones,
                 generation: AtomicU64::new(1),
                 min_remaining: settings.min_remaining,
                 refresh_before: settings.refresh_before,
                 metrics,
+                max_scopes: settings.max_scopes,
             }),
         }
     }
@@ -151,17 +197,31 @@ impl TokenCache {
         scope: &Scope,
         limit: Option<&LoginLimit>,
     ) -> Result<Arc<Token>, ProxyError> {
-        // The common case first: a plain lookup, without building an entry.
-        let token = match self.inner.cache.get(scope).await {
+        let now = Instant::now();
+        let seen = self.inner.seen.get();
+        // The common case first: this worker's view, then the cache, without
+        // building an entry.
+        let token = match seen.get(scope, now) {
             Some(token) => {
                 self.inner.metrics.cache_lookup(true);
                 token
             }
-            // Boxed: the login's future is kilobytes, and every request's
-            // future would otherwise carry (and move) that space.
-            None => Box::pin(self.fetch(scope, limit)).await?,
+            None => {
+                let token = match self.inner.cache.get(scope).await {
+                    Some(token) => {
+                        self.inner.metrics.cache_lookup(true);
+                        token
+                    }
+                    // Boxed: the login's future is kilobytes, and every
+                    // request's future would otherwise carry (and move) that
+                    // space.
+                    None => Box::pin(self.fetch(scope, limit)).await?,
+                };
+                seen.keep(scope, &token, self.inner.max_scopes);
+                token
+            }
         };
-        if Instant::now() >= token.refresh_at && !token.refreshing.swap(true, Ordering::AcqRel) {
+        if now >= token.refresh_at && !token.refreshing.swap(true, Ordering::AcqRel) {
             let this = self.clone();
             let scope = scope.clone();
             let old = token.clone();
@@ -285,6 +345,7 @@ impl Inner {
             fresh_until: expires - keep_margin,
             refresh_at: expires - refresh_margin,
             refreshing: AtomicBool::new(false),
+            retired: AtomicBool::new(false),
         }))
     }
 }

@@ -22,6 +22,7 @@ pub fn set_index(index: usize) {
 }
 
 /// One `T` per worker: each worker uses its own.
+#[derive(Debug)]
 pub struct PerWorker<T> {
     /// Never empty.
     shards: Box<[T]>,

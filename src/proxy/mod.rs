@@ -76,13 +76,24 @@ pub struct Proxy {
 }
 
 /// What outlives reloads: each configuration's pipeline shares these.
-#[derive(Default)]
 pub struct Lasting {
     pub metrics: Arc<Metrics>,
     /// Revocations, and the session key made at start.
     pub sessions: Arc<SessionState>,
     /// Set once the process is shutting down.
     pub draining: Arc<AtomicBool>,
+}
+
+impl Lasting {
+    /// For a process whose proxy listener has `workers` workers (a number
+    /// fixed until it restarts).
+    pub fn new(workers: usize) -> Lasting {
+        Lasting {
+            metrics: Arc::new(Metrics::new(workers)),
+            sessions: Arc::default(),
+            draining: Arc::default(),
+        }
+    }
 }
 
 /// Facts about the connection a request came on.
@@ -135,7 +146,9 @@ impl Proxy {
         }
         let clients = Arc::new(Clients::new(settings));
         let clouds = Arc::new(clouds);
-        let tokens = Arc::new(TokenCache::new(keystones, &settings.token, metrics.clone()));
+        let workers = settings.listen.workers();
+        let tokens = TokenCache::new(keystones, &settings.token, metrics.clone(), workers);
+        let tokens = Arc::new(tokens);
         let public_url = settings.listen.public_url.clone();
         let facade = Facade {
             clients: clients.clone(),

@@ -97,7 +97,7 @@ pub async fn run(
     warn_about(&settings);
     // Metrics, revocations and a session key made at start outlive
     // reloads: tools logged in through the facade stay so.
-    let lasting = Lasting::default();
+    let lasting = Lasting::new(workers);
     let proxy = Arc::new(build_proxy(&settings, &lasting)?);
     say_which_clouds(&settings);
     say_where_session_keys_are(&settings);
@@ -478,8 +478,11 @@ fn apply_reload(live: &Live, running: &Settings, reload: &Reload, lasting: &Last
             say_which_clouds(&settings);
             if settings.listen.address != running.listen.address
                 || settings.listen.admin_address != running.listen.admin_address
+                || settings.listen.workers() != running.listen.workers()
             {
-                tracing::warn!("listen addresses changed: they take effect at the next restart");
+                tracing::warn!(
+                    "listen addresses or workers changed: they take effect at the next restart"
+                );
             }
             live.proxy.store(proxy.clone());
             live.tls.store(tls);
@@ -606,7 +609,7 @@ mod tests {
                 "#,
         })
         .expect("a valid config");
-        let proxy = Arc::new(build_proxy(&settings, &Lasting::default()).expect("a proxy"));
+        let proxy = Arc::new(build_proxy(&settings, &Lasting::new(1)).expect("a proxy"));
         let peer = Arc::new(Peer {
             forwarded: Forwarded::new(None, "http"),
             keys: KeyMemo::default(),

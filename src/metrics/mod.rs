@@ -1,5 +1,7 @@
-//! Prometheus metrics, kept by prometheus-client and encoded in
-//! the OpenMetrics text format, which Prometheus scrapes natively.
+//! Prometheus metrics, encoded by prometheus-client in the OpenMetrics
+//! text format, which Prometheus scrapes natively. What every request
+//! updates is kept per worker (`shards`); the rare events (refusals,
+//! retries, logins) in prometheus-client's own families.
 //!
 //! Label values come from a closed set wherever a client could otherwise
 //! invent them: `service` is the catalog type the request resolved to, or
@@ -8,14 +10,15 @@
 //! was not authenticated; a refusal's `reason` is one of the proxy's own
 //! labels.
 
+mod shards;
+
 use std::sync::Arc;
-use std::sync::atomic::AtomicI64;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 /// The `Content-Type` of [`Metrics::render`].
@@ -55,56 +58,34 @@ struct LoginLabels {
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
-    requests: Family<RequestLabels, Counter>,
+    /// Requests, their durations, requests in flight and cache hits: a
+    /// shard per worker, summed when scraped.
+    shards: Arc<shards::Shards>,
     refused: Family<RefusedLabels, Counter>,
-    durations: Family<ServiceLabels, Histogram>,
     retries: Family<ReasonLabels, Counter>,
     logins: Family<LoginLabels, Counter>,
-    cache_hits: Counter,
     cache_misses: Counter,
     tokens_cached: Gauge<i64, AtomicI64>,
-    in_flight: Gauge<i64, AtomicI64>,
     /// The label of requests answered before a service (or a client) was
     /// found.
     no_service: Arc<str>,
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
-        Metrics::new()
-    }
-}
-
 impl Metrics {
-    pub fn new() -> Metrics {
+    /// The metrics of a process whose proxy listener has `workers` workers.
+    pub fn new(workers: usize) -> Metrics {
         let mut registry = Registry::with_prefix("keystone_proxy");
-        let requests = Family::<RequestLabels, Counter>::default();
+        let shards = Arc::new(shards::Shards::new(workers));
         let refused = Family::<RefusedLabels, Counter>::default();
-        // 1 ms to ~65 s: proxied OpenStack calls range from cached GETs to
-        // image uploads.
-        let durations = Family::<ServiceLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new(exponential_buckets(0.001, 2.0, 17))
-        });
         let retries = Family::<ReasonLabels, Counter>::default();
         let logins = Family::<LoginLabels, Counter>::default();
-        let cache_hits = Counter::default();
         let cache_misses = Counter::default();
         let tokens_cached = Gauge::<i64, AtomicI64>::default();
-        let in_flight = Gauge::<i64, AtomicI64>::default();
-        registry.register(
-            "requests",
-            "Requests answered, by service and status",
-            requests.clone(),
-        );
+        registry.register_collector(Box::new(shards.clone()));
         registry.register(
             "refused",
             "Requests the proxy refused on purpose (a method, a rule, a built-in protection, a limit), by client and reason",
             refused.clone(),
-        );
-        registry.register(
-            "request_duration_seconds",
-            "Time from request to response headers, by service",
-            durations.clone(),
         );
         registry.register(
             "upstream_retries",
@@ -117,11 +98,6 @@ impl Metrics {
             logins.clone(),
         );
         registry.register(
-            "token_cache_hits",
-            "Requests served with a cached token",
-            cache_hits.clone(),
-        );
-        registry.register(
             "token_cache_misses",
             "Requests that needed a login",
             cache_misses.clone(),
@@ -131,29 +107,21 @@ impl Metrics {
             "Tokens held in the cache",
             tokens_cached.clone(),
         );
-        registry.register(
-            "in_flight_requests",
-            "Requests being served",
-            in_flight.clone(),
-        );
         Metrics {
             registry,
-            requests,
+            shards,
             refused,
-            durations,
             retries,
             logins,
-            cache_hits,
             cache_misses,
             tokens_cached,
-            in_flight,
             no_service: Arc::from("-"),
         }
     }
 
     /// A request was answered; `service` is the catalog type it went to,
     /// if it got that far, `client` who asked, if known. Labels are shared
-    /// strings: no copy per request.
+    /// strings, copied only for a new series.
     pub fn request(
         &self,
         service: Option<&Arc<str>>,
@@ -161,20 +129,9 @@ impl Metrics {
         code: u16,
         seconds: f64,
     ) {
-        let service = service.unwrap_or(&self.no_service).clone();
-        let client = client.unwrap_or(&self.no_service).clone();
-        self.durations
-            .get_or_create(&ServiceLabels {
-                service: service.clone(),
-            })
-            .observe(seconds);
-        self.requests
-            .get_or_create(&RequestLabels {
-                service,
-                code,
-                client,
-            })
-            .inc();
+        let service = service.unwrap_or(&self.no_service);
+        let client = client.unwrap_or(&self.no_service);
+        self.shards.request(service, client, code, seconds);
     }
 
     /// The proxy refused a request of `client` on purpose, for `reason`.
@@ -202,17 +159,22 @@ impl Metrics {
     }
 
     pub fn cache_lookup(&self, hit: bool) {
-        if hit {
-            self.cache_hits.inc()
-        } else {
-            self.cache_misses.inc()
+        match hit {
+            true => self
+                .shards
+                .mine()
+                .cache_hits
+                .fetch_add(1, Ordering::Relaxed),
+            false => self.cache_misses.inc(),
         };
     }
 
-    /// Counts a request in flight until the guard is dropped.
+    /// Counts a request in flight until the guard is dropped (on the
+    /// worker that made it: a request stays on its worker).
     pub fn in_flight(&self) -> InFlight<'_> {
-        self.in_flight.inc();
-        InFlight(&self.in_flight)
+        let gauge = &self.shards.mine().in_flight;
+        gauge.fetch_add(1, Ordering::Relaxed);
+        InFlight(gauge)
     }
 
     /// The text Prometheus scrapes; `tokens_cached` is sampled now.
@@ -227,11 +189,11 @@ impl Metrics {
 }
 
 /// See [`Metrics::in_flight`].
-pub struct InFlight<'a>(&'a Gauge<i64, AtomicI64>);
+pub struct InFlight<'a>(&'a AtomicI64);
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        self.0.dec();
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -239,9 +201,56 @@ impl Drop for InFlight<'_> {
 mod tests {
     use super::*;
 
+    /// Each worker counts in its own shard; a scrape sums them, bucket by
+    /// bucket, and the gauge of requests in flight too.
+    #[test]
+    fn workers_count_apart_and_scrapes_sum() {
+        let metrics = Arc::new(Metrics::new(2));
+        let (compute, ci) = (Arc::<str>::from("compute"), Arc::<str>::from("ci"));
+        let on_worker = |index: usize, seconds: &'static [f64]| {
+            let (metrics, compute, ci) = (metrics.clone(), compute.clone(), ci.clone());
+            std::thread::spawn(move || {
+                crate::worker::set_index(index);
+                for &s in seconds {
+                    metrics.request(Some(&compute), Some(&ci), 200, s);
+                    metrics.cache_lookup(true);
+                }
+                std::mem::forget(metrics.in_flight());
+            })
+            .join()
+            .expect("the worker ran");
+        };
+        on_worker(0, &[0.0005, 0.0015]);
+        on_worker(1, &[0.0015, 0.003, 100.0]);
+        let text = metrics.render(0);
+        for line in [
+            "keystone_proxy_requests_total{service=\"compute\",code=\"200\",client=\"ci\"} 5",
+            "keystone_proxy_request_duration_seconds_count{service=\"compute\"} 5",
+            "keystone_proxy_request_duration_seconds_bucket{le=\"0.001\",service=\"compute\"} 1",
+            "keystone_proxy_request_duration_seconds_bucket{le=\"0.002\",service=\"compute\"} 3",
+            "keystone_proxy_request_duration_seconds_bucket{le=\"0.004\",service=\"compute\"} 4",
+            "keystone_proxy_request_duration_seconds_bucket{le=\"65.536\",service=\"compute\"} 4",
+            "keystone_proxy_request_duration_seconds_bucket{le=\"+Inf\",service=\"compute\"} 5",
+            "keystone_proxy_token_cache_hits_total 5",
+            "keystone_proxy_in_flight_requests 2",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line} missing from\n{text}"
+            );
+        }
+        let sum = text
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("keystone_proxy_request_duration_seconds_sum{service=\"compute\"} ")
+            })
+            .and_then(|v| v.parse::<f64>().ok());
+        assert!(sum.is_some_and(|s| (s - 100.0065).abs() < 1e-9), "{text}");
+    }
+
     #[test]
     fn names_follow_the_design() {
-        let metrics = Metrics::new();
+        let metrics = Metrics::new(2);
         metrics.request(
             Some(&Arc::from("compute")),
             Some(&Arc::from("ci")),
