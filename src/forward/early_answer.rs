@@ -6,11 +6,14 @@
 //! still unread, and its kernel resets the connection. The answer is in our
 //! receive queue, but hyper's client stops at the first failed write of
 //! the request body and drops it, so under load the client would get a 502
-//! instead of a renewal and a replay. Here the first write that fails
-//! because the peer is gone (reset, broken pipe) is taken as written, so
-//! hyper reads once more before it writes again, and finds the answer that
-//! came before the reset; the next write fails as it would have. One write
-//! and no more: a peer that is gone cannot keep a request waiting.
+//! instead of a renewal and a replay. Here a write that fails because the
+//! peer is gone (reset, broken pipe) is taken as written, and so are the
+//! writes after it until hyper's next read returns (the answer that came
+//! before the reset, or the end): then writes fail as they would have.
+//! Taking only one write was not enough under load: hyper may write
+//! several times before the runtime has seen the socket readable. At most
+//! [`SWALLOWED`] writes are taken so: a peer that is gone cannot keep a
+//! request waiting, or swallow an upload.
 
 use std::io;
 use std::pin::Pin;
@@ -18,13 +21,20 @@ use std::task::{Context, Poll};
 
 use hyper::rt::{Read, ReadBufCursor, Write};
 
-/// `io` with the first failed write to a vanished peer deferred (see the
-/// module).
+/// Writes taken as written after the peer was found gone, at most.
+const SWALLOWED: u32 = 64;
+
+/// `io` with failed writes to a vanished peer deferred until the next read
+/// (see the module).
 pub struct EarlyAnswer<T> {
     io: T,
-    /// The error of the write taken as written, for the next write.
+    /// The error of the first write taken as written, for a later write.
     held: Option<io::Error>,
     peer_gone: bool,
+    /// Writes taken as written since then.
+    swallowed: u32,
+    /// A read returned since the peer was found gone: writes fail now.
+    read_since: bool,
 }
 
 impl<T> EarlyAnswer<T> {
@@ -33,6 +43,8 @@ impl<T> EarlyAnswer<T> {
             io,
             held: None,
             peer_gone: false,
+            swallowed: 0,
+            read_since: false,
         }
     }
 
@@ -41,7 +53,7 @@ impl<T> EarlyAnswer<T> {
         self.peer_gone
     }
 
-    /// The first "peer gone" becomes `written`.
+    /// A "peer gone" becomes `written`.
     fn defer(
         &mut self,
         result: Poll<io::Result<usize>>,
@@ -51,16 +63,25 @@ impl<T> EarlyAnswer<T> {
             Poll::Ready(Err(error)) if gone(&error) => {
                 self.peer_gone = true;
                 self.held = Some(error);
+                self.swallowed = 1;
                 Poll::Ready(Ok(written))
             }
             other => other,
         }
     }
 
-    /// Once the peer is gone, every write gets the error.
-    fn gone_error(&mut self) -> Option<io::Error> {
-        self.peer_gone
-            .then(|| (self.held.take()).unwrap_or_else(|| io::ErrorKind::BrokenPipe.into()))
+    /// Once the peer is gone: `Some(Ok(written))` while writes are taken
+    /// as written, then the error.
+    fn after_gone(&mut self, written: usize) -> Option<io::Result<usize>> {
+        if !self.peer_gone {
+            return None;
+        }
+        if !self.read_since && self.swallowed < SWALLOWED {
+            self.swallowed += 1;
+            return Some(Ok(written));
+        }
+        let error = (self.held.take()).unwrap_or_else(|| io::ErrorKind::BrokenPipe.into());
+        Some(Err(error))
     }
 }
 
@@ -79,7 +100,12 @@ impl<T: Read + Unpin> Read for EarlyAnswer<T> {
         cx: &mut Context<'_>,
         buf: ReadBufCursor<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
+        let this = self.get_mut();
+        let read = Pin::new(&mut this.io).poll_read(cx, buf);
+        if read.is_ready() && this.peer_gone {
+            this.read_since = true;
+        }
+        read
     }
 }
 
@@ -90,8 +116,8 @@ impl<T: Write + Unpin> Write for EarlyAnswer<T> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        if let Some(error) = this.gone_error() {
-            return Poll::Ready(Err(error));
+        if let Some(result) = this.after_gone(buf.len()) {
+            return Poll::Ready(result);
         }
         let result = Pin::new(&mut this.io).poll_write(cx, buf);
         this.defer(result, buf.len())
@@ -103,10 +129,10 @@ impl<T: Write + Unpin> Write for EarlyAnswer<T> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        if let Some(error) = this.gone_error() {
-            return Poll::Ready(Err(error));
-        }
         let len = bufs.iter().map(|b| b.len()).sum();
+        if let Some(result) = this.after_gone(len) {
+            return Poll::Ready(result);
+        }
         let result = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
         this.defer(result, len)
     }
@@ -139,13 +165,14 @@ mod tests {
 
     /// A peer that answers, then resets the connection with our bytes
     /// unread: the raw socket fails to write; through `EarlyAnswer` the
-    /// writes succeed and the answer is still read.
+    /// writes succeed (several, until a read returns) and the answer is
+    /// still read; then writes fail.
     #[tokio::test]
     async fn the_answer_before_a_reset_is_still_read() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let peer = tokio::spawn(async move {
-            for _ in 0..2 {
+            for _ in 0..3 {
                 let (mut stream, _) = listener.accept().await.unwrap();
                 let mut head = [0u8; 16];
                 stream.read_exact(&mut head).await.unwrap();
@@ -179,13 +206,28 @@ mod tests {
             }
         }
         assert!(io.inner().peer_gone());
+        // Before a read, more writes are taken (hyper may write again
+        // before the runtime has seen the socket readable), but not forever.
+        for _ in 1..SWALLOWED {
+            assert!(io.write(&chunk).await.is_ok(), "taken until a read");
+        }
+        assert!(io.write(&chunk).await.is_err(), "at most {SWALLOWED}");
         let mut answer = vec![0u8; 19];
         io.read_exact(&mut answer)
             .await
             .expect("the answer is still there");
         assert_eq!(&answer, b"HTTP/1.1 401 no\r\n\r\n");
-        // One write taken as written, no more: the next one fails.
+        // After the read, the next write fails.
         assert!(io.write_all(&chunk).await.is_err(), "the peer is gone");
+        // A read returning ends the taking of writes at once.
+        let io = TcpStream::connect(addr).await.unwrap();
+        let mut io = TokioIo::new(EarlyAnswer::new(TokioIo::new(io)));
+        io.write_all(&[b'x'; 16]).await.unwrap();
+        while !io.inner().peer_gone() {
+            io.write(&chunk).await.expect("taken as written");
+        }
+        io.read_exact(&mut answer).await.expect("the answer");
+        assert!(io.write(&chunk).await.is_err(), "failed after the read");
         peer.await.unwrap();
     }
 }
