@@ -220,4 +220,9 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except BrokenPipeError:
+        # The reader has what it wanted (`| head`): end quietly.
+        sys.stderr.close()
+        sys.exit(0)

@@ -251,6 +251,8 @@ if has h && need valgrind; then
             # exec: the job's pid is valgrind's own, so it can be told to dump and stopped.
             proxy) RUST_LOG=warn exec $PIN0 valgrind --tool=callgrind --callgrind-out-file="$out" "${PROXY_BIN:-$BIN}" serve --config "$work/proxy-ir.toml" ;;
             proxy-rules) RUST_LOG=warn exec $PIN0 valgrind --tool=callgrind --callgrind-out-file="$out" "${PROXY_BIN:-$BIN}" serve --config "$work/proxy-ir-rules.toml" ;;
+            # The same at warn: no request line (what the line costs).
+            proxy-json-quiet) RUST_LOG=warn exec $PIN0 valgrind --tool=callgrind --callgrind-out-file="$out" "${PROXY_BIN:-$BIN}" serve --config "$work/proxy-ir-rules.toml" ;;
             # At the default log level: one request line per request.
             proxy-json*) exec env -u RUST_LOG $PIN0 valgrind --tool=callgrind --callgrind-out-file="$out" "${PROXY_BIN:-$BIN}" serve --config "$work/proxy-ir-rules.toml" 2>"$work/proxy-ir-info.log" ;;
             # The reference floor: a minimal hyper proxy (bench/floor.rs).
@@ -302,6 +304,7 @@ if has h && need valgrind; then
     ir_nginx_json=$(count_ir nginx-json "http://127.0.0.1:18512/x" "http://127.0.0.1:18512/servers" X-Bench 1)
     ir_floor_json=$(count_ir floor-json "http://127.0.0.1:18515/compute/x" "http://127.0.0.1:18515/compute/servers" Authorization "Bearer $KEY")
     ir_json=$(count_ir proxy-json $ready "$proxy/compute/servers" Authorization "Bearer $KEY")
+    ir_json_quiet=$(count_ir proxy-json-quiet $ready "$proxy/compute/servers" Authorization "Bearer $KEY")
     ir_json_rules=$(count_ir proxy-json-rules $ready "$proxy/compute/servers" Authorization "Bearer $RULES_KEY")
     ir_json_session=$(count_ir proxy-json-session $ready "$proxy/compute/servers" X-Auth-Token SESSION)
     ir_linked=$(count_ir proxy-json-linked $ready "$proxy/compute/servers/linked" Authorization "Bearer $KEY")
@@ -329,7 +332,7 @@ has f && echo "(f) RSS: idle (fresh, ready; measured in (d)) $((${rss_idle:-0} /
 has g && echo "(g) one $((UPLOAD_BYTES / 1024 / 1024)) MiB streamed upload: direct $upload_direct MiB/s, nginx $upload_nginx MiB/s, keystone-proxy $upload_proxy MiB/s ($(ratio "$upload_proxy" "$upload_direct") × direct, $(ratio "$upload_proxy" "$upload_nginx") × nginx); the proxy's peak RSS $((peak_upload / 1024)) MiB (retry_body_limit 8 MiB)"
 if has h && [ -n "${ir_proxy:-}" ]; then echo "(h) instructions per request (callgrind, $IR_REQUESTS requests, 64 connections): direct $ir_direct, nginx $ir_nginx, keystone-proxy $ir_proxy ($(ratio "$ir_proxy" "$ir_nginx") × nginx), keystone-proxy for a client with 10 rules $ir_rules ($(ratio "$ir_rules" "$ir_proxy") × without)"; fi
 if has h && [ -n "${ir_json:-}" ]; then
-    echo "(h) realistic (a 1 KiB JSON answer, the default log level), instructions per request: direct $ir_direct_json, nginx $ir_nginx_json (access log off), floor (minimal hyper proxy) $ir_floor_json; keystone-proxy $ir_json ($(ratio "$ir_json" "$ir_floor_json") × floor, $(ratio "$ir_json" "$ir_nginx_json") × nginx); with 10 access rules $ir_json_rules; with a facade session token $ir_json_session; with three endpoint links rewritten $ir_linked"
+    echo "(h) realistic (a 1 KiB JSON answer, the default log level), instructions per request: direct $ir_direct_json, nginx $ir_nginx_json (access log off), floor (minimal hyper proxy) $ir_floor_json; keystone-proxy $ir_json ($(ratio "$ir_json" "$ir_floor_json") × floor, $(ratio "$ir_json" "$ir_nginx_json") × nginx), of which the request line $(( ${ir_json:-0} - ${ir_json_quiet:-0} )) (at warn $ir_json_quiet); with 10 access rules $ir_json_rules; with a facade session token $ir_json_session; with three endpoint links rewritten $ir_linked"
 fi
 if has h && [ -z "${ir_proxy:-}" ]; then echo "(h) instructions per request: skipped (needs valgrind)"; fi
 if has b && [ -z "${results[b,proxy,1]:-}" ]; then echo "(b) open-loop latency: skipped (oha is not installed; a full run installs it)"; fi

@@ -320,30 +320,53 @@ const ALWAYS_ESCAPED: [bool; 256] = {
 };
 
 /// `value` escaped as JSON escapes it (`"` too with `Quotes::Escaped`).
-/// Runs of plain characters are copied at once.
+/// Runs of plain characters are copied at once; they are found eight bytes
+/// at a time.
 fn write_escaped(out: &mut String, value: &str, quotes: Quotes) -> fmt::Result {
     let quote_escaped = matches!(quotes, Quotes::Escaped);
     let bytes = value.as_bytes();
     let mut plain_from = 0;
-    for (at, &byte) in bytes.iter().enumerate() {
-        let escaped = ALWAYS_ESCAPED[usize::from(byte)] || (byte == b'"' && quote_escaped);
-        if !escaped {
-            continue;
+    let mut at = 0;
+    while at < bytes.len() {
+        if let Some(word) = bytes.get(at..at + 8) {
+            let word = u64::from_le_bytes(word.try_into().unwrap_or_default());
+            if !may_need_escaping(word, quote_escaped) {
+                at += 8;
+                continue;
+            }
         }
-        // `at` is at an ASCII byte: a character boundary.
-        out.push_str(value.get(plain_from..at).unwrap_or_default());
-        match byte {
-            b'"' => out.push_str("\\\""),
-            b'\\' => out.push_str("\\\\"),
-            b'\n' => out.push_str("\\n"),
-            b'\r' => out.push_str("\\r"),
-            b'\t' => out.push_str("\\t"),
-            other => write!(out, "\\u{other:04x}")?,
+        let byte = bytes[at];
+        if ALWAYS_ESCAPED[usize::from(byte)] || (byte == b'"' && quote_escaped) {
+            // `at` is at an ASCII byte: a character boundary.
+            out.push_str(value.get(plain_from..at).unwrap_or_default());
+            match byte {
+                b'"' => out.push_str("\\\""),
+                b'\\' => out.push_str("\\\\"),
+                b'\n' => out.push_str("\\n"),
+                b'\r' => out.push_str("\\r"),
+                b'\t' => out.push_str("\\t"),
+                other => write!(out, "\\u{other:04x}")?,
+            }
+            plain_from = at + 1;
         }
-        plain_from = at + 1;
+        at += 1;
     }
     out.push_str(value.get(plain_from..).unwrap_or_default());
     Ok(())
+}
+
+/// Whether one of the eight bytes of `word` may need escaping: a control
+/// byte, `\`, DEL, or (`quote`) `"`. Exact for bytes below 0x80; a word
+/// with UTF-8 bytes in it may be looked at byte by byte for nothing.
+fn may_need_escaping(word: u64, quote: bool) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let zero_byte = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
+    let below_space = word.wrapping_sub(ONES * 0x20) & !word & HIGHS;
+    let backslash = zero_byte(word ^ (ONES * u64::from(b'\\')));
+    let delete = zero_byte(word ^ (ONES * 0x7f));
+    let quotes = zero_byte(word ^ (ONES * u64::from(b'"'))) * u64::from(quote);
+    (below_space | backslash | delete | quotes) != 0
 }
 
 /// A `fmt::Write` that escapes what passes through it.
@@ -489,6 +512,31 @@ mod tests {
         let written = lines.0.lock().expect("not poisoned").clone();
         let expected: String = (0..100).map(|n| format!("{n}\n")).collect();
         assert_eq!(String::from_utf8_lossy(&written), expected);
+    }
+
+    /// The eight-byte check never misses a byte to escape, wherever it is
+    /// in the word, and flags no plain ASCII word; a long value with an
+    /// escape in each of its words comes out right.
+    #[test]
+    fn words_with_a_byte_to_escape_are_never_missed() {
+        for byte in 0..=255u8 {
+            for position in 0..8 {
+                let mut word = [b'a'; 8];
+                word[position] = byte;
+                let word = u64::from_le_bytes(word);
+                for quote in [false, true] {
+                    let escaped = ALWAYS_ESCAPED[usize::from(byte)] || (quote && byte == b'"');
+                    let flagged = may_need_escaping(word, quote);
+                    if escaped || byte.is_ascii() {
+                        assert_eq!(flagged, escaped, "{byte:#x} at {position}, quote {quote}");
+                    }
+                }
+            }
+        }
+        let value = "abcdefg\u{1}abcdefgh\\bcdefgh\"é-é-é-\x7fz";
+        let mut out = String::new();
+        write_escaped(&mut out, value, Quotes::Escaped).expect("written");
+        assert_eq!(out, "abcdefg\\u0001abcdefgh\\\\bcdefgh\\\"é-é-é-\\u007fz");
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod tls;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -409,11 +410,22 @@ impl Connection {
     }
 }
 
-/// One request's answer. Its future lives in the connection's task, and
-/// hyper moves it there for every request: whatever it holds (the awaited
-/// futures of the whole pipeline) is copied each time, so the rarely taken
-/// paths are boxed where they start (see `a_request_future_stays_small`).
-async fn answer(
+/// One request's answer, boxed: hyper keeps each connection's request
+/// future in a slot of its own and moves a new one in per request, so an
+/// unboxed future (kilobytes: the awaited futures of the whole pipeline)
+/// would be copied there every time, and held by every idle keep-alive
+/// connection. The rarely taken paths inside are boxed where they start,
+/// to keep the allocation small too (see `a_request_future_stays_small`).
+fn answer(
+    role: Role,
+    proxy: Arc<Proxy>,
+    peer: Arc<Peer>,
+    request: Request<Incoming>,
+) -> Pin<Box<dyn Future<Output = Result<Response<Answer>, Infallible>> + Send>> {
+    Box::pin(answered(role, proxy, peer, request))
+}
+
+async fn answered(
     role: Role,
     proxy: Arc<Proxy>,
     peer: Arc<Peer>,
@@ -591,11 +603,10 @@ mod tests {
         std::mem::size_of::<F>()
     }
 
-    /// Every proxied request's future is moved into its connection's task
-    /// (and kept there for the connection's life). Once it held every path
-    /// inline (logins, the facade, renewals, link rewriting) and was 60 KB,
-    /// copied per request; cold paths are boxed now. The bound leaves room
-    /// for growth, not for another unboxed login or rewrite.
+    /// Every proxied request's future is allocated while it is answered.
+    /// Once it held every path inline (logins, the facade, renewals, link
+    /// rewriting) and was 60 KB; cold paths are boxed now. The bound leaves
+    /// room for growth, not for another unboxed login or rewrite.
     #[test]
     fn a_request_future_stays_small() {
         let settings = crate::config::load_isolated(ConfigSource::Embedded {
@@ -614,7 +625,7 @@ mod tests {
             forwarded: Forwarded::new(None, "http"),
             keys: KeyMemo::default(),
         });
-        let size = future_size(|request| answer(Role::Proxy, proxy, peer, request));
+        let size = future_size(|request| answered(Role::Proxy, proxy, peer, request));
         assert!(size < 6 * 1024, "a request's future is {size} bytes");
     }
 }
