@@ -224,7 +224,8 @@ mod tests {
         let mut io = TokioIo::new(EarlyAnswer::new(TokioIo::new(io)));
         io.write_all(&[b'x'; 16]).await.unwrap();
         while !io.inner().peer_gone() {
-            io.write(&chunk).await.expect("taken as written");
+            let written = io.write(&chunk).await.expect("taken as written");
+            assert!(written > 0);
         }
         io.read_exact(&mut answer).await.expect("the answer");
         assert!(io.write(&chunk).await.is_err(), "failed after the read");
