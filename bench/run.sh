@@ -10,7 +10,8 @@
 #   CASES=h IR_ONLY="proxy-json" bench/run.sh   # only some of (h)'s counts
 #
 # Proxy, nginx and the upstream stand-in share CPU 0; the load generator
-# (wrk) runs on CPU 1. Cases run interleaved (direct, nginx, proxy, direct,
+# (wrk) runs on CPU 1. Case (i) pins nothing: the proxy's workers against
+# nginx's 2 worker processes on both CPUs. Cases run interleaved (direct, nginx, proxy, direct,
 # …) ROUNDS times and the table shows medians; a round is run again if the
 # machine was busy with something else (load average above LOAD_LIMIT).
 set -euo pipefail
@@ -20,7 +21,7 @@ SMOKE=${SMOKE:-0}
 DURATION=${DURATION:-10}
 ROUNDS=${ROUNDS:-3}
 LOAD_LIMIT=${LOAD_LIMIT:-2.5}
-CASES=${CASES:-abcdefgh}
+CASES=${CASES:-abcdefghi}
 if [ "$SMOKE" = 1 ]; then DURATION=2; ROUNDS=1; fi
 has() { [[ $CASES == *$1* ]]; }
 
@@ -197,6 +198,33 @@ if has g; then
     peak_upload=$(awk '/VmHWM/ {print $2}' "/proc/$PROXY_PID/status")
 fi
 
+if has i; then
+    echo "== (i) both CPUs: the proxy's workers against nginx's" >&2
+    # Nothing pinned: nginx with 2 worker processes, the proxy with its
+    # default workers (one per CPU), wrk with 2 threads, all on both CPUs.
+    sed -e "s/^worker_processes 1;/worker_processes 2;/" -e "s/listen $N;/listen 127.0.0.1:18506;/" \
+        -e "s|nginx.pid;|nginx-i.pid;|" "$work/nginx.conf" >"$work/nginx-i.conf"
+    nginx -c "$work/nginx-i.conf" & pids+=($!)
+    "$CLOUD" config "$K" 127.0.0.1:18507 127.0.0.1:18508 "$KEY" true >"$work/proxy-i.toml"
+    RUST_LOG=warn "$BIN" serve --config "$work/proxy-i.toml" >/dev/null 2>"$work/proxy-i.log" & proxy_i=$!; pids+=("$proxy_i")
+    wait_http "http://127.0.0.1:18508/readyz"; wait_http "http://127.0.0.1:18506/x" || true
+    for round in $(seq "$ROUNDS"); do
+        until quiet_machine; do echo "   (machine busy, waiting)" >&2; sleep 5; done
+        for target in nginx proxy; do
+            case $target in
+                nginx) url=http://127.0.0.1:18506/x who=$(pgrep -f "nginx-i.conf|nginx: worker" | tr '\n' ' ') args=() ;;
+                proxy) url=http://127.0.0.1:18507/compute/x who=$proxy_i args=(-H "Authorization: Bearer $KEY") ;;
+            esac
+            before=$(cpu_of $who)
+            out=$(wrk -t2 -c64 -d"${DURATION}s" "${args[@]}" "$url")
+            after=$(cpu_of $who)
+            results[i,$target,$round]=$(echo "$out" | awk -v ticks=$((after - before)) -v tick="$TICK" '
+                /Requests\/sec/ {rps=$2} /requests in/ {n=$1}
+                END {printf "%.0f %.1f\n", rps, (n > 0 ? ticks / tick * 1e6 / n : 0)}')
+        done
+    done
+fi
+
 counters() { curl -fs "http://$K/counters" 2>/dev/null || echo '{}'; }
 if has d; then
     echo "== (d) cold start: 1,000 concurrent requests over 10 projects" >&2
@@ -326,6 +354,12 @@ for spec in "${specs[@]}"; do
     printf '| (%s) %s | %s | %s | %s | %s | %s |\n' "$case" "$label" "$d" "$n" "$p" "$(ratio "$p" "$n")" "$(ratio "$p" "$d")"
 done
 echo
+if has i; then
+    ni=$(column_median i nginx 1); pi=$(column_median i proxy 1)
+    nc=$(column_median i nginx 2); pc=$(column_median i proxy 2)
+    echo "(i) both CPUs (nginx 2 workers, keystone-proxy $(nproc) workers (its default), wrk -t2 -c64, nothing pinned): req/s nginx $ni, keystone-proxy $pi ($(ratio "$pi" "$ni") × nginx); CPU µs/req nginx $nc, keystone-proxy $pc ($(ratio "$pc" "$nc") × nginx)"
+    if has a; then echo "    against one CPU (a): $(ratio "$(column_median a proxy 1)" "$(column_median a nginx 1)") × nginx's req/s"; fi
+fi
 has d && echo "(d) cold start, 1,000 requests over 10 projects: $burst; Keystone calls before $before, after $after"
 has e && echo "(e) token revoked under load: Keystone calls before $revoke_before, after $revoke_after; non-2xx answers to clients: ${revoke_load:-0}"
 has f && echo "(f) RSS: idle (fresh, ready; measured in (d)) $((${rss_idle:-0} / 1024)) MiB; with 1,000 open connections (after the load above) $((rss_1000 / 1024)) MiB; after 10,000 cached scopes $((rss_scopes / 1024)) MiB"
