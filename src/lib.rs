@@ -27,7 +27,7 @@ pub(crate) mod login_limit;
 pub mod metrics;
 pub mod proxy;
 pub(crate) mod request_log;
-pub(crate) mod rewrite;
+pub mod rewrite;
 pub mod route;
 pub mod secrets;
 pub mod segments;

@@ -28,7 +28,7 @@ const LINK_KEYS: [&str; 8] = [
 
 /// Endpoint URL prefixes and the proxy URL prefix each maps to.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct LinkMap {
+pub struct LinkMap {
     entries: Vec<Endpoint>,
     /// The endpoint the answer came from: a root-relative link is on its
     /// host, and maps when it starts with its path.
@@ -360,7 +360,7 @@ fn strip_path<'a>(rest: &'a str, path: &str) -> Option<&'a str> {
 /// answer, JSON with no link in it, is passed on without building a map
 /// or parsing it. An escape (`\/`, `\u…`) can spell any of these, so it
 /// counts as a link: then the full scan decides.
-pub(crate) fn may_hold_a_link(body: &[u8], answered_path: Option<&str>) -> bool {
+pub fn may_hold_a_link(body: &[u8], answered_path: Option<&str>) -> bool {
     /// Built once: a finder's set-up costs more than its search of a
     /// small body.
     static ABSOLUTE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("://"));
@@ -389,7 +389,7 @@ pub(crate) fn may_hold_a_link(body: &[u8], answered_path: Option<&str>) -> bool 
 /// The path of `endpoint_url` as [`may_hold_a_link`] looks for it (no
 /// trailing '/'; empty at a host's root). Only split, not checked: a URL
 /// [`LinkMap::answered_by`] would not take only makes the check find more.
-pub(crate) fn endpoint_path(endpoint_url: &str) -> Option<&str> {
+pub fn endpoint_path(endpoint_url: &str) -> Option<&str> {
     let (_, after) = endpoint_url.split_once("://")?;
     let start =
         (after.bytes().position(|b| matches!(b, b'/' | b'?' | b'#'))).unwrap_or(after.len());
