@@ -31,8 +31,8 @@ use http_body_util::combinators::UnsyncBoxBody;
 
 use crate::error::BoxError;
 use crate::forward::body::Prefixed;
-pub use links::{LinkMap, endpoint_path, may_hold_a_link};
 pub(crate) use links::has_link_headers;
+pub use links::{LinkMap, endpoint_path, may_hold_a_link};
 
 /// The link map of one answer, built only if the answer needs it: most
 /// JSON answers hold no link to a catalog endpoint, and a map costs a
