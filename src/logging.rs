@@ -198,47 +198,50 @@ impl<'a> Fields<'a> {
         }
     }
 
-    /// The separator and the field's name; the value follows.
-    fn name(&mut self, field: &Field) -> fmt::Result {
-        let first = std::mem::replace(&mut self.first, false);
+    /// The separator and the field's name; the value follows. Whether the
+    /// name was left out: the text layout's message comes bare, first.
+    fn name(&mut self, field: &Field) -> Result<bool, fmt::Error> {
         let name = field.name();
-        let name = name.strip_prefix("r#").unwrap_or(name);
+        let out = &mut *self.out;
         match self.style {
-            Style::Json => {
-                if !first {
-                    self.out.write_char(',')?;
-                }
-                write_json_string(self.out, name)?;
-                self.out.write_char(':')
-            }
-            // The message comes bare, first.
-            Style::Text if name == "message" => self.out.write_char(' '),
+            Style::Text if name == "message" => out.push(' '),
             Style::Text => {
-                self.out.write_char(' ')?;
-                self.out.write_str(name)?;
-                self.out.write_char('=')
+                out.push(' ');
+                out.push_str(name.strip_prefix("r#").unwrap_or(name));
+                out.push('=');
+                return Ok(false);
+            }
+            Style::Json => {
+                if !std::mem::replace(&mut self.first, false) {
+                    out.push(',');
+                }
+                write_json_string(out, name.strip_prefix("r#").unwrap_or(name))?;
+                out.push(':');
             }
         }
+        Ok(self.style == Style::Text)
     }
 
-    fn put(&mut self, field: &Field, value: impl FnOnce(&mut String, Style) -> fmt::Result) {
+    /// The field's name and `value`, written by `write(out, style, bare)`.
+    fn put(&mut self, field: &Field, write: impl FnOnce(&mut String, Style, bool) -> fmt::Result) {
         if self.result.is_ok() {
-            self.result = self
-                .name(field)
-                .and_then(|()| value(&mut *self.out, self.style));
+            self.result = match self.name(field) {
+                Ok(bare) => write(&mut *self.out, self.style, bare),
+                Err(error) => Err(error),
+            };
         }
     }
 
     /// A string: quoted (text, except the message) and escaped.
     fn put_str(&mut self, field: &Field, value: &str) {
-        let bare = self.style == Style::Text && field.name() == "message";
-        self.put(field, |out, style| match style {
+        self.put(field, |out, style, bare| match style {
             Style::Json => write_json_string(out, value),
             Style::Text if bare => write_escaped(out, value, Quotes::Kept),
             Style::Text => {
-                out.write_char('"')?;
+                out.push('"');
                 write_escaped(out, value, Quotes::Escaped)?;
-                out.write_char('"')
+                out.push('"');
+                Ok(())
             }
         });
     }
@@ -250,19 +253,19 @@ impl Visit for Fields<'_> {
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.put(field, |out, _| {
+        self.put(field, |out, _, _| {
             out.write_str(itoa::Buffer::new().format(value))
         });
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.put(field, |out, _| {
+        self.put(field, |out, _, _| {
             out.write_str(itoa::Buffer::new().format(value))
         });
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.put(field, |out, style| match (value.is_finite(), style) {
+        self.put(field, |out, style, _| match (value.is_finite(), style) {
             (true, _) => out.write_str(zmij::Buffer::new().format_finite(value)),
             // JSON has no NaN or infinity.
             (false, Style::Json) => out.write_str("null"),
@@ -271,7 +274,7 @@ impl Visit for Fields<'_> {
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.put(field, |out, _| {
+        self.put(field, |out, _, _| {
             out.write_str(if value { "true" } else { "false" })
         });
     }
@@ -280,7 +283,7 @@ impl Visit for Fields<'_> {
     /// then escaped like a string (as text, without quotes: tracing's
     /// own layout shows them as they format).
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.put(field, |out, style| match style {
+        self.put(field, |out, style, _| match style {
             Style::Json => {
                 out.write_char('"')?;
                 write!(Escaping(out, Quotes::Escaped), "{value:?}")?;
@@ -321,11 +324,16 @@ const ALWAYS_ESCAPED: [bool; 256] = {
 };
 
 /// `value` escaped as JSON escapes it (`"` too with `Quotes::Escaped`).
-/// Runs of plain characters are copied at once; they are found eight bytes
-/// at a time.
+/// Nearly every value has nothing to escape: it is checked eight bytes at
+/// a time and copied whole. Otherwise runs of plain characters are copied
+/// at once between the escapes.
 fn write_escaped(out: &mut String, value: &str, quotes: Quotes) -> fmt::Result {
     let quote_escaped = matches!(quotes, Quotes::Escaped);
     let bytes = value.as_bytes();
+    if !may_need_any_escaping(bytes, quote_escaped) {
+        out.push_str(value);
+        return Ok(());
+    }
     let mut plain_from = 0;
     let mut at = 0;
     while at < bytes.len() {
@@ -354,6 +362,40 @@ fn write_escaped(out: &mut String, value: &str, quotes: Quotes) -> fmt::Result {
     }
     out.push_str(value.get(plain_from..).unwrap_or_default());
     Ok(())
+}
+
+/// Whether a byte of `bytes` may need escaping (see [`may_need_escaping`]):
+/// eight bytes at a time, never byte by byte. The last word overlaps the
+/// one before it; a value shorter than a word is read as two overlapping
+/// halves, or (under four bytes) padded with a plain byte.
+fn may_need_any_escaping(bytes: &[u8], quote: bool) -> bool {
+    let word_at = |at: usize| {
+        let word = bytes.get(at..at + 8).and_then(|w| w.try_into().ok());
+        word.map(u64::from_le_bytes)
+    };
+    let half_at = |at: usize| {
+        let half = bytes.get(at..at + 4).and_then(|h| h.try_into().ok());
+        half.map_or(0, |h| u64::from(u32::from_le_bytes(h)))
+    };
+    let len = bytes.len();
+    let Some(last) = len.checked_sub(8) else {
+        let word = match len.checked_sub(4) {
+            Some(last_half) => half_at(0) | half_at(last_half) << 32,
+            None => (bytes.iter().enumerate())
+                .fold(u64::from_le_bytes(*b"aaaaaaaa"), |w, (i, &b)| {
+                    (w & !(0xff << (8 * i))) | u64::from(b) << (8 * i)
+                }),
+        };
+        return may_need_escaping(word, quote);
+    };
+    let mut at = 0;
+    while at < last {
+        if word_at(at).is_some_and(|word| may_need_escaping(word, quote)) {
+            return true;
+        }
+        at += 8;
+    }
+    word_at(last).is_some_and(|word| may_need_escaping(word, quote))
 }
 
 /// Whether one of the eight bytes of `word` may need escaping: a control
@@ -538,6 +580,35 @@ mod tests {
         let mut out = String::new();
         write_escaped(&mut out, value, Quotes::Escaped).expect("written");
         assert_eq!(out, "abcdefg\\u0001abcdefgh\\\\bcdefgh\\\"é-é-é-\\u007fz");
+    }
+
+    /// The whole-value check finds a byte to escape at every position of
+    /// values of every length around the word size, and passes plain ones.
+    #[test]
+    fn a_value_with_a_byte_to_escape_is_never_copied_whole() {
+        for len in 0..=25 {
+            let plain = vec![b'a'; len];
+            assert!(!may_need_any_escaping(&plain, true), "plain, {len} bytes");
+            for position in 0..len {
+                for byte in [0x00, 0x1f, b'\\', 0x7f, b'"'] {
+                    let mut value = plain.clone();
+                    value[position] = byte;
+                    assert!(
+                        may_need_any_escaping(&value, true),
+                        "{byte:#x} at {position}/{len}"
+                    );
+                    let quote = byte == b'"';
+                    assert_eq!(may_need_any_escaping(&value, false), !quote);
+                    let value = String::from_utf8(value).expect("ASCII");
+                    let mut out = String::new();
+                    write_escaped(&mut out, &value, Quotes::Escaped).expect("written");
+                    assert_eq!(
+                        out.len(),
+                        len + if byte < 0x20 || byte == 0x7f { 5 } else { 1 }
+                    );
+                }
+            }
+        }
     }
 
     #[test]
