@@ -112,6 +112,11 @@ pub struct Endpoint {
     pub host: http::HeaderValue,
     /// The URL's path, as written (`/` when it has none; may end in `/`).
     pub path: String,
+    /// A search for `path` without its trailing `/` (empty at a host's
+    /// root) in an answer's body: whether the answer may hold a link to
+    /// rewrite. Made once with the catalog, since making a finder costs
+    /// more than searching a small answer with it.
+    pub path_search: memchr::memmem::Finder<'static>,
 }
 
 /// Why no endpoint was found.
@@ -215,6 +220,18 @@ impl Catalog {
         interfaces: &[impl AsRef<str>],
         region: Option<&str>,
     ) -> Result<(&Service, &Endpoint), LookupError> {
+        let found = self.find(wanted, interfaces, region)?;
+        self.at(found).ok_or(LookupError::NoEndpoint)
+    }
+
+    /// Where [`Catalog::endpoint`]'s answer is in this catalog: a request
+    /// looks its endpoint up once and finds it again by position.
+    pub fn find(
+        &self,
+        wanted: &str,
+        interfaces: &[impl AsRef<str>],
+        region: Option<&str>,
+    ) -> Result<Position, LookupError> {
         let wanted = normalize(wanted);
         // The family is looked up only if the exact type finds nothing: a
         // request that names its service by type (most) never scans it.
@@ -222,16 +239,14 @@ impl Catalog {
             .flatten()
             .flatten();
         let types = std::iter::once(wanted.as_ref()).chain(family.map(shorter));
-        let by_type = types.flat_map(|t| self.services.iter().filter(move |s| s.type_key == t));
-        let by_name = self
-            .services
-            .iter()
-            .filter(|s| s.name_key == wanted.as_ref());
+        let services = || self.services.iter().enumerate();
+        let by_type = types.flat_map(|t| services().filter(move |(_, s)| s.type_key == t));
+        let by_name = services().filter(|(_, s)| s.name_key == wanted.as_ref());
         let mut found_service = false;
-        for service in by_type.chain(by_name) {
+        for (service, found) in by_type.chain(by_name) {
             found_service = true;
-            if let Some(endpoint) = service.endpoint_for(interfaces, region) {
-                return Ok((service, endpoint));
+            if let Some(endpoint) = found.endpoint_for(interfaces, region) {
+                return Ok(Position { service, endpoint });
             }
         }
         Err(if found_service {
@@ -240,6 +255,20 @@ impl Catalog {
             LookupError::NoService
         })
     }
+
+    /// The service and endpoint at `position` (`None` only for a position
+    /// found in another catalog).
+    pub fn at(&self, position: Position) -> Option<(&Service, &Endpoint)> {
+        let service = self.services.get(position.service)?;
+        Some((service, service.endpoints.get(position.endpoint)?))
+    }
+}
+
+/// An endpoint's place in the catalog [`Catalog::find`] found it in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    service: usize,
+    endpoint: usize,
 }
 
 /// A `'static` alias read for as long as the request's own name.
@@ -261,13 +290,9 @@ impl Service {
     }
 
     /// The first interface of `interfaces` with an endpoint (in `region`).
-    fn endpoint_for(
-        &self,
-        interfaces: &[impl AsRef<str>],
-        region: Option<&str>,
-    ) -> Option<&Endpoint> {
+    fn endpoint_for(&self, interfaces: &[impl AsRef<str>], region: Option<&str>) -> Option<usize> {
         interfaces.iter().find_map(|interface| {
-            self.endpoints.iter().find(|e| {
+            self.endpoints.iter().position(|e| {
                 e.interface == interface.as_ref()
                     && region.is_none_or(|r| e.region.as_deref() == Some(r))
             })
@@ -416,6 +441,7 @@ impl Endpoint {
             authority,
             host,
             path: path.to_string(),
+            path_search: memchr::memmem::Finder::new(path.trim_end_matches('/')).into_owned(),
         })
     }
 

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::catalog::{Catalog, Endpoint, LookupError, Service};
+use crate::catalog::{Catalog, Endpoint, LookupError, Position, Service};
 use crate::clients::Client;
 use crate::config::{CloudSettings, ProjectRef};
 use crate::error::ProxyError;
@@ -59,11 +59,21 @@ impl Cloud {
         catalog: &'c Catalog,
         route: &Route<'_>,
     ) -> Result<(&'c Service, &'c Endpoint), LookupError> {
+        let found = self.find(catalog, route)?;
+        catalog.at(found).ok_or(LookupError::NoEndpoint)
+    }
+
+    /// Where [`Cloud::endpoint`]'s answer is in `catalog`.
+    pub(crate) fn find(
+        &self,
+        catalog: &Catalog,
+        route: &Route<'_>,
+    ) -> Result<Position, LookupError> {
         let settings = &self.settings;
         let region = (route.region.as_deref()).or(settings.region_name.as_deref());
         match route.interface {
-            Some(interface) => catalog.endpoint(route.service, &[interface], region),
-            None => catalog.endpoint(route.service, &settings.interfaces, region),
+            Some(interface) => catalog.find(route.service, &[interface], region),
+            None => catalog.find(route.service, &settings.interfaces, region),
         }
     }
 

@@ -15,6 +15,7 @@ use http::{HeaderValue, Method, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 
 use crate::access::Slot;
+use crate::catalog::Position;
 use crate::clients::Client;
 use crate::error::{BoxError, ProxyError};
 use crate::forward::body::find_cause;
@@ -28,6 +29,9 @@ pub(crate) struct Record {
     pub(crate) client: Option<Arc<Client>>,
     pub(crate) project: Option<String>,
     pub(crate) service: Option<Arc<str>>,
+    /// Where the endpoint that answered is in the catalog of the token
+    /// the last attempt used.
+    pub(crate) endpoint: Option<Position>,
     /// The request target; only its path is logged, never the query
     /// (which may carry signatures, such as Swift temp URLs). A clone of a
     /// `Uri` shares its bytes: keeping it costs no copy.

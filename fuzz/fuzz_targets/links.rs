@@ -8,7 +8,8 @@
 //! unscanned.
 #![no_main]
 
-use keystone_proxy::rewrite::{LinkMap, endpoint_path, may_hold_a_link};
+use keystone_proxy::catalog::Endpoint;
+use keystone_proxy::rewrite::{LinkMap, may_hold_a_link};
 use libfuzzer_sys::fuzz_target;
 
 /// Two endpoints, one with a path and one at a host's root, which also
@@ -19,6 +20,11 @@ fn map(answered: &str) -> LinkMap {
     map.add("http://glance:9292", "http://p/image".into());
     map.answered_by(answered, "http://p/image");
     map
+}
+
+/// The endpoint as the catalog has it.
+fn endpoint(url: &str) -> Endpoint {
+    Endpoint::new("public", None, url).expect("a valid endpoint URL")
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -34,7 +40,7 @@ fuzz_target!(|data: &[u8]| {
             "the rewritten body is not JSON"
         );
         assert!(
-            may_hold_a_link(data, endpoint_path(answered)),
+            may_hold_a_link(data, Some(&endpoint(answered).path_search)),
             "the quick search would have passed a body with a link on unscanned"
         );
     }

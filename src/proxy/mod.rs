@@ -203,14 +203,9 @@ impl Proxy {
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         // The upstream's own id if it sent one (its logs use that), else ours.
-        let request_id = match response.headers().get(&X_OPENSTACK_REQUEST_ID) {
-            Some(id) => id.clone(),
-            None => {
-                response
-                    .headers_mut()
-                    .insert(X_OPENSTACK_REQUEST_ID, request_id.clone());
-                request_id
-            }
+        let request_id = match response.headers_mut().entry(X_OPENSTACK_REQUEST_ID) {
+            header::Entry::Occupied(id) => id.get().clone(),
+            header::Entry::Vacant(slot) => slot.insert(request_id).clone(),
         };
         let status = response.status();
         let client = record.client.as_ref().map(|c| &c.label);
@@ -447,9 +442,8 @@ impl Proxy {
         }
         // Headers and body, rewritten once each; the map is made only if
         // the answer may hold a link.
-        let answered = cloud.endpoint(&token.catalog, route).ok();
-        let answered_path =
-            answered.and_then(|(_, endpoint)| rewrite::endpoint_path(&endpoint.url));
+        let answered = record.endpoint.and_then(|at| token.catalog.at(at));
+        let answered_path = answered.map(|(_, endpoint)| &endpoint.path_search);
         let links = rewrite::Links::new(&build, answered_path);
         let response = Response::from_parts(parts, body);
         let rewritten = Box::pin(rewrite::rewrite_response(
@@ -562,7 +556,11 @@ fn find_endpoint<'t>(
     record: &mut Record,
 ) -> Result<(&'t Service, &'t Endpoint), ProxyError> {
     let settings = &cloud.settings;
-    let found = cloud.endpoint(&token.catalog, route);
+    let found = cloud.find(&token.catalog, route).and_then(|position| {
+        let found = token.catalog.at(position).ok_or(LookupError::NoEndpoint)?;
+        record.endpoint = Some(position);
+        Ok(found)
+    });
     let (service, endpoint) = found.map_err(|error| {
         let detail = match (error, &token.project) {
             (_, None) => " (the token is not scoped to a project: set the cloud's \

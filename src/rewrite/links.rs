@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 
 use http::header::Entry;
 use http::{HeaderMap, HeaderName, HeaderValue};
-use memchr::memmem::{self, Finder};
+use memchr::memmem::Finder;
 
 use super::json::{self, Role};
 
@@ -354,13 +354,16 @@ fn strip_path<'a>(rest: &'a str, path: &str) -> Option<&'a str> {
 }
 
 /// Whether `body` may hold a link that a map rewrites: an absolute URL
-/// (`://`), or, when the answering endpoint's path is known, that path
-/// (or a link key, for an endpoint at a host's root). Found with SIMD
-/// substring searches, about an instruction per byte, so that the usual
-/// answer, JSON with no link in it, is passed on without building a map
-/// or parsing it. An escape (`\/`, `\u…`) can spell any of these, so it
-/// counts as a link: then the full scan decides.
-pub fn may_hold_a_link(body: &[u8], answered_path: Option<&str>) -> bool {
+/// (`://`), or, when the endpoint that answered is known, its path
+/// (`answered_path`, the endpoint's [`path_search`]; or a link key, for an
+/// endpoint at a host's root). Found with SIMD substring
+/// searches, about an instruction per byte, so that the usual answer, JSON
+/// with no link in it, is passed on without building a map or parsing it.
+/// An escape (`\/`, `\u…`) can spell any of these, so it counts as a link:
+/// then the full scan decides.
+///
+/// [`path_search`]: crate::catalog::Endpoint::path_search
+pub fn may_hold_a_link(body: &[u8], answered_path: Option<&Finder<'_>>) -> bool {
     /// Built once: a finder's set-up costs more than its search of a
     /// small body.
     static ABSOLUTE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("://"));
@@ -369,31 +372,21 @@ pub fn may_hold_a_link(body: &[u8], answered_path: Option<&str>) -> bool {
     if memchr::memchr(b'\\', body).is_some() || ABSOLUTE.find(body).is_some() {
         return true;
     }
-    match answered_path {
-        None => false,
-        Some(path) if !path.is_empty() => memmem::find(body, path.as_bytes()).is_some(),
-        Some(_) => {
-            static KEYS: LazyLock<Vec<Finder<'static>>> =
-                LazyLock::new(|| LINK_KEYS.iter().map(Finder::new).collect());
-            // A key is quoted on both sides.
-            KEYS.iter().any(|key| {
-                key.find_iter(body).any(|at| {
-                    at.checked_sub(1).and_then(|before| body.get(before)) == Some(&b'"')
-                        && body.get(at + key.needle().len()) == Some(&b'"')
-                })
-            })
-        }
+    let Some(path) = answered_path else {
+        return false;
+    };
+    if !path.needle().is_empty() {
+        return path.find(body).is_some();
     }
-}
-
-/// The path of `endpoint_url` as [`may_hold_a_link`] looks for it (no
-/// trailing '/'; empty at a host's root). Only split, not checked: a URL
-/// [`LinkMap::answered_by`] would not take only makes the check find more.
-pub fn endpoint_path(endpoint_url: &str) -> Option<&str> {
-    let (_, after) = endpoint_url.split_once("://")?;
-    let start =
-        (after.bytes().position(|b| matches!(b, b'/' | b'?' | b'#'))).unwrap_or(after.len());
-    Some(after.get(start..)?.trim_end_matches('/'))
+    static KEYS: LazyLock<Vec<Finder<'static>>> =
+        LazyLock::new(|| LINK_KEYS.iter().map(Finder::new).collect());
+    // A key is quoted on both sides.
+    KEYS.iter().any(|key| {
+        key.find_iter(body).any(|at| {
+            at.checked_sub(1).and_then(|before| body.get(before)) == Some(&b'"')
+                && body.get(at + key.needle().len()) == Some(&b'"')
+        })
+    })
 }
 
 #[cfg(test)]
@@ -429,12 +422,21 @@ pub(super) mod tests {
     #[test]
     fn only_bodies_that_cannot_hold_a_link_skip_the_scan() {
         let plain = br#"{"servers": [{"id": "1", "name": "web", "next_hop": "x"}]}"#;
-        let at_root = ("https://glance.example", Some(""));
-        let with_path = ("https://glance.example/v2", Some("/v2"));
+        let endpoint = |url| {
+            let endpoint = crate::catalog::Endpoint::new("public", None, url);
+            endpoint.expect("an endpoint").path_search
+        };
+        let at_root = (
+            "https://glance.example",
+            Some(endpoint("https://glance.example")),
+        );
+        let with_path = (
+            "https://glance.example/v2",
+            Some(endpoint("https://glance.example/v2/")),
+        );
         let nowhere = ("https://other.example", None);
-        for (endpoint, path) in [at_root, with_path, nowhere] {
-            assert_eq!(endpoint_path(endpoint), path.or(Some("")));
-            assert!(!may_hold_a_link(plain, path), "{endpoint}");
+        for (url, answered) in [&at_root, &with_path, &nowhere] {
+            assert!(!may_hold_a_link(plain, answered.as_ref()), "{url}");
         }
         let linked: [&[u8]; 5] = [
             br#"{"href": "https://nova.example:8774/v2.1/servers/1"}"#,
@@ -445,11 +447,11 @@ pub(super) mod tests {
         ];
         for body in linked {
             let shown = String::from_utf8_lossy(body);
-            for (endpoint, path) in [at_root, with_path] {
+            for (url, answered) in [&at_root, &with_path] {
                 let mut map = map();
-                map.answered_by(endpoint, "http://p/projects/a/image");
+                map.answered_by(url, "http://p/projects/a/image");
                 if map.rewrite_json(body).is_some() {
-                    assert!(may_hold_a_link(body, path), "{shown} at {endpoint}");
+                    assert!(may_hold_a_link(body, answered.as_ref()), "{shown} at {url}");
                 }
             }
         }
@@ -462,8 +464,14 @@ pub(super) mod tests {
                 .all(|body| root_map.rewrite_json(body).is_some())
         );
         // A root-relative link needs the endpoint's path, or a link key.
-        assert!(!may_hold_a_link(br#"{"next": "/v3/x"}"#, with_path.1));
-        assert!(!may_hold_a_link(br#"{"nexts": "/v3/x"}"#, at_root.1));
+        assert!(!may_hold_a_link(
+            br#"{"next": "/v3/x"}"#,
+            with_path.1.as_ref()
+        ));
+        assert!(!may_hold_a_link(
+            br#"{"nexts": "/v3/x"}"#,
+            at_root.1.as_ref()
+        ));
     }
 
     #[test]

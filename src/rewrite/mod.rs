@@ -32,23 +32,23 @@ use http_body_util::combinators::UnsyncBoxBody;
 use crate::error::BoxError;
 use crate::forward::body::Prefixed;
 pub(crate) use links::has_link_headers;
-pub use links::{LinkMap, endpoint_path, may_hold_a_link};
+pub use links::{LinkMap, may_hold_a_link};
 
 /// The link map of one answer, built only if the answer needs it: most
 /// JSON answers hold no link to a catalog endpoint, and a map costs a
 /// proxy URL per endpoint of the catalog.
 pub(crate) struct Links<'a> {
     build: &'a (dyn Fn() -> LinkMap + Sync),
-    /// The path of the endpoint that answered, if known (see
-    /// [`links::may_hold_a_link`]).
-    answered_path: Option<&'a str>,
+    /// The search for the path of the endpoint that answered, if known
+    /// (see [`links::may_hold_a_link`]).
+    answered_path: Option<&'a memchr::memmem::Finder<'a>>,
     map: std::sync::OnceLock<LinkMap>,
 }
 
 impl<'a> Links<'a> {
     pub(crate) fn new(
         build: &'a (dyn Fn() -> LinkMap + Sync),
-        answered_path: Option<&'a str>,
+        answered_path: Option<&'a memchr::memmem::Finder<'a>>,
     ) -> Self {
         Links {
             build,
@@ -76,6 +76,10 @@ pub(crate) fn is_json(headers: &HeaderMap) -> bool {
         return false;
     };
     let value = value.as_bytes();
+    // How nearly every OpenStack service says it.
+    if value == b"application/json" {
+        return true;
+    }
     let essence = value
         .split(|&b| b == b';')
         .next()
