@@ -154,17 +154,18 @@ impl<B: RequestBody> Pool<B> {
         mut request: Request<B>,
     ) -> Result<Response<PooledBody<B>>, SendError> {
         loop {
-            let mut sender = match self.inner.checkout(key) {
+            let (host, idle) = self.inner.checkout(key);
+            let mut sender = match idle {
                 Some(sender) => sender,
                 // Boxed: waiting and connecting (TLS included) are large
                 // futures that only a request without an idle connection
                 // needs.
-                None => match Box::pin(self.inner.returned_or_new(key)).await? {
+                None => match Box::pin(self.inner.returned_or_new(host)).await? {
                     Acquired::Returned(sender) => sender,
                     Acquired::New(slot) => {
                         let mut sender = Box::pin(self.inner.connect(key, slot)).await?;
                         let response = sender.send_request(request).await?;
-                        return Ok(self.inner.clone().wrap(key, sender, response));
+                        return Ok(self.inner.clone().wrap(host, sender, response));
                     }
                 },
             };
@@ -172,7 +173,7 @@ impl<B: RequestBody> Pool<B> {
                 continue; // closed while idle
             }
             match sender.try_send_request(request).await {
-                Ok(response) => return Ok(self.inner.clone().wrap(key, sender, response)),
+                Ok(response) => return Ok(self.inner.clone().wrap(host, sender, response)),
                 Err(mut error) => match error.take_message() {
                     // Not sent: the connection was closing. Try another.
                     Some(unsent) => request = unsent,
@@ -199,9 +200,15 @@ impl<B: RequestBody> Inner<B> {
     /// One still busy (its upstream answered before reading the whole
     /// request body, say) stays listed until it is ready, closed or idle
     /// for too long; waiting for it could mean waiting for good.
-    fn checkout(&self, key: &Key) -> Option<Sender<B>> {
+    /// Also the place of `key`'s entry (made on first use), by which the
+    /// connection is checked in and waited for.
+    fn checkout(&self, key: &Key) -> (usize, Option<Sender<B>>) {
         let mut hosts = self.idle.lock();
-        let host = hosts.iter_mut().find(|host| host.key == *key)?;
+        let at = self.host(&mut hosts, key);
+        (at, self.idle_at(&mut hosts[at]))
+    }
+
+    fn idle_at(&self, host: &mut Host<B>) -> Option<Sender<B>> {
         for at in (0..host.idle.len()).rev() {
             let idle = &host.idle[at];
             if idle.is_dead(self.idle_timeout) {
@@ -213,7 +220,7 @@ impl<B: RequestBody> Inner<B> {
         None
     }
 
-    fn checkin(self: &Arc<Self>, key: &Key, sender: Sender<B>) {
+    fn checkin(self: &Arc<Self>, host: usize, sender: Sender<B>) {
         if sender.is_closed() {
             return;
         }
@@ -222,7 +229,9 @@ impl<B: RequestBody> Inner<B> {
             since: Instant::now(),
         };
         let mut hosts = self.idle.lock();
-        let host = self.host(&mut hosts, key);
+        let Some(host) = hosts.get_mut(host) else {
+            return;
+        };
         host.idle.push(idle);
         if host.waiting.load(Ordering::Acquire) > 0 {
             host.returned.notify_one();
@@ -233,9 +242,17 @@ impl<B: RequestBody> Inner<B> {
         }
     }
 
-    /// The entry of `key`, made on first use.
-    fn host<'h>(&self, hosts: &'h mut Vec<Host<B>>, key: &Key) -> &'h mut Host<B> {
-        let at = match hosts.iter().position(|host| host.key == *key) {
+    /// The place of `key`'s entry, made on first use. Entries are never
+    /// removed, so a place stays valid for the pool's life. Their
+    /// authorities are compared as written first: a catalog spells each
+    /// the same way every time.
+    fn host(&self, hosts: &mut Vec<Host<B>>, key: &Key) -> usize {
+        let same = |host: &Host<B>| {
+            host.key.authority.as_str() == key.authority.as_str() && host.key.scheme == key.scheme
+        };
+        let found = (hosts.iter().position(same))
+            .or_else(|| hosts.iter().position(|host| host.key == *key));
+        match found {
             Some(at) => at,
             None => {
                 hosts.push(Host {
@@ -247,17 +264,17 @@ impl<B: RequestBody> Inner<B> {
                 });
                 hosts.len() - 1
             }
-        };
-        &mut hosts[at]
+        }
     }
 
     /// No idle connection: room for a new one, or (all slots taken) the
     /// first connection that comes back or frees its slot within
     /// `busy_timeout`.
-    async fn returned_or_new(&self, key: &Key) -> Result<Acquired<B>, SendError> {
+    async fn returned_or_new(&self, at: usize) -> Result<Acquired<B>, SendError> {
         let (slots, returned, waiting) = {
-            let mut hosts = self.idle.lock();
-            let host = self.host(&mut hosts, key);
+            let hosts = self.idle.lock();
+            // `at` is a place `checkout` gave.
+            let host = &hosts[at];
             (
                 host.slots.clone(),
                 host.returned.clone(),
@@ -274,7 +291,9 @@ impl<B: RequestBody> Inner<B> {
             let notified = returned.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if let Some(sender) = self.checkout(key) {
+            // `at` is a place `checkout` gave.
+            let returned_now = self.idle_at(&mut self.idle.lock()[at]);
+            if let Some(sender) = returned_now {
                 return Ok(Acquired::Returned(sender));
             }
             tokio::select! {
@@ -319,10 +338,11 @@ impl<B: RequestBody> Inner<B> {
         Ok(sender)
     }
 
-    /// The response, with a body that checks `sender` back in when it ends.
+    /// The response, with a body that checks `sender` back in (to the
+    /// entry at `host`) when it ends.
     fn wrap(
         self: Arc<Self>,
-        key: &Key,
+        host: usize,
         sender: Sender<B>,
         response: Response<Incoming>,
     ) -> Response<PooledBody<B>> {
@@ -336,7 +356,7 @@ impl<B: RequestBody> Inner<B> {
         }
         let checkin = Checkin {
             pool: self,
-            key: key.clone(),
+            host,
             sender,
         };
         response.map(|body| {
@@ -380,7 +400,8 @@ async fn sweep<B: RequestBody>(pool: Weak<Inner<B>>) {
 
 struct Checkin<B> {
     pool: Arc<Inner<B>>,
-    key: Key,
+    /// The place of the connection's entry in the pool.
+    host: usize,
     sender: Sender<B>,
 }
 
@@ -427,8 +448,8 @@ impl<B: RequestBody> PooledBody<B> {
     }
 
     fn check_in(&mut self) {
-        if let Some(Checkin { pool, key, sender }) = self.checkin.take() {
-            pool.checkin(&key, sender);
+        if let Some(Checkin { pool, host, sender }) = self.checkin.take() {
+            pool.checkin(host, sender);
         }
     }
 }
