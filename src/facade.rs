@@ -30,7 +30,7 @@ use crate::forward::ClientBody;
 use crate::header_names::{X_AUTH_TOKEN, X_SUBJECT_TOKEN};
 use crate::request_log::Record;
 use crate::route::{self, FacadePath};
-use crate::sessions::{Session, Sessions};
+use crate::sessions::{Claims, Session, SessionMemo, Sessions};
 use crate::tokens::{Token, TokenCache};
 
 /// Login bodies are small; anything larger is not a login.
@@ -38,8 +38,9 @@ const MAX_LOGIN_BYTES: usize = 64 * 1024;
 /// The identity API version the facade claims.
 const V3_VERSION: &str = "v3.14";
 
-/// A request authorised by a facade session: its client and session.
-pub(crate) type SessionAuth = (Arc<Client>, Session);
+/// A request authorised by a facade session: its client and session (shared:
+/// a connection's memo hands the same one to each of its requests).
+pub(crate) type SessionAuth = (Arc<Client>, Arc<Session>);
 
 /// Who logs in, with what, for which project (a login of either version).
 struct Login {
@@ -126,19 +127,26 @@ impl Facade {
 
     /// The session a request carries in `X-Auth-Token`, if it carries one.
     pub(crate) fn session_of(&self, parts: &Parts) -> Result<Option<SessionAuth>, ProxyError> {
-        let Some(value) = parts.headers.get(&X_AUTH_TOKEN) else {
+        match session_token(parts) {
+            None => Ok(None),
+            Some(token) => (self.accept(token).map(Some)).ok_or(ProxyError::BadCredential),
+        }
+    }
+
+    /// [`Facade::session_of`] for a request to a service, through the
+    /// connection's `memo` (see [`Sessions::open_with`]).
+    pub(crate) fn session_with(
+        &self,
+        parts: &Parts,
+        memo: &SessionMemo<SessionAuth>,
+    ) -> Result<Option<SessionAuth>, ProxyError> {
+        let Some(token) = session_token(parts) else {
             return Ok(None);
         };
-        if !value
-            .as_bytes()
-            .starts_with(crate::sessions::PREFIX.as_bytes())
-        {
-            return Ok(None);
-        }
         let auth = self
-            .accept(value.as_bytes())
-            .ok_or(ProxyError::BadCredential)?;
-        Ok(Some(auth))
+            .sessions
+            .open_with(token, memo, |claims| self.accept_claims(claims));
+        auth.map(Some).ok_or(ProxyError::BadCredential)
     }
 
     /// The session `token` stands for, under the configuration in force:
@@ -146,13 +154,16 @@ impl Facade {
     /// project. Anything else (unknown, forged, expired, revoked, a client
     /// gone or re-keyed, a project no longer allowed) is `None` alike.
     fn accept(&self, token: &[u8]) -> Option<SessionAuth> {
-        let claims = self.sessions.open(token)?;
+        self.accept_claims(self.sessions.open(token)?)
+    }
+
+    fn accept_claims(&self, claims: Claims) -> Option<SessionAuth> {
         let client = self.clients.by_binding(&claims.binding)?;
         let cloud = self.clouds.of(&client).ok()?;
         let scope = (self.clouds)
             .scope(&client, cloud, claims.selector.as_deref())
             .ok()?;
-        Some((client, Session { claims, scope }))
+        Some((client, Arc::new(Session { claims, scope })))
     }
 
     /// Token validation and revocation need a session of the caller's own
@@ -423,6 +434,14 @@ fn allowed_methods(path: FacadePath) -> &'static str {
         FacadePath::V2Tokens => "POST",
         FacadePath::Root | FacadePath::V3 | FacadePath::V2 | FacadePath::Broker => "GET, HEAD",
     }
+}
+
+/// `X-Auth-Token` when it holds a session token (not a local key).
+fn session_token(parts: &Parts) -> Option<&[u8]> {
+    let token = parts.headers.get(&X_AUTH_TOKEN)?.as_bytes();
+    token
+        .starts_with(crate::sessions::PREFIX.as_bytes())
+        .then_some(token)
 }
 
 /// `X-Subject-Token` as a live session, or 404 as Keystone answers.

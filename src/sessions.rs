@@ -199,9 +199,40 @@ impl Sessions {
     /// expired or revoked token is `None` alike.
     pub fn open(&self, token: &[u8]) -> Option<Claims> {
         let claims = self.unseal(token)?;
-        let live = u64::from(claims.expires) > now_unix()
-            && !self.state.revoked.contains_key(&sha256(token));
-        live.then_some(claims)
+        self.is_live(claims.expires, &sha256(token))
+            .then_some(claims)
+    }
+
+    /// Whether a session until `expires`, of the token with `digest`, is
+    /// still live here: not expired, not revoked.
+    fn is_live(&self, expires: u32, digest: &[u8; 32]) -> bool {
+        u64::from(expires) > now_unix() && !self.state.revoked.contains_key(digest)
+    }
+
+    /// `token` opened, and what `accept` makes of its claims, remembered in
+    /// the connection's `memo`: the same token sent again on the same
+    /// connection (a client's every request) is compared in constant time
+    /// instead of being decoded, unsealed and hashed, and its expiry and
+    /// revocation are checked every time. What `accept` made is kept only
+    /// under these sessions: a reload makes new ones, and the memo starts
+    /// again, so `accept` may depend on the configuration.
+    pub fn open_with<T: Clone>(
+        self: &Arc<Self>,
+        token: &[u8],
+        memo: &SessionMemo<T>,
+        accept: impl FnOnce(Claims) -> Option<T>,
+    ) -> Option<T> {
+        if let Some((expires, digest, value)) = memo.recall(self, token) {
+            return self.is_live(expires, &digest).then_some(value);
+        }
+        let claims = self.unseal(token)?;
+        let (expires, digest) = (claims.expires, sha256(token));
+        if !self.is_live(expires, &digest) {
+            return None;
+        }
+        let value = accept(claims)?;
+        memo.keep(self, token, (expires, digest), &value);
+        Some(value)
     }
 
     fn unseal(&self, token: &[u8]) -> Option<Claims> {
@@ -232,6 +263,59 @@ impl Sessions {
         };
         self.state.revoked.insert(sha256(token), claims.expires);
         true
+    }
+}
+
+/// The last session token one connection presented and what it was
+/// accepted as (see [`Sessions::open_with`]). It lives with the connection
+/// and goes with it: never shared, so it holds no token longer than the
+/// connection that sent it, and the token is wiped when replaced or dropped.
+pub struct SessionMemo<T>(parking_lot::Mutex<Option<Opened<T>>>);
+
+struct Opened<T> {
+    token: secrecy::SecretSlice<u8>,
+    digest: [u8; 32],
+    expires: u32,
+    /// The sessions that opened it.
+    of: std::sync::Weak<Sessions>,
+    value: T,
+}
+
+impl<T> Default for SessionMemo<T> {
+    fn default() -> Self {
+        SessionMemo(parking_lot::Mutex::new(None))
+    }
+}
+
+impl<T> std::fmt::Debug for SessionMemo<T> {
+    /// Never the token.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionMemo")
+    }
+}
+
+impl<T: Clone> SessionMemo<T> {
+    /// The expiry, digest and value of `token`, if it is the one kept
+    /// under `sessions`.
+    fn recall(&self, sessions: &Arc<Sessions>, token: &[u8]) -> Option<(u32, [u8; 32], T)> {
+        use secrecy::ExposeSecret;
+        use subtle::ConstantTimeEq;
+        let opened = self.0.lock();
+        let opened = opened.as_ref()?;
+        let same_sessions = std::ptr::eq(opened.of.as_ptr(), Arc::as_ptr(sessions));
+        let same_token = bool::from(opened.token.expose_secret().ct_eq(token));
+        (same_sessions && same_token).then(|| (opened.expires, opened.digest, opened.value.clone()))
+    }
+
+    fn keep(&self, sessions: &Arc<Sessions>, token: &[u8], live: (u32, [u8; 32]), value: &T) {
+        let (expires, digest) = live;
+        *self.0.lock() = Some(Opened {
+            token: secrecy::SecretSlice::from(token.to_vec()),
+            digest,
+            expires,
+            of: Arc::downgrade(sessions),
+            value: value.clone(),
+        });
     }
 }
 
@@ -328,6 +412,48 @@ mod tests {
 
     fn sessions(ttl: u64) -> Sessions {
         Sessions::new(None, Duration::from_secs(ttl), Arc::default())
+    }
+
+    /// A connection's memo serves the token it opened without unsealing
+    /// it again, and never another token, a revoked or expired one, or one
+    /// kept under other sessions (a reload's).
+    #[test]
+    fn a_memo_serves_only_its_live_token_under_its_sessions() {
+        use std::cell::Cell;
+        let sessions = Arc::new(sessions(60));
+        let (first, _) = sessions.seal([1; 16], ID, None).unwrap();
+        let (second, _) = sessions.seal([2; 16], ID, Some("demo")).unwrap();
+        let memo = SessionMemo::default();
+        let accepted = Cell::new(0);
+        let open = |sessions: &Arc<Sessions>, token: &str| {
+            sessions.open_with(token.as_bytes(), &memo, |claims| {
+                accepted.set(accepted.get() + 1);
+                Some(claims.binding[0])
+            })
+        };
+        assert_eq!(open(&sessions, &first), Some(1));
+        assert_eq!(open(&sessions, &first), Some(1));
+        assert_eq!(accepted.get(), 1, "the second time from the memo");
+        assert_eq!(open(&sessions, &second), Some(2));
+        assert_eq!(accepted.get(), 2, "another token is opened");
+        assert_eq!(open(&sessions, "kps_AAAA"), None);
+        let reloaded = Arc::new(Sessions::new(
+            None,
+            Duration::from_secs(60),
+            sessions.state.clone(),
+        ));
+        assert_eq!(open(&reloaded, &second), Some(2));
+        assert_eq!(accepted.get(), 3, "the memo of other sessions is not used");
+        assert_eq!(open(&reloaded, &second), Some(2));
+        assert!(reloaded.revoke(second.as_bytes()));
+        assert_eq!(open(&reloaded, &second), None, "revoked, though remembered");
+        let expired = (
+            u32::try_from(now_unix() - 1).unwrap(),
+            sha256(first.as_bytes()),
+        );
+        memo.keep(&sessions, first.as_bytes(), expired, &1);
+        assert_eq!(open(&sessions, &first), None, "expired, though remembered");
+        assert_eq!(format!("{memo:?}"), "SessionMemo");
     }
 
     #[test]

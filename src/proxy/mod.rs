@@ -30,7 +30,7 @@ use crate::clouds::{Cloud, Clouds};
 use crate::config::Settings;
 use crate::connector::{self, CloudTlsError};
 use crate::error::ProxyError;
-use crate::facade::Facade;
+use crate::facade::{Facade, SessionAuth};
 use crate::forward::{
     ClientBody, Forwarded, Linger, Outgoing, Pace, PacedBody, PooledBody, ReplayBody, ReplayHandle,
     Upstream, UpstreamBody, headers,
@@ -42,7 +42,7 @@ pub(crate) use crate::request_log::Record;
 use crate::request_log::{Line, Logged};
 use crate::rewrite::{self, LinkMap};
 use crate::route::{self, Route, Target};
-use crate::sessions::{SessionState, Sessions};
+use crate::sessions::{SessionMemo, SessionState, Sessions};
 use crate::tokens::{Scope, Token, TokenCache};
 
 /// What the listeners send: an answer whose log line is written when it
@@ -102,6 +102,8 @@ pub struct Peer {
     pub forwarded: Forwarded,
     /// The key its last request proved.
     pub keys: KeyMemo,
+    /// The session token its last request with one presented.
+    pub sessions: SessionMemo<SessionAuth>,
 }
 
 /// What every attempt of one request shares: who asks, for which scope,
@@ -275,7 +277,7 @@ impl Proxy {
             return Box::pin(self.facade.answer(path, &parts, body, record)).await;
         }
         // A facade session, or a local key.
-        let session = self.facade.session_of(&parts)?;
+        let session = self.facade.session_with(&parts, &peer.sessions)?;
         let client = match &session {
             Some((client, _)) => client.clone(),
             None => (self.clients).authenticate_with(&parts.headers, &peer.keys)?,

@@ -328,6 +328,7 @@ async fn accept_loop(
             peer: Peer {
                 forwarded: Forwarded::new(client_ip, if tls.is_some() { "https" } else { "http" }),
                 keys: KeyMemo::default(),
+                sessions: Default::default(),
             },
         };
         tokio::spawn(async move {
@@ -624,6 +625,7 @@ mod tests {
         let peer = Arc::new(Peer {
             forwarded: Forwarded::new(None, "http"),
             keys: KeyMemo::default(),
+            sessions: Default::default(),
         });
         let size = future_size(|request| answered(Role::Proxy, proxy, peer, request));
         assert!(size < 6 * 1024, "a request's future is {size} bytes");
