@@ -2,6 +2,7 @@
 //! optional admin listener, connection limits, SIGHUP reload and a
 //! graceful drain on SIGTERM/SIGINT.
 
+mod drain;
 mod fds;
 mod listener;
 mod start_error;
@@ -20,7 +21,6 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, oneshot, watch};
@@ -32,6 +32,7 @@ use crate::forward::Forwarded;
 use crate::proxy::{Answer, Lasting, Peer, Proxy};
 use crate::session_keys::SessionKeys;
 use crate::sessions::Sessions;
+use drain::{Drain, Watcher};
 pub(crate) use listener::Bound;
 use listener::{Socket, Sockets, Stream};
 pub use start_error::StartError;
@@ -142,7 +143,7 @@ pub async fn run(
     });
     tokio::spawn(async move { proxy.warm_up().await });
 
-    let admin_drain = GracefulShutdown::new();
+    let admin_drain = Drain::new();
     let accept_admin = async {
         if let Some(admin) = admin.map(Bound::Tcp) {
             let limit = Arc::new(Semaphore::new(ADMIN_CONNECTIONS));
@@ -217,7 +218,7 @@ impl Serving {
     /// A worker's life, in its runtime.
     async fn work(self, socket: Socket, stopped: watch::Receiver<bool>) -> std::io::Result<()> {
         let listener = socket.into_bound()?;
-        let drain = GracefulShutdown::new();
+        let drain = Drain::new();
         accept_loop(
             &listener,
             (Role::Proxy, &drain),
@@ -233,7 +234,7 @@ impl Serving {
 
     /// Wait for the connections `drain` watches to end, at most
     /// `shutdown_timeout`; the rest are closed.
-    async fn drained(&self, drain: GracefulShutdown) {
+    async fn drained(&self, drain: Drain) {
         if tokio::time::timeout(self.drain, drain.shutdown())
             .await
             .is_err()
@@ -278,7 +279,7 @@ fn http_builder(listen: &ListenSettings) -> auto::Builder<TokioExecutor> {
 /// Accept until told to stop; each connection holds a permit of `limit`.
 async fn accept_loop(
     listener: &Bound,
-    (role, graceful): (Role, &GracefulShutdown),
+    (role, graceful): (Role, &Drain),
     serving: &Serving,
     limit: Arc<Semaphore>,
     mut stopped: watch::Receiver<bool>,
