@@ -74,6 +74,15 @@ pub fn start_command(mut command: Command, log: Option<&str>) -> ProxyProcess {
     ProxyProcess::start(command, LogTo::Memory).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// The proxy's JSON log lines whose message is `message`, once there are
+/// `count` of them (up to 10 s): the log is read from the child's stderr,
+/// after the proxy's writer thread, and may lag behind what the proxy did.
+pub async fn logged(proxy: &ProxyProcess, message: &str, count: usize) -> Vec<serde_json::Value> {
+    let limit = std::time::Duration::from_secs(10);
+    super::eventually(limit, || log_lines(proxy, message).len() >= count).await;
+    log_lines(proxy, message)
+}
+
 /// The proxy's JSON log lines whose message is `message`.
 pub fn log_lines(proxy: &ProxyProcess, message: &str) -> Vec<serde_json::Value> {
     proxy

@@ -495,8 +495,13 @@ async fn a_stalled_upstream_body_is_cut_after_body_timeout() {
     let response = stack.get("/json/x", ANY_KEY).await;
     assert_eq!(response.status, 504, "{response:?}");
     assert_eq!(response.proxy_error(), Some("upstream-timeout"));
-    assert!(stack.proxy.logs().contains("stalled"), "the log says so");
+    let logs_say = |what: &'static str| {
+        let proxy = &stack.proxy;
+        eventually(Duration::from_secs(10), move || proxy.logs().contains(what))
+    };
+    assert!(logs_say("stalled").await, "the log says so");
     // The streamed one's line says it was cut, and by what.
+    assert!(logs_say("/plain/x").await, "{}", stack.proxy.logs());
     let lines = log_lines(&stack.proxy, "request");
     let plain = lines
         .iter()

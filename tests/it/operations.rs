@@ -207,7 +207,7 @@ async fn each_worker_has_its_own_socket_and_serves() {
         "{threads:?}"
     );
     assert_eq!(stack.proxy.listening_sockets(stack.proxy.addr.port()), 3);
-    let started = log_lines(&stack.proxy, "workers");
+    let started = logged(&stack.proxy, "workers", 1).await;
     assert_eq!(started[0]["fields"]["workers"], 3, "{started:?}");
     assert_eq!(started[0]["fields"]["own_sockets"], true, "{started:?}");
     let addr = stack.proxy.addr;
@@ -943,7 +943,7 @@ async fn json_log_fields_are_plain_values() {
         config.set("listen.admin_address", "127.0.0.1:0");
     })
     .await;
-    let lines = log_lines(&stack.proxy, "listening");
+    let lines = logged(&stack.proxy, "listening", 1).await;
     let admin = stack.proxy.admin_url.clone().unwrap();
     assert_eq!(
         lines[0]["fields"]["admin"]
