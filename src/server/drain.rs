@@ -15,7 +15,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
-use hyper_util::server::graceful::GracefulConnection;
 use tokio::sync::futures::OwnedNotified;
 use tokio::sync::{Notify, mpsc};
 
@@ -32,19 +31,6 @@ pub(super) struct Drain {
 struct Stop {
     stopping: AtomicBool,
     wake: Arc<Notify>,
-}
-
-/// A connection that can be told to finish what it is answering, then
-/// close (hyper's connections are; the trait they implement cannot be
-/// implemented elsewhere, so a test's connection implements this one).
-pub(super) trait Finish: Future {
-    fn finish(self: Pin<&mut Self>);
-}
-
-impl<C: GracefulConnection> Finish for C {
-    fn finish(self: Pin<&mut Self>) {
-        GracefulConnection::graceful_shutdown(self);
-    }
 }
 
 /// A connection's part of a [`Drain`].
@@ -92,11 +78,13 @@ impl Drain {
 }
 
 impl Watcher {
-    /// `connection`, told to finish once the drain begins.
-    pub(super) fn watch<C: Finish>(self, connection: C) -> Watched<C> {
+    /// `connection`, told to finish what it is answering and close
+    /// (`finish`, hyper's `graceful_shutdown`) once the drain begins.
+    pub(super) fn watch<C: Future>(self, connection: C, finish: fn(Pin<&mut C>)) -> Watched<C> {
         let wake = Box::pin(self.stop.wake.clone().notified_owned());
         Watched {
             connection: Box::pin(connection),
+            finish,
             wake,
             watcher: self,
             registered: false,
@@ -109,13 +97,14 @@ impl Watcher {
 /// allocation each per connection, not per request.)
 pub(super) struct Watched<C> {
     connection: Pin<Box<C>>,
+    finish: fn(Pin<&mut C>),
     wake: Pin<Box<OwnedNotified>>,
     watcher: Watcher,
     registered: bool,
     told: bool,
 }
 
-impl<C: Finish> Future for Watched<C> {
+impl<C: Future> Future for Watched<C> {
     type Output = C::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<C::Output> {
@@ -127,7 +116,7 @@ impl<C: Finish> Future for Watched<C> {
         }
         if !this.told && this.watcher.stop.stopping.load(Ordering::Acquire) {
             this.told = true;
-            this.connection.as_mut().finish();
+            (this.finish)(this.connection.as_mut());
         }
         this.connection.as_mut().poll(cx)
     }
@@ -161,10 +150,8 @@ mod tests {
         }
     }
 
-    impl Finish for Connection {
-        fn finish(self: Pin<&mut Self>) {
-            self.told.fetch_add(1, Ordering::Relaxed);
-        }
+    fn finish(connection: Pin<&mut Connection>) {
+        connection.told.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Idle and busy connections, and one that starts after the stop, are
@@ -180,7 +167,7 @@ mod tests {
                 told: told.clone(),
                 answering,
             };
-            ended.push(tokio::spawn(drain.watcher().watch(connection)));
+            ended.push(tokio::spawn(drain.watcher().watch(connection, finish)));
         }
         let late = drain.watcher();
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -193,7 +180,7 @@ mod tests {
             told: told.clone(),
             answering: 1,
         };
-        late.watch(connection).await;
+        late.watch(connection, finish).await;
         assert_eq!(told.load(Ordering::Relaxed), 4);
         shutdown.await.expect("the drain ends");
         for connection in ended {

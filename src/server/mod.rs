@@ -5,6 +5,7 @@
 mod drain;
 mod fds;
 mod listener;
+mod protocol;
 mod start_error;
 mod tls;
 
@@ -19,15 +20,14 @@ use arc_swap::{ArcSwap, ArcSwapOption};
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, oneshot, watch};
 use tokio_rustls::TlsAcceptor;
 
 use crate::clients::KeyMemo;
-use crate::config::{ConfigError, ListenSettings, Settings};
+use crate::config::{ConfigError, Settings};
 use crate::forward::Forwarded;
 use crate::proxy::{Answer, Lasting, Peer, Proxy};
 use crate::session_keys::SessionKeys;
@@ -35,17 +35,12 @@ use crate::sessions::Sessions;
 use drain::{Drain, Watcher};
 pub(crate) use listener::Bound;
 use listener::{Socket, Sockets, Stream};
+use protocol::{Builders, Protocol};
 pub use start_error::StartError;
 
 /// Connections the admin listener serves at once: probes and a scraper,
 /// kept apart from the proxy's limit so they still get in when it is full.
 const ADMIN_CONNECTIONS: usize = 64;
-/// HTTP/2 pings to notice dead peers on idle connections.
-const H2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
-const H2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
-/// Streams one HTTP/2 connection may have open (hyper's default is 200;
-/// stated here so the bound is visible).
-const H2_MAX_STREAMS: u32 = 200;
 
 /// Reads the configuration again (SIGHUP).
 pub type Reload = Box<dyn Fn() -> Result<Settings, ConfigError> + Send + Sync>;
@@ -121,7 +116,7 @@ pub async fn run(
     let admin_addr = admin.as_ref().and_then(|a| a.local_addr().ok());
     let serving = Serving {
         live: live.clone(),
-        builder: Arc::new(http_builder(&settings.listen)),
+        builders: Arc::new(Builders::new(&settings.listen)),
         limit: Arc::new(Semaphore::new(settings.listen.max_connections)),
         handshake: settings.listen.header_read_timeout,
         drain: settings.listen.shutdown_timeout,
@@ -174,7 +169,7 @@ pub async fn run(
 #[derive(Clone)]
 struct Serving {
     live: Arc<Live>,
-    builder: Arc<auto::Builder<TokioExecutor>>,
+    builders: Arc<Builders>,
     /// `listen.max_connections`, shared by the workers (taken once per
     /// connection, not per request).
     limit: Arc<Semaphore>,
@@ -257,25 +252,6 @@ fn with_public_url(mut settings: Settings, bound_url: &str) -> Settings {
     settings
 }
 
-/// HTTP/1.1 and HTTP/2 with the configured limits.
-fn http_builder(listen: &ListenSettings) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(listen.header_read_timeout)
-        .max_buf_size(listen.max_header_bytes)
-        .max_headers(listen.max_headers);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(listen.max_header_bytes).unwrap_or(u32::MAX))
-        .max_concurrent_streams(H2_MAX_STREAMS)
-        .keep_alive_interval(H2_KEEPALIVE_INTERVAL)
-        .keep_alive_timeout(H2_KEEPALIVE_TIMEOUT);
-    builder
-}
-
 /// Accept until told to stop; each connection holds a permit of `limit`.
 async fn accept_loop(
     listener: &Bound,
@@ -324,7 +300,7 @@ async fn accept_loop(
         let connection = Connection {
             role,
             live: serving.live.clone(),
-            builder: serving.builder.clone(),
+            builders: serving.builders.clone(),
             watcher: graceful.watcher(),
             peer: Peer {
                 forwarded: Forwarded::new(client_ip, if tls.is_some() { "https" } else { "http" }),
@@ -338,22 +314,35 @@ async fn accept_loop(
             // takes a first byte: a connection that sends none would hold its
             // place for good. (A unix socket cannot be peeked without
             // unsafe code; its readiness is the best sign there, and only
-            // local processes can reach it.)
-            let mut byte = [0u8; 1];
-            let first_byte = match &stream {
-                Stream::Tcp(io) => tokio::time::timeout(handshake_timeout, io.peek(&mut byte))
+            // local processes can reach it.) The bytes peeked also tell
+            // HTTP/1 from HTTP/2 (see `protocol::Protocol`).
+            let mut first = [0u8; 3];
+            let first_bytes = match &stream {
+                Stream::Tcp(io) => tokio::time::timeout(handshake_timeout, io.peek(&mut first))
                     .await
-                    .map(|_| ()),
+                    .map(|peeked| peeked.ok().and_then(|n| first.get(..n))),
                 Stream::Unix(io) => tokio::time::timeout(handshake_timeout, io.readable())
                     .await
-                    .map(|_| ()),
+                    .map(|_| None),
             };
-            if first_byte.is_err() {
+            let Ok(first) = first_bytes else {
                 return tracing::debug!("connection closed: no request within header_read_timeout");
-            }
+            };
+            let protocol = match (&tls, first) {
+                (None, Some(first)) => Protocol::of(first),
+                _ => Protocol::Unknown,
+            };
             match stream {
-                Stream::Tcp(io) => connection.serve_with(io, tls, handshake_timeout).await,
-                Stream::Unix(io) => connection.serve_with(io, tls, handshake_timeout).await,
+                Stream::Tcp(io) => {
+                    connection
+                        .serve_with(io, tls, protocol, handshake_timeout)
+                        .await
+                }
+                Stream::Unix(io) => {
+                    connection
+                        .serve_with(io, tls, protocol, handshake_timeout)
+                        .await
+                }
             }
         });
     }
@@ -363,7 +352,7 @@ async fn accept_loop(
 struct Connection {
     role: Role,
     live: Arc<Live>,
-    builder: Arc<auto::Builder<TokioExecutor>>,
+    builders: Arc<Builders>,
     watcher: Watcher,
     peer: Peer,
 }
@@ -371,15 +360,20 @@ struct Connection {
 impl Connection {
     /// TLS first if configured (with the same deadline as request headers,
     /// so a client that never finishes its handshake is dropped).
-    async fn serve_with<I>(self, io: I, tls: Option<TlsAcceptor>, handshake_timeout: Duration)
-    where
+    async fn serve_with<I>(
+        self,
+        io: I,
+        tls: Option<TlsAcceptor>,
+        protocol: Protocol,
+        handshake_timeout: Duration,
+    ) where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         match tls {
-            None => self.serve(io).await,
+            None => self.serve(io, protocol).await,
             Some(acceptor) => {
                 match tokio::time::timeout(handshake_timeout, acceptor.accept(io)).await {
-                    Ok(Ok(stream)) => self.serve(stream).await,
+                    Ok(Ok(stream)) => self.serve(stream, Protocol::Unknown).await,
                     Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
                     Err(_) => tracing::debug!("TLS handshake timed out"),
                 }
@@ -387,14 +381,14 @@ impl Connection {
         }
     }
 
-    async fn serve<I>(self, io: I)
+    async fn serve<I>(self, io: I, protocol: Protocol)
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let Connection {
             role,
             live,
-            builder,
+            builders,
             watcher,
             peer,
         } = self;
@@ -403,10 +397,24 @@ impl Connection {
             // Each request uses the configuration current when it arrives.
             answer(role, live.proxy.load_full(), peer.clone(), request)
         });
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(io), service)
-            .into_owned();
-        if let Err(error) = watcher.watch(connection).await {
+        let io = TokioIo::new(io);
+        let ended = match protocol {
+            Protocol::Http1 => {
+                let connection = builders.http1.serve_connection(io, service);
+                let connection = connection.with_upgrades();
+                let watched =
+                    watcher.watch(connection, |connection| connection.graceful_shutdown());
+                watched.await.map_err(Into::into)
+            }
+            Protocol::Unknown => {
+                let connection = builders.auto.serve_connection_with_upgrades(io, service);
+                let connection = connection.into_owned();
+                let watched =
+                    watcher.watch(connection, |connection| connection.graceful_shutdown());
+                watched.await
+            }
+        };
+        if let Err(error) = ended {
             tracing::debug!(error = %error, "connection ended with an error");
         }
     }
