@@ -308,7 +308,10 @@ mod tests {
         let task = std::task::Waker::from(waker.clone());
         let _ = Pin::new(&mut timed).poll_flush(&mut Context::from_waker(&task));
         tokio::time::sleep(TIMEOUT + Duration::from_millis(1)).await;
-        assert!(waker.0.load(Ordering::Relaxed), "the connection's task was woken");
+        assert!(
+            waker.0.load(Ordering::Relaxed),
+            "the connection's task was woken"
+        );
     }
 
     /// A waker that records that it was woken.
