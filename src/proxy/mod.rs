@@ -33,8 +33,8 @@ use crate::connector::{self, CloudTlsError};
 use crate::error::ProxyError;
 use crate::facade::{Facade, SessionAuth};
 use crate::forward::{
-    ClientBody, Forwarded, Linger, Outgoing, Pace, PacedBody, PooledBody, ReplayBody, ReplayHandle,
-    Upstream, UpstreamBody, headers,
+    AnswerTimer, ClientBody, Forwarded, Linger, Outgoing, Pace, PacedBody, PooledBody, ReplayBody,
+    ReplayHandle, Upstream, UpstreamBody, headers,
 };
 use crate::header_names::{X_OPENSTACK_REQUEST_ID, X_PROXY_RETRY};
 use crate::keystone::Keystone;
@@ -105,6 +105,8 @@ pub struct Peer {
     pub keys: KeyMemo,
     /// The session token its last request with one presented.
     pub sessions: SessionMemo<SessionAuth>,
+    /// Its requests' timer for the upstream's answer.
+    pub answer_timer: AnswerTimer,
 }
 
 /// What every attempt of one request shares: who asks, for which scope,
@@ -117,6 +119,7 @@ struct Call<'a> {
     outgoing: &'a Outgoing<'a>,
     /// The rule that allowed the request before the catalog, if any.
     early_rule: Option<usize>,
+    answer_timer: &'a AnswerTimer,
 }
 
 impl Proxy {
@@ -334,6 +337,7 @@ impl Proxy {
             route: &route,
             outgoing: &outgoing,
             early_rule,
+            answer_timer: &peer.answer_timer,
         };
         let (response, token) = self.send_with_renewal(&call, body, record).await?;
         if response.status() == StatusCode::SWITCHING_PROTOCOLS {
@@ -420,7 +424,14 @@ impl Proxy {
         let response = call
             .cloud
             .upstream
-            .send(endpoint, call.outgoing, &token.header, body, replay)
+            .send(
+                endpoint,
+                call.outgoing,
+                &token.header,
+                body,
+                replay,
+                call.answer_timer,
+            )
             .await;
         record.upstream += sent.elapsed();
         response

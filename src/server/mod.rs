@@ -308,6 +308,7 @@ async fn accept_loop(
                 forwarded: Forwarded::new(client_ip, if tls.is_some() { "https" } else { "http" }),
                 keys: KeyMemo::default(),
                 sessions: Default::default(),
+                answer_timer: Default::default(),
             },
         };
         tokio::spawn(async move {
@@ -652,6 +653,7 @@ mod tests {
             forwarded: Forwarded::new(None, "http"),
             keys: KeyMemo::default(),
             sessions: Default::default(),
+            answer_timer: Default::default(),
         });
         let size = future_size(|request| answer(Role::Proxy, proxy, peer, request, None));
         assert!(size < 6 * 1024, "a request's future is {size} bytes");
