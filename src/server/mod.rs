@@ -441,6 +441,8 @@ impl Connection {
 /// would be copied there every time, and held by every idle keep-alive
 /// connection. The rarely taken paths inside are boxed where they start,
 /// to keep the allocation small too (see `a_request_future_stays_small`).
+/// `clock`, the connection's head clock where it keeps one, learns that a
+/// head is in, and from the answer's body when the answer has ended.
 fn answer(
     role: Role,
     proxy: Arc<Proxy>,
