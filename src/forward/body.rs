@@ -15,13 +15,19 @@
 //! then continues reading the client's body where the first attempt
 //! stopped, with the same declared length (an upstream often answers 401
 //! before reading the body at all, and then little of it was sent).
+//! When no replay comes (the renewal failed, or the body was too big), the
+//! handle's drop lets go of the client's body so that it is drained (see
+//! `linger`) and its connection can serve the next request, and ends the
+//! held attempt with an error so that its upstream connection is closed:
+//! the upstream, having answered, may be waiting for the rest of a body
+//! that will never come.
 //!
 //! [`hold`]: ReplayHandle::hold
 
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 use http::HeaderMap;
@@ -75,6 +81,8 @@ struct Shared<B> {
     overflowed: bool,
     /// The first attempt was answered with a 401: it reads no more.
     held: bool,
+    /// The held attempt's task, to wake when it is to end.
+    held_waker: Option<Waker>,
     attempt: u32,
     /// Set once the client's body has ended (or failed).
     finished: Option<watch::Sender<bool>>,
@@ -109,6 +117,7 @@ where
             limit,
             overflowed: false,
             held: false,
+            held_waker: None,
             attempt: 0,
             finished,
         }));
@@ -170,7 +179,7 @@ impl<B> ReplayHandle<B> {
         if shared.overflowed {
             return None;
         }
-        shared.attempt += 1;
+        shared.supersede();
         Some(ReplayBody {
             shared: self.shared.clone(),
             attempt: shared.attempt,
@@ -179,6 +188,28 @@ impl<B> ReplayHandle<B> {
         })
     }
 }
+
+impl<B> Drop for ReplayHandle<B> {
+    /// The request is answered. A held first attempt with no replay after
+    /// it would keep the client's body unread for as long as its upstream
+    /// connection lives: the body goes (and lingers), the attempt ends.
+    fn drop(&mut self) {
+        let mut shared = self.shared.lock();
+        if !shared.held || shared.attempt != 0 {
+            return;
+        }
+        let source = shared.source.take();
+        shared.supersede();
+        drop(shared);
+        drop(source);
+    }
+}
+
+/// Why an attempt's body ended before its end: a newer attempt took over,
+/// or the request was answered without one.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body was not sent on: this attempt was refused")]
+pub struct Superseded;
 
 impl<B> Body for ReplayBody<B>
 where
@@ -195,7 +226,9 @@ where
         let this = self.get_mut();
         let mut shared = this.shared.lock();
         if shared.attempt != this.attempt {
-            return Poll::Ready(None);
+            // An error, not the end: the upstream must not take what was
+            // sent as the whole body; its connection is closed.
+            return Poll::Ready(Some(Err(Superseded.into())));
         }
         if let Some(at) = this.replay_at.as_mut() {
             if let Some(kept) = shared.kept.get(*at).cloned() {
@@ -208,6 +241,7 @@ where
         }
         let is_first = this.replay_at.is_none();
         if is_first && shared.held {
+            shared.held_waker = Some(cx.waker().clone());
             return Poll::Pending;
         }
         let Some(source) = shared.source.as_mut() else {
@@ -244,6 +278,15 @@ where
 }
 
 impl<B> Shared<B> {
+    /// A new attempt (or none) takes over: the older one ends when next
+    /// polled, and is woken to be.
+    fn supersede(&mut self) {
+        self.attempt += 1;
+        if let Some(waker) = self.held_waker.take() {
+            waker.wake();
+        }
+    }
+
     fn end_of_source(&mut self) {
         self.source = None;
         if let Some(finished) = &self.finished {
@@ -390,6 +433,7 @@ pub(crate) mod testing {
 mod tests {
     use super::*;
     use http_body_util::BodyExt;
+    use std::time::Duration;
 
     /// A body that yields the given chunks one poll at a time.
     struct Chunks(VecDeque<Bytes>);
@@ -435,9 +479,65 @@ mod tests {
         let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
         assert_eq!(first, "ab");
         let replay = handle.replay().unwrap();
-        // The superseded body ends; the replay gets everything.
-        assert!(body.frame().await.is_none());
+        // The superseded body fails (its upstream must not take it as
+        // whole); the replay gets everything.
+        let superseded = body.frame().await.expect("a frame").expect_err("an error");
+        assert!(superseded.is::<Superseded>(), "{superseded}");
         assert_eq!(read_all(replay).await, b"abcdef");
+    }
+
+    /// A body that says when it is dropped.
+    struct Watched(Chunks, Arc<std::sync::atomic::AtomicBool>);
+
+    impl Body for Watched {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+            Pin::new(&mut self.0).poll_frame(cx)
+        }
+    }
+
+    impl Drop for Watched {
+        fn drop(&mut self) {
+            self.1.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    /// A held first attempt waits in its upstream connection's task. A
+    /// replay wakes it to end; with no replay, the handle's drop lets go of
+    /// the client's body (to be drained) and wakes it too.
+    #[tokio::test]
+    async fn a_held_attempt_is_woken_to_end_and_lets_go_of_the_body() {
+        for replayed in [true, false] {
+            let dropped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let source = Watched(chunks(&[b"ab", b"cd"]), dropped.clone());
+            let (mut body, handle) = ReplayBody::new(source, 10);
+            assert_eq!(
+                body.frame().await.unwrap().unwrap().into_data().unwrap(),
+                "ab"
+            );
+            handle.hold();
+            let mut attempt = tokio::spawn(async move { body.frame().await.map(|f| f.is_err()) });
+            tokio::task::yield_now().await;
+            assert!(!attempt.is_finished(), "a held attempt reads no more");
+            let replay = replayed.then(|| handle.replay().unwrap());
+            drop(handle);
+            assert_eq!(dropped.load(std::sync::atomic::Ordering::SeqCst), !replayed);
+            let ended = tokio::time::timeout(Duration::from_secs(5), &mut attempt).await;
+            assert_eq!(
+                ended.expect("woken").unwrap(),
+                Some(true),
+                "ended by an error"
+            );
+            if let Some(replay) = replay {
+                assert_eq!(read_all(replay).await, b"abcd");
+                assert!(dropped.load(std::sync::atomic::Ordering::SeqCst));
+            }
+        }
     }
 
     #[tokio::test]

@@ -268,26 +268,69 @@ async fn read_body(client: &mut TcpStream, head: &str, mut body: Vec<u8>) -> Vec
 #[tokio::test]
 async fn an_upload_refused_early_hears_why_and_the_connection_lives_on() {
     let stack = Stack::start().await;
-    let mut client = TcpStream::connect(stack.proxy.addr).await.unwrap();
-    let head = "POST /compute/servers HTTP/1.1\r\nHost: proxy\r\nAuthorization: Bearer wrong-key\r\n\
-                Content-Length: 1000000\r\n\r\n";
-    client.write_all(head.as_bytes()).await.unwrap();
-    client.write_all(&[1u8; 64 * 1024]).await.unwrap();
-    let (answer, tail) = read_head(&mut client).await.expect("an answer");
-    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
-    let body = read_body(&mut client, &answer, tail).await;
-    assert!(String::from_utf8_lossy(&body).contains("not valid"));
-    // The rest of the upload is accepted (and thrown away)...
-    client
-        .write_all(&[1u8; 1000000 - 64 * 1024])
-        .await
-        .expect("the proxy still reads");
-    // ...and the connection serves the next request.
     let next = format!(
         "GET /compute/servers HTTP/1.1\r\nHost: proxy\r\nAuthorization: Bearer {ANY_KEY}\r\n\r\n"
     );
-    client.write_all(next.as_bytes()).await.unwrap();
-    let (answer, _) = read_head(&mut client).await.expect("a second answer");
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let body = upload_answered_early(&stack, "wrong-key", "401", &next).await;
+    assert!(String::from_utf8_lossy(&body).contains("not valid"));
     assert!(stack.seen().iter().all(|seen| seen.method != "POST"));
+}
+
+/// The upstream refuses an upload's token at its headers, before reading
+/// the body, then goes on reading it (as WSGI servers do); the renewal
+/// finds Keystone failing, so the client gets a 503. The refused attempt
+/// read no more of the client's body: now that no replay will, the proxy
+/// must read (and drop) the rest, or the client's connection hangs with
+/// the next request unread.
+#[tokio::test]
+async fn an_upload_whose_renewal_fails_hears_why_and_the_connection_lives_on() {
+    let stack = Stack::start().await;
+    assert_eq!(stack.get("/compute/servers", ANY_KEY).await.status, 200);
+    stack.keystone.revoke_all();
+    stack
+        .keystone
+        .set_fault(Some(keystone_proxy::fake::Fault::Status(503)));
+    let next = "GET /healthz HTTP/1.1\r\nHost: proxy\r\n\r\n";
+    let body = upload_answered_early(&stack, ANY_KEY, "503", next).await;
+    let body = String::from_utf8_lossy(&body);
+    assert!(body.contains("Keystone of cloud"), "{body}");
+    assert_eq!(
+        stack.seen().last().map(|seen| seen.token_accepted),
+        Some(false)
+    );
+}
+
+/// Send a 1 MB POST with `key`, its first 64 KiB at once: the proxy
+/// answers `status` before the rest is sent. Then the rest of the body goes
+/// and `next` is sent on the same connection, which must answer it with a
+/// 200. The first answer's body.
+async fn upload_answered_early(stack: &Stack, key: &str, status: &str, next: &str) -> Vec<u8> {
+    const LEN: usize = 1_000_000;
+    const FIRST: usize = 64 * 1024;
+    let limit = Duration::from_secs(10);
+    let mut client = TcpStream::connect(stack.proxy.addr).await.unwrap();
+    let head = format!(
+        "POST /compute/servers HTTP/1.1\r\nHost: proxy\r\nAuthorization: Bearer {key}\r\n\
+         Content-Length: {LEN}\r\n\r\n"
+    );
+    client.write_all(head.as_bytes()).await.unwrap();
+    client.write_all(&[1u8; FIRST]).await.unwrap();
+    let (answer, tail) = read_head(&mut client).await.expect("an answer");
+    assert!(
+        answer.starts_with(&format!("HTTP/1.1 {status}")),
+        "{answer}"
+    );
+    let body = read_body(&mut client, &answer, tail).await;
+    // The rest of the upload is accepted (and thrown away)...
+    let rest = client.write_all(&[1u8; LEN - FIRST]);
+    let rest = tokio::time::timeout(limit, rest).await;
+    rest.expect("the proxy reads the rest of the body").unwrap();
+    // ...and the connection serves the next request.
+    client.write_all(next.as_bytes()).await.unwrap();
+    let second = tokio::time::timeout(limit, read_head(&mut client)).await;
+    let (answer, _) = second
+        .expect("a second answer in time")
+        .expect("a second answer");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    body
 }
