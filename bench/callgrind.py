@@ -20,6 +20,10 @@ Usage:
       same first line, then self Ir per request summed per area: a function
       goes to the first area whose REGEX matches (re.search) its name,
       otherwise to "other".  --area implies --group.
+  callgrind.py FILE... --requests N --callers REGEX
+      same first line, then, for the functions whose name matches REGEX,
+      the callers that spend most in them: the inclusive Ir per request of
+      those calls (where a `memcpy` or a hash comes from).
 
 Several files (one per thread/part: out.1, out.2, out-01, ...) are summed.
 A file's total is its `totals:` line, else its `summary:` line, else the sum
@@ -55,6 +59,7 @@ class Profile:
         self.total = 0
         self.self_ir = defaultdict(int)   # (ob, fn) -> exclusive Ir
         self.call_ir = defaultdict(int)   # (ob, fn) -> Ir of its calls
+        self.edge_ir = defaultdict(int)   # (caller fn, callee fn) -> Ir
 
     def inclusive(self, key):
         return self.self_ir.get(key, 0) + self.call_ir.get(key, 0)
@@ -68,6 +73,7 @@ class FileParser:
         self.names = {"ob": {}, "fl": {}, "fn": {}}
         self.npos, self.event = 1, 0      # positions: line / events: Ir
         self.ob, self.fn = "???", "???"
+        self.cfn = "???"                  # the callee of the next calls=
         self.pending = None               # "call" / "jump": next line special
         self.totals, self.summary, self.cost_sum = [], [], 0
         self.seen_events = False
@@ -103,6 +109,7 @@ class FileParser:
         key = (self.ob, self.fn)
         if self.pending == "call":        # inclusive cost of that call
             self.p.call_ir[key] += ir
+            self.p.edge_ir[(self.fn, self.cfn)] += ir
         elif self.pending is None:
             self.p.self_ir[key] += ir
             self.cost_sum += ir
@@ -114,6 +121,8 @@ class FileParser:
             self.ob = resolved
         elif kind == "fn":
             self.fn = resolved
+        elif kind == "cfn":
+            self.cfn = resolved
 
     def line(self, line):
         if not line or line[0] == "#":
@@ -170,6 +179,15 @@ def print_top(profile, n, k):
               f"{os.path.basename(key[0]):<24} {key[1]}")
 
 
+def print_callers(profile, n, regex, k):
+    """The callers spending most in functions matching regex."""
+    edges = [(ir, caller, callee) for (caller, callee), ir in profile.edge_ir.items()
+             if regex.search(callee)]
+    print(f"{'calls/req':>12}  caller -> callee")
+    for ir, caller, callee in sorted(edges, reverse=True)[:k]:
+        print(f"{per_request(ir, n):>12}  {caller} -> {callee}")
+
+
 def group(profile, areas):
     """Self Ir per area label (first matching regex wins, else 'other')."""
     sums = {label: 0 for label, _ in areas}
@@ -197,11 +215,13 @@ def main(argv=None):
     ap.add_argument("--top", type=int, default=0, metavar="K")
     ap.add_argument("--group", action="store_true")
     ap.add_argument("--area", action="append", default=[], metavar="LABEL=REGEX")
+    ap.add_argument("--callers", metavar="REGEX")
     args = ap.parse_args(argv)
     try:
         if args.requests <= 0:
             raise Usage("--requests must be a positive integer")
         areas = [parse_area(a) for a in args.area]
+        callers = parse_area(f"callers={args.callers}")[1] if args.callers else None
         if args.group and not areas:
             raise Usage("--group needs at least one --area LABEL=REGEX")
         profile = Profile()
@@ -213,6 +233,8 @@ def main(argv=None):
     print(per_request(profile.total, args.requests))
     if args.top > 0:
         print_top(profile, args.requests, args.top)
+    if callers:
+        print_callers(profile, args.requests, callers, args.top or 30)
     if areas:
         for label, ir in group(profile, areas).items():
             print(f"{label:<24} {per_request(ir, args.requests):>12}")

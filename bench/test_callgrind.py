@@ -188,6 +188,16 @@ class CliTest(unittest.TestCase):
         self.assertEqual(lines[3].split()[:2], ["130", "150"])    # helper
         self.assertEqual(lines[3].split()[-1], "app::helper")
 
+    def test_callers(self):
+        with TempFiles(THREAD1, THREAD2) as paths:
+            code, out, _ = run(paths + ["--requests", "1", "--callers", "^malloc$"])
+        lines = out.splitlines()
+        self.assertEqual(code, 0)
+        # Most first; app::main's call of helper does not match.
+        self.assertEqual([line.split() for line in lines[2:]],
+                         [["50", "app::main", "->", "malloc"],
+                          ["40", "app::helper", "->", "malloc"]])
+
     def test_areas(self):
         with TempFiles(THREAD1, THREAD2) as paths:
             code, out, _ = run(paths + ["--requests", "1", "--group",

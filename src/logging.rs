@@ -13,10 +13,18 @@
 //! log pipe; nothing is dropped (it waits instead when far behind), and
 //! the [`Flush`] guard writes what is queued before the process exits.
 //!
+//! The request line, one per request, skips even tracing's dispatch
+//! ([`line`]): its fields are known, so they are written as typed values
+//! in one go instead of being visited one by one through `dyn` calls
+//! (5,300 instructions per line through tracing, 4,300 without). It is
+//! still filtered as tracing filters (`RUST_LOG`), by its callsite, and
+//! lands in the same queue in the same layout.
+//!
 //! The proxy opens no spans, so the lines carry no span context.
 
 use std::cell::RefCell;
 use std::fmt::{self, Write as _};
+use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tracing::field::{Field, Visit};
@@ -42,12 +50,76 @@ pub fn init(json: bool, colour: bool) -> Flush {
     // Its thread writes when it has nothing more queued.
     let stderr = std::io::BufWriter::with_capacity(64 * 1024, std::io::stderr());
     let (writer, flush) = queue(stderr, QUEUED_LINES);
+    let format = LineFormat { json, colour };
+    // Only the first call's queue takes direct lines, as only its
+    // subscriber becomes the global one.
+    let _ = DIRECT.set(Direct {
+        writer: writer.clone(),
+        format,
+    });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)
-        .event_format(LineFormat { json, colour })
+        .event_format(format)
         .init();
     flush
+}
+
+/// Where direct lines go: the global subscriber's queue and layout.
+struct Direct {
+    writer: tracing_appender::non_blocking::NonBlocking,
+    format: LineFormat,
+}
+
+static DIRECT: OnceLock<Direct> = OnceLock::new();
+
+thread_local! {
+    /// The line being written on this thread: its room is kept between lines.
+    static LINE: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// Writes a line of `level` for `target` straight to the log queue: the
+/// message, then the fields `fields` puts. The caller has checked that
+/// the line is on (`tracing::enabled!` at its own callsite, so `RUST_LOG`
+/// decides as for any line). Nothing is written before [`init`] (a
+/// library user with a subscriber of its own gets no request lines).
+pub(crate) fn line(
+    level: Level,
+    target: &str,
+    message: &str,
+    fields: impl FnOnce(&mut Fields<'_>),
+) {
+    use std::io::Write as _;
+    let Some(direct) = DIRECT.get() else {
+        return;
+    };
+    with_line(|line| {
+        if direct
+            .format
+            .write_direct(line, level, target, message, fields)
+            .is_ok()
+        {
+            // A failed write is counted by the queue, as for any line.
+            let _ = direct.writer.clone().write_all(line.as_bytes());
+        }
+    });
+}
+
+/// `write` with this thread's line buffer, emptied: each piece of a line
+/// is then a copy into it, not a call through `dyn Write`. A line logged
+/// while another is being written on the thread (by a value's
+/// formatting) gets a buffer of its own.
+fn with_line<R>(write: impl FnOnce(&mut String) -> R) -> R {
+    LINE.with(|line| {
+        let mut own = String::new();
+        let mut kept = line.try_borrow_mut();
+        let line = match kept.as_deref_mut() {
+            Ok(line) => line,
+            Err(_) => &mut own,
+        };
+        line.clear();
+        write(line)
+    })
 }
 
 /// Lines written to `out` by a thread of their own: up to `limit` wait in
@@ -65,6 +137,7 @@ fn queue<W: std::io::Write + Send + 'static>(
 }
 
 /// The layout of one line (see the module documentation).
+#[derive(Clone, Copy)]
 pub struct LineFormat {
     pub json: bool,
     pub colour: bool,
@@ -81,13 +154,7 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        thread_local! {
-            static LINE: RefCell<String> = const { RefCell::new(String::new()) };
-        }
-        // Written into a buffer of this thread's, then handed on at once:
-        // each piece is then a copy, not a call through `dyn Write`.
-        LINE.with_borrow_mut(|line| {
-            line.clear();
+        with_line(|line| {
             self.write_line(line, event)?;
             writer.write_str(line)
         })
@@ -97,26 +164,58 @@ where
 impl LineFormat {
     fn write_line(&self, out: &mut String, event: &Event<'_>) -> fmt::Result {
         let meta = event.metadata();
+        let mut fields = self.write_head(out, *meta.level(), meta.target())?;
+        event.record(&mut fields);
+        fields.result?;
+        self.write_tail(out, meta.target())
+    }
+
+    /// A direct line (see [`line`]): the same layout, fields put by type.
+    fn write_direct(
+        &self,
+        out: &mut String,
+        level: Level,
+        target: &str,
+        message: &str,
+        put: impl FnOnce(&mut Fields<'_>),
+    ) -> fmt::Result {
+        let mut fields = self.write_head(out, level, target)?;
+        fields.str("message", message);
+        put(&mut fields);
+        fields.result?;
+        self.write_tail(out, target)
+    }
+
+    /// Everything before the fields; the fields are written next.
+    fn write_head<'a>(
+        &self,
+        out: &'a mut String,
+        level: Level,
+        target: &str,
+    ) -> Result<Fields<'a>, fmt::Error> {
         if self.json {
             out.write_str("{\"timestamp\":\"")?;
             write_timestamp(out)?;
             out.write_str("\",\"level\":\"")?;
-            out.write_str(meta.level().as_str())?;
+            out.write_str(level.as_str())?;
             out.write_str("\",\"fields\":{")?;
-            let mut fields = Fields::new(out, Style::Json);
-            event.record(&mut fields);
-            fields.result?;
-            out.write_str("},\"target\":")?;
-            write_json_string(out, meta.target())?;
-            out.write_str("}\n")
+            Ok(Fields::new(out, Style::Json))
         } else {
             write_timestamp(out)?;
-            out.write_str(level_text(meta.level(), self.colour))?;
-            out.write_str(meta.target())?;
+            out.write_str(level_text(&level, self.colour))?;
+            out.write_str(target)?;
             out.write_char(':')?;
-            let mut fields = Fields::new(out, Style::Text);
-            event.record(&mut fields);
-            fields.result?;
+            Ok(Fields::new(out, Style::Text))
+        }
+    }
+
+    /// Everything after the fields.
+    fn write_tail(&self, out: &mut String, target: &str) -> fmt::Result {
+        if self.json {
+            out.write_str("},\"target\":")?;
+            write_json_string(out, target)?;
+            out.write_str("}\n")
+        } else {
             out.write_char('\n')
         }
     }
@@ -180,8 +279,9 @@ enum Style {
     Json,
 }
 
-/// Writes an event's fields as they are visited.
-struct Fields<'a> {
+/// Writes a line's fields: an event's as they are visited, a direct
+/// line's as they are put.
+pub(crate) struct Fields<'a> {
     out: &'a mut String,
     style: Style,
     first: bool,
@@ -200,14 +300,14 @@ impl<'a> Fields<'a> {
 
     /// The separator and the field's name; the value follows. Whether the
     /// name was left out: the text layout's message comes bare, first.
-    fn name(&mut self, field: &Field) -> Result<bool, fmt::Error> {
-        let name = field.name();
+    fn name(&mut self, name: &str) -> Result<bool, fmt::Error> {
+        let name = name.strip_prefix("r#").unwrap_or(name);
         let out = &mut *self.out;
         match self.style {
             Style::Text if name == "message" => out.push(' '),
             Style::Text => {
                 out.push(' ');
-                out.push_str(name.strip_prefix("r#").unwrap_or(name));
+                out.push_str(name);
                 out.push('=');
                 return Ok(false);
             }
@@ -215,7 +315,7 @@ impl<'a> Fields<'a> {
                 if !std::mem::replace(&mut self.first, false) {
                     out.push(',');
                 }
-                write_json_string(out, name.strip_prefix("r#").unwrap_or(name))?;
+                write_json_string(out, name)?;
                 out.push(':');
             }
         }
@@ -223,9 +323,9 @@ impl<'a> Fields<'a> {
     }
 
     /// The field's name and `value`, written by `write(out, style, bare)`.
-    fn put(&mut self, field: &Field, write: impl FnOnce(&mut String, Style, bool) -> fmt::Result) {
+    fn put(&mut self, name: &str, write: impl FnOnce(&mut String, Style, bool) -> fmt::Result) {
         if self.result.is_ok() {
-            self.result = match self.name(field) {
+            self.result = match self.name(name) {
                 Ok(bare) => write(&mut *self.out, self.style, bare),
                 Err(error) => Err(error),
             };
@@ -233,8 +333,8 @@ impl<'a> Fields<'a> {
     }
 
     /// A string: quoted (text, except the message) and escaped.
-    fn put_str(&mut self, field: &Field, value: &str) {
-        self.put(field, |out, style, bare| match style {
+    pub(crate) fn str(&mut self, name: &str, value: &str) {
+        self.put(name, |out, style, bare| match style {
             Style::Json => write_json_string(out, value),
             Style::Text if bare => write_escaped(out, value, Quotes::Kept),
             Style::Text => {
@@ -245,27 +345,38 @@ impl<'a> Fields<'a> {
             }
         });
     }
-}
 
-impl Visit for Fields<'_> {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.put_str(field, value);
+    /// A string when there is one; no field at all for `None` (as tracing
+    /// leaves out an `Option` field that is `None`).
+    pub(crate) fn some_str(&mut self, name: &str, value: Option<&str>) {
+        if let Some(value) = value {
+            self.str(name, value);
+        }
     }
 
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        self.put(field, |out, _, _| {
+    /// A string written as a `%value` field is: as [`Fields::formatted`]
+    /// writes it, without going through `core::fmt`.
+    pub(crate) fn shown(&mut self, name: &str, value: &str) {
+        self.put(name, |out, style, _| match style {
+            Style::Json => write_json_string(out, value),
+            Style::Text => write_escaped(out, value, Quotes::Kept),
+        });
+    }
+
+    pub(crate) fn u64(&mut self, name: &str, value: u64) {
+        self.put(name, |out, _, _| {
             out.write_str(itoa::Buffer::new().format(value))
         });
     }
 
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        self.put(field, |out, _, _| {
+    fn i64(&mut self, name: &str, value: i64) {
+        self.put(name, |out, _, _| {
             out.write_str(itoa::Buffer::new().format(value))
         });
     }
 
-    fn record_f64(&mut self, field: &Field, value: f64) {
-        self.put(field, |out, style, _| match (value.is_finite(), style) {
+    pub(crate) fn f64(&mut self, name: &str, value: f64) {
+        self.put(name, |out, style, _| match (value.is_finite(), style) {
             (true, _) => out.write_str(zmij::Buffer::new().format_finite(value)),
             // JSON has no NaN or infinity.
             (false, Style::Json) => out.write_str("null"),
@@ -273,17 +384,34 @@ impl Visit for Fields<'_> {
         });
     }
 
-    fn record_bool(&mut self, field: &Field, value: bool) {
-        self.put(field, |out, _, _| {
+    /// A duration in milliseconds, to the microsecond (`12.345`, `0.5`,
+    /// `3.0`): a number, as an `f64` field writes it, without a float's
+    /// shortest-digits search.
+    pub(crate) fn millis(&mut self, name: &str, value: std::time::Duration) {
+        // In u64 (580,000 years): u128 arithmetic is a call per operation.
+        let micros = value.as_secs().saturating_mul(1_000_000) + u64::from(value.subsec_micros());
+        self.put(name, |out, _, _| {
+            out.write_str(itoa::Buffer::new().format(micros / 1000))?;
+            // The leading 1 keeps the fraction's leading zeros.
+            let mut digits = itoa::Buffer::new();
+            let fraction = digits.format(micros % 1000 + 1000);
+            let fraction = fraction.get(1..).unwrap_or_default().trim_end_matches('0');
+            out.push('.');
+            out.write_str(if fraction.is_empty() { "0" } else { fraction })
+        });
+    }
+
+    pub(crate) fn bool(&mut self, name: &str, value: bool) {
+        self.put(name, |out, _, _| {
             out.write_str(if value { "true" } else { "false" })
         });
     }
 
-    /// `%value` and `?value` fields, errors and the message: formatted,
-    /// then escaped like a string (as text, without quotes: tracing's
-    /// own layout shows them as they format).
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.put(field, |out, style, _| match style {
+    /// A value as it formats (`%value` and `?value` fields, errors, the
+    /// message of an event), then escaped like a string (as text, without
+    /// quotes: tracing's own layout shows them as they format).
+    pub(crate) fn formatted(&mut self, name: &str, value: impl fmt::Debug) {
+        self.put(name, |out, style, _| match style {
             Style::Json => {
                 out.write_char('"')?;
                 write!(Escaping(out, Quotes::Escaped), "{value:?}")?;
@@ -291,6 +419,32 @@ impl Visit for Fields<'_> {
             }
             Style::Text => write!(Escaping(out, Quotes::Kept), "{value:?}"),
         });
+    }
+}
+
+impl Visit for Fields<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.str(field.name(), value);
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.u64(field.name(), value);
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.i64(field.name(), value);
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.f64(field.name(), value);
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.bool(field.name(), value);
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.formatted(field.name(), value);
     }
 }
 
@@ -479,8 +633,57 @@ mod tests {
             method = %http::Method::GET,
             reason = tracing::field::display(reason),
             path = "/compute/a\\b",
+            absent = Option::<&str>::None,
             "request"
         );
+    }
+
+    /// A direct line with the fields `put` puts.
+    fn direct_line(json: bool, put: impl FnOnce(&mut Fields<'_>)) -> String {
+        let mut line = String::new();
+        let format = LineFormat {
+            json,
+            colour: false,
+        };
+        let target = "keystone_proxy::logging::tests";
+        format
+            .write_direct(&mut line, Level::INFO, target, "request", put)
+            .expect("written");
+        line
+    }
+
+    /// The fields of [`request_line`], put as a direct line.
+    fn direct_request_line(json: bool) -> String {
+        direct_line(json, |fields| {
+            fields.str("request_id", "req-1");
+            fields.u64("status", 200);
+            fields.u64("bytes", 1234);
+            fields.i64("offset", -3);
+            fields.f64("duration_ms", 1.25);
+            fields.f64("slow", f64::NAN);
+            fields.bool("truncated", false);
+            fields.shown("method", http::Method::GET.as_str());
+            fields.shown("reason", "a \"quoted\"\nreason\x1b[31m");
+            fields.str("path", "/compute/a\\b");
+            fields.some_str("absent", None);
+        })
+    }
+
+    /// A direct line is byte for byte the line tracing's event gives, in
+    /// both layouts (but for the time it was written).
+    #[test]
+    fn a_direct_line_is_the_line_an_event_gives() {
+        for json in [true, false] {
+            let event = captured(json, request_line);
+            let direct = direct_request_line(json);
+            // The timestamp ends at the line's first Z.
+            let after_time = |line: &str| line.split_once('Z').map(|(_, rest)| rest.to_owned());
+            assert!(
+                after_time(&direct).is_some_and(|rest| rest.len() > 100),
+                "{direct}"
+            );
+            assert_eq!(after_time(&direct), after_time(&event), "json: {json}");
+        }
     }
 
     /// The JSON layout is tracing's own (timestamp, level, fields with the
@@ -608,6 +811,23 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    #[test]
+    fn milliseconds_are_written_to_the_microsecond() {
+        use std::time::Duration;
+        for (duration, written) in [
+            (Duration::from_micros(12_345), "12.345"),
+            (Duration::from_micros(500), "0.5"),
+            (Duration::from_micros(7), "0.007"),
+            (Duration::from_millis(3), "3.0"),
+            (Duration::from_nanos(999), "0.0"),
+            (Duration::from_secs(90), "90000.0"),
+        ] {
+            let line = direct_line(true, |fields| fields.millis("ms", duration));
+            let fields = &serde_json::from_str::<serde_json::Value>(&line).expect("JSON")["fields"];
+            assert_eq!(fields["ms"].to_string(), written, "{duration:?}");
         }
     }
 

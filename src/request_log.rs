@@ -219,35 +219,38 @@ fn write(line: &Line, end: End, bytes: u64, reason: Option<&dyn std::fmt::Displa
         return;
     }
     let request_id = line.request_id.to_str().unwrap_or("-");
-    let method = &line.method;
     let client = record.client.as_ref().map_or("-", |c| c.name.as_str());
-    let project = record.project.as_deref().unwrap_or("-");
-    let service = record.service.as_deref().unwrap_or("-");
-    let path = record.target.path();
-    let duration_ms = line.started.elapsed().as_secs_f64() * 1000.0;
-    let upstream_ms = record.upstream.as_secs_f64() * 1000.0;
-    let status = line.status.as_u16();
-    let retried = record.retried;
     let truncated = end != End::Complete;
     // The proxy's own error, else how the answer was cut, else nothing
     // (a field that is `None` is left out of the line).
     let code = error
         .map(ProxyError::code)
         .or(truncated.then(|| end.code()));
-    let refused_by = error.and_then(ProxyError::refused_by);
     let reason = match error {
         Some(error) => Some(error.to_string()),
         None => reason.map(ToString::to_string),
     };
-    let reason = reason.as_deref().map(tracing::field::display);
-    match warn {
-        true => tracing::warn!(
-            request_id, client, project, service, %method, path, status, bytes, truncated,
-            duration_ms, upstream_ms, retried, error = code, refused_by, reason, "request"
-        ),
-        false => tracing::info!(
-            request_id, client, project, service, %method, path, status, bytes, truncated,
-            duration_ms, upstream_ms, retried, error = code, refused_by, reason, "request"
-        ),
-    }
+    let level = match warn {
+        true => tracing::Level::WARN,
+        false => tracing::Level::INFO,
+    };
+    crate::logging::line(level, module_path!(), "request", |fields| {
+        fields.str("request_id", request_id);
+        fields.str("client", client);
+        fields.str("project", record.project.as_deref().unwrap_or("-"));
+        fields.str("service", record.service.as_deref().unwrap_or("-"));
+        fields.shown("method", line.method.as_str());
+        fields.str("path", record.target.path());
+        fields.u64("status", u64::from(line.status.as_u16()));
+        fields.u64("bytes", bytes);
+        fields.bool("truncated", truncated);
+        fields.millis("duration_ms", line.started.elapsed());
+        fields.millis("upstream_ms", record.upstream);
+        fields.bool("retried", record.retried);
+        fields.some_str("error", code);
+        fields.some_str("refused_by", error.and_then(ProxyError::refused_by));
+        if let Some(reason) = &reason {
+            fields.shown("reason", reason);
+        }
+    });
 }

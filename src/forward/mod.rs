@@ -1,5 +1,6 @@
 //! Sending one attempt of a request to a catalog endpoint.
 
+pub mod answer_timer;
 pub mod body;
 pub mod early_answer;
 pub mod headers;
@@ -18,6 +19,7 @@ use crate::connector::Connector;
 use crate::error::ProxyError;
 use crate::header_names::X_OPENSTACK_REQUEST_ID;
 use crate::worker::PerWorker;
+pub use answer_timer::AnswerTimer;
 pub use body::{ReplayBody, ReplayHandle};
 pub use headers::Forwarded;
 pub use linger::Linger;
@@ -91,7 +93,7 @@ impl Upstream {
     /// Send `outgoing` to `endpoint` with `token`. The upstream gets
     /// `timeout` for its response headers, counted from when `replay` says
     /// the client's body has been read (an upload takes as long as the
-    /// client needs to send it).
+    /// client needs to send it), on the client connection's `timer`.
     pub async fn send(
         &self,
         endpoint: &Endpoint,
@@ -99,6 +101,7 @@ impl Upstream {
         token: &HeaderValue,
         body: UpstreamBody,
         replay: &ReplayHandle<ClientBody>,
+        timer: &AnswerTimer,
     ) -> Result<Response<PooledBody>, ProxyError> {
         let mut request = Request::new(body);
         *request.method_mut() = outgoing.method.clone();
@@ -137,9 +140,9 @@ impl Upstream {
                 () = body_read => {}
             }
         }
-        let result = match tokio::time::timeout(self.timeout, &mut response).await {
+        let result = match timer.within(self.timeout, &mut response).await {
             Ok(result) => result,
-            Err(_elapsed) => return Err(ProxyError::UpstreamTimeout(self.timeout)),
+            Err(answer_timer::Elapsed) => return Err(ProxyError::UpstreamTimeout(self.timeout)),
         };
         result.map_err(|error| send_error(endpoint, error))
     }

@@ -6,6 +6,7 @@
 //! top to bottom in [`Proxy::pipeline`].
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
@@ -32,8 +33,8 @@ use crate::connector::{self, CloudTlsError};
 use crate::error::ProxyError;
 use crate::facade::{Facade, SessionAuth};
 use crate::forward::{
-    ClientBody, Forwarded, Linger, Outgoing, Pace, PacedBody, PooledBody, ReplayBody, ReplayHandle,
-    Upstream, UpstreamBody, headers,
+    AnswerTimer, ClientBody, Forwarded, Linger, Outgoing, Pace, PacedBody, PooledBody, ReplayBody,
+    ReplayHandle, Upstream, UpstreamBody, headers,
 };
 use crate::header_names::{X_OPENSTACK_REQUEST_ID, X_PROXY_RETRY};
 use crate::keystone::Keystone;
@@ -104,6 +105,8 @@ pub struct Peer {
     pub keys: KeyMemo,
     /// The session token its last request with one presented.
     pub sessions: SessionMemo<SessionAuth>,
+    /// Its requests' timer for the upstream's answer.
+    pub answer_timer: AnswerTimer,
 }
 
 /// What every attempt of one request shares: who asks, for which scope,
@@ -116,6 +119,7 @@ struct Call<'a> {
     outgoing: &'a Outgoing<'a>,
     /// The rule that allowed the request before the catalog, if any.
     early_rule: Option<usize>,
+    answer_timer: &'a AnswerTimer,
 }
 
 impl Proxy {
@@ -183,18 +187,29 @@ impl Proxy {
 
     /// Answer one request on the proxy listener; never fails (errors
     /// become proxy answers). Its log line is written when the answer's
-    /// body is done (see [`request_log`]).
-    pub async fn handle(&self, request: Request<Incoming>, peer: &Peer) -> Response<Answer> {
+    /// body is done (see [`request_log`]). The future owns what it uses,
+    /// so that it is the connection's request future itself.
+    pub async fn handle(
+        self: Arc<Self>,
+        request: Request<Incoming>,
+        peer: Arc<Peer>,
+    ) -> Result<Response<Answer>, Infallible> {
         let _in_flight = self.metrics.in_flight();
         let started = Instant::now();
         let method = request.method().clone();
         let request_id = request_id(request.headers());
-        let request = request.map(|body| Linger::new(PacedBody::new(body, self.body_pace)));
         let mut record = Record {
             target: request.uri().clone(),
             ..Record::default()
         };
-        let result = self.pipeline(request, peer, &request_id, &mut record).await;
+        // The request is in the pipeline's future, not beside it as well:
+        // a local dead before the await takes no room in this one.
+        let pipeline = {
+            let (parts, body) = request.into_parts();
+            let body = Linger::new(PacedBody::new(body, self.body_pace));
+            self.pipeline(parts, body, &peer, &request_id, &mut record)
+        };
+        let result = pipeline.await;
         let (mut response, error) = match result {
             Ok(response) => (response, None),
             Err(error) => (error.to_response().map(from_full), Some(error)),
@@ -231,19 +246,22 @@ impl Proxy {
                 error,
             })
         });
-        response.map(|body| Logged::new(body, line))
+        Ok(response.map(|body| Logged::new(body, line)))
     }
 
     /// One request's phases, in the order it lives them (ARCHITECTURE.md
     /// has the table); any phase may end it with a `ProxyError`.
+    /// (Not an `async fn`: an async fn's future holds each argument twice,
+    /// as given and as bound: 350 bytes more, moved with every request's
+    /// future.)
     async fn pipeline(
         &self,
-        request: Request<ClientBody>,
+        mut parts: http::request::Parts,
+        body: ClientBody,
         peer: &Peer,
         request_id: &HeaderValue,
         record: &mut Record,
     ) -> Result<Response<ResponseBody>, ProxyError> {
-        let (mut parts, body) = request.into_parts();
         if access::rule::is_never_allowed(&parts.method) {
             return Err(ProxyError::MethodNotAllowed {
                 message: format!("{} is never forwarded", parts.method),
@@ -319,6 +337,7 @@ impl Proxy {
             route: &route,
             outgoing: &outgoing,
             early_rule,
+            answer_timer: &peer.answer_timer,
         };
         let (response, token) = self.send_with_renewal(&call, body, record).await?;
         if response.status() == StatusCode::SWITCHING_PROTOCOLS {
@@ -405,7 +424,14 @@ impl Proxy {
         let response = call
             .cloud
             .upstream
-            .send(endpoint, call.outgoing, &token.header, body, replay)
+            .send(
+                endpoint,
+                call.outgoing,
+                &token.header,
+                body,
+                replay,
+                call.answer_timer,
+            )
             .await;
         record.upstream += sent.elapsed();
         response

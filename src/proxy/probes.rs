@@ -2,6 +2,8 @@
 //! client's default scope, or why not), `/metrics`, on the admin listener
 //! or the main one, and the warm-up that gets those tokens at start.
 
+use std::convert::Infallible;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -21,7 +23,10 @@ const READY_WAIT: Duration = Duration::from_secs(3);
 
 impl Proxy {
     /// Answer one request on the admin listener: health, readiness, metrics.
-    pub async fn handle_admin(&self, request: Request<Incoming>) -> Response<Answer> {
+    pub async fn handle_admin(
+        self: Arc<Self>,
+        request: Request<Incoming>,
+    ) -> Result<Response<Answer>, Infallible> {
         let answer = match route::parse(request.uri().path(), request.headers()) {
             Ok(Target::Health) => Ok(health()),
             Ok(Target::Ready) => Ok(self.readiness().await),
@@ -30,9 +35,8 @@ impl Proxy {
                 "the admin listener serves /healthz, /readyz and /metrics".into(),
             )),
         };
-        answer
-            .unwrap_or_else(|error| error.to_response().map(from_full))
-            .map(Logged::unlogged)
+        let answer = answer.unwrap_or_else(|error| error.to_response().map(from_full));
+        Ok(answer.map(Logged::unlogged))
     }
 
     /// Every client's default scope, once each.

@@ -2,6 +2,7 @@
 //! optional admin listener, connection limits, SIGHUP reload and a
 //! graceful drain on SIGTERM/SIGINT.
 
+mod deadline;
 mod drain;
 mod fds;
 mod listener;
@@ -17,7 +18,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
-use http::{Request, Response};
+use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -32,6 +33,7 @@ use crate::forward::Forwarded;
 use crate::proxy::{Answer, Lasting, Peer, Proxy};
 use crate::session_keys::SessionKeys;
 use crate::sessions::Sessions;
+use deadline::{Ended, HeadClock, Timed};
 use drain::{Drain, Watcher};
 pub(crate) use listener::Bound;
 use listener::{Socket, Sockets, Stream};
@@ -306,6 +308,7 @@ async fn accept_loop(
                 forwarded: Forwarded::new(client_ip, if tls.is_some() { "https" } else { "http" }),
                 keys: KeyMemo::default(),
                 sessions: Default::default(),
+                answer_timer: Default::default(),
             },
         };
         tokio::spawn(async move {
@@ -370,10 +373,12 @@ impl Connection {
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         match tls {
-            None => self.serve(io, protocol).await,
+            None => self.serve(io, protocol, handshake_timeout).await,
             Some(acceptor) => {
                 match tokio::time::timeout(handshake_timeout, acceptor.accept(io)).await {
-                    Ok(Ok(stream)) => self.serve(stream, Protocol::Unknown).await,
+                    Ok(Ok(stream)) => {
+                        (self.serve(stream, Protocol::Unknown, handshake_timeout)).await
+                    }
                     Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
                     Err(_) => tracing::debug!("TLS handshake timed out"),
                 }
@@ -381,7 +386,9 @@ impl Connection {
         }
     }
 
-    async fn serve<I>(self, io: I, protocol: Protocol)
+    /// `header_timeout`: the time a client has to send each request's
+    /// head (see [`deadline`]).
+    async fn serve<I>(self, io: I, protocol: Protocol, header_timeout: Duration)
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -393,20 +400,28 @@ impl Connection {
             peer,
         } = self;
         let peer = Arc::new(peer);
-        let service = service_fn(move |request| {
-            // Each request uses the configuration current when it arrives.
-            answer(role, live.proxy.load_full(), peer.clone(), request)
-        });
-        let io = TokioIo::new(io);
-        let ended = match protocol {
-            Protocol::Http1 => {
+        // HTTP/1 known from the first bytes keeps its own head deadline;
+        // `auto` leaves it to hyper's timer.
+        let clock = (protocol == Protocol::Http1).then(|| Arc::new(HeadClock::new()));
+        let service = {
+            let clock = clock.clone();
+            service_fn(move |request| {
+                // Each request uses the configuration current when it arrives.
+                let proxy = live.proxy.load_full();
+                answer(role, proxy, peer.clone(), request, clock.clone())
+            })
+        };
+        let ended = match clock {
+            Some(clock) => {
+                let io = TokioIo::new(Timed::new(io, clock, header_timeout));
                 let connection = builders.http1.serve_connection(io, service);
                 let connection = connection.with_upgrades();
                 let watched =
                     watcher.watch(connection, |connection| connection.graceful_shutdown());
                 watched.await.map_err(Into::into)
             }
-            Protocol::Unknown => {
+            None => {
+                let io = TokioIo::new(io);
                 let connection = builders.auto.serve_connection_with_upgrades(io, service);
                 let connection = connection.into_owned();
                 let watched =
@@ -426,25 +441,30 @@ impl Connection {
 /// would be copied there every time, and held by every idle keep-alive
 /// connection. The rarely taken paths inside are boxed where they start,
 /// to keep the allocation small too (see `a_request_future_stays_small`).
+/// `clock`, the connection's head clock where it keeps one, learns that a
+/// head is in, and from the answer's body when the answer has ended.
 fn answer(
     role: Role,
     proxy: Arc<Proxy>,
     peer: Arc<Peer>,
     request: Request<Incoming>,
-) -> Pin<Box<dyn Future<Output = Result<Response<Answer>, Infallible>> + Send>> {
-    Box::pin(answered(role, proxy, peer, request))
-}
-
-async fn answered(
-    role: Role,
-    proxy: Arc<Proxy>,
-    peer: Arc<Peer>,
-    request: Request<Incoming>,
-) -> Result<Response<Answer>, Infallible> {
-    Ok(match role {
-        Role::Proxy => proxy.handle(request, &peer).await,
-        Role::Admin => Box::pin(proxy.handle_admin(request)).await,
-    })
+    clock: Option<Arc<HeadClock>>,
+) -> impl Future<Output = Result<Response<Ended<Answer>>, Infallible>> + Send {
+    if let Some(clock) = &clock {
+        clock.busy();
+    }
+    // The handler's own future goes into the box: a future awaiting it
+    // would be one more copy of its kilobytes, made at its first poll.
+    let answer: Pin<Box<dyn Future<Output = _> + Send>> = match role {
+        Role::Proxy => Box::pin(proxy.handle(request, peer)),
+        Role::Admin => Box::pin(proxy.handle_admin(request)),
+    };
+    async move {
+        let response: Response<Answer> = answer.await?;
+        // The tunnel that follows a protocol switch awaits no head.
+        let clock = clock.filter(|_| response.status() != StatusCode::SWITCHING_PROTOCOLS);
+        Ok(response.map(|body| Ended::new(body, clock)))
+    }
 }
 
 /// Wait for SIGTERM/SIGINT (then tell the accept loops to stop); reload
@@ -635,8 +655,9 @@ mod tests {
             forwarded: Forwarded::new(None, "http"),
             keys: KeyMemo::default(),
             sessions: Default::default(),
+            answer_timer: Default::default(),
         });
-        let size = future_size(|request| answered(Role::Proxy, proxy, peer, request));
+        let size = future_size(|request| answer(Role::Proxy, proxy, peer, request, None));
         assert!(size < 6 * 1024, "a request's future is {size} bytes");
     }
 }

@@ -6,7 +6,9 @@
 //! Nearly every client of the proxy speaks HTTP/1.1 in plain text, and
 //! `auto` costs on every read (its rewind buffer, its version state): about
 //! 800 instructions per request. Both serve upgrades (WebSocket tunnels)
-//! and keep the same limits.
+//! and keep the same limits; the head deadline of an HTTP/1 connection is
+//! kept by hyper's timer under `auto`, by the connection's own
+//! ([`super::deadline`]) otherwise.
 
 use std::time::Duration;
 
@@ -56,16 +58,17 @@ impl Builders {
         macro_rules! http1_limits {
             ($builder:expr) => {
                 $builder
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(listen.header_read_timeout)
                     .max_buf_size(listen.max_header_bytes)
                     .max_headers(listen.max_headers)
             };
         }
+        // Its head deadline is the connection's own (see `deadline`).
         let mut http1 = http1::Builder::new();
-        http1_limits!(http1);
+        http1_limits!(http1).header_read_timeout(None);
         let mut auto = auto::Builder::new(TokioExecutor::new());
-        http1_limits!(auto.http1());
+        http1_limits!(auto.http1())
+            .timer(TokioTimer::new())
+            .header_read_timeout(listen.header_read_timeout);
         auto.http2()
             .timer(TokioTimer::new())
             .max_header_list_size(u32::try_from(listen.max_header_bytes).unwrap_or(u32::MAX))

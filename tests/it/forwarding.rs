@@ -2,6 +2,7 @@
 
 use bytes::Bytes;
 use http::Method;
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::common::*;
@@ -251,7 +252,8 @@ async fn redirects_are_passed_back_not_followed() {
 
 /// A console's WebSocket: the upgrade request reaches the endpoint with a
 /// real token (and without the local key), the 101 comes back, and bytes
-/// then flow both ways through the proxy.
+/// then flow both ways through the proxy, also after a quiet time longer
+/// than `listen.header_read_timeout` (a tunnel awaits no request head).
 #[tokio::test]
 async fn an_upgrade_is_passed_through_with_the_token_injected() {
     let (heads, mut seen_heads) = tokio::sync::mpsc::unbounded_channel();
@@ -283,7 +285,9 @@ async fn an_upgrade_is_passed_through_with_the_token_injected() {
             let url = format!("http://{console}/console");
             cloud.services.push(service("console", url));
         },
-        |_| {},
+        |config| {
+            config.set("listen.header_read_timeout", "1s");
+        },
     )
     .await;
 
@@ -315,7 +319,10 @@ async fn an_upgrade_is_passed_through_with_the_token_injected() {
         Some("dGhlIHNhbXBsZSBub25jZQ==")
     );
 
-    for message in ["hello", "second frame"] {
+    for (n, message) in ["hello", "second frame"].into_iter().enumerate() {
+        if n == 1 {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+        }
         client.write_all(message.as_bytes()).await.unwrap();
         let mut buf = [0u8; 64];
         let n = client.read(&mut buf).await.unwrap();
