@@ -8,13 +8,12 @@
 use std::sync::Arc;
 
 use base64::Engine;
-use http::{HeaderMap, header};
 use subtle::ConstantTimeEq;
 
 use crate::access::{Access, LimitSettings};
 use crate::config::{ANY_PROJECT, ClientSettings, ProjectRef, Settings};
 use crate::error::ProxyError;
-use crate::header_names::X_AUTH_TOKEN;
+use crate::known_headers::KnownHeaders;
 use crate::login_limit::LoginLimit;
 use crate::secrets::{random_token, sha256, sha256_hex};
 
@@ -165,7 +164,7 @@ impl Clients {
     /// Find the caller from the request headers alone, so an unknown caller
     /// is turned away before its body is read (and before hyper sends
     /// `100 Continue`).
-    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Arc<Client>, ProxyError> {
+    pub fn authenticate(&self, headers: &KnownHeaders) -> Result<Arc<Client>, ProxyError> {
         if let Some(client) = &self.sidecar {
             return Ok(client.clone());
         }
@@ -183,7 +182,7 @@ impl Clients {
     /// (before a reload) is not used.
     pub fn authenticate_with(
         self: &Arc<Self>,
-        headers: &HeaderMap,
+        headers: &KnownHeaders,
         memo: &KeyMemo,
     ) -> Result<Arc<Client>, ProxyError> {
         if self.sidecar.is_some() {
@@ -287,8 +286,8 @@ enum Presented<'a> {
 
 /// `Authorization: Bearer` or `Basic` first, then `X-Auth-Token`. Other
 /// `Authorization` schemes are not ours and are ignored.
-fn presented(headers: &HeaderMap) -> Result<Presented<'_>, ProxyError> {
-    if let Some(value) = headers.get(header::AUTHORIZATION) {
+fn presented<'h>(headers: &KnownHeaders<'h>) -> Result<Presented<'h>, ProxyError> {
+    if let Some(value) = headers.authorization {
         let value = value.as_bytes();
         if let Some(key) = strip_scheme(value, b"bearer") {
             return Ok(Presented::Key(key));
@@ -297,7 +296,7 @@ fn presented(headers: &HeaderMap) -> Result<Presented<'_>, ProxyError> {
             return basic(encoded);
         }
     }
-    match headers.get(&X_AUTH_TOKEN) {
+    match headers.auth_token {
         Some(key) if !key.is_empty() => Ok(Presented::Key(key.as_bytes())),
         _ => Err(ProxyError::MissingCredential),
     }
@@ -341,6 +340,7 @@ pub fn generate_key() -> (String, String) {
 mod tests {
     use super::*;
     use crate::config::ConfigSource;
+    use http::HeaderMap;
 
     fn clients() -> Clients {
         let text = format!(
@@ -373,7 +373,7 @@ mod tests {
 
     fn who(clients: &Clients, headers: &HeaderMap) -> Result<String, &'static str> {
         clients
-            .authenticate(headers)
+            .authenticate(&KnownHeaders::of(headers))
             .map(|c| c.name.clone())
             .map_err(|e| e.code())
     }
@@ -411,7 +411,8 @@ mod tests {
         let clients = Arc::new(clients());
         let memo = KeyMemo::default();
         let who = |clients: &Arc<Clients>, value: &str| {
-            (clients.authenticate_with(&headers("authorization", value), &memo))
+            let headers = headers("authorization", value);
+            (clients.authenticate_with(&KnownHeaders::of(&headers), &memo))
                 .map(|c| c.name.clone())
                 .map_err(|e| e.code())
         };
@@ -471,12 +472,12 @@ mod tests {
     fn allow_lists() {
         let clients = clients();
         let alice = clients
-            .authenticate(&headers("x-auth-token", "alice-key"))
+            .authenticate(&KnownHeaders::of(&headers("x-auth-token", "alice-key")))
             .unwrap();
         assert!(alice.may_use("demo"));
         assert!(!alice.may_use("ops"));
         let bob = clients
-            .authenticate(&headers("x-auth-token", "bob-key"))
+            .authenticate(&KnownHeaders::of(&headers("x-auth-token", "bob-key")))
             .unwrap();
         assert!(bob.may_use("anything"));
     }

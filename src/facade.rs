@@ -28,6 +28,7 @@ use crate::clouds::{Cloud, Clouds, EndpointAt};
 use crate::error::ProxyError;
 use crate::forward::ClientBody;
 use crate::header_names::{X_AUTH_TOKEN, X_SUBJECT_TOKEN};
+use crate::known_headers::KnownHeaders;
 use crate::request_log::Record;
 use crate::route::{self, FacadePath};
 use crate::sessions::{Claims, Session, SessionMemo, Sessions};
@@ -127,7 +128,7 @@ impl Facade {
 
     /// The session a request carries in `X-Auth-Token`, if it carries one.
     pub(crate) fn session_of(&self, parts: &Parts) -> Result<Option<SessionAuth>, ProxyError> {
-        match session_token(parts) {
+        match session_token(parts.headers.get(&X_AUTH_TOKEN)) {
             None => Ok(None),
             Some(token) => (self.accept(token).map(Some)).ok_or(ProxyError::BadCredential),
         }
@@ -137,10 +138,10 @@ impl Facade {
     /// connection's `memo` (see [`Sessions::open_with`]).
     pub(crate) fn session_with(
         &self,
-        parts: &Parts,
+        headers: &KnownHeaders,
         memo: &SessionMemo<SessionAuth>,
     ) -> Result<Option<SessionAuth>, ProxyError> {
-        let Some(token) = session_token(parts) else {
+        let Some(token) = session_token(headers.auth_token) else {
             return Ok(None);
         };
         let auth = self
@@ -266,7 +267,7 @@ impl Facade {
         let session = self.session_of(parts)?;
         let client = match &session {
             Some((client, _)) => client.clone(),
-            None => self.clients.authenticate(&parts.headers)?,
+            None => (self.clients).authenticate(&KnownHeaders::of(&parts.headers))?,
         };
         record.client = Some(client.clone());
         if !client.export_token {
@@ -436,9 +437,9 @@ fn allowed_methods(path: FacadePath) -> &'static str {
     }
 }
 
-/// `X-Auth-Token` when it holds a session token (not a local key).
-fn session_token(parts: &Parts) -> Option<&[u8]> {
-    let token = parts.headers.get(&X_AUTH_TOKEN)?.as_bytes();
+/// `X-Auth-Token`'s value, if it is a session token (not a local key).
+fn session_token(value: Option<&HeaderValue>) -> Option<&[u8]> {
+    let token = value?.as_bytes();
     token
         .starts_with(crate::sessions::PREFIX.as_bytes())
         .then_some(token)

@@ -22,6 +22,7 @@ pub mod fake;
 pub mod forward;
 pub mod header_names;
 pub mod keystone;
+pub mod known_headers;
 pub mod logging;
 pub(crate) mod login_limit;
 pub mod metrics;

@@ -24,6 +24,7 @@ use keystone_proxy::forward::Forwarded;
 use keystone_proxy::forward::headers::{
     ForwardedHeaders, HeaderPolicy, Underscores, clean_response_headers, request_headers,
 };
+use keystone_proxy::known_headers::KnownHeaders;
 use libfuzzer_sys::fuzz_target;
 
 /// RFC 9110 §7.6.1, plus what old proxies still send, plus HTTP2-Settings.
@@ -132,7 +133,13 @@ fuzz_target!(|data: &[u8]| {
         underscores,
         forwarded: sent,
     };
-    let out = request_headers(&incoming, host, &forwarded, &token, policy);
+    let out = request_headers(
+        &KnownHeaders::of(&incoming),
+        host,
+        &forwarded,
+        &token,
+        policy,
+    );
 
     let by_connection = connection_names(&incoming);
     let dropped = |name: &str| {

@@ -27,6 +27,7 @@ use http::{HeaderMap, HeaderValue};
 
 pub use crate::config::{ForwardedHeader, ForwardedHeaders, Underscores};
 use crate::header_names::{X_AUTH_TOKEN, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO};
+use crate::known_headers::KnownHeaders;
 
 /// Hop-by-hop headers of RFC 9110 §7.6.1 plus the non-standard ones that
 /// proxies in the wild still send.
@@ -104,16 +105,19 @@ pub struct HeaderPolicy {
 
 /// The headers to send upstream for `incoming`, with `token` injected.
 pub fn request_headers(
-    incoming: &HeaderMap,
+    incoming: &KnownHeaders,
     host: Option<&HeaderValue>,
     forwarded: &Forwarded,
     token: &HeaderValue,
     policy: HeaderPolicy,
 ) -> HeaderMap {
     let underscores = policy.underscores;
-    let named_by_connection = connection_names(incoming);
-    let mut out = HeaderMap::with_capacity(incoming.keys_len() + 4);
-    for (name, value) in incoming {
+    let named_by_connection = match incoming.connection {
+        true => connection_names(incoming.map),
+        false => Vec::new(),
+    };
+    let mut out = HeaderMap::with_capacity(incoming.map.keys_len() + 4);
+    for (name, value) in incoming.map {
         let name_str = name.as_str();
         let dropped = if name_str.contains('_') {
             underscores == Underscores::Drop || is_framing_or_never_forwarded(name_str)
@@ -141,10 +145,10 @@ pub fn request_headers(
 /// Consoles (noVNC, serial) use WebSockets, so that switch is passed
 /// through; any other (`h2c`, say) is cleaned away like any hop-by-hop
 /// header, and the upstream never hears of it.
-pub(crate) fn upgrade_request(headers: &HeaderMap) -> Option<&HeaderValue> {
-    // `Upgrade` first: nearly every request lacks it, and that is one lookup.
-    let protocol = headers.get(header::UPGRADE)?;
-    let asked = connection_names(headers)
+pub(crate) fn upgrade_request<'h>(headers: &KnownHeaders<'h>) -> Option<&'h HeaderValue> {
+    // `Upgrade` first: nearly every request lacks it.
+    let protocol = headers.upgrade?;
+    let asked = connection_names(headers.map)
         .iter()
         .any(|name| name == "upgrade");
     (asked && names_websocket(protocol)).then_some(protocol)
@@ -363,15 +367,14 @@ pub(crate) fn check_transfer_encoding(headers: &HeaderMap) -> Result<(), crate::
 /// and over HTTP/2 a `host` header must agree with `:authority`. Returns
 /// the authority the client addressed, for `X-Forwarded-Host`.
 pub(crate) fn client_host<'a>(
-    headers: &'a HeaderMap,
+    headers: &KnownHeaders<'a>,
     uri: &http::Uri,
     version: http::Version,
 ) -> Result<Option<std::borrow::Cow<'a, HeaderValue>>, crate::error::ProxyError> {
     use crate::error::ProxyError;
     use std::borrow::Cow;
-    let mut hosts = headers.get_all(header::HOST).iter();
-    let host = hosts.next();
-    if hosts.next().is_some() {
+    let host = headers.host;
+    if headers.hosts_beyond_one {
         return Err(ProxyError::BadRequest("more than one Host header".into()));
     }
     if host.is_some_and(|h| !is_authority(h.as_bytes())) {
@@ -502,7 +505,7 @@ mod tests {
         token.set_sensitive(true);
         let forwarded = Forwarded::new(Some("10.0.0.7".parse().unwrap()), "http");
         let out = request_headers(
-            &incoming,
+            &KnownHeaders::of(&incoming),
             incoming.get("host"),
             &forwarded,
             &token,
@@ -543,7 +546,7 @@ mod tests {
         let token = HeaderValue::from_static("t");
         let names = |underscores| {
             let out = request_headers(
-                &incoming,
+                &KnownHeaders::of(&incoming),
                 None,
                 &forwarded,
                 &token,
@@ -582,7 +585,13 @@ mod tests {
         let forwarded = Forwarded::new(None, "http");
         let host = HeaderValue::from_static("proxy:8080");
         let token = HeaderValue::from_static("t");
-        let out = request_headers(&incoming, Some(&host), &forwarded, &token, ALL_FORWARDED);
+        let out = request_headers(
+            &KnownHeaders::of(&incoming),
+            Some(&host),
+            &forwarded,
+            &token,
+            ALL_FORWARDED,
+        );
         let names: Vec<&str> = out.keys().map(|k| k.as_str()).collect();
         assert_eq!(
             names,
@@ -616,7 +625,7 @@ mod tests {
         let uri: http::Uri = "/compute/x".parse().unwrap();
         let v11 = http::Version::HTTP_11;
         let host = |value: &str| {
-            client_host(&map(&[("host", value)]), &uri, v11)
+            client_host(&KnownHeaders::of(&map(&[("host", value)])), &uri, v11)
                 .map(|h| h.map(|h| h.to_str().unwrap().to_string()))
                 .map_err(|e| e.code())
         };
@@ -646,23 +655,36 @@ mod tests {
         }
         let mut two = map(&[("host", "a")]);
         two.append("host", HeaderValue::from_static("a"));
-        assert!(client_host(&two, &uri, v11).is_err());
-        assert!(client_host(&HeaderMap::new(), &uri, v11).is_err());
-        assert!(client_host(&HeaderMap::new(), &uri, http::Version::HTTP_10).is_ok());
+        assert!(client_host(&KnownHeaders::of(&two), &uri, v11).is_err());
+        assert!(client_host(&KnownHeaders::of(&HeaderMap::new()), &uri, v11).is_err());
+        assert!(
+            client_host(
+                &KnownHeaders::of(&HeaderMap::new()),
+                &uri,
+                http::Version::HTTP_10
+            )
+            .is_ok()
+        );
         // HTTP/2: `:authority` is the host; a `host` header must agree.
         let h2: http::Uri = "http://proxy:8080/compute/x".parse().unwrap();
         let v2 = http::Version::HTTP_2;
         let none = HeaderMap::new();
-        let got = client_host(&none, &h2, v2).unwrap().unwrap();
+        let got = client_host(&KnownHeaders::of(&none), &h2, v2)
+            .unwrap()
+            .unwrap();
         assert_eq!(*got, "proxy:8080");
-        assert!(client_host(&map(&[("host", "proxy:8080")]), &h2, v2).is_ok());
-        assert!(client_host(&map(&[("host", "evil")]), &h2, v2).is_err());
+        assert!(client_host(&KnownHeaders::of(&map(&[("host", "proxy:8080")])), &h2, v2).is_ok());
+        assert!(client_host(&KnownHeaders::of(&map(&[("host", "evil")])), &h2, v2).is_err());
     }
 
     #[test]
     fn only_websockets_are_upgrades() {
         let ask = |protocol: &str| {
-            upgrade_request(&map(&[("connection", "Upgrade"), ("upgrade", protocol)])).is_some()
+            upgrade_request(&KnownHeaders::of(&map(&[
+                ("connection", "Upgrade"),
+                ("upgrade", protocol),
+            ])))
+            .is_some()
         };
         assert!(ask("websocket") && ask("WebSocket") && ask("foo, websocket/13"));
         assert!(!ask("h2c") && !ask("TLS/1.2") && !ask("websockets"));
@@ -705,7 +727,7 @@ mod tests {
         ]);
         let forwarded = Forwarded::new(Some("127.0.0.1".parse().unwrap()), "http");
         let out = request_headers(
-            &incoming,
+            &KnownHeaders::of(&incoming),
             None,
             &forwarded,
             &HeaderValue::from_static("t"),
@@ -726,7 +748,7 @@ mod tests {
         );
         let forwarded = Forwarded::new(Some("127.0.0.1".parse().unwrap()), "http");
         let out = request_headers(
-            &incoming,
+            &KnownHeaders::of(&incoming),
             None,
             &forwarded,
             &HeaderValue::from_static("t"),
@@ -741,9 +763,12 @@ mod tests {
             ("connection", "keep-alive, Upgrade"),
             ("upgrade", "websocket"),
         ]);
-        assert_eq!(upgrade_request(&asked).unwrap(), "websocket");
-        assert!(upgrade_request(&map(&[("upgrade", "websocket")])).is_none());
-        assert!(upgrade_request(&map(&[("connection", "upgrade")])).is_none());
+        assert_eq!(
+            upgrade_request(&KnownHeaders::of(&asked)).unwrap(),
+            "websocket"
+        );
+        assert!(upgrade_request(&KnownHeaders::of(&map(&[("upgrade", "websocket")]))).is_none());
+        assert!(upgrade_request(&KnownHeaders::of(&map(&[("connection", "upgrade")]))).is_none());
 
         let mut out = HeaderMap::new();
         keep_upgrade(&mut out, HeaderValue::from_static("websocket"));
@@ -761,7 +786,13 @@ mod tests {
         );
         let forwarded = Forwarded::new(None, "http");
         let token = HeaderValue::from_static("t");
-        let out = request_headers(&incoming, None, &forwarded, &token, ALL_FORWARDED);
+        let out = request_headers(
+            &KnownHeaders::of(&incoming),
+            None,
+            &forwarded,
+            &token,
+            ALL_FORWARDED,
+        );
         assert!(!out.contains_key("x-hop"));
         assert!(out.contains_key("accept"));
         clean_response_headers(&mut incoming).unwrap();
@@ -820,7 +851,13 @@ mod tests {
                 underscores: Underscores::Drop,
                 forwarded: ForwardedHeaders::of(names),
             };
-            let out = request_headers(&incoming, incoming.get("host"), &forwarded, &token, policy);
+            let out = request_headers(
+                &KnownHeaders::of(&incoming),
+                incoming.get("host"),
+                &forwarded,
+                &token,
+                policy,
+            );
             ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"]
                 .map(|name| out.get(name).map(|v| v.to_str().unwrap().to_string()))
         };

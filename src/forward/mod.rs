@@ -11,13 +11,14 @@ pub mod pool;
 use std::time::Duration;
 
 use http::uri::{PathAndQuery, Uri};
-use http::{HeaderMap, HeaderValue, Method, Request, Response, Version, header};
+use http::{HeaderValue, Method, Request, Response, Version, header};
 use hyper::body::Incoming;
 
 use crate::catalog::Endpoint;
 use crate::connector::Connector;
 use crate::error::ProxyError;
 use crate::header_names::X_OPENSTACK_REQUEST_ID;
+use crate::known_headers::KnownHeaders;
 use crate::worker::PerWorker;
 pub use answer_timer::AnswerTimer;
 pub use body::{ReplayBody, ReplayHandle};
@@ -50,7 +51,7 @@ pub struct Upstream {
 /// What stays the same across the attempts of one request.
 pub struct Outgoing<'a> {
     pub method: &'a Method,
-    pub headers: &'a HeaderMap,
+    pub headers: &'a KnownHeaders<'a>,
     /// The authority the client addressed (`Host`, or HTTP/2's
     /// `:authority`), checked.
     pub client_host: Option<&'a HeaderValue>,

@@ -38,6 +38,7 @@ use crate::forward::{
 };
 use crate::header_names::{X_OPENSTACK_REQUEST_ID, X_PROXY_RETRY};
 use crate::keystone::Keystone;
+use crate::known_headers::KnownHeaders;
 use crate::metrics::Metrics;
 pub(crate) use crate::request_log::Record;
 use crate::request_log::{Line, Logged};
@@ -197,7 +198,8 @@ impl Proxy {
         let _in_flight = self.metrics.in_flight();
         let started = Instant::now();
         let method = request.method().clone();
-        let request_id = request_id(request.headers());
+        // Named by the pipeline's first step.
+        let mut request_id = HeaderValue::from_static("");
         let mut record = Record {
             target: request.uri().clone(),
             ..Record::default()
@@ -207,7 +209,7 @@ impl Proxy {
         let pipeline = {
             let (parts, body) = request.into_parts();
             let body = Linger::new(PacedBody::new(body, self.body_pace));
-            self.pipeline(parts, body, &peer, &request_id, &mut record)
+            self.pipeline(parts, body, &peer, &mut request_id, &mut record)
         };
         let result = pipeline.await;
         let (mut response, error) = match result {
@@ -250,18 +252,19 @@ impl Proxy {
     }
 
     /// One request's phases, in the order it lives them (ARCHITECTURE.md
-    /// has the table); any phase may end it with a `ProxyError`.
-    /// (Not an `async fn`: an async fn's future holds each argument twice,
-    /// as given and as bound: 350 bytes more, moved with every request's
-    /// future.)
+    /// has the table); any phase may end it with a `ProxyError`. Its
+    /// first step reads the headers it knows by name, once, and names the
+    /// request (`request_id`).
     async fn pipeline(
         &self,
         mut parts: http::request::Parts,
         body: ClientBody,
         peer: &Peer,
-        request_id: &HeaderValue,
+        request_id: &mut HeaderValue,
         record: &mut Record,
     ) -> Result<Response<ResponseBody>, ProxyError> {
+        let known = KnownHeaders::of(&parts.headers);
+        *request_id = new_request_id(known.request_id);
         if access::rule::is_never_allowed(&parts.method) {
             return Err(ProxyError::MethodNotAllowed {
                 message: format!("{} is never forwarded", parts.method),
@@ -272,12 +275,12 @@ impl Proxy {
             // Only a request with a body can have a transfer coding.
             headers::check_transfer_encoding(&parts.headers)?;
         }
-        let host = headers::client_host(&parts.headers, &parts.uri, parts.version)?;
+        let host = headers::client_host(&known, &parts.uri, parts.version)?;
         // Taken first: the route below borrows the rest of `parts`.
         let client_upgrade = parts.extensions.remove::<OnUpgrade>();
         // The route is parsed first only to answer the probes without a key;
         // a bad path from an unknown caller still gets 401, not 400.
-        let target = route::parse(parts.uri.path(), &parts.headers);
+        let target = route::parse(parts.uri.path(), known.project);
         record.probe = matches!(target, Ok(Target::Health | Target::Ready | Target::Metrics));
         match target {
             Ok(Target::Health) => return Ok(health()),
@@ -295,10 +298,10 @@ impl Proxy {
             return Box::pin(self.facade.answer(path, &parts, body, record)).await;
         }
         // A facade session, or a local key.
-        let session = self.facade.session_with(&parts, &peer.sessions)?;
+        let session = self.facade.session_with(&known, &peer.sessions)?;
         let client = match &session {
             Some((client, _)) => client.clone(),
-            None => (self.clients).authenticate_with(&parts.headers, &peer.keys)?,
+            None => (self.clients).authenticate_with(&known, &peer.keys)?,
         };
         record.client = Some(client.clone());
         record.slot = admit(&client)?;
@@ -322,13 +325,13 @@ impl Proxy {
         }
         let outgoing = Outgoing {
             method: &parts.method,
-            headers: &parts.headers,
+            headers: &known,
             client_host: host.as_deref(),
             forwarded: &peer.forwarded,
             request_id,
             rest: route.rest,
             query: parts.uri.query(),
-            upgrade: headers::upgrade_request(&parts.headers),
+            upgrade: headers::upgrade_request(&known),
         };
         let call = Call {
             client: &client,
@@ -542,8 +545,9 @@ fn not_replayable(mut response: Response<PooledBody>) -> Response<PooledBody> {
 }
 
 /// The client's request id (a global id, in OpenStack terms), else a new one.
-fn request_id(headers: &http::HeaderMap) -> HeaderValue {
-    if let Some(id) = headers.get(&X_OPENSTACK_REQUEST_ID) {
+/// The client's request id (`X-OpenStack-Request-ID`), else a new one.
+fn new_request_id(sent: Option<&HeaderValue>) -> HeaderValue {
+    if let Some(id) = sent {
         return id.clone();
     }
     // Written into a stack buffer: this runs for nearly every request.

@@ -13,6 +13,7 @@ use hyper::body::Incoming;
 use super::{Answer, Proxy};
 use crate::answer::{ResponseBody, from_full, text_response};
 use crate::error::ProxyError;
+use crate::header_names::X_AUTH_PROJECT_ID;
 use crate::metrics;
 use crate::request_log::Logged;
 use crate::route::{self, Target};
@@ -27,7 +28,10 @@ impl Proxy {
         self: Arc<Self>,
         request: Request<Incoming>,
     ) -> Result<Response<Answer>, Infallible> {
-        let answer = match route::parse(request.uri().path(), request.headers()) {
+        let answer = match route::parse(
+            request.uri().path(),
+            request.headers().get(&X_AUTH_PROJECT_ID),
+        ) {
             Ok(Target::Health) => Ok(health()),
             Ok(Target::Ready) => Ok(self.readiness().await),
             Ok(Target::Metrics) => Ok(self.render_metrics().await),
