@@ -66,6 +66,86 @@ impl<'h> KnownHeaders<'h> {
     }
 }
 
+/// What an upstream answer's headers say, for the steps that read them
+/// (the challenge, link rewriting). Found in the pass that cleans the
+/// answer's headers (`forward::headers::clean_response_headers`), or
+/// again after that pass changed them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KnownAnswerHeaders {
+    /// The first `Content-Type` is JSON (see [`is_json`]).
+    pub json: bool,
+    /// Some `Content-Encoding`, whatever it says.
+    pub encoded: bool,
+    /// The first `Content-Length`, if it is a number.
+    pub length: Option<u64>,
+    /// A `Location` or `Content-Location`: a link a client may follow.
+    pub links: bool,
+    pub www_authenticate: bool,
+    content_type_seen: bool,
+    length_seen: bool,
+}
+
+impl KnownAnswerHeaders {
+    pub fn of(map: &HeaderMap) -> KnownAnswerHeaders {
+        let mut known = KnownAnswerHeaders::default();
+        for (name, value) in map {
+            known.note(name.as_str(), value);
+        }
+        known
+    }
+
+    /// Take one header (`name` as `HeaderName::as_str` gives it) into
+    /// account; whether it is one of those this knows.
+    pub fn note(&mut self, name: &str, value: &HeaderValue) -> bool {
+        match name {
+            "content-type" if !self.content_type_seen => {
+                self.content_type_seen = true;
+                self.json = is_json(value);
+            }
+            "content-length" if !self.length_seen => {
+                self.length_seen = true;
+                let text = value.to_str().ok();
+                self.length = text.and_then(|v| v.trim().parse().ok());
+            }
+            "content-type" | "content-length" => {}
+            "content-encoding" => self.encoded = true,
+            "location" | "content-location" => self.links = true,
+            "www-authenticate" => self.www_authenticate = true,
+            _ => return false,
+        }
+        true
+    }
+}
+
+/// Whether a `Content-Type` is JSON (`application/json`,
+/// `application/*+json`, with or without parameters, in any case).
+pub fn is_json(content_type: &HeaderValue) -> bool {
+    let value = content_type.as_bytes();
+    // How nearly every OpenStack service says it.
+    if value == b"application/json" {
+        return true;
+    }
+    let essence = value
+        .split(|&b| b == b';')
+        .next()
+        .unwrap_or_default()
+        .trim_ascii();
+    let Some(subtype) = essence
+        .get(.."application/".len())
+        .filter(|kind| kind.eq_ignore_ascii_case(b"application/"))
+        .and_then(|_| essence.get("application/".len()..))
+    else {
+        return false;
+    };
+    let suffix = subtype
+        .len()
+        .checked_sub(b"+json".len())
+        .and_then(|at| subtype.get(at..));
+    subtype.eq_ignore_ascii_case(b"json")
+        || (subtype.len() > b"+json".len()
+            && suffix.is_some_and(|s| s.eq_ignore_ascii_case(b"+json")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,6 +184,60 @@ mod tests {
             let hosts = map.get_all(header::HOST).iter().count();
             assert_eq!(known.hosts_beyond_one, hosts > 1, "{len}");
             assert_eq!(known.connection, map.contains_key(header::CONNECTION));
+        }
+    }
+
+    /// Each field of an answer's is what the map's own lookups say.
+    #[test]
+    fn each_answer_field_is_what_a_lookup_gives() {
+        let raw: &[(&str, &str)] = &[
+            ("Content-Type", "application/json"),
+            ("content-length", " 42 "),
+            ("x-openstack-request-id", "req-1"),
+            ("Content-Type", "text/html"),
+            ("Content-Length", "7"),
+            ("Content-Encoding", "identity"),
+            ("Content-Location", "http://x/"),
+            ("WWW-Authenticate", "Keystone uri=x"),
+        ];
+        for len in 0..=raw.len() {
+            let mut map = HeaderMap::new();
+            for (name, value) in &raw[..len] {
+                let name = header::HeaderName::from_bytes(name.as_bytes()).unwrap();
+                map.append(name, HeaderValue::from_str(value).unwrap());
+            }
+            let known = KnownAnswerHeaders::of(&map);
+            let json = map.get(header::CONTENT_TYPE).is_some_and(is_json);
+            assert_eq!(known.json, json, "{len}");
+            let length = map.get(header::CONTENT_LENGTH);
+            let length = length.and_then(|v| v.to_str().ok()?.trim().parse().ok());
+            assert_eq!(known.length, length, "{len}");
+            let encoded = map.contains_key(header::CONTENT_ENCODING);
+            assert_eq!(known.encoded, encoded, "{len}");
+            let links =
+                map.contains_key(header::LOCATION) || map.contains_key(header::CONTENT_LOCATION);
+            assert_eq!(known.links, links, "{len}");
+            let challenge = map.contains_key(header::WWW_AUTHENTICATE);
+            assert_eq!(known.www_authenticate, challenge, "{len}");
+        }
+    }
+
+    #[test]
+    fn json_content_types() {
+        for (content_type, expected) in [
+            ("application/json", true),
+            ("Application/JSON; charset=utf-8", true),
+            ("application/vnd.openstack.compute+json;version=2.1", true),
+            ("application/json-patch+json", true),
+            (" application/json ", true),
+            ("application/+json", false),
+            ("text/json", false),
+            ("application/jsonx", false),
+            ("text/html", false),
+            ("application/octet-stream", false),
+        ] {
+            let value = HeaderValue::from_static(content_type);
+            assert_eq!(is_json(&value), expected, "{content_type}");
         }
     }
 }

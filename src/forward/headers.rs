@@ -27,7 +27,7 @@ use http::{HeaderMap, HeaderValue};
 
 pub use crate::config::{ForwardedHeader, ForwardedHeaders, Underscores};
 use crate::header_names::{X_AUTH_TOKEN, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO};
-use crate::known_headers::KnownHeaders;
+use crate::known_headers::{KnownAnswerHeaders, KnownHeaders};
 
 /// Hop-by-hop headers of RFC 9110 §7.6.1 plus the non-standard ones that
 /// proxies in the wild still send.
@@ -205,24 +205,38 @@ pub(crate) fn replace_keystone_challenge(headers: &mut HeaderMap, challenge: &He
 }
 
 /// Remove hop-by-hop headers from an upstream response, and frame it one
-/// way only (RFC 9112 §6.3).
-pub fn clean_response_headers(headers: &mut HeaderMap) -> Result<(), crate::error::ProxyError> {
+/// way only (RFC 9112 §6.3). What the headers left say, for the steps
+/// after.
+pub fn clean_response_headers(
+    headers: &mut HeaderMap,
+) -> Result<KnownAnswerHeaders, crate::error::ProxyError> {
     // Most answers have no hop-by-hop header and one plain length: one
-    // pass over the headers says so, cheaper than a lookup per name.
+    // pass over the headers says so, and what the steps after read,
+    // cheaper than a lookup per name.
     let (mut hop, mut lengths, mut list) = (false, 0, false);
+    let mut known = KnownAnswerHeaders::default();
     for (name, value) in headers.iter() {
-        if name == header::CONTENT_LENGTH {
+        let name = name.as_str();
+        if name == "content-length" {
             lengths += 1;
             list |= value.as_bytes().contains(&b',');
-        } else if is_hop_by_hop(name.as_str()) {
+        }
+        if !known.note(name, value) && is_hop_by_hop(name) {
             hop = true;
         }
     }
+    if !hop && lengths <= 1 && !list {
+        return Ok(known);
+    }
+    // Rare: the headers change, and are read again.
+    clean_framing(headers, hop)?;
+    Ok(KnownAnswerHeaders::of(headers))
+}
+
+/// The changes [`clean_response_headers`] found needed.
+fn clean_framing(headers: &mut HeaderMap, hop: bool) -> Result<(), crate::error::ProxyError> {
     if !hop {
-        return match lengths > 1 || list {
-            true => one_content_length(headers),
-            false => Ok(()),
-        };
+        return one_content_length(headers);
     }
     // With `Transfer-Encoding` too, `Content-Length` is dropped (RFC 9112
     // §6.3: the coding wins; hyper has decoded the chunks, and passing the
@@ -694,7 +708,7 @@ mod tests {
     fn response_framing_is_made_one() {
         let framed = |pairs: &[(&str, &str)]| {
             let mut headers = map(pairs);
-            clean_response_headers(&mut headers).map(|()| {
+            clean_response_headers(&mut headers).map(|_| {
                 headers
                     .get_all("content-length")
                     .iter()
@@ -800,6 +814,33 @@ mod tests {
             incoming.keys().map(|k| k.as_str()).collect::<Vec<_>>(),
             ["accept"]
         );
+    }
+
+    /// What the steps after the cleaning read is what the cleaned headers
+    /// say: a `Content-Type` the `Connection` header named is gone, a
+    /// length list became one length.
+    #[test]
+    fn an_answer_s_known_headers_are_those_left_after_cleaning() {
+        let mut headers = map(&[
+            ("content-type", "application/json"),
+            ("content-length", "5, 5"),
+            ("location", "http://x/"),
+        ]);
+        let known = clean_response_headers(&mut headers).unwrap();
+        assert_eq!(known, KnownAnswerHeaders::of(&headers));
+        assert!(known.json && known.links);
+        assert_eq!(known.length, Some(5));
+        let mut headers = map(&[
+            ("connection", "content-type"),
+            ("content-type", "application/json"),
+            ("content-length", "5"),
+        ]);
+        let known = clean_response_headers(&mut headers).unwrap();
+        assert!(!known.json);
+        assert_eq!(known, KnownAnswerHeaders::of(&headers));
+        let mut plain = map(&[("content-type", "application/json")]);
+        let known = clean_response_headers(&mut plain).unwrap();
+        assert!(known.json && known.length.is_none() && !known.links);
     }
 
     #[test]

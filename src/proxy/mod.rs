@@ -453,11 +453,12 @@ impl Proxy {
         record: &Record,
     ) -> Result<Response<ResponseBody>, ProxyError> {
         let (mut parts, body) = response.into_parts();
-        headers::clean_response_headers(&mut parts.headers)?;
-        headers::replace_keystone_challenge(&mut parts.headers, &self.challenge);
-        let has_location = rewrite::has_link_headers(&parts.headers);
-        let is_json = rewrite::is_json(&parts.headers);
-        if !self.rewrite_links || !(has_location || is_json) {
+        let known = headers::clean_response_headers(&mut parts.headers)?;
+        if known.www_authenticate {
+            headers::replace_keystone_challenge(&mut parts.headers, &self.challenge);
+        }
+        let is_json = known.json;
+        if !self.rewrite_links || !(known.links || is_json) {
             return Ok(Response::from_parts(parts, Either::Left(body)));
         }
         let build = || self.links(token, cloud, route, record);
@@ -468,7 +469,8 @@ impl Proxy {
         if method == Method::HEAD {
             // No body to rewrite, but the GET's would be: its length is
             // not the upstream's.
-            rewrite::rewrite_head(&build(), &mut parts.headers, self.rewrite_body_limit);
+            let limit = self.rewrite_body_limit;
+            rewrite::rewrite_head(&build(), &mut parts.headers, &known, limit);
             return Ok(Response::from_parts(parts, Either::Left(body)));
         }
         // Headers and body, rewritten once each; the map is made only if
@@ -480,6 +482,7 @@ impl Proxy {
         let rewritten = Box::pin(rewrite::rewrite_response(
             &links,
             response,
+            &known,
             self.rewrite_body_limit,
         ))
         .await

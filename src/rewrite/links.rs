@@ -14,11 +14,6 @@ use super::json::{self, Role};
 /// Headers whose value is a URL that a client may follow.
 const LINK_HEADERS: [HeaderName; 2] = [http::header::LOCATION, http::header::CONTENT_LOCATION];
 
-/// Whether `headers` hold a link a client may follow.
-pub(crate) fn has_link_headers(headers: &HeaderMap) -> bool {
-    LINK_HEADERS.iter().any(|name| headers.contains_key(name))
-}
-
 /// Keys whose string value in a JSON body is a link even when it is
 /// root-relative (Glance writes `"next": "/v2/images?marker=…"`, `self`,
 /// `file`, `schema`, `first`).
