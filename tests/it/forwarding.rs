@@ -23,6 +23,33 @@ async fn get_reaches_the_endpoint_with_a_valid_token() {
     assert_eq!(response.headers["x-openstack-request-id"], "req-fake");
 }
 
+/// The upstream always gets one request id: the client's when it sent
+/// one, even when its `Connection` header names it (hop-by-hop headers
+/// are dropped), else the proxy's.
+#[tokio::test]
+async fn the_upstream_gets_the_client_s_request_id_or_the_proxy_s() {
+    let stack = Stack::start().await;
+    let id = "req-11111111-2222-3333-4444-555555555555";
+    let auth = format!("Bearer {ALICE_KEY}");
+    for connection in [None, Some("x-openstack-request-id")] {
+        let mut headers = vec![("authorization", auth.as_str())];
+        headers.push(("x-openstack-request-id", id));
+        headers.extend(connection.map(|names| ("connection", names)));
+        let response = (stack.send(Method::GET, "/compute/x", &headers, Bytes::new())).await;
+        assert_eq!(response.status, 200, "{response:?}");
+        let seen = stack.seen().pop().unwrap();
+        assert_eq!(
+            seen.header("x-openstack-request-id"),
+            Some(id),
+            "{connection:?}"
+        );
+    }
+    assert_eq!(stack.get("/compute/x", ALICE_KEY).await.status, 200);
+    let seen = stack.seen().pop().unwrap();
+    let ours = seen.header("x-openstack-request-id").unwrap();
+    assert!(ours.starts_with("req-") && ours != id, "{ours}");
+}
+
 #[tokio::test]
 async fn post_body_arrives_identical() {
     let stack = Stack::start().await;
