@@ -151,13 +151,11 @@ impl Clouds {
             )),
             None => cloud.settings.project.clone(),
         };
-        let named = selector
-            .map(str::to_string)
-            .or_else(|| project.as_ref().map(|p| p.label().to_string()));
-        match &named {
+        let named = selector.or_else(|| project.as_ref().map(|p| p.label()));
+        match named {
             Some(name) if !client.may_use(name) => {
                 return Err(ProxyError::ForbiddenProject {
-                    project: name.clone(),
+                    project: name.to_string(),
                     reason: format!(
                         "client {:?} may not use it{}",
                         client.name,

@@ -556,8 +556,12 @@ fn new_request_id(sent: Option<&HeaderValue>) -> HeaderValue {
     // Written into a stack buffer: this runs for nearly every request.
     let mut id = *b"req-00000000-0000-0000-0000-000000000000";
     uuid::Uuid::new_v4().hyphenated().encode_lower(&mut id[4..]);
-    // A formatted UUID is plain ASCII, always a valid header value.
-    HeaderValue::from_bytes(&id).unwrap_or(HeaderValue::from_static("req-unknown"))
+    // The value owns its bytes behind a count: its clones (the upstream's
+    // header, the answer's, the log line's) share them, where a copied
+    // slice is moved to a shared allocation at its first clone. A
+    // formatted UUID is plain ASCII, always a valid header value.
+    HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(id))
+        .unwrap_or(HeaderValue::from_static("req-unknown"))
 }
 
 /// The admission of a request by its client's limits: its in-flight
