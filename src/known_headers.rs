@@ -152,6 +152,16 @@ mod tests {
     use crate::header_names::{X_AUTH_PROJECT_ID, X_AUTH_TOKEN, X_OPENSTACK_REQUEST_ID};
     use http::header;
 
+    /// The headers `raw` names, in order, repeated names appended.
+    fn map_of(raw: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in raw {
+            let name = header::HeaderName::from_bytes(name.as_bytes()).unwrap();
+            map.append(name, HeaderValue::from_str(value).unwrap());
+        }
+        map
+    }
+
     /// Every field is what the map's own lookups say, whatever the order,
     /// the case the client wrote, or repeated names.
     #[test]
@@ -169,11 +179,7 @@ mod tests {
             ("Upgrade", "websocket"),
         ];
         for len in 0..=raw.len() {
-            let mut map = HeaderMap::new();
-            for (name, value) in &raw[..len] {
-                let name = header::HeaderName::from_bytes(name.as_bytes()).unwrap();
-                map.append(name, HeaderValue::from_str(value).unwrap());
-            }
+            let map = map_of(&raw[..len]);
             let known = KnownHeaders::of(&map);
             assert_eq!(known.authorization, map.get(header::AUTHORIZATION));
             assert_eq!(known.auth_token, map.get(&X_AUTH_TOKEN));
@@ -201,11 +207,7 @@ mod tests {
             ("WWW-Authenticate", "Keystone uri=x"),
         ];
         for len in 0..=raw.len() {
-            let mut map = HeaderMap::new();
-            for (name, value) in &raw[..len] {
-                let name = header::HeaderName::from_bytes(name.as_bytes()).unwrap();
-                map.append(name, HeaderValue::from_str(value).unwrap());
-            }
+            let map = map_of(&raw[..len]);
             let known = KnownAnswerHeaders::of(&map);
             let json = map.get(header::CONTENT_TYPE).is_some_and(is_json);
             assert_eq!(known.json, json, "{len}");

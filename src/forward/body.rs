@@ -486,24 +486,12 @@ mod tests {
         assert_eq!(read_all(replay).await, b"abcdef");
     }
 
-    /// A body that says when it is dropped.
-    struct Watched(Chunks, Arc<std::sync::atomic::AtomicBool>);
-
-    impl Body for Watched {
-        type Data = Bytes;
-        type Error = std::convert::Infallible;
-
-        fn poll_frame(
-            mut self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-            Pin::new(&mut self.0).poll_frame(cx)
-        }
-    }
-
-    impl Drop for Watched {
-        fn drop(&mut self) {
-            self.1.store(true, std::sync::atomic::Ordering::SeqCst);
+    /// [`Chunks`] that says when it is dropped.
+    fn watched(chunks: Chunks, dropped: Arc<std::sync::atomic::AtomicBool>) -> Test {
+        Test {
+            chunks,
+            len: None,
+            dropped: Some(dropped),
         }
     }
 
@@ -514,7 +502,7 @@ mod tests {
     async fn a_held_attempt_is_woken_to_end_and_lets_go_of_the_body() {
         for replayed in [true, false] {
             let dropped = Arc::new(std::sync::atomic::AtomicBool::new(false));
-            let source = Watched(chunks(&[b"ab", b"cd"]), dropped.clone());
+            let source = watched(chunks(&[b"ab", b"cd"]), dropped.clone());
             let (mut body, handle) = ReplayBody::new(source, 10);
             assert_eq!(
                 body.frame().await.unwrap().unwrap().into_data().unwrap(),
@@ -547,11 +535,24 @@ mod tests {
         assert!(handle.replay().is_none());
     }
 
-    /// [`Chunks`] that declares its length, as a body with a
-    /// Content-Length does.
-    struct Sized(Chunks, u64);
+    /// [`Chunks`] that may declare its length (as a body with a
+    /// Content-Length does), and may say when it is dropped.
+    struct Test {
+        chunks: Chunks,
+        len: Option<u64>,
+        dropped: Option<Arc<std::sync::atomic::AtomicBool>>,
+    }
 
-    impl Body for Sized {
+    fn sized(chunks: Chunks, len: u64) -> Test {
+        let len = Some(len);
+        Test {
+            chunks,
+            len,
+            dropped: None,
+        }
+    }
+
+    impl Body for Test {
         type Data = Bytes;
         type Error = std::convert::Infallible;
 
@@ -559,17 +560,26 @@ mod tests {
             mut self: Pin<&mut Self>,
             cx: &mut Context<'_>,
         ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-            Pin::new(&mut self.0).poll_frame(cx)
+            Pin::new(&mut self.chunks).poll_frame(cx)
         }
 
         fn size_hint(&self) -> SizeHint {
-            SizeHint::with_exact(self.1)
+            self.len
+                .map_or_else(SizeHint::default, SizeHint::with_exact)
+        }
+    }
+
+    impl Drop for Test {
+        fn drop(&mut self) {
+            if let Some(dropped) = &self.dropped {
+                dropped.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
         }
     }
 
     #[tokio::test]
     async fn a_declared_length_over_the_limit_is_kept_up_to_it() {
-        let (mut body, handle) = ReplayBody::new(Sized(chunks(&[b"ab", b"cdef"]), 6), 4);
+        let (mut body, handle) = ReplayBody::new(sized(chunks(&[b"ab", b"cdef"]), 6), 4);
         assert_eq!(body.size_hint().exact(), Some(6));
         // Refused after two bytes: the replay has them and reads the rest,
         // with the same declared length.
@@ -584,7 +594,7 @@ mod tests {
         assert_eq!(replay.size_hint().exact(), Some(6));
         assert_eq!(read_all(replay).await, b"abcdef");
         // Refused after all six: too many to have kept.
-        let (body, handle) = ReplayBody::new(Sized(chunks(&[b"abc", b"def"]), 6), 4);
+        let (body, handle) = ReplayBody::new(sized(chunks(&[b"abc", b"def"]), 6), 4);
         assert_eq!(read_all(body).await, b"abcdef");
         handle.hold();
         assert!(handle.replay().is_none());
