@@ -168,7 +168,9 @@ where
     B: Body<Data = Bytes> + Unpin,
     B::Error: Into<BoxError>,
 {
-    let mut frames = VecDeque::new();
+    // Nearly every answer held back comes in one frame, or two with its
+    // trailers: room for two at once, not grown from none.
+    let mut frames = VecDeque::with_capacity(2);
     let mut len = 0usize;
     loop {
         let frame = match body.frame().await {
