@@ -9,7 +9,11 @@
 //! every value of a header, and each field is what `get` would give (the
 //! first value of that name).
 
-use http::{HeaderMap, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+/// Headers whose value is a URL that a client may follow (link rewriting
+/// rewrites them; [`KnownAnswerHeaders::links`] says whether there is one).
+pub const LINK_HEADERS: [HeaderName; 2] = [http::header::LOCATION, http::header::CONTENT_LOCATION];
 
 /// What a request's headers say, for the phases that read them.
 #[derive(Clone, Copy)]
@@ -78,7 +82,7 @@ pub struct KnownAnswerHeaders {
     pub encoded: bool,
     /// The first `Content-Length`, if it is a number.
     pub length: Option<u64>,
-    /// A `Location` or `Content-Location`: a link a client may follow.
+    /// One of [`LINK_HEADERS`]: a link a client may follow.
     pub links: bool,
     pub www_authenticate: bool,
     content_type_seen: bool,
@@ -109,6 +113,7 @@ impl KnownAnswerHeaders {
             }
             "content-type" | "content-length" => {}
             "content-encoding" => self.encoded = true,
+            // LINK_HEADERS (a test holds the two to each other).
             "location" | "content-location" => self.links = true,
             "www-authenticate" => self.www_authenticate = true,
             _ => return false,
@@ -216,11 +221,14 @@ mod tests {
             assert_eq!(known.length, length, "{len}");
             let encoded = map.contains_key(header::CONTENT_ENCODING);
             assert_eq!(known.encoded, encoded, "{len}");
-            let links =
-                map.contains_key(header::LOCATION) || map.contains_key(header::CONTENT_LOCATION);
+            let links = LINK_HEADERS.iter().any(|name| map.contains_key(name));
             assert_eq!(known.links, links, "{len}");
             let challenge = map.contains_key(header::WWW_AUTHENTICATE);
             assert_eq!(known.www_authenticate, challenge, "{len}");
+        }
+        for name in LINK_HEADERS {
+            let map = map_of(&[(name.as_str(), "http://x/")]);
+            assert!(KnownAnswerHeaders::of(&map).links, "{name}");
         }
     }
 

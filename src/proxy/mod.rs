@@ -547,8 +547,8 @@ fn not_replayable(mut response: Response<PooledBody>) -> Response<PooledBody> {
     response
 }
 
-/// The client's request id (a global id, in OpenStack terms), else a new one.
-/// The client's request id (`X-OpenStack-Request-ID`), else a new one.
+/// The client's request id (`X-OpenStack-Request-ID`, a global id in
+/// OpenStack terms), else a new one.
 fn new_request_id(sent: Option<&HeaderValue>) -> HeaderValue {
     if let Some(id) = sent {
         return id.clone();

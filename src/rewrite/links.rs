@@ -6,13 +6,11 @@
 use std::sync::LazyLock;
 
 use http::header::Entry;
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::{HeaderMap, HeaderValue};
 use memchr::memmem::Finder;
 
 use super::json::{self, Role};
-
-/// Headers whose value is a URL that a client may follow.
-const LINK_HEADERS: [HeaderName; 2] = [http::header::LOCATION, http::header::CONTENT_LOCATION];
+use crate::known_headers::LINK_HEADERS;
 
 /// Keys whose string value in a JSON body is a link even when it is
 /// root-relative (Glance writes `"next": "/v2/images?marker=…"`, `self`,
