@@ -24,6 +24,13 @@ Usage:
       same first line, then, for the functions whose name matches REGEX,
       the callers that spend most in them: the inclusive Ir per request of
       those calls (where a `memcpy` or a hash comes from).
+  callgrind.py FILE... --requests N --base BASEFILE [--base ...] [--top K]
+      same first line, then the gap per function: each function's self Ir
+      per request in FILE... minus its self Ir per request in BASEFILE...
+      (measured over the same N requests), the K widest gaps first
+      (default 40; no --top table then), then what the rows left out add
+      up to.  Functions are
+      matched by name alone: the two programs are different objects.
 
 Several files (one per thread/part: out.1, out.2, out-01, ...) are summed.
 A file's total is its `totals:` line, else its `summary:` line, else the sum
@@ -188,6 +195,29 @@ def print_callers(profile, n, regex, k):
         print(f"{per_request(ir, n):>12}  {caller} -> {callee}")
 
 
+def self_by_name(profile):
+    """Self Ir per function name, whatever object it is in."""
+    sums = defaultdict(int)
+    for (_ob, fn), ir in profile.self_ir.items():
+        sums[fn] += ir
+    return sums
+
+
+def print_gap(profile, base, n, k):
+    """Per function: self Ir per request here minus in `base`."""
+    here, there = self_by_name(profile), self_by_name(base)
+    rows = [(per_request(here.get(fn, 0), n) - per_request(there.get(fn, 0), n),
+             per_request(there.get(fn, 0), n), per_request(here.get(fn, 0), n), fn)
+            for fn in set(here) | set(there)]
+    rows.sort(key=lambda row: (-abs(row[0]), row[3]))
+    print(f"{'gap/req':>9} {'base/req':>9} {'this/req':>9}  function")
+    for gap, was, now, fn in rows[:k]:
+        print(f"{gap:>9} {was:>9} {now:>9}  {fn}")
+    rest = rows[k:]
+    print(f"{sum(r[0] for r in rest):>9} {sum(r[1] for r in rest):>9} "
+          f"{sum(r[2] for r in rest):>9}  ({len(rest)} other functions)")
+
+
 def group(profile, areas):
     """Self Ir per area label (first matching regex wins, else 'other')."""
     sums = {label: 0 for label, _ in areas}
@@ -216,6 +246,7 @@ def main(argv=None):
     ap.add_argument("--group", action="store_true")
     ap.add_argument("--area", action="append", default=[], metavar="LABEL=REGEX")
     ap.add_argument("--callers", metavar="REGEX")
+    ap.add_argument("--base", action="append", default=[], metavar="BASEFILE")
     args = ap.parse_args(argv)
     try:
         if args.requests <= 0:
@@ -227,14 +258,19 @@ def main(argv=None):
         profile = Profile()
         for path in args.files:
             parse_file(path, profile)
+        base = Profile()
+        for path in args.base:
+            parse_file(path, base)
     except Usage as e:
         print(f"callgrind.py: error: {e}", file=sys.stderr)
         return 2
     print(per_request(profile.total, args.requests))
-    if args.top > 0:
+    if args.top > 0 and not args.base:
         print_top(profile, args.requests, args.top)
     if callers:
         print_callers(profile, args.requests, callers, args.top or 30)
+    if args.base:
+        print_gap(profile, base, args.requests, args.top or 40)
     if areas:
         for label, ir in group(profile, areas).items():
             print(f"{label:<24} {per_request(ir, args.requests):>12}")

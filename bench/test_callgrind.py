@@ -210,6 +210,21 @@ class CliTest(unittest.TestCase):
         self.assertEqual(rows, {"tokio": "400", "app": "284",
                                 "main": "30", "other": "90"})
 
+    def test_gap_to_a_base(self):
+        # THREAD2 as the base: its `(below main)` (30) and park (400) are
+        # matched by name in THREAD1 + THREAD2, which adds main, helper
+        # and malloc; the widest gap first, the rest summed.
+        with TempFiles(THREAD1, THREAD2) as paths, TempFiles(THREAD2) as base:
+            code, out, _ = run(paths + ["--requests", "1", "--base", base[0],
+                                        "--top", "2"])
+        lines = out.splitlines()
+        self.assertEqual(code, 0)
+        self.assertEqual(lines[0], "804")
+        self.assertEqual([line.split() for line in lines[2:]],
+                         [["260", "0", "260", "app::helper"],
+                          ["90", "0", "90", "malloc"],
+                          ["24", "430", "454", "(3", "other", "functions)"]])
+
     def test_missing_file(self):
         code, out, err = run(["/nonexistent/callgrind.out", "--requests", "1"])
         self.assertEqual((code, out), (2, ""))
