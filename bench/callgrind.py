@@ -29,8 +29,9 @@ Usage:
       per request in FILE... minus its self Ir per request in BASEFILE...
       (measured over the same N requests), the K widest gaps first
       (default 40; no --top table then), then what the rows left out add
-      up to.  Functions are
-      matched by name alone: the two programs are different objects.
+      up to.  Functions are matched by name alone: the two programs are
+      different objects.  With --area, each area's gap follows (label,
+      gap, base, this), a function going to an area as without --base.
 
 Several files (one per thread/part: out.1, out.2, out-01, ...) are summed.
 A file's total is its `totals:` line, else its `summary:` line, else the sum
@@ -271,7 +272,13 @@ def main(argv=None):
         print_callers(profile, args.requests, callers, args.top or 30)
     if args.base:
         print_gap(profile, base, args.requests, args.top or 40)
-    if areas:
+    if areas and args.base:
+        here, there = group(profile, areas), group(base, areas)
+        for label in here:
+            was = per_request(there[label], args.requests)
+            now = per_request(here[label], args.requests)
+            print(f"{label:<24} {now - was:>9} {was:>9} {now:>9}")
+    elif areas:
         for label, ir in group(profile, areas).items():
             print(f"{label:<24} {per_request(ir, args.requests):>12}")
     return 0

@@ -225,6 +225,20 @@ class CliTest(unittest.TestCase):
                           ["90", "0", "90", "malloc"],
                           ["24", "430", "454", "(3", "other", "functions)"]])
 
+    def test_gap_per_area(self):
+        with TempFiles(THREAD1, THREAD2) as paths, TempFiles(THREAD2) as base:
+            code, out, _ = run(paths + ["--requests", "1", "--base", base[0],
+                                        "--top", "1",
+                                        "--area", "tokio=^tokio::",
+                                        "--area", "app=^app::"])
+        rows = {line.split()[0]: line.split()[1:] for line in out.splitlines()[-3:]}
+        self.assertEqual(code, 0)
+        # The base has no app:: function; "(below main)" (30) and malloc
+        # (90) are "other", in the base only the former.
+        self.assertEqual(rows, {"tokio": ["0", "400", "400"],
+                                "app": ["284", "0", "284"],
+                                "other": ["90", "30", "120"]})
+
     def test_missing_file(self):
         code, out, err = run(["/nonexistent/callgrind.out", "--requests", "1"])
         self.assertEqual((code, out), (2, ""))
