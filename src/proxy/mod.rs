@@ -197,21 +197,21 @@ impl Proxy {
     ) -> Result<Response<Answer>, Infallible> {
         let _in_flight = self.metrics.in_flight();
         let started = Instant::now();
-        let method = request.method().clone();
         // Named by the pipeline's first step.
         let mut request_id = HeaderValue::from_static("");
-        let mut record = Record {
-            target: request.uri().clone(),
-            ..Record::default()
-        };
-        // The request is in the pipeline's future, not beside it as well:
-        // a local dead before the await takes no room in this one.
+        let mut record = Record::default();
+        // The pipeline borrows the request's parts: its future, which the
+        // handler's holds, would otherwise hold them twice (an `async fn`
+        // keeps its arguments beside its locals).
+        let (mut parts, body) = request.into_parts();
         let pipeline = {
-            let (parts, body) = request.into_parts();
             let body = Linger::new(PacedBody::new(body, self.body_pace));
-            self.pipeline(parts, body, &peer, &mut request_id, &mut record)
+            self.pipeline(&mut parts, body, &peer, &mut request_id, &mut record)
         };
         let result = pipeline.await;
+        // Only the log line needs them now: moved, not copied.
+        record.target = parts.uri;
+        let method = parts.method;
         let (mut response, error) = match result {
             Ok(response) => (response, None),
             Err(error) => (error.to_response().map(from_full), Some(error)),
@@ -257,7 +257,7 @@ impl Proxy {
     /// request (`request_id`).
     async fn pipeline(
         &self,
-        mut parts: http::request::Parts,
+        parts: &mut http::request::Parts,
         body: ClientBody,
         peer: &Peer,
         request_id: &mut HeaderValue,
@@ -295,7 +295,7 @@ impl Proxy {
             _ => {}
         }
         if let Ok(Target::Facade(path)) = target {
-            return Box::pin(self.facade.answer(path, &parts, body, record)).await;
+            return Box::pin(self.facade.answer(path, parts, body, record)).await;
         }
         // A facade session, or a local key.
         let session = self.facade.session_with(&known, &peer.sessions)?;
