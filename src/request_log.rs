@@ -200,16 +200,29 @@ impl<B> Drop for Logged<B> {
 /// how it ended (status, bytes, whether the answer was cut, the error and
 /// what refused it). A request the proxy refused as a forbidden operation,
 /// or whose answer the upstream cut, is logged at `warn`.
+/// Whether request lines of `level` (`INFO`, or `WARN` for the refused
+/// and the cut-off) are written. Asked here, so that `RUST_LOG` decides by
+/// the lines' own target, `keystone_proxy::request_log`, wherever the
+/// question comes from: the proxy, preparing a line's record, must not
+/// drop or thin a line by its own module's filter.
+pub(crate) fn lines_on(level: tracing::Level) -> bool {
+    match level {
+        tracing::Level::WARN => tracing::enabled!(tracing::Level::WARN),
+        tracing::Level::INFO => tracing::enabled!(tracing::Level::INFO),
+        _ => false,
+    }
+}
+
 fn write(line: &Line, end: End, bytes: u64, reason: Option<&dyn std::fmt::Display>) {
     let error = line.error.as_ref();
     let warn = matches!(error, Some(ProxyError::ForbiddenOperation { .. }))
         || matches!(end, End::UpstreamStalled | End::UpstreamBroke);
     // The fields cost time to prepare: not at all when the line is off.
-    let on = match warn {
-        true => tracing::enabled!(tracing::Level::WARN),
-        false => tracing::enabled!(tracing::Level::INFO),
+    let level = match warn {
+        true => tracing::Level::WARN,
+        false => tracing::Level::INFO,
     };
-    if !on {
+    if !lines_on(level) {
         return;
     }
     let record = &line.record;
@@ -229,10 +242,6 @@ fn write(line: &Line, end: End, bytes: u64, reason: Option<&dyn std::fmt::Displa
     let reason = match error {
         Some(error) => Some(error.to_string()),
         None => reason.map(ToString::to_string),
-    };
-    let level = match warn {
-        true => tracing::Level::WARN,
-        false => tracing::Level::INFO,
     };
     crate::logging::line(level, module_path!(), "request", |fields| {
         fields.str("request_id", request_id);

@@ -41,7 +41,7 @@ use crate::keystone::Keystone;
 use crate::known_headers::KnownHeaders;
 use crate::metrics::Metrics;
 pub(crate) use crate::request_log::Record;
-use crate::request_log::{Line, Logged};
+use crate::request_log::{self, Line, Logged};
 use crate::rewrite::{self, LinkMap};
 use crate::route::{self, Route, Target};
 use crate::sessions::{SessionMemo, SessionState, Sessions};
@@ -237,7 +237,7 @@ impl Proxy {
         if let Some(reason) = error.as_ref().and_then(ProxyError::refused_by) {
             self.metrics.refused(client, reason);
         }
-        let logging = tracing::enabled!(tracing::Level::WARN);
+        let logging = request_log::lines_on(tracing::Level::WARN);
         let line = (logging || record.slot.is_some()).then(|| {
             Box::new(Line {
                 request_id,
@@ -319,7 +319,7 @@ impl Proxy {
                 .clouds
                 .scope(&client, cloud, route.project.as_deref())?,
         };
-        if tracing::enabled!(tracing::Level::INFO) {
+        if request_log::lines_on(tracing::Level::INFO) {
             // Only the log line needs a copy of the name.
             record.project = scope.project.as_ref().map(|p| p.label().to_string());
         }

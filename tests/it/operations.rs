@@ -185,6 +185,26 @@ async fn request_ids_and_one_log_line_per_request() {
     assert_eq!(bad["status"], 401);
 }
 
+/// The request line is filtered by its own target alone: an operator who
+/// quiets the rest of the proxy (`RUST_LOG=warn,…request_log=info`)
+/// still gets every request line, whole (its project too).
+#[tokio::test]
+async fn the_request_line_follows_its_own_filter_only() {
+    for rest in ["warn", "error"] {
+        let filter = format!("{rest},keystone_proxy::request_log=info");
+        let stack = Stack::start_with(|config| config.rust_log = Some(filter.clone())).await;
+        assert_eq!(stack.get("/compute/servers", ANY_KEY).await.status, 200);
+        eventually(Duration::from_secs(3), || {
+            !log_lines(&stack.proxy, "request").is_empty()
+        })
+        .await;
+        let lines = log_lines(&stack.proxy, "request");
+        assert_eq!(lines.len(), 1, "{filter}: {lines:?}");
+        assert_eq!(lines[0]["fields"]["project"], "demo", "{filter}");
+        assert_eq!(lines[0]["fields"]["status"], 200, "{filter}");
+    }
+}
+
 /// `listen.workers`: that many threads, each accepting on a listening
 /// socket of its own (the kernel spreads connections over them), and
 /// every one of them serves: 90 connections at once, each answered.
