@@ -195,16 +195,12 @@ impl<B> Drop for Logged<B> {
     }
 }
 
-/// One line per request, with what an operator needs to follow it: who
-/// (client, project), what (service, method, path without the query) and
-/// how it ended (status, bytes, whether the answer was cut, the error and
-/// what refused it). A request the proxy refused as a forbidden operation,
-/// or whose answer the upstream cut, is logged at `warn`.
 /// Whether request lines of `level` (`INFO`, or `WARN` for the refused
-/// and the cut-off) are written. Asked here, so that `RUST_LOG` decides by
-/// the lines' own target, `keystone_proxy::request_log`, wherever the
-/// question comes from: the proxy, preparing a line's record, must not
-/// drop or thin a line by its own module's filter.
+/// and the cut-off; none is written at another level) are written. Asked
+/// here, so that `RUST_LOG` decides by the lines' own target,
+/// `keystone_proxy::request_log`, wherever the question comes from: the
+/// proxy, preparing a line's record, must not drop or thin a line by its
+/// own module's filter.
 pub(crate) fn lines_on(level: tracing::Level) -> bool {
     match level {
         tracing::Level::WARN => tracing::enabled!(tracing::Level::WARN),
@@ -213,6 +209,11 @@ pub(crate) fn lines_on(level: tracing::Level) -> bool {
     }
 }
 
+/// One line per request, with what an operator needs to follow it: who
+/// (client, project), what (service, method, path without the query) and
+/// how it ended (status, bytes, whether the answer was cut, the error and
+/// what refused it). A request the proxy refused as a forbidden operation,
+/// or whose answer the upstream cut, is logged at `warn`.
 fn write(line: &Line, end: End, bytes: u64, reason: Option<&dyn std::fmt::Display>) {
     let error = line.error.as_ref();
     let warn = matches!(error, Some(ProxyError::ForbiddenOperation { .. }))
